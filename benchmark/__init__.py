@@ -1,0 +1,1 @@
+"""MissBench harness: trains, evaluates and reports; knows no specific method or dataset."""

@@ -1,0 +1,261 @@
+"""Command line: `python run_benchmark.py [run flags]`, `... list`, `... show-data`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from rich.table import Table
+
+from benchmark.errors import BenchmarkError
+from benchmark.options import parse_named_list
+from benchmark.presets import PRESETS
+from benchmark.progress import console, results_console, setup_logging
+
+log = logging.getLogger("missbench")
+
+EXAMPLES = """\
+examples:
+  python run_benchmark.py --methods baseline --missing all
+  python run_benchmark.py --methods "baseline,baseline[lr=3e-4]" --seeds 0,1,2
+  python run_benchmark.py --dataset synthetic_3m --missing dsm,sar --steps 200
+  python run_benchmark.py --dataset "synthetic[train_tiles=32,seed=1]" --device cuda
+  python run_benchmark.py list
+  python run_benchmark.py show-data --dataset synthetic_3m --out docs/synthetic_sample.png
+"""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports a bad flag as one line (plus exit status 2), not a usage dump."""
+
+    def error(self, message: str):  # noqa: D102
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def default_data_root() -> Path:
+    return Path(os.environ.get("MISSBENCH_DATA", "data"))
+
+
+def run_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(
+        prog="run_benchmark.py",
+        description="Train and evaluate missing-modality segmentation methods on every "
+        "missing-modality scenario and write a leaderboard. Subcommands: `list` (methods, "
+        "datasets, presets), `show-data` (plot a dataset's modalities and labels).",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--methods",
+        default="baseline",
+        help="comma-separated methods, each optionally with hyperparameter "
+        "overrides in brackets, e.g. 'baseline,baseline[lr=3e-4]' "
+        "(default: baseline; see `list`)",
+    )
+    parser.add_argument(
+        "--missing",
+        default="all",
+        help="scenarios to report: 'all' (every non-empty subset of the "
+        "modalities), 'none' (all present), or modalities to remove, e.g. "
+        "'dsm' or 'dsm,sar' (one scenario each; 'dsm+sar' removes both). "
+        "The all-present scenario is always reported (default: all)",
+    )
+    parser.add_argument(
+        "--dataset",
+        default="synthetic",
+        help="dataset(s), comma-separated, options in brackets, e.g. "
+        "'synthetic_3m' or 'synthetic[train_tiles=32]' (default: synthetic)",
+    )
+    parser.add_argument(
+        "--preset",
+        default="quick",
+        help=f"training budget: {', '.join(PRESETS.names())} (default: quick)",
+    )
+    parser.add_argument(
+        "--seeds", default="0", help="comma-separated integer seeds, e.g. 0,1,2 (default: 0)"
+    )
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="override the preset's number of training steps, e.g. 200",
+    )
+    parser.add_argument(
+        "--device",
+        default="auto",
+        choices=("auto", "cpu", "cuda"),
+        help="auto = cuda when available, else cpu (default: auto)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("results"),
+        help="output directory for leaderboard.csv and runs/ (default: results)",
+    )
+    parser.add_argument(
+        "--data-root",
+        type=Path,
+        default=None,
+        help="where datasets live or are generated (default: $MISSBENCH_DATA or ./data)",
+    )
+    parser.add_argument(
+        "--debug", action="store_true", help="show full tracebacks instead of one-line errors"
+    )
+    return parser
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    try:
+        seeds = tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise BenchmarkError(f"--seeds {text!r}: expected comma-separated integers") from None
+    if not seeds or any(s < 0 for s in seeds):
+        raise BenchmarkError(f"--seeds {text!r}: expected non-negative integers")
+    return tuple(dict.fromkeys(seeds))
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise BenchmarkError("--device cuda: no CUDA device is available (use cpu or auto)")
+    return torch.device(name)
+
+
+def command_run(args: argparse.Namespace) -> int:
+    from benchmark import reporting
+    from benchmark.scenarios import scenarios_for_missing
+    from benchmark.sweep import Grid, expand, run_local
+    from datasets import DATASETS
+    from methods import METHODS
+
+    methods = parse_named_list(args.methods)
+    for method in methods:
+        METHODS.canonical(method.name)
+    datasets = parse_named_list(args.dataset)
+    for dataset in datasets:
+        DATASETS.canonical(dataset.name)
+    preset = PRESETS.get(args.preset)
+    seeds = parse_seeds(args.seeds)
+    device = resolve_device(args.device)
+    data_root = args.data_root or default_data_root()
+    grid = Grid(tuple(methods), tuple(datasets), seeds, preset, args.steps)
+    specs = expand(grid)  # validates every name and override before any training
+    wanted = {}
+    for spec in specs:
+        wanted[spec.dataset] = {
+            str(s) for s in scenarios_for_missing(args.missing, spec.train_modalities)
+        }
+    check_out_dir(args.out)
+
+    start = time.perf_counter()
+    console.log(f"{len(specs)} run(s) on {device} · preset {preset.name} · out {args.out}")
+    outcomes = run_local(specs, data_root, args.out, device)
+    records = []
+    for outcome in outcomes:
+        for rec in outcome.records:
+            rec = dict(rec, method=outcome.spec.label)
+            if rec["scenario"] in wanted[rec["dataset"]]:
+                records.append(rec)
+    board = reporting.leaderboard(records)
+    path = args.out / "leaderboard.csv"
+    reporting.write_csv(board, path)
+    labels = list(dict.fromkeys(spec.label for spec in specs))
+    for dataset in dict.fromkeys(spec.dataset for spec in specs):
+        results_console.print(reporting.wide_table(board, labels, dataset))
+    console.print(
+        f"leaderboard: [bold]{path}[/bold] ({len(board)} rows) · runs: "
+        f"{args.out / 'runs'}/<run_id>/ (spec.json, records.jsonl, train_log.jsonl, "
+        f"model.pt) · wall {time.perf_counter() - start:.0f} s"
+    )
+    return 0
+
+
+def check_out_dir(out: Path) -> None:
+    """Refuse an --out that is a file or cannot be written, before anything is written."""
+    if out.exists() and not out.is_dir():
+        raise BenchmarkError(f"--out {out}: exists and is not a directory")
+    probe = out if out.exists() else next((p for p in out.parents if p.exists()), Path("."))
+    if not os.access(probe, os.W_OK):
+        raise BenchmarkError(f"--out {out}: not writable")
+
+
+def command_list(argv: Sequence[str]) -> int:
+    from benchmark.listing import registry_markdown, registry_tables, update_readme
+
+    parser = OneLineParser(
+        prog="run_benchmark.py list", description="List registered methods, datasets and presets."
+    )
+    parser.add_argument(
+        "--markdown",
+        action="store_true",
+        help="print Markdown tables (the README's tables are made this way)",
+    )
+    parser.add_argument(
+        "--update-readme",
+        type=Path,
+        default=None,
+        metavar="README",
+        help="rewrite the generated tables between the markers in README",
+    )
+    args = parser.parse_args(argv)
+    if args.update_readme is not None:
+        update_readme(args.update_readme)
+        console.print(f"updated the registry tables in {args.update_readme}")
+        return 0
+    if args.markdown:
+        sys.stdout.write(registry_markdown())
+        return 0
+    for title, columns, rows in registry_tables():
+        table = Table(title=title)
+        for column in columns:
+            table.add_column(column)
+        for row in rows:
+            table.add_row(*row)
+        results_console.print(table)
+    return 0
+
+
+def command_show_data(argv: Sequence[str]) -> int:
+    from datasets.plotting import save_example_figure
+
+    parser = OneLineParser(
+        prog="run_benchmark.py show-data",
+        description="Plot test scenes of a dataset: modalities and labels.",
+    )
+    parser.add_argument("--dataset", default="synthetic_3m")
+    parser.add_argument("--out", type=Path, default=Path("synthetic_sample.png"))
+    parser.add_argument("--n", type=int, default=3, help="number of scenes (rows)")
+    parser.add_argument("--data-root", type=Path, default=None)
+    args = parser.parse_args(argv)
+    save_example_figure(args.dataset, args.data_root or default_data_root(), args.out, n=args.n)
+    console.print(f"wrote {args.out}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    setup_logging(logging.DEBUG if debug else logging.INFO)
+    try:
+        if argv and argv[0] == "list":
+            return command_list(argv[1:])
+        if argv and argv[0] == "show-data":
+            return command_show_data(argv[1:])
+        if argv and argv[0] == "run":
+            argv = argv[1:]
+        return command_run(run_parser().parse_args(argv))
+    except BenchmarkError as error:
+        if debug:
+            raise
+        console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+        return 2
+    except KeyboardInterrupt:
+        console.print("interrupted: finished runs are kept; rerun the same command to resume")
+        return 130

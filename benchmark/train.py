@@ -1,0 +1,319 @@
+"""Execute one run: train with periodic validation and checkpoints, select, evaluate, record.
+
+The run directory is content-addressed (`<out>/runs/<run_id>/`); `done` is written last, so a
+directory without it is resumed from `checkpoint.pt`, and one with it is skipped.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import random
+import resource
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from benchmark.data import PatchSampler
+from benchmark.errors import BenchmarkError
+from benchmark.evaluate import evaluate_split
+from benchmark.io import atomic_torch_save, atomic_write_json, atomic_write_jsonl, read_jsonl
+from benchmark.method import Method, TrainContext
+from benchmark.metrics import ConfusionMatrix
+from benchmark.progress import progress_bar
+from benchmark.provenance import git_commit, versions
+from benchmark.records import SELECTION_FULL_VAL, EvalRecord, RunSpec
+from benchmark.scenarios import Scenario, all_scenarios
+from datasets import DATASETS
+from datasets.base import MultiModalDataset
+from methods import METHODS
+
+log = logging.getLogger(__name__)
+
+DONE = "done"
+CHECKPOINT = "checkpoint.pt"
+MODEL = "model.pt"
+RECORDS = "records.jsonl"
+TRAIN_LOG = "train_log.jsonl"
+SPEC = "spec.json"
+LOG_EVERY = 10
+
+
+def run_dir(out: Path, spec: RunSpec) -> Path:
+    return Path(out) / "runs" / spec.run_id
+
+
+def is_done(out: Path, spec: RunSpec) -> bool:
+    return (run_dir(out, spec) / DONE).exists()
+
+
+def load_records(out: Path, spec: RunSpec) -> list[dict]:
+    return read_jsonl(run_dir(out, spec) / RECORDS)
+
+
+def open_dataset(spec: RunSpec, split: str, data_root: Path) -> MultiModalDataset:
+    cls = DATASETS.get(spec.dataset)
+    options = cls.make_options(dict(spec.dataset_options))
+    return cls(data_root, split, options)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def class_frequencies(dataset: MultiModalDataset) -> tuple[float, ...]:
+    counts = dataset.class_pixel_counts().astype(np.float64)
+    if counts.sum() == 0:
+        raise BenchmarkError(f"dataset {dataset.spec.name!r}: no labelled training pixels")
+    return tuple(float(c) for c in counts / counts.sum())
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@dataclass
+class RunOutcome:
+    spec: RunSpec
+    records: list[dict]
+    skipped: bool
+    seconds: float
+
+
+class RunExecutor:
+    """Trains and evaluates one `RunSpec` into its run directory."""
+
+    def __init__(self, spec: RunSpec, data_root: Path, out: Path, device: torch.device) -> None:
+        self.spec = spec
+        self.dir = run_dir(out, spec)
+        self.device = device
+        self.data_root = Path(data_root)
+
+    def execute(self) -> RunOutcome:
+        start = time.perf_counter()
+        if (self.dir / DONE).exists():
+            return RunOutcome(self.spec, read_jsonl(self.dir / RECORDS), True, 0.0)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(self.dir / SPEC, self.spec.to_json())
+        records = self._train_and_evaluate()
+        atomic_write_jsonl(self.dir / RECORDS, records)
+        (self.dir / CHECKPOINT).unlink(missing_ok=True)
+        (self.dir / DONE).write_text(datetime.now(UTC).isoformat() + "\n")
+        return RunOutcome(self.spec, records, False, time.perf_counter() - start)
+
+    # --------------------------------------------------------------------- internals
+    def _build(self) -> tuple[Method, MultiModalDataset, MultiModalDataset, MultiModalDataset]:
+        train = open_dataset(self.spec, "train", self.data_root)
+        val = open_dataset(self.spec, "val", self.data_root)
+        test = open_dataset(self.spec, "test", self.data_root)
+        context = TrainContext(
+            total_steps=self.spec.steps,
+            class_frequencies=class_frequencies(train),
+            train_modalities=self.spec.train_modalities,
+        )
+        seed_everything(self.spec.seed)
+        method_cls = METHODS.get(self.spec.method)
+        method = method_cls(train.spec, self.spec.hparams_dict, context).to(self.device)
+        method.train()
+        return method, train, val, test
+
+    def _train_and_evaluate(self) -> list[dict]:
+        spec = self.spec
+        method, train, val, test = self._build()
+        hp = spec.hparams_dict
+        sampler = PatchSampler(
+            train, hp["batch_size"], hp["crop_size"], spec.seed, spec.train_modalities
+        )
+        full = Scenario(frozenset(spec.train_modalities))
+        state = self._resume(method)
+        step, best, history, val_records = (
+            state["step"],
+            state["best"],
+            state["history"],
+            state["val_records"],
+        )
+        train_seconds = state["train_seconds"]
+        with progress_bar() as bar:
+            self.bar = bar
+            task = bar.add_task(
+                f"train {spec.label} seed {spec.seed}", total=spec.steps, completed=step, info=""
+            )
+            tic = time.perf_counter()
+            while step < spec.steps:
+                batch = {
+                    k: v.to(self.device, non_blocking=True) for k, v in sampler.batch(step).items()
+                }
+                losses = method.update(batch, step)
+                step += 1
+                if not all(np.isfinite(v) for v in losses.values()):
+                    raise FloatingPointError(f"non-finite loss at step {step}: {losses}")
+                if step % LOG_EVERY == 0 or step == spec.steps:
+                    elapsed = train_seconds + time.perf_counter() - tic
+                    history.append({"step": step, "seconds": round(elapsed, 3), **losses})
+                    rate = step / max(elapsed, 1e-9)
+                    bar.update(
+                        task, info=f"loss {losses.get('loss', float('nan')):.3f} {rate:.2f} it/s"
+                    )
+                bar.update(task, completed=step)
+                if step % spec.val_every == 0 or step == spec.steps:
+                    train_seconds += time.perf_counter() - tic
+                    record, score = self._validate(method, val, full, step, train_seconds)
+                    val_records.append(record)
+                    if best is None or score > best["miou"]:
+                        best = {
+                            "step": step,
+                            "miou": score,
+                            "model": copy.deepcopy(method.state_dict()),
+                        }
+                    self._save_checkpoint(method, step, best, history, val_records, train_seconds)
+                    tic = time.perf_counter()
+            atomic_write_jsonl(self.dir / TRAIN_LOG, history)
+            method.load_state_dict(best["model"])
+            atomic_torch_save(
+                {"run_id": spec.run_id, "step": best["step"], "model": best["model"]},
+                self.dir / MODEL,
+            )
+            records = list(val_records)
+            scenarios = all_scenarios(spec.train_modalities)
+            for split, dataset in (("val", val), ("test", test)):
+                records += self._evaluate(
+                    method, dataset, split, scenarios, best["step"], train_seconds
+                )
+        return records
+
+    def _resume(self, method: Method) -> dict:
+        path = self.dir / CHECKPOINT
+        fresh = {"step": 0, "best": None, "history": [], "val_records": [], "train_seconds": 0.0}
+        if not path.exists():
+            return fresh
+        try:
+            state = torch.load(path, map_location=self.device, weights_only=True)
+        except Exception as error:  # a torn or foreign file: start over, keep nothing from it
+            log.warning("ignoring unreadable checkpoint %s (%s); starting fresh", path, error)
+            return fresh
+        if state.get("run_id") != self.spec.run_id:
+            log.warning("checkpoint %s belongs to another run; starting fresh", path)
+            return fresh
+        method.restore(state["method"])
+        torch.set_rng_state(state["torch_rng"].cpu())
+        log.info("resuming %s from step %d", self.spec.run_id, state["step"])
+        return {k: state[k] for k in fresh}
+
+    def _save_checkpoint(self, method, step, best, history, val_records, train_seconds) -> None:
+        atomic_torch_save(
+            {
+                "run_id": self.spec.run_id,
+                "step": step,
+                "method": method.checkpoint(),
+                "best": best,
+                "history": history,
+                "val_records": val_records,
+                "train_seconds": train_seconds,
+                "torch_rng": torch.get_rng_state(),
+            },
+            self.dir / CHECKPOINT,
+        )
+
+    def _validate(self, method, val, full: Scenario, step: int, train_seconds: float):
+        records = self._evaluate(method, val, "val", [full], step, train_seconds, selection="")
+        return records[0], records[0]["miou"]
+
+    def _evaluate(
+        self,
+        method,
+        dataset,
+        split,
+        scenarios,
+        step,
+        train_seconds,
+        selection: str = SELECTION_FULL_VAL,
+    ) -> list[dict]:
+        tic = time.perf_counter()
+        hp = self.spec.hparams_dict
+        bar = self.bar
+        task = bar.add_task(
+            f"eval {split} · {len(scenarios)} scenario(s)", total=len(dataset), info=""
+        )
+        matrices = evaluate_split(
+            method,
+            dataset,
+            scenarios,
+            window=hp["crop_size"],
+            overlap=self.spec.eval_overlap,
+            batch_size=self.spec.eval_batch_size,
+            device=self.device,
+            on_tile=lambda: bar.advance(task),
+        )
+        bar.remove_task(task)
+        seconds = (time.perf_counter() - tic) / max(1, len(scenarios))
+        return [
+            self._record(
+                dataset, split, scenario, matrix, step, selection, seconds, train_seconds, method
+            )
+            for scenario, matrix in matrices.items()
+        ]
+
+    def _record(
+        self,
+        dataset,
+        split,
+        scenario,
+        matrix: ConfusionMatrix,
+        step,
+        selection,
+        eval_seconds,
+        train_seconds,
+        method: Method,
+    ) -> dict:
+        spec = self.spec
+        ds = dataset.spec
+        scores = matrix.compute(ds.eval_classes)
+        diagnostics = getattr(method, "diagnostics", None)
+        record = EvalRecord(
+            run_id=spec.run_id,
+            method=spec.label or spec.method,
+            method_name=spec.method,
+            dataset=spec.dataset,
+            dataset_options=dict(spec.dataset_options),
+            hparams=spec.hparams_dict,
+            seed=spec.seed,
+            steps=spec.steps,
+            preset=spec.preset,
+            checkpoint_step=step,
+            split=split,
+            scenario=str(scenario),
+            missing=scenario.missing_label(spec.train_modalities),
+            n_present=len(scenario.present),
+            selection=selection,
+            miou=scores.miou,
+            mf1=scores.mf1,
+            oa=scores.oa,
+            kappa=scores.kappa,
+            classes=list(ds.classes),
+            iou=list(scores.iou),
+            f1=list(scores.f1),
+            precision=list(scores.precision),
+            recall=list(scores.recall),
+            support=list(scores.support),
+            confusion=matrix.matrix.tolist(),
+            eval_classes=list(ds.eval_class_names),
+            ignore_index=ds.ignore_index,
+            label_set=ds.label_set,
+            eval_seconds=round(eval_seconds, 3),
+            train_seconds=round(train_seconds, 3),
+            peak_memory_mb=round(peak_memory_mb(self.device), 1),
+            device=str(self.device),
+            commit=git_commit(),
+            versions=versions(),
+            timestamp=datetime.now(UTC).isoformat(timespec="seconds"),
+            extra=dict(diagnostics()) if callable(diagnostics) else {},
+        )
+        return record.to_json()

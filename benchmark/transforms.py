@@ -1,0 +1,64 @@
+"""Normalisation and joint geometric augmentation of co-registered samples."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from benchmark.spec import MASK, DatasetSpec
+
+
+class Normalizer:
+    """Per-band standardisation with the spec's statistics: x' = (x - mean) / std.
+
+    After this, 0 is a modality's mean value, which is what "zero-filling" means in MissBench.
+    Non-finite raw values (nodata) become 0 too, i.e. the mean.
+    """
+
+    def __init__(self, spec: DatasetSpec) -> None:
+        self.stats = {
+            m.name: (
+                np.asarray(m.mean, dtype=np.float32).reshape(-1, 1, 1),
+                np.asarray(m.std, dtype=np.float32).reshape(-1, 1, 1),
+            )
+            for m in spec.modalities
+        }
+
+    def __call__(self, sample: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        for key, value in sample.items():
+            if key == MASK:
+                out[key] = value
+            elif key in self.stats:
+                mean, std = self.stats[key]
+                normed = (value.astype(np.float32, copy=False) - mean) / std
+                out[key] = np.nan_to_num(normed, nan=0.0, posinf=0.0, neginf=0.0)
+        return out
+
+
+def random_dihedral(sample: Mapping[str, np.ndarray], rng: np.random.Generator) -> dict:
+    """The same random flip and 90° rotation applied to every modality and the mask."""
+    k = int(rng.integers(4))
+    flip = bool(rng.integers(2))
+    out = {}
+    for key, value in sample.items():
+        axes = (-2, -1)
+        array = np.rot90(value, k=k, axes=axes)
+        if flip:
+            array = np.flip(array, axis=-1)
+        out[key] = array
+    return out
+
+
+def to_tensors(samples: list[Mapping[str, np.ndarray]]) -> dict[str, Tensor]:
+    """Stack a list of samples into a batch of tensors (float32 modalities, int64 mask)."""
+    keys = samples[0].keys()
+    batch: dict[str, Tensor] = {}
+    for key in keys:
+        stacked = np.stack([np.ascontiguousarray(s[key]) for s in samples])
+        tensor = torch.from_numpy(stacked)
+        batch[key] = tensor.long() if key == MASK else tensor.float()
+    return batch

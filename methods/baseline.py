@@ -1,0 +1,64 @@
+"""Fusion network trained on complete data; a missing modality is zero-filled at test time."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from torch import Tensor
+
+from benchmark.method import Batch, Method, labels_of, modality_inputs
+from methods import METHODS
+from methods.components import FusionSegmenter
+
+
+def mean_fill(
+    inputs: Mapping[str, Tensor], modalities: tuple[str, ...], channels: Mapping[str, int]
+) -> dict[str, Tensor]:
+    """Add zeros for absent modalities. Inputs are normalised, so zero is the training mean."""
+    ref = next(iter(inputs.values()))
+    batch, _, height, width = ref.shape
+    filled = dict(inputs)
+    for name in modalities:
+        if name not in filled:
+            filled[name] = ref.new_zeros(batch, channels[name], height, width)
+    return filled
+
+
+@METHODS.register("baseline", aliases=("zero_fill",))
+class Baseline(Method):
+    """Multimodal fusion trained with all modalities; missing inputs are mean-filled."""
+
+    SUMMARY = "Per-modality timm encoders, concat fusion at every scale, FPN decoder."
+    MISSING_MODALITY = "zero-fills it in normalised input space (= the training mean)"
+    PAPER = None
+    DEVIATIONS = (
+        "Not a published method: the standard lower bound of the missing-modality literature.",
+    )
+
+    def __init__(self, spec, hparams, context) -> None:
+        super().__init__(spec, hparams, context)
+        self.modalities = context.train_modalities
+        self.net = FusionSegmenter(
+            spec,
+            self.modalities,
+            backbone=self.hparams["backbone"],
+            decoder_channels=self.hparams["decoder_channels"],
+            pretrained=self.hparams["pretrained"],
+        )
+        self.channels = {m: spec.modality(m).channels for m in self.modalities}
+        self.configure_optimizer(self.parameters())
+
+    def update(self, batch: Batch, step: int) -> dict[str, float]:
+        with self.autocast():
+            logits = self.net(modality_inputs(batch))
+        loss = self.segmentation_loss(logits, labels_of(batch))
+        self.optimisation_step(loss)
+        return {"loss": float(loss.detach())}
+
+    def predict(self, inputs: Mapping[str, Tensor]) -> Tensor:
+        present = {k: v for k, v in inputs.items() if k in self.channels}
+        with self.autocast():
+            return self.net(mean_fill(present, self.modalities, self.channels)).float()
+
+
+__all__ = ["Baseline", "mean_fill"]

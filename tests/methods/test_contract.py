@@ -1,0 +1,132 @@
+"""The contract every registered method must honour, on 2- and 3-modality datasets.
+
+Parametrised over the registry: a newly registered method is tested here automatically.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pytest
+import torch
+
+from benchmark.data import PatchSampler
+from benchmark.hparams import resolve_hparams
+from benchmark.method import TrainContext, evaluation_mode, modality_inputs
+from benchmark.presets import PRESETS
+from benchmark.scenarios import all_scenarios
+from datasets import DATASETS
+from methods import METHODS
+from tests.conftest import TINY
+
+DATASET_NAMES = ["synthetic", "synthetic_3m"]
+
+
+class NoLabels(dict):
+    """An input mapping that fails loudly if anything looks for labels."""
+
+    def __getitem__(self, key):
+        if key == "mask":
+            raise AssertionError("predict read the labels")
+        return super().__getitem__(key)
+
+    def get(self, key, default=None):
+        if key == "mask":
+            raise AssertionError("predict read the labels")
+        return super().get(key, default)
+
+
+def build(method_name: str, dataset_name: str, data_root, seed: int = 0, steps: int = 4):
+    cls = DATASETS.get(dataset_name)
+    train = cls(data_root, "train", cls.make_options(TINY))
+    method_cls = METHODS.get(method_name)
+    hparams = resolve_hparams(method_cls.hparam_space(), PRESETS.get("smoke").hparams)
+    context = TrainContext(
+        total_steps=steps,
+        class_frequencies=(1 / 6,) * 6,
+        train_modalities=train.spec.modality_names,
+    )
+    torch.manual_seed(seed)
+    method = method_cls(train.spec, hparams, context)
+    sampler = PatchSampler(train, hparams["batch_size"], hparams["crop_size"], seed=seed)
+    return method, sampler, train.spec
+
+
+def predictions(method, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    inputs = modality_inputs(batch)
+    with evaluation_mode(method):
+        return {
+            str(s): method.predict(NoLabels(s.select(inputs))) for s in all_scenarios(list(inputs))
+        }
+
+
+@pytest.fixture(
+    params=[(m, d) for m in METHODS.names() for d in DATASET_NAMES], ids=lambda p: f"{p[0]}-{p[1]}"
+)
+def case(request, data_root):
+    return (*request.param, data_root)
+
+
+def test_update_returns_finite_losses(case):
+    method, sampler, _ = build(*case)
+    for step in range(2):
+        losses = method.update(sampler.batch(step), step)
+        assert losses and all(np.isfinite(v) for v in losses.values()), losses
+
+
+def test_predict_every_scenario_shape_and_no_labels(case):
+    method, sampler, spec = build(*case)
+    method.update(sampler.batch(0), 0)
+    batch = sampler.batch(1)
+    outputs = predictions(method, batch)
+    assert len(outputs) == 2 ** len(spec.modality_names) - 1
+    b, _, h, w = batch["mask"].shape[0], None, *batch["mask"].shape[-2:]
+    for scenario, logits in outputs.items():
+        assert logits.shape == (b, spec.num_classes, h, w), scenario
+        assert torch.isfinite(logits).all(), scenario
+
+
+def test_full_and_partial_predictions_differ(case):
+    """A method that ignores its inputs would pass the shape test; this one would not."""
+    method, sampler, _ = build(*case)
+    for step in range(2):
+        method.update(sampler.batch(step), step)
+    outputs = predictions(method, sampler.batch(5))
+    values = list(outputs.values())
+    assert any(not torch.allclose(values[0], other) for other in values[1:])
+
+
+def test_same_seed_same_outputs(case):
+    results = []
+    for _ in range(2):
+        method, sampler, _ = build(*case, seed=3)
+        losses = [method.update(sampler.batch(s), s) for s in range(2)]
+        results.append((losses, predictions(method, sampler.batch(7))))
+    assert results[0][0] == results[1][0]
+    for key in results[0][1]:
+        torch.testing.assert_close(results[0][1][key], results[1][1][key], rtol=0, atol=0)
+
+
+def test_checkpoint_round_trip_resumes_exactly(case):
+    method, sampler, _ = build(*case, steps=4)
+    method.update(sampler.batch(0), 0)
+    state = method.checkpoint()
+    rng = torch.get_rng_state()
+    uninterrupted = [method.update(sampler.batch(s), s) for s in (1, 2)]
+    after = predictions(method, sampler.batch(9))
+
+    restored, _, _ = build(*case, seed=99, steps=4)  # different init: restore must override
+    restored.restore(state)
+    torch.set_rng_state(rng)
+    resumed = [restored.update(sampler.batch(s), s) for s in (1, 2)]
+    assert resumed == uninterrupted
+    for key, value in predictions(restored, sampler.batch(9)).items():
+        torch.testing.assert_close(value, after[key])
+
+
+def test_method_documents_itself(case):
+    cls = METHODS.get(case[0])
+    assert cls.__doc__ and cls.SUMMARY and cls.MISSING_MODALITY and cls.DEVIATIONS
+    for name, hp in cls.hparam_space().items():
+        hp.validate(name, hp.default)  # every default lies in its own declared range

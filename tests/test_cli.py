@@ -1,0 +1,156 @@
+"""End to end through the command line on tiny synthetic data (CPU, seconds)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from benchmark import train
+from benchmark.cli import main
+from benchmark.io import read_jsonl
+from tests.conftest import tiny_dataset_arg
+
+SMOKE = ["--preset", "smoke", "--device", "cpu"]
+
+
+def run(args, data_root, out) -> int:
+    return main([*SMOKE, *args, "--data-root", str(data_root), "--out", str(out)])
+
+
+def test_end_to_end_writes_leaderboard_and_rerun_skips(data_root, tmp_path, capsys):
+    out = tmp_path / "results"
+    args = ["--methods", "baseline", "--missing", "all", "--dataset", tiny_dataset_arg()]
+    assert run(args, data_root, out) == 0
+    board = pd.read_csv(out / "leaderboard.csv")
+    required = [
+        "dataset",
+        "method",
+        "scenario",
+        "missing",
+        "seed",
+        "split",
+        "miou",
+        "mf1",
+        "oa",
+        "kappa",
+        "eval_classes",
+        "selection",
+        "steps",
+        "run_id",
+        "commit",
+    ]
+    assert set(required) <= set(board.columns)
+    for name in ("impervious_surfaces", "building", "low_vegetation", "tree", "car", "clutter"):
+        assert f"iou_{name}" in board.columns and f"f1_{name}" in board.columns
+    assert sorted(board["scenario"]) == ["dsm", "dsm+optical", "optical"]
+    assert dict(zip(board["scenario"], board["missing"], strict=True)) == {
+        "dsm+optical": "none",
+        "dsm": "optical",
+        "optical": "dsm",
+    }
+    assert (board["split"] == "test").all() and (board["selection"] == "full_val").all()
+    metrics = board[["miou", "mf1", "oa"]].to_numpy()
+    assert ((metrics >= 0) & (metrics <= 1)).all()
+    run_dir = out / "runs" / board["run_id"].iloc[0]
+    assert (run_dir / "done").exists() and not (run_dir / "checkpoint.pt").exists()
+    assert read_jsonl(run_dir / "train_log.jsonl")
+
+    first = (out / "leaderboard.csv").read_text()
+    capsys.readouterr()
+    assert run(args, data_root, out) == 0
+    assert "skipped (done)" in capsys.readouterr().err
+    assert (out / "leaderboard.csv").read_text() == first
+
+
+def test_missing_flag_filters_scenarios_and_full_is_always_there(data_root, tmp_path):
+    out = tmp_path / "results"
+    args = ["--dataset", tiny_dataset_arg("synthetic_3m"), "--missing", "dsm"]
+    assert run(args, data_root, out) == 0
+    board = pd.read_csv(out / "leaderboard.csv")
+    assert list(board["scenario"]) == ["dsm+optical+sar", "optical+sar"]
+
+
+def test_interrupted_run_resumes_to_the_same_result(data_root, tmp_path, monkeypatch):
+    args = ["--dataset", tiny_dataset_arg(), "--steps", "6"]
+    reference = tmp_path / "reference"
+    assert run(args, data_root, reference) == 0
+
+    out = tmp_path / "interrupted"
+    original = train.RunExecutor._save_checkpoint
+
+    def save_then_die(self, *a, **k):
+        original(self, *a, **k)
+        raise KeyboardInterrupt  # as if Ctrl-C arrived right after the first checkpoint
+
+    monkeypatch.setattr(train.RunExecutor, "_save_checkpoint", save_then_die)
+    assert run(args, data_root, out) == 130
+    run_dirs = list((out / "runs").iterdir())
+    assert (run_dirs[0] / "checkpoint.pt").exists() and not (run_dirs[0] / "done").exists()
+    assert not (out / "leaderboard.csv").exists()
+
+    monkeypatch.setattr(train.RunExecutor, "_save_checkpoint", original)
+    assert run(args, data_root, out) == 0
+    ours = read_jsonl(run_dirs[0] / "records.jsonl")
+    theirs = read_jsonl(reference / "runs" / run_dirs[0].name / "records.jsonl")
+    assert [(r["split"], r["scenario"], r["checkpoint_step"], r["confusion"]) for r in ours] == [
+        (r["split"], r["scenario"], r["checkpoint_step"], r["confusion"]) for r in theirs
+    ]
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--methods", "nope"], "unknown method 'nope'; valid names: baseline"),
+        (["--dataset", "nope"], "unknown dataset 'nope'; valid names: synthetic"),
+        (["--missing", "lidar"], "unknown modality lidar; valid: all, none, dsm, optical"),
+        (["--missing", "dsm+optical"], "leaves no modality present"),
+        (["--preset", "huge"], "unknown preset 'huge'"),
+        (["--methods", "baseline[lr=fast]"], "hyperparameter lr='fast': expected a number"),
+        (["--methods", "baseline[lrr=1]"], "unknown hyperparameter lrr"),
+        (["--methods", "baseline[lr]"], "malformed override"),
+        (["--seeds", "a,b"], "--seeds 'a,b': expected comma-separated integers"),
+        (["--steps", "0"], "--steps must be a positive integer"),
+        (["--dataset", "synthetic[tiles=3]"], "unknown dataset option tiles"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(
+    args, message, data_root, tmp_path, capsys
+):
+    out = tmp_path / "untouched"
+    if "--dataset" not in args:
+        args = [*args, "--dataset", tiny_dataset_arg()]
+    assert run(args, data_root, out) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err
+    assert not out.exists()
+
+
+def test_unknown_flag_exits_2_with_one_line(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--bogus"])
+    assert exc.value.code == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_list_shows_registries(capsys):
+    assert main(["list"]) == 0
+    text = capsys.readouterr().out
+    assert "baseline" in text and "synthetic_3m" in text and "quick" in text
+
+
+def test_list_markdown_is_a_table(capsys):
+    assert main(["list", "--markdown"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "| name | paper | what it does | with a missing modality |" in lines
+    assert any(line.startswith("| `baseline` (alias `zero_fill`)") for line in lines)
+
+
+def test_readme_tables_are_generated_from_the_registries():
+    """Regenerate with `python run_benchmark.py list --update-readme README.md`."""
+    from pathlib import Path
+
+    from benchmark.listing import END, START, registry_markdown
+
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    inner = text.split(START, 1)[1].split(END, 1)[0]
+    assert inner.strip() == registry_markdown().strip()
