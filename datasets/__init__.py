@@ -9,9 +9,6 @@ from datasets.base import MultiModalDataset
 
 DATASETS: Registry[type[MultiModalDataset]] = Registry("dataset")
 
-try:
-    from datasets import synthetic  # noqa: E402,F401
-except ImportError:  # TEMP while helper writes it
-    pass
+from datasets import synthetic  # noqa: E402,F401  (registers synthetic, synthetic_sar, synthetic_3m)
 
 __all__ = ["DATASETS", "MultiModalDataset"]
