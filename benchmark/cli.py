@@ -81,6 +81,13 @@ def run_parser() -> argparse.ArgumentParser:
         "--seeds", default="0", help="comma-separated integer seeds, e.g. 0,1,2 (default: 0)"
     )
     parser.add_argument(
+        "--imbalance",
+        default="1",
+        help="controlled-imbalance factors for the training labels, e.g. 1,10,100: the tail "
+        "classes' labelled share is reduced about F-fold by hiding their labels in random "
+        "16 px blocks (same for every method and seed; see benchmark/imbalance.py) (default: 1)",
+    )
+    parser.add_argument(
         "--steps",
         type=int,
         default=None,
@@ -120,6 +127,18 @@ def parse_seeds(text: str) -> tuple[int, ...]:
     return tuple(dict.fromkeys(seeds))
 
 
+def parse_factors(text: str) -> tuple[float, ...]:
+    try:
+        factors = tuple(float(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise BenchmarkError(
+            f"--imbalance {text!r}: expected comma-separated numbers >= 1"
+        ) from None
+    if not factors or any(not f >= 1 or f == float("inf") for f in factors):
+        raise BenchmarkError(f"--imbalance {text!r}: expected comma-separated numbers >= 1")
+    return tuple(dict.fromkeys(factors))
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -145,7 +164,9 @@ def command_run(args: argparse.Namespace) -> int:
     seeds = parse_seeds(args.seeds)
     device = resolve_device(args.device)
     data_root = args.data_root or default_data_root()
-    grid = Grid(tuple(methods), tuple(datasets), seeds, preset, args.steps)
+    grid = Grid(
+        tuple(methods), tuple(datasets), seeds, preset, args.steps, parse_factors(args.imbalance)
+    )
     specs = expand(grid)  # validates every name and override before any training
     wanted = {}
     for spec in specs:
@@ -167,8 +188,8 @@ def command_run(args: argparse.Namespace) -> int:
     path = args.out / "leaderboard.csv"
     reporting.write_csv(board, path)
     labels = list(dict.fromkeys(spec.label for spec in specs))
-    for dataset in dict.fromkeys(spec.dataset for spec in specs):
-        results_console.print(reporting.wide_table(board, labels, dataset))
+    for dataset, imbalance in dict.fromkeys((spec.dataset, spec.imbalance) for spec in specs):
+        results_console.print(reporting.wide_table(board, labels, dataset, imbalance))
     console.print(
         f"leaderboard: [bold]{path}[/bold] ({len(board)} rows) · runs: "
         f"{args.out / 'runs'}/<run_id>/ (spec.json, records.jsonl, train_log.jsonl, "

@@ -6,7 +6,7 @@ an uninterrupted run would have seen.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from torch import Tensor
@@ -15,6 +15,9 @@ from benchmark.errors import BenchmarkError
 from benchmark.spec import MASK
 from benchmark.transforms import Normalizer, random_dihedral, to_tensors
 from datasets.base import MultiModalDataset
+
+LabelFilter = Callable[[np.ndarray, int, tuple[int, int]], np.ndarray]
+"""(mask window, tile index, window origin) -> mask; e.g. controlled imbalance."""
 
 
 class PatchSampler:
@@ -27,6 +30,7 @@ class PatchSampler:
         crop: int,
         seed: int,
         modalities: Sequence[str] | None = None,
+        label_filter: LabelFilter | None = None,
     ) -> None:
         if len(dataset) == 0:
             raise BenchmarkError(
@@ -38,6 +42,7 @@ class PatchSampler:
         self.seed = seed
         self.modalities = tuple(modalities or dataset.spec.modality_names)
         self.normalize = Normalizer(dataset.spec)
+        self.label_filter = label_filter
         self.shapes = [dataset.tile_shape(i) for i in range(len(dataset))]
 
     def batch(self, step: int) -> dict[str, Tensor]:
@@ -51,5 +56,7 @@ class PatchSampler:
             x = int(rng.integers(width - cw + 1))
             raw = self.dataset.load(index, (slice(y, y + ch), slice(x, x + cw)))
             raw = {k: v for k, v in raw.items() if k in self.modalities or k == MASK}
+            if self.label_filter is not None:
+                raw[MASK] = self.label_filter(raw[MASK], index, (y, x))
             samples.append(random_dihedral(self.normalize(raw), rng))
         return to_tensors(samples)

@@ -107,6 +107,11 @@ def scores_from_confusion(
     )
 
 
+def tier_mean(per_class: tuple[float, ...], classes: tuple[int, ...]) -> float:
+    """Macro mean over a subset of classes (NaN when the subset is empty or all undefined)."""
+    return _nanmean(np.asarray([per_class[c] for c in classes], dtype=np.float64))
+
+
 def _nanmean(values: np.ndarray) -> float:
     values = values[~np.isnan(values)]
     return float(values.mean()) if values.size else float("nan")

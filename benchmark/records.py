@@ -33,6 +33,8 @@ class RunSpec:
     eval_overlap: float
     eval_batch_size: int
     train_modalities: tuple[str, ...]
+    imbalance: float = 1.0
+    """Controlled-imbalance factor for the training labels (benchmark/imbalance.py)."""
     harness_version: int = HARNESS_VERSION
     label: str = field(default="", compare=False)
     """Display name, e.g. `baseline[lr=0.0003]`; not part of the hash."""
@@ -90,6 +92,7 @@ class EvalRecord:
     seed: int
     steps: int
     preset: str
+    imbalance: float
     checkpoint_step: int
     split: str
     scenario: str
@@ -109,6 +112,10 @@ class EvalRecord:
     support: list[int]
     confusion: list[list[int]]
     eval_classes: list[str]
+    tiers: dict[str, list[str]]
+    """Class names per frequency tier (head/body/tail) from the original training labels."""
+    tier_miou: dict[str, float]
+    tier_mf1: dict[str, float]
     ignore_index: int
     label_set: str
     eval_seconds: float

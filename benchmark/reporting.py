@@ -15,6 +15,7 @@ from benchmark.records import SELECTION_DESCRIPTION
 BASE_COLUMNS = [
     "dataset",
     "method",
+    "imbalance",
     "scenario",
     "missing",
     "n_present",
@@ -24,8 +25,17 @@ BASE_COLUMNS = [
     "mf1",
     "oa",
     "kappa",
+    "miou_head",
+    "miou_body",
+    "miou_tail",
+    "mf1_head",
+    "mf1_body",
+    "mf1_tail",
 ]
 TRAILING_COLUMNS = [
+    "tier_head",
+    "tier_body",
+    "tier_tail",
     "eval_classes",
     "label_set",
     "ignore_index",
@@ -37,16 +47,25 @@ TRAILING_COLUMNS = [
     "run_id",
     "commit",
 ]
+TIERS = ("head", "body", "tail")
 
 
 def leaderboard(records: Iterable[dict], split: str = "test") -> pd.DataFrame:
-    """Tidy long table: one row per dataset x method x scenario x seed of the selected model."""
+    """Tidy long table: one row per dataset x method x imbalance x scenario x seed.
+
+    Only the selected checkpoint's records of `split` enter; per-class IoU/F1 become
+    `iou_<class>` / `f1_<class>` columns, tier means `miou_<tier>` / `mf1_<tier>`.
+    """
     rows = []
     for rec in records:
         if rec["split"] != split or not rec["selection"]:
             continue
-        row = {key: rec[key] for key in BASE_COLUMNS + TRAILING_COLUMNS if key != "eval_classes"}
+        row = {key: rec[key] for key in BASE_COLUMNS + TRAILING_COLUMNS if key in rec}
         row["eval_classes"] = "|".join(rec["eval_classes"])
+        for tier in TIERS:
+            row[f"miou_{tier}"] = rec["tier_miou"][tier]
+            row[f"mf1_{tier}"] = rec["tier_mf1"][tier]
+            row[f"tier_{tier}"] = "|".join(rec["tiers"][tier])
         for name, iou, f1 in zip(rec["classes"], rec["iou"], rec["f1"], strict=True):
             row[f"iou_{name}"] = iou
             row[f"f1_{name}"] = f1
@@ -82,14 +101,17 @@ def _cell(values: pd.Series) -> str:
     return f"{mean:.1f}"
 
 
-def wide_table(frame: pd.DataFrame, methods: Sequence[str], dataset: str) -> Table:
+def wide_table(
+    frame: pd.DataFrame, methods: Sequence[str], dataset: str, imbalance: float = 1.0
+) -> Table:
     """Methods x scenarios, mIoU / mF1 in percent (mean±std over seeds); missing cells '–'."""
-    part = frame[frame["dataset"] == dataset]
+    part = frame[(frame["dataset"] == dataset) & (frame["imbalance"] == imbalance)]
     scenarios = scenario_order(part)
     selection = part["selection"].iloc[0] if len(part) else ""
     seeds = sorted(part["seed"].unique()) if len(part) else []
     table = Table(
-        title=f"{dataset}: test mIoU / mF1 (%), seeds {', '.join(map(str, seeds))}",
+        title=f"{dataset}{f' · imbalance ×{imbalance:g}' if imbalance != 1 else ''}: "
+        f"test mIoU / mF1 (%), seeds {', '.join(map(str, seeds))}",
         caption=f"selection: {selection} — {SELECTION_DESCRIPTION.get(selection, '')}; "
         f"means over: {part['eval_classes'].iloc[0].replace('|', ', ') if len(part) else ''}",
     )

@@ -54,6 +54,8 @@ class DatasetSpec:
     eval_classes: tuple[int, ...] = field(default=())
     label_set: str = ""
     description: str = ""
+    tier_thresholds: tuple[float, float] = (0.15, 0.05)
+    """Training-pixel shares separating head (>= first) / body / tail (< second) classes."""
 
     def __post_init__(self) -> None:
         names = [m.name for m in self.modalities]

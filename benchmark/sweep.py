@@ -12,6 +12,7 @@ import torch
 
 from benchmark.errors import BenchmarkError
 from benchmark.hparams import resolve_hparams
+from benchmark.imbalance import validate_factor
 from benchmark.options import NamedConfig
 from benchmark.presets import Preset
 from benchmark.progress import console
@@ -32,6 +33,7 @@ class Grid:
     seeds: tuple[int, ...]
     preset: Preset
     steps: int | None = None
+    imbalances: tuple[float, ...] = (1.0,)
 
 
 def make_run_spec(
@@ -41,6 +43,7 @@ def make_run_spec(
     preset: Preset,
     steps: int | None,
     data_modalities: Sequence[str],
+    imbalance: float = 1.0,
 ) -> RunSpec:
     """Resolve names and overrides into a frozen spec; unknown names raise here, early."""
     method_name = METHODS.canonical(method.name)
@@ -68,6 +71,7 @@ def make_run_spec(
         eval_overlap=preset.eval_overlap,
         eval_batch_size=preset.eval_batch_size,
         train_modalities=tuple(sorted(data_modalities)),
+        imbalance=validate_factor(imbalance),
         label=label,
         preset=preset.name,
     )
@@ -81,11 +85,14 @@ def expand(grid: Grid) -> list[RunSpec]:
     specs = []
     for dataset in grid.datasets:
         modalities = dataset_modalities(dataset)
-        for method in grid.methods:
-            for seed in grid.seeds:
-                specs.append(
-                    make_run_spec(method, dataset, seed, grid.preset, grid.steps, modalities)
-                )
+        for imbalance in grid.imbalances:
+            for method in grid.methods:
+                for seed in grid.seeds:
+                    specs.append(
+                        make_run_spec(
+                            method, dataset, seed, grid.preset, grid.steps, modalities, imbalance
+                        )
+                    )
     return specs
 
 
@@ -103,8 +110,9 @@ def run_local(
         executor = RunExecutor(spec, data_root, out, device)
         outcome = executor.execute()
         state = "skipped (done)" if outcome.skipped else f"finished in {outcome.seconds:.0f} s"
+        factor = f" · imbalance {spec.imbalance:g}" if spec.imbalance != 1 else ""
         console.log(
-            f"[{number}/{len(specs)}] {spec.label} · {spec.dataset} · seed {spec.seed}"
+            f"[{number}/{len(specs)}] {spec.label} · {spec.dataset}{factor} · seed {spec.seed}"
             f" · run {spec.run_id}: {state}"
         )
         outcomes.append(outcome)

@@ -18,16 +18,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmark.data import PatchSampler
+from benchmark.data import LabelFilter, PatchSampler
 from benchmark.errors import BenchmarkError
 from benchmark.evaluate import evaluate_split
+from benchmark.imbalance import TIERS, FrequencyTiers, frequency_tiers, hide_tail_labels
 from benchmark.io import atomic_torch_save, atomic_write_json, atomic_write_jsonl, read_jsonl
 from benchmark.method import Method, TrainContext
-from benchmark.metrics import ConfusionMatrix
+from benchmark.metrics import ConfusionMatrix, tier_mean
 from benchmark.progress import progress_bar
 from benchmark.provenance import git_commit, versions
 from benchmark.records import SELECTION_FULL_VAL, EvalRecord, RunSpec
 from benchmark.scenarios import Scenario, all_scenarios
+from benchmark.spec import MASK
 from datasets import DATASETS
 from datasets.base import MultiModalDataset
 from methods import METHODS
@@ -67,11 +69,53 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def class_frequencies(dataset: MultiModalDataset) -> tuple[float, ...]:
-    counts = dataset.class_pixel_counts().astype(np.float64)
+def class_frequencies(counts: np.ndarray, dataset: MultiModalDataset) -> tuple[float, ...]:
+    counts = counts.astype(np.float64)
     if counts.sum() == 0:
         raise BenchmarkError(f"dataset {dataset.spec.name!r}: no labelled training pixels")
     return tuple(float(c) for c in counts / counts.sum())
+
+
+@dataclass
+class RunData:
+    """The three splits plus what the harness derives from the training labels."""
+
+    train: MultiModalDataset
+    val: MultiModalDataset
+    test: MultiModalDataset
+    tiers: FrequencyTiers
+    frequencies: tuple[float, ...]
+    """Class shares of the labels the method trains on (after controlled imbalance)."""
+    label_filter: LabelFilter | None
+
+
+def prepare_data(spec: RunSpec, data_root: Path) -> RunData:
+    train = open_dataset(spec, "train", data_root)
+    val = open_dataset(spec, "val", data_root)
+    test = open_dataset(spec, "test", data_root)
+    ds = train.spec
+    original = class_frequencies(train.class_pixel_counts(), train)
+    tiers = frequency_tiers(original, ds.tier_thresholds, ds.eval_classes)
+    if spec.imbalance <= 1:
+        return RunData(train, val, test, tiers, original, None)
+
+    def label_filter(mask: np.ndarray, index: int, origin: tuple[int, int]) -> np.ndarray:
+        return hide_tail_labels(
+            mask,
+            spec.imbalance,
+            tiers.tail,
+            ds.ignore_index,
+            index,
+            train.tile_shape(index),
+            origin,
+        )
+
+    counts = np.zeros(ds.num_classes, dtype=np.int64)
+    for index in range(len(train)):
+        mask = label_filter(train.load(index)[MASK], index, (0, 0))
+        valid = mask[mask != ds.ignore_index]
+        counts += np.bincount(valid.ravel(), minlength=ds.num_classes)[: ds.num_classes]
+    return RunData(train, val, test, tiers, class_frequencies(counts, train), label_filter)
 
 
 def peak_memory_mb(device: torch.device) -> float:
@@ -110,27 +154,32 @@ class RunExecutor:
         return RunOutcome(self.spec, records, False, time.perf_counter() - start)
 
     # --------------------------------------------------------------------- internals
-    def _build(self) -> tuple[Method, MultiModalDataset, MultiModalDataset, MultiModalDataset]:
-        train = open_dataset(self.spec, "train", self.data_root)
-        val = open_dataset(self.spec, "val", self.data_root)
-        test = open_dataset(self.spec, "test", self.data_root)
+    def _build(self) -> tuple[Method, RunData]:
+        data = prepare_data(self.spec, self.data_root)
+        self.data = data
         context = TrainContext(
             total_steps=self.spec.steps,
-            class_frequencies=class_frequencies(train),
+            class_frequencies=data.frequencies,
             train_modalities=self.spec.train_modalities,
         )
         seed_everything(self.spec.seed)
         method_cls = METHODS.get(self.spec.method)
-        method = method_cls(train.spec, self.spec.hparams_dict, context).to(self.device)
+        method = method_cls(data.train.spec, self.spec.hparams_dict, context).to(self.device)
         method.train()
-        return method, train, val, test
+        return method, data
 
     def _train_and_evaluate(self) -> list[dict]:
         spec = self.spec
-        method, train, val, test = self._build()
+        method, data = self._build()
+        val, test = data.val, data.test
         hp = spec.hparams_dict
         sampler = PatchSampler(
-            train, hp["batch_size"], hp["crop_size"], spec.seed, spec.train_modalities
+            data.train,
+            hp["batch_size"],
+            hp["crop_size"],
+            spec.seed,
+            spec.train_modalities,
+            label_filter=data.label_filter,
         )
         full = Scenario(frozenset(spec.train_modalities))
         state = self._resume(method)
@@ -276,6 +325,7 @@ class RunExecutor:
         spec = self.spec
         ds = dataset.spec
         scores = matrix.compute(ds.eval_classes)
+        tiers = self.data.tiers
         diagnostics = getattr(method, "diagnostics", None)
         record = EvalRecord(
             run_id=spec.run_id,
@@ -287,6 +337,7 @@ class RunExecutor:
             seed=spec.seed,
             steps=spec.steps,
             preset=spec.preset,
+            imbalance=spec.imbalance,
             checkpoint_step=step,
             split=split,
             scenario=str(scenario),
@@ -305,6 +356,9 @@ class RunExecutor:
             support=list(scores.support),
             confusion=matrix.matrix.tolist(),
             eval_classes=list(ds.eval_class_names),
+            tiers={t: [ds.classes[c] for c in tiers.of(t)] for t in TIERS},
+            tier_miou={t: tier_mean(scores.iou, tiers.of(t)) for t in TIERS},
+            tier_mf1={t: tier_mean(scores.f1, tiers.of(t)) for t in TIERS},
             ignore_index=ds.ignore_index,
             label_set=ds.label_set,
             eval_seconds=round(eval_seconds, 3),

@@ -154,3 +154,14 @@ def test_readme_tables_are_generated_from_the_registries():
     text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     inner = text.split(START, 1)[1].split(END, 1)[0]
     assert inner.strip() == registry_markdown().strip()
+
+
+def test_imbalance_levels_are_separate_runs_with_tier_columns(data_root, tmp_path):
+    out = tmp_path / "results"
+    args = ["--dataset", tiny_dataset_arg(), "--imbalance", "1,10", "--missing", "none"]
+    assert run(args, data_root, out) == 0
+    board = pd.read_csv(out / "leaderboard.csv")
+    assert sorted(board["imbalance"]) == [1.0, 10.0]
+    assert board["run_id"].nunique() == 2
+    assert {"miou_head", "miou_body", "miou_tail", "mf1_tail", "tier_tail"} <= set(board.columns)
+    assert set(board["tier_tail"]) == {"car|clutter"}
