@@ -24,15 +24,17 @@ def evaluate_split(
     batch_size: int,
     device: torch.device,
     on_tile=None,
-) -> dict[Scenario, ConfusionMatrix]:
-    """Confusion matrices per scenario over every tile of `dataset`.
+) -> dict[Scenario, list[ConfusionMatrix]]:
+    """Per-tile confusion matrices per scenario over every tile of `dataset`.
+
+    Kept per tile so reports can resample tiles (paired bootstrap); sum them for the split.
 
     Each tile is read and normalised once, then predicted under every scenario; the method
     sees only the present modalities and never the labels.
     """
     spec = dataset.spec
     normalize = Normalizer(spec)
-    matrices = {s: ConfusionMatrix(spec.num_classes, spec.ignore_index) for s in scenarios}
+    matrices: dict[Scenario, list[ConfusionMatrix]] = {s: [] for s in scenarios}
     with evaluation_mode(method):
         for index in range(len(dataset)):
             sample = normalize(dataset.load(index))
@@ -47,7 +49,9 @@ def evaluate_split(
                     overlap=overlap,
                     batch_size=batch_size,
                 )
-                matrices[scenario].update(logits.argmax(0).cpu(), target)
+                tile_matrix = ConfusionMatrix(spec.num_classes, spec.ignore_index)
+                tile_matrix.update(logits.argmax(0).cpu(), target)
+                matrices[scenario].append(tile_matrix)
             if on_tile is not None:
                 on_tile()
     return matrices

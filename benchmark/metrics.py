@@ -44,6 +44,14 @@ class ConfusionMatrix:
         out.matrix = self.matrix + other.matrix
         return out
 
+    @classmethod
+    def total(cls, matrices: list[ConfusionMatrix]) -> ConfusionMatrix:
+        """Sum of per-tile matrices (they must share class count and ignore index)."""
+        out = cls(matrices[0].num_classes, matrices[0].ignore_index)
+        for matrix in matrices:
+            out.matrix += matrix.matrix
+        return out
+
     def compute(self, eval_classes: tuple[int, ...] | None = None) -> SegScores:
         return scores_from_confusion(self.matrix.numpy(), eval_classes)
 

@@ -111,6 +111,9 @@ class EvalRecord:
     recall: list[float]
     support: list[int]
     confusion: list[list[int]]
+    tile_names: list[str]
+    tile_confusions: list[list[list[int]]]
+    """One confusion matrix per evaluated tile (same order as `tile_names`), for resampling."""
     eval_classes: list[str]
     tiers: dict[str, list[str]]
     """Class names per frequency tier (head/body/tail) from the original training labels."""

@@ -305,9 +305,9 @@ class RunExecutor:
         seconds = (time.perf_counter() - tic) / max(1, len(scenarios))
         return [
             self._record(
-                dataset, split, scenario, matrix, step, selection, seconds, train_seconds, method
+                dataset, split, scenario, tiles, step, selection, seconds, train_seconds, method
             )
-            for scenario, matrix in matrices.items()
+            for scenario, tiles in matrices.items()
         ]
 
     def _record(
@@ -315,7 +315,7 @@ class RunExecutor:
         dataset,
         split,
         scenario,
-        matrix: ConfusionMatrix,
+        tiles: list[ConfusionMatrix],
         step,
         selection,
         eval_seconds,
@@ -324,6 +324,7 @@ class RunExecutor:
     ) -> dict:
         spec = self.spec
         ds = dataset.spec
+        matrix = ConfusionMatrix.total(tiles)
         scores = matrix.compute(ds.eval_classes)
         tiers = self.data.tiers
         diagnostics = getattr(method, "diagnostics", None)
@@ -355,6 +356,8 @@ class RunExecutor:
             recall=list(scores.recall),
             support=list(scores.support),
             confusion=matrix.matrix.tolist(),
+            tile_names=[dataset.tile_name(i) for i in range(len(tiles))],
+            tile_confusions=[t.matrix.tolist() for t in tiles],
             eval_classes=list(ds.eval_class_names),
             tiers={t: [ds.classes[c] for c in tiers.of(t)] for t in TIERS},
             tier_miou={t: tier_mean(scores.iou, tiers.of(t)) for t in TIERS},
