@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -112,6 +113,34 @@ def run_parser() -> argparse.ArgumentParser:
         help="where datasets live or are generated (default: $MISSBENCH_DATA or ./data)",
     )
     parser.add_argument(
+        "--launcher",
+        default="local",
+        help="local (this machine; see --workers), dry_run (print runs and their state, run "
+        "nothing), ray (one Ray task per run; pip install -e '.[ray]') (default: local)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="local launcher: runs at once, one process each (default: 1, in this process)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads per run (default: cores / workers; Ray: 1)",
+    )
+    parser.add_argument(
+        "--address",
+        default=None,
+        help="ray launcher: cluster address, e.g. auto or host:6379 (default: a local instance)",
+    )
+    parser.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="rerun runs recorded as failed (default: report them as failed and go on)",
+    )
+    parser.add_argument(
         "--debug", action="store_true", help="show full tracebacks instead of one-line errors"
     )
     return parser
@@ -149,8 +178,9 @@ def resolve_device(name: str) -> torch.device:
 
 def command_run(args: argparse.Namespace) -> int:
     from benchmark import reporting
+    from benchmark.launchers import LAUNCHERS, LaunchContext
     from benchmark.scenarios import scenarios_for_missing
-    from benchmark.sweep import Grid, expand, run_local
+    from benchmark.sweep import Grid, expand, preflight, unfinished_rows
     from datasets import DATASETS
     from methods import METHODS
 
@@ -161,8 +191,11 @@ def command_run(args: argparse.Namespace) -> int:
     for dataset in datasets:
         DATASETS.canonical(dataset.name)
     preset = PRESETS.get(args.preset)
+    launcher = LAUNCHERS.get(args.launcher)
     seeds = parse_seeds(args.seeds)
     device = resolve_device(args.device)
+    if args.workers < 1 or (args.threads is not None and args.threads < 1):
+        raise BenchmarkError("--workers and --threads must be positive integers")
     data_root = args.data_root or default_data_root()
     grid = Grid(
         tuple(methods), tuple(datasets), seeds, preset, args.steps, parse_factors(args.imbalance)
@@ -170,41 +203,91 @@ def command_run(args: argparse.Namespace) -> int:
     specs = expand(grid)  # validates every name and override before any training
     wanted = {}
     for spec in specs:
-        wanted[spec.dataset] = {
+        wanted[spec.dataset] = [
             str(s) for s in scenarios_for_missing(args.missing, spec.train_modalities)
-        }
+        ]
     check_out_dir(args.out)
+    preflight(specs, data_root, args.out)  # data and checkpoints; writes nothing under --out
+    context = LaunchContext(
+        data_root=data_root,
+        out=args.out,
+        device=device,
+        workers=args.workers,
+        threads=args.threads,
+        retry_failed=args.retry_failed,
+        address=args.address,
+    )
+    if args.launcher == "dry_run":
+        launcher(specs, context)
+        return 0
 
+    claim_out_dir(args.out)
     start = time.perf_counter()
-    console.log(f"{len(specs)} run(s) on {device} · preset {preset.name} · out {args.out}")
-    outcomes = run_local(specs, data_root, args.out, device)
-    records = []
+    console.log(
+        f"{len(specs)} run(s) on {device} · preset {preset.name} · launcher {args.launcher}"
+        f" · out {args.out}"
+    )
+    outcomes = launcher(specs, context)
+    records, placeholders = [], []
     for outcome in outcomes:
-        for rec in outcome.records:
-            rec = dict(rec, method=outcome.spec.label)
-            if rec["scenario"] in wanted[rec["dataset"]]:
-                records.append(rec)
+        if outcome.records:
+            for rec in outcome.records:
+                if rec["scenario"] in wanted[rec["dataset"]]:
+                    records.append(dict(rec, method=outcome.spec.label))
+        else:
+            placeholders += unfinished_rows(outcome, wanted[outcome.spec.dataset])
     board = reporting.leaderboard(records)
+    if placeholders:
+        board = reporting.pd.concat(
+            [board, reporting.pd.DataFrame(placeholders)], ignore_index=True
+        )
     path = args.out / "leaderboard.csv"
     reporting.write_csv(board, path)
     labels = list(dict.fromkeys(spec.label for spec in specs))
     for dataset, imbalance in dict.fromkeys((spec.dataset, spec.imbalance) for spec in specs):
         results_console.print(reporting.wide_table(board, labels, dataset, imbalance))
+    failed = [o for o in outcomes if o.status in ("failed", "busy")]
     console.print(
         f"leaderboard: [bold]{path}[/bold] ({len(board)} rows) · runs: "
         f"{args.out / 'runs'}/<run_id>/ (spec.json, records.jsonl, train_log.jsonl, "
         f"model.pt) · wall {time.perf_counter() - start:.0f} s"
     )
+    if failed:
+        console.print(
+            f"[red]{len(failed)} run(s) without results[/red] (failed or running elsewhere; "
+            "reasons in runs/<run_id>/failed.json); rerun with --retry-failed to try again"
+        )
+        return 1
     return 0
 
 
+OUT_MARKER = ".missbench"
+"""File that marks a directory as a MissBench results directory."""
+
+
 def check_out_dir(out: Path) -> None:
-    """Refuse an --out that is a file or cannot be written, before anything is written."""
+    """Refuse, before anything is written, an --out that is a file, unwritable, or a
+    non-empty directory that is not a MissBench results directory."""
     if out.exists() and not out.is_dir():
         raise BenchmarkError(f"--out {out}: exists and is not a directory")
     probe = out if out.exists() else next((p for p in out.parents if p.exists()), Path("."))
-    if not os.access(probe, os.W_OK):
-        raise BenchmarkError(f"--out {out}: not writable")
+    try:  # a real probe: os.access says yes to root even on read-only file systems
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError:
+        raise BenchmarkError(f"--out {out}: not writable ({probe} refuses new files)") from None
+    if out.is_dir() and any(out.iterdir()) and not (out / OUT_MARKER).exists():
+        raise BenchmarkError(
+            f"--out {out}: non-empty directory without a {OUT_MARKER} marker (not a MissBench "
+            "results directory); choose a new or empty directory"
+        )
+
+
+def claim_out_dir(out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    marker = out / OUT_MARKER
+    if not marker.exists():
+        marker.write_text("MissBench results directory (see results/README.md)\n")
 
 
 def command_list(argv: Sequence[str]) -> int:
@@ -260,6 +343,43 @@ def command_show_data(argv: Sequence[str]) -> int:
     return 0
 
 
+def command_report(argv: Sequence[str]) -> int:
+    from benchmark.report import generate_report
+
+    parser = OneLineParser(
+        prog="run_benchmark.py report",
+        description="Regenerate every table, CSV and figure of a results directory from its "
+        "records alone, into <results-dir>/report/ (index: report.md).",
+    )
+    parser.add_argument("results_dir", type=Path, help="the --out of one or more sweeps")
+    parser.add_argument(
+        "--reference",
+        default="baseline",
+        help="method label for 'vs reference' columns and significance (default: baseline)",
+    )
+    parser.add_argument(
+        "--data-root",
+        type=Path,
+        default=None,
+        help="dataset location for the qualitative grid (default: $MISSBENCH_DATA or ./data)",
+    )
+    parser.add_argument(
+        "--no-qualitative",
+        action="store_true",
+        help="skip the qualitative grid (the one output that needs model.pt and the data)",
+    )
+    parser.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    files = generate_report(
+        args.results_dir,
+        reference=args.reference,
+        data_root=args.data_root or default_data_root(),
+        qualitative=not args.no_qualitative,
+    )
+    console.print(f"report: [bold]{files[0].path}[/bold] ({len(files)} files)")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
@@ -269,6 +389,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return command_list(argv[1:])
         if argv and argv[0] == "show-data":
             return command_show_data(argv[1:])
+        if argv and argv[0] == "report":
+            return command_report(argv[1:])
         if argv and argv[0] == "run":
             argv = argv[1:]
         return command_run(run_parser().parse_args(argv))

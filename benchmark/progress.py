@@ -36,7 +36,7 @@ def setup_logging(level: int = logging.INFO) -> None:
     root.setLevel(level)
 
 
-def progress_bar(transient: bool = False) -> Progress:
+def progress_bar(transient: bool = False, disable: bool = False) -> Progress:
     """A progress bar with count, elapsed time, ETA and a free-text `info` field."""
     return Progress(
         TextColumn("[bold]{task.description}"),
@@ -48,7 +48,7 @@ def progress_bar(transient: bool = False) -> Progress:
         TextColumn("{task.fields[info]}"),
         console=console,
         transient=transient,
-        disable=not console.is_terminal and not _force_progress(),
+        disable=disable or (not console.is_terminal and not _force_progress()),
     )
 
 

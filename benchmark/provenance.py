@@ -42,8 +42,8 @@ def versions() -> dict[str, str]:
 
     return {
         "python": platform.python_version(),
-        "torch": torch.__version__,
-        "timm": timm.__version__,
-        "numpy": numpy.__version__,
+        "torch": str(torch.__version__),  # TorchVersion is not a plain str (weights_only loads)
+        "timm": str(timm.__version__),
+        "numpy": str(numpy.__version__),
         "cuda": str(torch.version.cuda),
     }

@@ -1,4 +1,4 @@
-"""Expand the command line's grid into run specs, and run them (skipping finished ones)."""
+"""Expand the command line's grid into run specs; validate them before anything runs."""
 
 from __future__ import annotations
 
@@ -8,16 +8,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from benchmark.errors import BenchmarkError
 from benchmark.hparams import resolve_hparams
 from benchmark.imbalance import validate_factor
 from benchmark.options import NamedConfig
 from benchmark.presets import Preset
-from benchmark.progress import console
 from benchmark.records import RunSpec
-from benchmark.train import RunExecutor, RunOutcome
+from benchmark.train import RunOutcome, open_dataset, validate_checkpoint
 from datasets import DATASETS
 from methods import METHODS
 
@@ -101,19 +98,48 @@ def dataset_modalities(dataset: NamedConfig) -> tuple[str, ...]:
     return cls.modalities_for(cls.make_options(dict(dataset.overrides)))
 
 
-def run_local(
-    specs: Sequence[RunSpec], data_root: Path, out: Path, device: torch.device
-) -> list[RunOutcome]:
-    """Run every spec in order in this process; finished runs are skipped in milliseconds."""
-    outcomes = []
-    for number, spec in enumerate(specs, 1):
-        executor = RunExecutor(spec, data_root, out, device)
-        outcome = executor.execute()
-        state = "skipped (done)" if outcome.skipped else f"finished in {outcome.seconds:.0f} s"
-        factor = f" · imbalance {spec.imbalance:g}" if spec.imbalance != 1 else ""
-        console.log(
-            f"[{number}/{len(specs)}] {spec.label} · {spec.dataset}{factor} · seed {spec.seed}"
-            f" · run {spec.run_id}: {state}"
+def preflight(specs: Sequence[RunSpec], data_root: Path, out: Path) -> None:
+    """Surface bad input before anything is written: every dataset split opens (and decodes
+    or generates its cache under the data root) and every existing checkpoint is this run's."""
+    opened = set()
+    for spec in specs:
+        key = (spec.dataset, spec.dataset_options)
+        if key not in opened:
+            for split in ("train", "val", "test"):
+                dataset = open_dataset(spec, split, data_root)
+                if len(dataset) == 0:
+                    raise BenchmarkError(
+                        f"dataset {spec.dataset!r}: the {split} split is empty under {data_root}"
+                    )
+            opened.add(key)
+        validate_checkpoint(out, spec)
+
+
+def unfinished_rows(outcome: RunOutcome, scenarios: Sequence[str]) -> list[dict]:
+    """Leaderboard rows for a run without results: shown as failed/missing, never dropped."""
+    spec = outcome.spec
+    status = {"failed": "failed", "busy": "running"}.get(outcome.status, "missing")
+    modalities = spec.train_modalities
+    rows = []
+    for scenario in scenarios:
+        present = set(scenario.split("+"))
+        gone = sorted(set(modalities) - present)
+        rows.append(
+            {
+                "dataset": spec.dataset,
+                "method": spec.label,
+                "imbalance": spec.imbalance,
+                "scenario": scenario,
+                "missing": "+".join(gone) if gone else "none",
+                "n_present": len(present),
+                "seed": spec.seed,
+                "split": "test",
+                "status": status,
+                "error": outcome.error,
+                "steps": spec.steps,
+                "preset": spec.preset,
+                "method_name": spec.method,
+                "run_id": spec.run_id,
+            }
         )
-        outcomes.append(outcome)
-    return outcomes
+    return rows

@@ -6,11 +6,15 @@ directory without it is resumed from `checkpoint.pt`, and one with it is skipped
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import fcntl
+import json
 import logging
 import random
 import resource
 import time
+import traceback
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +31,7 @@ from benchmark.method import Method, TrainContext
 from benchmark.metrics import ConfusionMatrix, tier_mean
 from benchmark.progress import progress_bar
 from benchmark.provenance import git_commit, versions
-from benchmark.records import SELECTION_FULL_VAL, EvalRecord, RunSpec
+from benchmark.records import HARNESS_VERSION, SELECTION_FULL_VAL, EvalRecord, RunSpec
 from benchmark.scenarios import Scenario, all_scenarios
 from benchmark.spec import MASK
 from datasets import DATASETS
@@ -37,6 +41,8 @@ from methods import METHODS
 log = logging.getLogger(__name__)
 
 DONE = "done"
+FAILED = "failed.json"
+LOCK = ".lock"
 CHECKPOINT = "checkpoint.pt"
 MODEL = "model.pt"
 RECORDS = "records.jsonl"
@@ -124,34 +130,159 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+class RunDiverged(FloatingPointError):
+    """Training produced a non-finite loss."""
+
+
 @dataclass
 class RunOutcome:
+    """What happened to one run in this launch.
+
+    status: `done` (trained now), `skipped` (was done), `failed` (raised, diverged, or its
+    worker died; reason in `<run_dir>/failed.json`), `busy` (another launcher holds its lock).
+    """
+
     spec: RunSpec
     records: list[dict]
-    skipped: bool
+    status: str
     seconds: float
+    error: str = ""
+
+    @property
+    def skipped(self) -> bool:
+        return self.status == "skipped"
+
+
+def run_state(out: Path, spec: RunSpec) -> str:
+    """done | failed | incomplete (has a checkpoint) | pending, from the run directory alone."""
+    directory = run_dir(out, spec)
+    if (directory / DONE).exists():
+        return "done"
+    if (directory / FAILED).exists():
+        return "failed"
+    if (directory / CHECKPOINT).exists():
+        return "incomplete"
+    return "pending"
+
+
+def read_failure(out: Path, spec: RunSpec) -> str:
+    try:
+        return json.loads((run_dir(out, spec) / FAILED).read_text())["reason"]
+    except (OSError, ValueError, KeyError):
+        return "failed (no readable failed.json)"
+
+
+def record_failure(directory: Path, error: BaseException | str, trace: str = "") -> str:
+    """Write `failed.json` (reason, type, traceback) atomically; return the one-line reason."""
+    if isinstance(error, BaseException):
+        reason = f"{type(error).__name__}: {error}".splitlines()[0][:500]
+        kind = type(error).__name__
+    else:
+        reason, kind = error, "WorkerDied"
+    atomic_write_json(
+        directory / FAILED,
+        {
+            "reason": reason,
+            "type": kind,
+            "traceback": trace,
+            "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
+        },
+    )
+    return reason
+
+
+def validate_checkpoint(out: Path, spec: RunSpec) -> None:
+    """Refuse (before anything is written) a checkpoint that is not this run's own."""
+    path = run_dir(out, spec) / CHECKPOINT
+    if not path.exists():
+        return
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise BenchmarkError(
+            f"{path}: unreadable checkpoint ({type(error).__name__}); delete it to restart "
+            "that run from scratch"
+        ) from None
+    if not isinstance(state, dict) or state.get("run_id") != spec.run_id:
+        found = state.get("run_id") if isinstance(state, dict) else None
+        raise BenchmarkError(
+            f"{path}: checkpoint of run {found!r}, expected {spec.run_id!r}; "
+            "delete it to restart that run"
+        )
+    if state.get("harness_version") != HARNESS_VERSION:
+        raise BenchmarkError(
+            f"{path}: checkpoint from harness version {state.get('harness_version')!r}, "
+            f"this is version {HARNESS_VERSION}; delete it to restart that run"
+        )
+
+
+@contextlib.contextmanager
+def run_lock(directory: Path):
+    """An exclusive, non-blocking lock on the run directory; yields False if held elsewhere.
+
+    flock locks vanish with their process, so a killed launcher never leaves a stale lock.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / LOCK, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class RunExecutor:
     """Trains and evaluates one `RunSpec` into its run directory."""
 
-    def __init__(self, spec: RunSpec, data_root: Path, out: Path, device: torch.device) -> None:
+    def __init__(
+        self,
+        spec: RunSpec,
+        data_root: Path,
+        out: Path,
+        device: torch.device,
+        show_progress: bool = True,
+        retry_failed: bool = False,
+    ) -> None:
         self.spec = spec
+        self.out = Path(out)
         self.dir = run_dir(out, spec)
         self.device = device
         self.data_root = Path(data_root)
+        self.show_progress = show_progress
+        self.retry_failed = retry_failed
 
     def execute(self) -> RunOutcome:
+        """Run unless done; a failure is recorded in the run directory, never raised."""
         start = time.perf_counter()
         if (self.dir / DONE).exists():
-            return RunOutcome(self.spec, read_jsonl(self.dir / RECORDS), True, 0.0)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(self.dir / SPEC, self.spec.to_json())
-        records = self._train_and_evaluate()
-        atomic_write_jsonl(self.dir / RECORDS, records)
-        (self.dir / CHECKPOINT).unlink(missing_ok=True)
-        (self.dir / DONE).write_text(datetime.now(UTC).isoformat() + "\n")
-        return RunOutcome(self.spec, records, False, time.perf_counter() - start)
+            return RunOutcome(self.spec, read_jsonl(self.dir / RECORDS), "skipped", 0.0)
+        if (self.dir / FAILED).exists() and not self.retry_failed:
+            return RunOutcome(self.spec, [], "failed", 0.0, read_failure(self.out, self.spec))
+        with run_lock(self.dir) as locked:
+            if not locked:
+                return RunOutcome(self.spec, [], "busy", 0.0, "running in another launcher")
+            if (self.dir / DONE).exists():  # finished by another launcher while we waited
+                return RunOutcome(self.spec, read_jsonl(self.dir / RECORDS), "skipped", 0.0)
+            (self.dir / FAILED).unlink(missing_ok=True)
+            atomic_write_json(self.dir / SPEC, self.spec.to_json())
+            try:
+                records = self._train_and_evaluate()
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BenchmarkError:
+                raise
+            except Exception as error:  # isolate: record it, let the sweep go on
+                reason = record_failure(self.dir, error, traceback.format_exc())
+                log.error("run %s failed: %s", self.spec.run_id, reason)
+                return RunOutcome(self.spec, [], "failed", time.perf_counter() - start, reason)
+            atomic_write_jsonl(self.dir / RECORDS, records)
+            (self.dir / CHECKPOINT).unlink(missing_ok=True)
+            (self.dir / DONE).write_text(datetime.now(UTC).isoformat() + "\n")
+        return RunOutcome(self.spec, records, "done", time.perf_counter() - start)
 
     # --------------------------------------------------------------------- internals
     def _build(self) -> tuple[Method, RunData]:
@@ -190,7 +321,7 @@ class RunExecutor:
             state["val_records"],
         )
         train_seconds = state["train_seconds"]
-        with progress_bar() as bar:
+        with progress_bar(disable=not self.show_progress) as bar:
             self.bar = bar
             task = bar.add_task(
                 f"train {spec.label} seed {spec.seed}", total=spec.steps, completed=step, info=""
@@ -203,7 +334,7 @@ class RunExecutor:
                 losses = method.update(batch, step)
                 step += 1
                 if not all(np.isfinite(v) for v in losses.values()):
-                    raise FloatingPointError(f"non-finite loss at step {step}: {losses}")
+                    raise RunDiverged(f"diverged: non-finite loss at step {step}: {losses}")
                 if step % LOG_EVERY == 0 or step == spec.steps:
                     elapsed = train_seconds + time.perf_counter() - tic
                     history.append({"step": step, "seconds": round(elapsed, 3), **losses})
@@ -243,14 +374,8 @@ class RunExecutor:
         fresh = {"step": 0, "best": None, "history": [], "val_records": [], "train_seconds": 0.0}
         if not path.exists():
             return fresh
-        try:
-            state = torch.load(path, map_location=self.device, weights_only=True)
-        except Exception as error:  # a torn or foreign file: start over, keep nothing from it
-            log.warning("ignoring unreadable checkpoint %s (%s); starting fresh", path, error)
-            return fresh
-        if state.get("run_id") != self.spec.run_id:
-            log.warning("checkpoint %s belongs to another run; starting fresh", path)
-            return fresh
+        validate_checkpoint(self.out, self.spec)
+        state = torch.load(path, map_location=self.device, weights_only=True)
         method.restore(state["method"])
         torch.set_rng_state(state["torch_rng"].cpu())
         log.info("resuming %s from step %d", self.spec.run_id, state["step"])
@@ -260,6 +385,7 @@ class RunExecutor:
         atomic_torch_save(
             {
                 "run_id": self.spec.run_id,
+                "harness_version": HARNESS_VERSION,
                 "step": step,
                 "method": method.checkpoint(),
                 "best": best,

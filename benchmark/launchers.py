@@ -1,0 +1,254 @@
+"""Launchers: how a list of runs gets executed. The results store is the only coordination.
+
+- `local`: in this process, one run after another (or `--workers N` processes, one per run);
+- `dry_run`: prints what would run and each run's state, runs nothing, writes nothing;
+- `ray`: one Ray task per run with its CPU/GPU request (`pip install -e ".[ray]"`), on a local
+  instance or a cluster (`--address auto`); workers write into the shared results directory.
+
+Every launcher honours the same run-directory protocol (benchmark/train.py): a per-run lock, a
+`done` marker written last, `failed.json` for isolated failures, resume from `checkpoint.pt`.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from rich.table import Table
+
+from benchmark.errors import BenchmarkError
+from benchmark.io import read_jsonl
+from benchmark.progress import console, results_console
+from benchmark.records import RunSpec
+from benchmark.registry import Registry
+from benchmark.train import (
+    RECORDS,
+    RunExecutor,
+    RunOutcome,
+    read_failure,
+    record_failure,
+    run_dir,
+    run_state,
+)
+
+log = logging.getLogger(__name__)
+
+BUSY_EXIT = 3
+
+
+@dataclass(frozen=True)
+class LaunchContext:
+    data_root: Path
+    out: Path
+    device: torch.device
+    workers: int = 1
+    threads: int | None = None
+    """torch threads per run; default: this machine's cores divided among the workers."""
+    retry_failed: bool = False
+    address: str | None = None
+    """Ray cluster address (`auto`, `host:port`); None starts a local Ray instance."""
+
+    def threads_per_run(self) -> int:
+        if self.threads is not None:
+            return self.threads
+        return max(1, (os.cpu_count() or 1) // max(1, self.workers))
+
+
+Launcher = Callable[[Sequence[RunSpec], LaunchContext], list[RunOutcome]]
+LAUNCHERS: Registry[Launcher] = Registry("launcher")
+
+
+def outcome_from_store(spec: RunSpec, out: Path, status: str, seconds: float) -> RunOutcome:
+    """Rebuild a run's outcome from its directory (how workers report back)."""
+    if status in ("done", "skipped"):
+        return RunOutcome(spec, read_jsonl(run_dir(out, spec) / RECORDS), status, seconds)
+    if status == "failed":
+        return RunOutcome(spec, [], status, seconds, read_failure(out, spec))
+    return RunOutcome(spec, [], status, seconds, "running in another launcher")
+
+
+def report(outcome: RunOutcome, number: int, total: int) -> None:
+    spec = outcome.spec
+    states = {
+        "done": f"finished in {outcome.seconds:.0f} s",
+        "skipped": "skipped (done)",
+        "failed": f"[red]FAILED[/red]: {outcome.error}",
+        "busy": "busy (locked by another launcher; not run here)",
+    }
+    factor = f" · imbalance {spec.imbalance:g}" if spec.imbalance != 1 else ""
+    console.log(
+        f"[{number}/{total}] {spec.label} · {spec.dataset}{factor} · seed {spec.seed} · run "
+        f"{spec.run_id}: {states.get(outcome.status, outcome.status)}",
+        highlight=False,
+    )
+
+
+def execute_one(
+    spec_json: dict,
+    data_root: str,
+    out: str,
+    device: str,
+    threads: int,
+    retry_failed: bool,
+    show_progress: bool = False,
+) -> tuple[str, float]:
+    """Worker entry (a process or a Ray task): run one spec, return (status, seconds)."""
+    torch.set_num_threads(threads)
+    outcome = RunExecutor(
+        RunSpec.from_json(spec_json),
+        Path(data_root),
+        Path(out),
+        torch.device(device),
+        show_progress=show_progress,
+        retry_failed=retry_failed,
+    ).execute()
+    return outcome.status, outcome.seconds
+
+
+@LAUNCHERS.register("local")
+def local(specs: Sequence[RunSpec], ctx: LaunchContext) -> list[RunOutcome]:
+    if ctx.workers > 1:
+        return _local_processes(specs, ctx)
+    torch.set_num_threads(ctx.threads_per_run())
+    outcomes = []
+    for number, spec in enumerate(specs, 1):
+        executor = RunExecutor(
+            spec, ctx.data_root, ctx.out, ctx.device, retry_failed=ctx.retry_failed
+        )
+        outcome = executor.execute()
+        report(outcome, number, len(specs))
+        outcomes.append(outcome)
+    return outcomes
+
+
+def _process_entry(*args) -> None:
+    status, _ = execute_one(*args)
+    raise SystemExit(BUSY_EXIT if status == "busy" else 0)
+
+
+def _local_processes(specs: Sequence[RunSpec], ctx: LaunchContext) -> list[RunOutcome]:
+    """One fresh process per run, at most `workers` at once; a dead worker fails only its run."""
+    context = multiprocessing.get_context("spawn")
+    pending = list(enumerate(specs))
+    running: dict[int, tuple[multiprocessing.Process, RunSpec, float]] = {}
+    results: dict[int, RunOutcome] = {}
+    while pending or running:
+        while pending and len(running) < ctx.workers:
+            index, spec = pending.pop(0)
+            if run_state(ctx.out, spec) == "done":
+                results[index] = outcome_from_store(spec, ctx.out, "skipped", 0.0)
+                report(results[index], len(results), len(specs))
+                continue
+            process = context.Process(
+                target=_process_entry,
+                args=(
+                    spec.to_json(),
+                    str(ctx.data_root),
+                    str(ctx.out),
+                    str(ctx.device),
+                    ctx.threads_per_run(),
+                    ctx.retry_failed,
+                ),
+                daemon=False,
+            )
+            process.start()
+            running[index] = (process, spec, time.perf_counter())
+        time.sleep(0.2)
+        for index, (process, spec, started) in list(running.items()):
+            if process.is_alive():
+                continue
+            process.join()
+            del running[index]
+            seconds = time.perf_counter() - started
+            state = run_state(ctx.out, spec)
+            if state == "done":
+                status = "done"
+            elif state == "failed":
+                status = "failed"
+            elif process.exitcode == BUSY_EXIT:
+                status = "busy"
+            else:
+                record_failure(
+                    run_dir(ctx.out, spec),
+                    f"worker process exited with code {process.exitcode} before finishing "
+                    "(killed, e.g. out of memory?)",
+                )
+                status = "failed"
+            results[index] = outcome_from_store(spec, ctx.out, status, seconds)
+            report(results[index], len(results), len(specs))
+    return [results[i] for i in range(len(specs))]
+
+
+@LAUNCHERS.register("dry_run")
+def dry_run(specs: Sequence[RunSpec], ctx: LaunchContext) -> list[RunOutcome]:
+    """Print each run and its state; run and write nothing."""
+    table = Table(title=f"dry run: {len(specs)} run(s) in {ctx.out}")
+    for column in ("run_id", "method", "dataset", "imbalance", "seed", "steps", "state"):
+        table.add_column(column)
+    outcomes = []
+    for spec in specs:
+        state = run_state(ctx.out, spec)
+        table.add_row(
+            spec.run_id,
+            spec.label,
+            spec.dataset,
+            f"{spec.imbalance:g}",
+            str(spec.seed),
+            str(spec.steps),
+            state,
+        )
+        outcomes.append(RunOutcome(spec, [], "dry_run", 0.0, state))
+    results_console.print(table)
+    return outcomes
+
+
+@LAUNCHERS.register("ray")
+def ray_launcher(specs: Sequence[RunSpec], ctx: LaunchContext) -> list[RunOutcome]:
+    """One Ray task per run; each task asks for its CPU threads and, on CUDA, one GPU."""
+    try:
+        import ray
+    except ImportError:
+        raise BenchmarkError(
+            '--launcher ray needs Ray: pip install -e ".[ray]" (into this environment)'
+        ) from None
+    if not ray.is_initialized():
+        ray.init(address=ctx.address, include_dashboard=False, log_to_driver=False)
+    threads = ctx.threads_per_run() if ctx.threads is not None else 1
+    task = ray.remote(num_cpus=threads, num_gpus=1 if ctx.device.type == "cuda" else 0)(execute_one)
+    futures = {}
+    outcomes: dict[int, RunOutcome] = {}
+    for index, spec in enumerate(specs):
+        if run_state(ctx.out, spec) == "done":
+            outcomes[index] = outcome_from_store(spec, ctx.out, "skipped", 0.0)
+            report(outcomes[index], len(outcomes), len(specs))
+            continue
+        futures[
+            task.remote(
+                spec.to_json(),
+                str(ctx.data_root.resolve()),
+                str(ctx.out.resolve()),
+                str(ctx.device),
+                threads,
+                ctx.retry_failed,
+            )
+        ] = (index, spec)
+    remaining = list(futures)
+    while remaining:
+        ready, remaining = ray.wait(remaining, num_returns=1)
+        index, spec = futures[ready[0]]
+        try:
+            status, seconds = ray.get(ready[0])
+        except ray.exceptions.RayError as error:  # the worker died or the task raised
+            cause = str(error).strip().splitlines()[-1][:300]
+            if run_state(ctx.out, spec) != "failed":
+                record_failure(run_dir(ctx.out, spec), f"Ray task failed: {cause}")
+            status, seconds = "failed", 0.0
+        outcomes[index] = outcome_from_store(spec, ctx.out, status, seconds)
+        report(outcomes[index], len(outcomes), len(specs))
+    return [outcomes[i] for i in range(len(specs))]
