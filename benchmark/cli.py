@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+from rich.markup import escape
 from rich.table import Table
 
 from benchmark.errors import BenchmarkError
@@ -321,7 +322,7 @@ def command_list(argv: Sequence[str]) -> int:
         for column in columns:
             table.add_column(column)
         for row in rows:
-            table.add_row(*row)
+            table.add_row(*(escape(cell) for cell in row))
         results_console.print(table)
     return 0
 
@@ -397,7 +398,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BenchmarkError as error:
         if debug:
             raise
-        console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+        console.print(f"[red]error:[/red] {escape(str(error))}", highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         console.print("interrupted: finished runs are kept; rerun the same command to resume")

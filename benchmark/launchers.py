@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from rich.markup import escape
 from rich.table import Table
 
 from benchmark.errors import BenchmarkError
@@ -78,13 +79,13 @@ def report(outcome: RunOutcome, number: int, total: int) -> None:
     states = {
         "done": f"finished in {outcome.seconds:.0f} s",
         "skipped": "skipped (done)",
-        "failed": f"[red]FAILED[/red]: {outcome.error}",
+        "failed": f"[red]FAILED[/red]: {escape(outcome.error)}",
         "busy": "busy (locked by another launcher; not run here)",
     }
     factor = f" · imbalance {spec.imbalance:g}" if spec.imbalance != 1 else ""
     console.log(
-        f"[{number}/{total}] {spec.label} · {spec.dataset}{factor} · seed {spec.seed} · run "
-        f"{spec.run_id}: {states.get(outcome.status, outcome.status)}",
+        f"\\[{number}/{total}] {escape(spec.label)} · {spec.dataset}{factor} · seed {spec.seed}"
+        f" · run {spec.run_id}: {states.get(outcome.status, outcome.status)}",
         highlight=False,
     )
 
@@ -196,7 +197,7 @@ def dry_run(specs: Sequence[RunSpec], ctx: LaunchContext) -> list[RunOutcome]:
         state = run_state(ctx.out, spec)
         table.add_row(
             spec.run_id,
-            spec.label,
+            escape(spec.label),
             spec.dataset,
             f"{spec.imbalance:g}",
             str(spec.seed),

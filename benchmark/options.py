@@ -34,12 +34,10 @@ def _format(value: Any) -> str:
 
 
 def parse_value(text: str) -> Any:
-    """`true`/`false`, numbers and Python literals; anything else stays a string."""
+    """`true`/`false`, numbers and Python literals; anything else (`none` too) stays a string."""
     lowered = text.strip().lower()
     if lowered in ("true", "false"):
         return lowered == "true"
-    if lowered in ("none", "null"):
-        return None
     try:
         return ast.literal_eval(text.strip())
     except (ValueError, SyntaxError):

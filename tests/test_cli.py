@@ -97,34 +97,6 @@ def test_interrupted_run_resumes_to_the_same_result(data_root, tmp_path, monkeyp
     ]
 
 
-@pytest.mark.parametrize(
-    "args,message",
-    [
-        (["--methods", "nope"], "unknown method 'nope'; valid names: baseline"),
-        (["--dataset", "nope"], "unknown dataset 'nope'; valid names: synthetic"),
-        (["--missing", "lidar"], "unknown modality lidar; valid: all, none, dsm, optical"),
-        (["--missing", "dsm+optical"], "leaves no modality present"),
-        (["--preset", "huge"], "unknown preset 'huge'"),
-        (["--methods", "baseline[lr=fast]"], "hyperparameter lr='fast': expected a number"),
-        (["--methods", "baseline[lrr=1]"], "unknown hyperparameter lrr"),
-        (["--methods", "baseline[lr]"], "malformed override"),
-        (["--seeds", "a,b"], "--seeds 'a,b': expected comma-separated integers"),
-        (["--steps", "0"], "--steps must be a positive integer"),
-        (["--dataset", "synthetic[tiles=3]"], "unknown dataset option tiles"),
-    ],
-)
-def test_bad_input_is_one_line_exit_2_and_writes_nothing(
-    args, message, data_root, tmp_path, capsys
-):
-    out = tmp_path / "untouched"
-    if "--dataset" not in args:
-        args = [*args, "--dataset", tiny_dataset_arg()]
-    assert run(args, data_root, out) == 2
-    err = capsys.readouterr().err.strip()
-    assert message in err and len(err.splitlines()) == 1, err
-    assert not out.exists()
-
-
 def test_unknown_flag_exits_2_with_one_line(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["--bogus"])

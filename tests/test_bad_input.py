@@ -1,0 +1,165 @@
+"""Bad input: a one-line error naming the value and what was expected, exit status 2, no
+traceback, and the results directory left exactly as it was."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from benchmark import train
+from benchmark.cli import main
+from tests.conftest import tiny_dataset_arg
+
+BASE = ["--preset", "smoke", "--device", "cpu", "--threads", "1"]
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, str]]:
+    """Every file under `root` with its size and content hash (and nothing else)."""
+    if not root.exists():
+        return {}
+    return {
+        str(p.relative_to(root)): (p.stat().st_size, hashlib.sha1(p.read_bytes()).hexdigest())
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def invoke(args: list[str], data_root: Path, out: Path) -> int:
+    full = [*BASE, *args]
+    if "--dataset" not in args:
+        full += ["--dataset", tiny_dataset_arg()]
+    return main([*full, "--data-root", str(data_root), "--out", str(out)])
+
+
+@pytest.fixture(scope="module")
+def finished(data_root, tmp_path_factory) -> Path:
+    """A results directory holding one finished run."""
+    out = tmp_path_factory.mktemp("finished") / "results"
+    assert invoke(["--missing", "none"], data_root, out) == 0
+    return out
+
+
+@pytest.fixture()
+def results(finished, tmp_path) -> Path:
+    copy = tmp_path / "results"
+    shutil.copytree(finished, copy)
+    return copy
+
+
+def assert_rejected(args, message, data_root, out, capsys):
+    before = snapshot(out)
+    capsys.readouterr()
+    assert invoke(args, data_root, out) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err, err
+    assert len(err.splitlines()) == 1, err
+    assert "Traceback" not in err
+    assert snapshot(out) == before
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--methods", "nope"], "unknown method 'nope'; valid names: baseline"),
+        (["--dataset", "nope"], "unknown dataset 'nope'; valid names: synthetic"),
+        (["--preset", "huge"], "unknown preset 'huge'; valid names: quick"),
+        (["--launcher", "slurm"], "unknown launcher 'slurm'; valid names: local"),
+        (["--missing", "lidar"], "unknown modality lidar; valid: all, none, dsm, optical"),
+        (["--missing", "dsm+optical"], "--missing 'dsm+optical' leaves no modality present"),
+        (["--methods", "baseline[lrr=1]"], "unknown hyperparameter lrr for method 'baseline'"),
+        (["--methods", "baseline[lr=fast]"], "hyperparameter lr='fast': expected a number"),
+        (["--methods", "baseline[crop_size=8]"], "hyperparameter crop_size=8: must be >= 32"),
+        (["--methods", "baseline[lr]"], "malformed override 'lr' in 'baseline[lr]'"),
+        (["--methods", "baseline[lr=1"], "unbalanced '['"),
+        (["--seeds", "a,b"], "--seeds 'a,b': expected comma-separated integers"),
+        (["--steps", "0"], "--steps must be a positive integer, got 0"),
+        (["--imbalance", "0.5"], "--imbalance '0.5': expected comma-separated numbers >= 1"),
+        (["--dataset", "synthetic[tiles=3]"], "unknown dataset option tiles; valid: tile_size"),
+        (["--workers", "0"], "--workers and --threads must be positive integers"),
+    ],
+)
+def test_bad_flags(args, message, data_root, results, capsys):
+    assert_rejected(args, message, data_root, results, capsys)
+
+
+def test_out_is_a_file(data_root, tmp_path, capsys):
+    target = tmp_path / "file.txt"
+    target.write_text("precious")
+    assert_rejected([], f"--out {target}: exists and is not a directory", data_root, target, capsys)
+    assert target.read_text() == "precious"
+
+
+def test_out_is_a_foreign_non_empty_directory(data_root, tmp_path, capsys):
+    foreign = tmp_path / "thesis"
+    foreign.mkdir()
+    (foreign / "chapter1.tex").write_text("precious")
+    assert_rejected(
+        [], "non-empty directory without a .missbench marker", data_root, foreign, capsys
+    )
+
+
+def test_out_is_not_writable(data_root, capsys):
+    out = Path("/proc/missbench-results")
+    assert_rejected([], f"--out {out}: not writable", data_root, out, capsys)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is present")
+def test_cuda_requested_without_cuda(data_root, results, capsys):
+    assert_rejected(
+        ["--device", "cuda"],
+        "--device cuda: no CUDA device is available",
+        data_root,
+        results,
+        capsys,
+    )
+
+
+@pytest.fixture()
+def interrupted(data_root, tmp_path, monkeypatch) -> tuple[Path, Path]:
+    """A results directory with one interrupted run (a checkpoint, no `done`)."""
+    out = tmp_path / "interrupted"
+    original = train.RunExecutor._save_checkpoint
+
+    def save_then_die(self, *a, **k):
+        original(self, *a, **k)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train.RunExecutor, "_save_checkpoint", save_then_die)
+    assert invoke(["--missing", "none"], data_root, out) == 130
+    monkeypatch.setattr(train.RunExecutor, "_save_checkpoint", original)
+    (checkpoint,) = out.glob("runs/*/checkpoint.pt")
+    return out, checkpoint
+
+
+def test_checkpoint_from_another_run(data_root, interrupted, capsys):
+    out, checkpoint = interrupted
+    state = torch.load(checkpoint, weights_only=True)
+    state["run_id"] = "0123456789abcdef"
+    torch.save(state, checkpoint)
+    assert_rejected(
+        ["--missing", "none"],
+        "checkpoint of run '0123456789abcdef', expected",
+        data_root,
+        out,
+        capsys,
+    )
+
+
+def test_checkpoint_from_another_harness_version(data_root, interrupted, capsys):
+    out, checkpoint = interrupted
+    state = torch.load(checkpoint, weights_only=True)
+    state["harness_version"] = 0
+    torch.save(state, checkpoint)
+    assert_rejected(
+        ["--missing", "none"], "checkpoint from harness version 0", data_root, out, capsys
+    )
+
+
+def test_truncated_checkpoint(data_root, interrupted, capsys):
+    out, checkpoint = interrupted
+    checkpoint.write_bytes(checkpoint.read_bytes()[:1000])
+    assert_rejected(["--missing", "none"], "unreadable checkpoint", data_root, out, capsys)
