@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -109,3 +110,19 @@ def test_sigkill_mid_sweep_then_resume_matches_uninterrupted(data_root, tmp_path
 
     assert subprocess.run(command, cwd=REPO, env=env, capture_output=True).returncode == 0
     assert (out / "leaderboard.csv").read_text() == (reference / "leaderboard.csv").read_text()
+
+
+VOLATILE = {"eval_seconds", "train_seconds", "peak_memory_mb", "timestamp"}
+
+
+def test_same_command_same_seeds_gives_identical_records(data_root, tmp_path):
+    """CPU determinism: two fresh runs agree on every record field except timings."""
+    args = [*SWEEP, "--methods", "baseline", "--seeds", "3", "--dataset", tiny_dataset_arg(),
+            "--data-root", str(data_root)]
+    records = []
+    for name in ("first", "second"):
+        assert main([*args, "--out", str(tmp_path / name)]) == 0
+        (path,) = (tmp_path / name).glob("runs/*/records.jsonl")
+        rows = [json.loads(line) for line in path.read_text().splitlines()]
+        records.append([{k: v for k, v in r.items() if k not in VOLATILE} for r in rows])
+    assert records[0] == records[1]

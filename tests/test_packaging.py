@@ -23,3 +23,10 @@ def test_harness_imports_no_specific_method_or_dataset_module():
         for name in names:
             assert f"methods.{name}" not in text, (path, name)
             assert f"datasets.{name}" not in text, (path, name)
+
+
+def test_ci_runs_the_readme_test_command():
+    readme_lines = (REPO / "README.md").read_text().splitlines()
+    test_command = readme_lines[2]
+    assert "pytest" in test_command and "run_benchmark.py" in readme_lines[1]
+    assert test_command in (REPO / ".ci" / "run").read_text().splitlines()
