@@ -57,8 +57,8 @@ def run_parser() -> argparse.ArgumentParser:
         "--methods",
         default="baseline",
         help="comma-separated methods, each optionally with hyperparameter "
-        "overrides in brackets, e.g. 'baseline,baseline[lr=3e-4]' "
-        "(default: baseline; see `list`)",
+        "overrides in brackets, e.g. 'baseline,baseline[lr=3e-4]'; 'all' = every registered "
+        "method (default: baseline; see `list`)",
     )
     parser.add_argument(
         "--missing",
@@ -181,11 +181,18 @@ def command_run(args: argparse.Namespace) -> int:
     from benchmark import reporting
     from benchmark.launchers import LAUNCHERS, LaunchContext
     from benchmark.scenarios import scenarios_for_missing
-    from benchmark.sweep import Grid, expand, preflight, unfinished_rows
+    from benchmark.sweep import (
+        Grid,
+        dataset_modalities,
+        expand,
+        expand_method_names,
+        preflight,
+        unfinished_rows,
+    )
     from datasets import DATASETS
     from methods import METHODS
 
-    methods = parse_named_list(args.methods)
+    methods = expand_method_names(parse_named_list(args.methods))
     for method in methods:
         METHODS.canonical(method.name)
     datasets = parse_named_list(args.dataset)
@@ -201,12 +208,12 @@ def command_run(args: argparse.Namespace) -> int:
     grid = Grid(
         tuple(methods), tuple(datasets), seeds, preset, args.steps, parse_factors(args.imbalance)
     )
-    specs = expand(grid)  # validates every name and override before any training
-    wanted = {}
-    for spec in specs:
-        wanted[spec.dataset] = [
-            str(s) for s in scenarios_for_missing(args.missing, spec.train_modalities)
-        ]
+    modalities = {DATASETS.canonical(d.name): dataset_modalities(d) for d in datasets}
+    wanted = {
+        name: [str(s) for s in scenarios_for_missing(args.missing, mods)]
+        for name, mods in modalities.items()
+    }
+    specs = expand(grid, args.missing)  # validates every name and override before training
     check_out_dir(args.out)
     preflight(specs, data_root, args.out)  # data and checkpoints; writes nothing under --out
     context = LaunchContext(
@@ -236,7 +243,8 @@ def command_run(args: argparse.Namespace) -> int:
                 if rec["scenario"] in wanted[rec["dataset"]]:
                     records.append(dict(rec, method=outcome.spec.label))
         else:
-            placeholders += unfinished_rows(outcome, wanted[outcome.spec.dataset])
+            name = outcome.spec.dataset
+            placeholders += unfinished_rows(outcome, wanted[name], modalities[name])
     board = reporting.leaderboard(records)
     if placeholders:
         board = reporting.pd.concat(

@@ -74,6 +74,9 @@ class Method(nn.Module, abc.ABC):
     """One line: what the method does, for the README table."""
     MISSING_MODALITY: ClassVar[str] = ""
     """One line: what the method does when a modality is missing at test time."""
+    DEDICATED: ClassVar[bool] = False
+    """True for per-scenario reference models: the harness trains one run per non-empty
+    modality subset (`context.train_modalities`) and evaluates each only on its own subset."""
 
     def __init__(self, spec: DatasetSpec, hparams: Mapping[str, Any], context: TrainContext):
         super().__init__()

@@ -401,6 +401,15 @@ def robustness_bars(
     return fig
 
 
+def label_of(spec: dict) -> str:
+    """The report's name of a run (benchmark.report.distinguish may have qualified it)."""
+    return spec.get("_report_label") or spec.get("label") or spec["method"]
+
+
+def dataset_of(spec: dict) -> str:
+    return spec.get("_report_dataset") or spec["dataset"]
+
+
 def training_curves(
     logs: Sequence[tuple[dict, list[dict]]],
     val_records: Sequence[dict],
@@ -410,19 +419,20 @@ def training_curves(
     """Training loss and validation mIoU (all modalities) against steps; one line per run,
     colour = method, line style = imbalance factor; the selected checkpoint is starred."""
     colours = method_colours(methods)
-    factors = sorted({spec["imbalance"] for spec, _ in logs if spec["dataset"] == dataset})
+    factors = sorted({spec["imbalance"] for spec, _ in logs if dataset_of(spec) == dataset})
     styles = {f: LINESTYLES[i % len(LINESTYLES)] for i, f in enumerate(factors)}
     fig = new_figure(DOUBLE, 2.3)
     loss_ax, val_ax = fig.subplots(1, 2)
     for spec, history in logs:
-        if spec["dataset"] != dataset or spec["label"] not in colours or not history:
+        label = label_of(spec)
+        if dataset_of(spec) != dataset or label not in colours or not history:
             continue
         steps = [h["step"] for h in history]
         loss = [h.get("loss", np.nan) for h in history]
         loss_ax.plot(
             steps,
             loss,
-            color=colours[spec["label"]],
+            color=colours[label],
             linestyle=styles[spec["imbalance"]],
             linewidth=0.9,
             alpha=0.85,

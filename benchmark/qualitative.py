@@ -18,7 +18,7 @@ from matplotlib.patches import Patch
 
 from benchmark.inference import sliding_window_logits
 from benchmark.method import TrainContext, evaluation_mode
-from benchmark.plots import DOUBLE, method_colours, new_figure
+from benchmark.plots import DOUBLE, dataset_of, label_of, method_colours, new_figure
 from benchmark.records import RunSpec
 from benchmark.scenarios import all_scenarios
 from benchmark.spec import MASK, DatasetSpec
@@ -35,8 +35,8 @@ def pick_runs(
     """Per method label, the finished run with the lowest (imbalance, seed) that has weights."""
     chosen: dict[str, tuple[dict, Path]] = {}
     for spec, path in sorted(runs, key=lambda r: (r[0]["imbalance"], r[0]["seed"])):
-        label = spec.get("label") or spec["method"]
-        wanted = spec["dataset"] == dataset and label in methods and label not in chosen
+        label = label_of(spec)
+        wanted = dataset_of(spec) == dataset and label in methods and label not in chosen
         if wanted and (path / MODEL).exists():
             chosen[label] = (spec, path)
     return chosen
@@ -46,7 +46,7 @@ def predict_tile(
     spec_json: dict, run_path: Path, data_root: Path, tile: int = 0
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], DatasetSpec, str]:
     """Raw sample cut to at most MAX_SIDE px, {scenario: labels}, dataset spec, tile name."""
-    spec = RunSpec.from_json(spec_json)
+    spec = RunSpec.from_json({k: v for k, v in spec_json.items() if not k.startswith("_")})
     test = open_dataset(spec, "test", data_root)
     height, width = test.tile_shape(tile)
     y0, x0 = max(0, (height - MAX_SIDE) // 2), max(0, (width - MAX_SIDE) // 2)

@@ -77,7 +77,35 @@ def _unfinished_status(path: Path) -> str:
 
 
 def _label(spec: dict) -> str:
-    return spec.get("label") or spec["method"]
+    return spec.get("_report_label") or spec.get("label") or spec["method"]
+
+
+def _dataset(spec: dict) -> str:
+    return spec.get("_report_dataset") or spec["dataset"]
+
+
+def distinguish(specs: Sequence[dict]) -> None:
+    """Name runs apart that share a label but not a budget or dataset options.
+
+    Two sweeps into one results directory may train `baseline` for 200 and for 400 steps, or
+    use `synthetic` with other options; averaging them as one cell would be wrong, so the label
+    gets ` (<steps> steps, <preset>)` and the dataset `[<options>]` where they differ.
+    """
+    by_dataset: dict[str, set] = {}
+    for spec in specs:
+        options = tuple(tuple(pair) for pair in spec["dataset_options"])
+        by_dataset.setdefault(spec["dataset"], set()).add(options)
+    for spec in specs:
+        if len(by_dataset[spec["dataset"]]) > 1:
+            inner = ",".join(f"{k}={v}" for k, v in spec["dataset_options"])
+            spec["_report_dataset"] = f"{spec['dataset']}[{inner}]"
+    by_label: dict[tuple, set] = {}
+    for spec in specs:
+        key = (_dataset(spec), _label(spec))
+        by_label.setdefault(key, set()).add((spec["steps"], spec.get("preset", "")))
+    for spec in specs:
+        if len(by_label[(_dataset(spec), _label(spec))]) > 1:
+            spec["_report_label"] = f"{_label(spec)} ({spec['steps']} steps, {spec['preset']})"
 
 
 def load_results(root: Path, reference: str = "baseline") -> Results:
@@ -107,8 +135,7 @@ def load_results(root: Path, reference: str = "baseline") -> Results:
             runs.append(RunEntry(path.name, path, spec, f"unreadable: records ({error})"))
             continue
         runs.append(RunEntry(path.name, path, spec, "done"))
-        label = _label(spec)
-        records += [dict(r, method=label) for r in run_records]
+        records.append(run_records)
         try:
             logs.append((spec, read_jsonl(path / TRAIN_LOG)))
         except (OSError, ValueError):
@@ -116,10 +143,17 @@ def load_results(root: Path, reference: str = "baseline") -> Results:
     specs = [r.spec for r in runs if r.spec is not None]
     if not specs:
         raise BenchmarkError(f"report: no readable spec.json under {root / 'runs'}")
+    distinguish(specs)
+    done_specs = [r.spec for r in runs if r.status == "done"]
+    records = [
+        dict(rec, method=_label(spec), dataset=_dataset(spec))
+        for spec, run_records in zip(done_specs, records, strict=True)
+        for rec in run_records
+    ]
     methods = order_methods({_label(s): s["method"] for s in specs}, reference)
     expected = {}
-    for dataset in dict.fromkeys(s["dataset"] for s in specs):
-        mine = [s for s in specs if s["dataset"] == dataset]
+    for dataset in dict.fromkeys(_dataset(s) for s in specs):
+        mine = [s for s in specs if _dataset(s) == dataset]
         seeds = {s["seed"] for s in mine}
         labels = {_label(s) for s in mine}
         for factor in sorted({float(s["imbalance"]) for s in mine}):
@@ -174,11 +208,12 @@ def build_tables(
         )
         for metric in ("miou", "mf1", "miou_tail")
     ]
-    tables.append(
+    tables += [
         reporting.robustness_table(
-            robust, dataset, results.methods, results.expected, reference, conventions
+            robust, dataset, results.methods, results.expected, reference, conventions, tier
         )
-    )
+        for tier in ("all", "tail")
+    ]
     if len({f for (d, f, _m) in results.expected if d == dataset}) > 1:
         tables.append(
             reporting.imbalance_table(
@@ -274,7 +309,7 @@ def generate_report(
             ReportFile(
                 out / "tables" / f"{stem}.md",
                 f"{dataset}: Markdown tables "
-                "(mIoU, mF1, tail mIoU per scenario; robustness; imbalance)",
+                "(mIoU, mF1, tail mIoU per scenario; robustness of mIoU and tail mIoU; imbalance)",
             )
         )
         files.append(
@@ -372,7 +407,7 @@ def _runs_frame(results: Results) -> pd.DataFrame:
             {
                 "run_id": run.run_id,
                 "status": run.status,
-                "dataset": spec.get("dataset", ""),
+                "dataset": _dataset(spec) if spec else "",
                 "method": _label(spec) if spec else "",
                 "imbalance": spec.get("imbalance", float("nan")),
                 "seed": spec.get("seed", -1),
@@ -404,7 +439,7 @@ def report_markdown(
         for run in not_done:
             spec = run.spec or {}
             what = (
-                f"{_label(spec)} · {spec.get('dataset')} · imbalance ×{spec.get('imbalance', 1):g}"
+                f"{_label(spec)} · {_dataset(spec)} · imbalance ×{spec.get('imbalance', 1):g}"
                 f" · seed {spec.get('seed')}"
                 if spec
                 else "?"

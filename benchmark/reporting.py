@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+from rich.markup import escape
 from rich.table import Table
 
 from benchmark.io import atomic_write_text
@@ -141,7 +142,7 @@ def wide_table(
         for scenario in scenarios:
             sel = part[(part["method"] == method) & (part["scenario"] == scenario)]
             cells.append(f"{_cell(sel['miou'])} / {_cell(sel['mf1'])}{_status_note(sel)}")
-        table.add_row(method, *cells)
+        table.add_row(escape(method), *cells)
     return table
 
 
@@ -180,6 +181,8 @@ class Cell:
     significant: bool = False
     note: str = ""
     """Short text after the value, e.g. the worst scenario's name."""
+    text: str = ""
+    """Shown instead of the value when set (e.g. `reference`)."""
 
     @property
     def missing(self) -> bool:
@@ -203,9 +206,13 @@ class TextTable:
     """Row indices where a new group begins (a rule in LaTeX)."""
     label: str = ""
     wide: bool = False
+    markdown_note: str = "Markdown cells add the 95 % t-interval of the seed mean in brackets."
+    """Caption text only true of the Markdown rendering (e.g. its CI brackets)."""
 
 
 def _fmt(cell: Cell, latex: bool, with_ci: bool) -> str:
+    if cell.text:
+        return latex_escape(cell.text) if latex else cell.text
     if cell.missing:
         return "--" if latex else MISSING_CELL
     pm = r"$\pm$" if latex else "±"
@@ -226,7 +233,20 @@ def _fmt(cell: Cell, latex: bool, with_ci: bool) -> str:
     return text
 
 
+_LATEX_SYMBOLS = {
+    "→": r"$\rightarrow$",
+    "−": "$-$",
+    "Δ": r"$\Delta$",
+    "·": r"$\cdot$",
+    "≤": r"$\leq$",
+    "≥": r"$\geq$",
+    "’": "'",
+    "é": r"\'e",
+}
+
+
 def latex_escape(text: str) -> str:
+    """Escape LaTeX specials and spell the few non-ASCII symbols of our captions in ASCII."""
     out = []
     for char in str(text):
         if char in "&%$#_{}":
@@ -245,8 +265,8 @@ def latex_escape(text: str) -> str:
             out.append("--")
         elif char == "†":
             out.append(r"$^\dagger$")
-        elif char == "→":
-            out.append(r"$\rightarrow$")
+        elif char in _LATEX_SYMBOLS:
+            out.append(_LATEX_SYMBOLS[char])
         else:
             out.append(char)
     return "".join(out)
@@ -261,7 +281,8 @@ def to_markdown(table: TextTable) -> str:
     for stub, cells in table.rows:
         texts = [_md(s) for s in stub] + [_md(_fmt(c, False, True)) for c in cells]
         lines.append("| " + " | ".join(texts) + " |")
-    lines += ["", f"*{_md(table.caption)}*", ""]
+    caption = f"{table.caption} {table.markdown_note}".strip()
+    lines += ["", f"*{_md(caption)}*", ""]
     return "\n".join(lines)
 
 
@@ -276,13 +297,13 @@ def to_latex(table: TextTable) -> str:
     lines = [
         rf"\begin{{{env}}}[t]",
         r"\centering",
-        r"\small",
+        r"\footnotesize" if table.wide else r"\small",
         rf"\caption{{\textbf{{{latex_escape(table.title)}}} {latex_escape(table.caption)}}}",
     ]
     if table.label:
         lines.append(rf"\label{{{table.label}}}")
     lines += [
-        r"\setlength{\tabcolsep}{4pt}",
+        r"\setlength{\tabcolsep}{3pt}" if table.wide else r"\setlength{\tabcolsep}{4pt}",
         rf"\begin{{tabular}}{{{spec}}}",
         r"\toprule",
         " & ".join(latex_escape(h) for h in [*table.stub, *table.columns]) + r" \\",
@@ -404,10 +425,10 @@ def scenario_table(
     if reference and significance is not None and metric in SIGNIFICANCE_METRICS:
         from benchmark.stats import test_description
 
-        marks += f"* = differs from `{reference}` in the same column: {test_description()}. "
+        marks += f"* = differs from {reference} in the same column ({test_description()}). "
     table.caption = (
         f"Mean ± std over seeds ({tier_name} in %, '(−x)' = modality x missing at test time); "
-        f"the Markdown cells add the 95 % t-interval of the mean in brackets. {marks}"
+        f"{marks}"
         f"{MISSING_CELL} = run missing or unfinished; † = fewer seeds than the grid. "
         + ("'mean missing' = mean over the scenarios with a modality missing. " * with_mean)
         + conventions
@@ -422,7 +443,7 @@ def _rob_cell(rob: pd.DataFrame, stat: str, expected: int, **kwargs) -> Cell:
     return Cell(
         row[f"{stat}_mean"],
         row[f"{stat}_std"],
-        int(row["n_seeds"]) if math.isfinite(row[f"{stat}_mean"]) else 0,
+        int(row[f"{stat}_n"]),
         expected,
         ci=(row[f"{stat}_ci_low"], row[f"{stat}_ci_high"]),
         **kwargs,
@@ -446,69 +467,56 @@ def robustness_table(
     expected: Mapping[tuple[str, float, str], int],
     reference: str,
     conventions: str = "",
+    tier: str = "all",
 ) -> TextTable:
-    """Rows imbalance x method; full / mean missing / worst / retention / vs reference, for all
-    eval classes and for the tail tier."""
+    """Rows imbalance x method; full / mean missing / worst / retention / Δ vs reference of
+    one tier's mIoU (`all` = every eval class)."""
     part = robust[robust["dataset"] == dataset] if not robust.empty else robust
     factors = sorted({f for (d, f, _m) in expected if d == dataset})
+    what = "mIoU" if tier == "all" else f"{tier}-tier mIoU"
     table = TextTable(
-        title=f"{dataset}: robustness to missing modalities (test mIoU, %)",
+        title=f"{dataset}: robustness to missing modalities, test {what} (%)",
         caption="",
         stub=["imbalance", "method"],
-        columns=[
-            "full",
-            "mean missing",
-            "worst (scenario)",
-            "retention",
-            f"Δ vs {reference}",
-            "tail full",
-            "tail mean missing",
-            "tail retention",
-        ],
-        label=f"tab:{_slug(dataset)}-robustness",
+        columns=["full", "mean missing", "worst (scenario)", "retention", f"Δ vs {reference}"],
+        label=f"tab:{_slug(dataset)}-robustness-{tier}",
         wide=True,
     )
     for factor in factors:
         table.group_starts.append(len(table.rows))
         for method in methods:
             n_expected = expected.get((dataset, factor, method), 0)
-            rows = (
-                part[(part["imbalance"] == factor) & (part["method"] == method)]
-                if len(part)
-                else part
-            )
-            overall = rows[rows["tier"] == "all"] if len(rows) else rows
-            tail = rows[rows["tier"] == "tail"] if len(rows) else rows
-            worst = _rob_cell(overall, "worst", n_expected)
-            if not overall.empty and not worst.missing:
-                worst.note = str(overall.iloc[0]["worst_scenario"])
-            vs_ref = _rob_cell(overall, "vs_ref", n_expected)
-            if method == reference:
-                vs_ref = Cell(0.0, float("nan"), n_expected, n_expected, note="reference")
-                vs_ref.digits = 1
+            rows = part
+            if len(part):
+                rows = part[
+                    (part["imbalance"] == factor)
+                    & (part["method"] == method)
+                    & (part["tier"] == tier)
+                ]
+            worst = _rob_cell(rows, "worst", n_expected)
+            if not worst.missing:
+                worst.note = str(rows.iloc[0]["worst_scenario"])
+            full = _rob_cell(rows, "full", n_expected)
+            vs_ref = _rob_cell(rows, "vs_ref", n_expected)
+            if method == reference and not full.missing:
+                vs_ref = Cell(0.0, n=n_expected, expected=n_expected, text="reference")
             cells = [
-                _rob_cell(overall, "full", n_expected),
-                _rob_cell(overall, "mean_missing", n_expected),
+                full,
+                _rob_cell(rows, "mean_missing", n_expected),
                 worst,
-                _rob_cell(overall, "retention", n_expected, digits=1),
+                _rob_cell(rows, "retention", n_expected),
                 vs_ref,
-                _rob_cell(tail, "full", n_expected),
-                _rob_cell(tail, "mean_missing", n_expected),
-                _rob_cell(tail, "retention", n_expected, digits=1),
             ]
-            if method == reference and cells[0].missing:
-                cells[4] = Cell(expected=n_expected)
             table.rows.append(([_fmt_factor(factor), method], cells))
-    _bold_best(table, ["max", "max", "max", "max", None, "max", "max", "max"])
+    _bold_best(table, ["max", "max", "max", "max", None])
     table.caption = (
-        "Per seed, then mean ± std over seeds: full = all modalities present; mean missing = "
-        "unweighted mean over the scenarios with at least one modality missing; worst = lowest "
-        "of those (the scenario with the lowest seed-mean in parentheses); retention = mean "
-        f"missing / full (in %); Δ vs {reference} = mean missing minus {reference}'s, paired by "
-        "seed (points, positive = more robust); tail = the same on the tail-tier mIoU. Best per "
-        f"column and imbalance factor in bold; {MISSING_CELL} = missing or unfinished run(s) "
-        "(a seed missing any scenario gives no summary); † = fewer seeds than the grid. "
-        + conventions
+        f"Per seed, then mean ± std over seeds, on the {what}: full = all modalities present; "
+        "mean missing = unweighted mean over the scenarios with at least one modality missing; "
+        "worst = the lowest of those (in parentheses the scenario lowest on the seed mean); "
+        f"retention = mean missing / full (%); Δ vs {reference} = mean missing minus "
+        f"{reference}'s, paired by seed (points; positive = more robust). Best per column and "
+        f"imbalance factor in bold; {MISSING_CELL} = missing or unfinished run(s) (a seed missing "
+        "any scenario gives no summary); † = fewer seeds than the grid. " + conventions
     )
     return table
 

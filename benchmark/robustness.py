@@ -84,7 +84,7 @@ def _value(by_scenario: pd.DataFrame, scenario: str, metric: str) -> float:
 
 
 def robustness(board: pd.DataFrame, methods: Sequence[str], reference: str) -> pd.DataFrame:
-    """Seed-aggregated summaries: `<stat>_mean/_std/_ci_low/_ci_high`, `n_seeds`,
+    """Seed-aggregated summaries: `<stat>_mean/_std/_ci_low/_ci_high/_n`, `n_seeds`,
     `worst_scenario`; rows ordered by dataset, imbalance, `methods`, tier."""
     seeds = per_seed(board, reference)
     order = {m: i for i, m in enumerate(methods)}
@@ -103,6 +103,7 @@ def robustness(board: pd.DataFrame, methods: Sequence[str], reference: str) -> p
             row[f"{stat}_std"] = summary.std
             row[f"{stat}_ci_low"] = summary.ci_low
             row[f"{stat}_ci_high"] = summary.ci_high
+            row[f"{stat}_n"] = summary.n
         row["worst_scenario"] = _worst_scenario(
             board, dataset, imbalance, method, TIER_METRICS[tier]
         )

@@ -19,9 +19,9 @@ BOOTSTRAP_SEED = 0
 ALPHA = 0.05
 
 TEST_NAME = (
-    "two-sided paired bootstrap over seeds x test tiles ({n} resamples, RNG seed {seed}): seeds "
-    "and tiles are resampled jointly for both methods and mIoU is recomputed from the summed "
-    "per-tile confusion matrices; * marks p < {alpha:g}, not corrected for multiple comparisons"
+    "two-sided paired bootstrap: seeds and test tiles resampled jointly for both methods, mIoU "
+    "recomputed from the summed per-tile confusion matrices ({n} resamples, RNG seed {seed}); "
+    "* = p < {alpha:g}, not corrected for multiple comparisons"
 )
 
 # Student t 0.975 quantiles for 1..30 degrees of freedom (two-sided 95 %).

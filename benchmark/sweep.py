@@ -14,6 +14,7 @@ from benchmark.imbalance import validate_factor
 from benchmark.options import NamedConfig
 from benchmark.presets import Preset
 from benchmark.records import RunSpec
+from benchmark.scenarios import scenarios_for_missing
 from benchmark.train import RunOutcome, open_dataset, validate_checkpoint
 from datasets import DATASETS
 from methods import METHODS
@@ -78,19 +79,38 @@ def _hashable(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
 
 
-def expand(grid: Grid) -> list[RunSpec]:
+def expand(grid: Grid, missing: str = "all") -> list[RunSpec]:
+    """Runs of the grid. A dedicated method (e.g. `unimodal`) gets one run per reported
+    scenario, trained on exactly that scenario's modalities."""
     specs = []
     for dataset in grid.datasets:
         modalities = dataset_modalities(dataset)
+        reported = scenarios_for_missing(missing, modalities)
         for imbalance in grid.imbalances:
             for method in grid.methods:
-                for seed in grid.seeds:
-                    specs.append(
-                        make_run_spec(
-                            method, dataset, seed, grid.preset, grid.steps, modalities, imbalance
+                dedicated = METHODS.get(method.name).DEDICATED
+                subsets = [sorted(s.present) for s in reported] if dedicated else [modalities]
+                for subset in subsets:
+                    for seed in grid.seeds:
+                        specs.append(
+                            make_run_spec(
+                                method, dataset, seed, grid.preset, grid.steps, subset, imbalance
+                            )
                         )
-                    )
     return specs
+
+
+def expand_method_names(text_entries: Sequence[NamedConfig]) -> list[NamedConfig]:
+    """`all` stands for every registered method, in registry order."""
+    out: list[NamedConfig] = []
+    for entry in text_entries:
+        if entry.name == "all":
+            if entry.overrides:
+                raise BenchmarkError("--methods all takes no overrides; name the methods instead")
+            out += [NamedConfig(name) for name in METHODS.names()]
+        else:
+            out.append(entry)
+    return list(dict.fromkeys(out))
 
 
 def dataset_modalities(dataset: NamedConfig) -> tuple[str, ...]:
@@ -115,11 +135,15 @@ def preflight(specs: Sequence[RunSpec], data_root: Path, out: Path) -> None:
         validate_checkpoint(out, spec)
 
 
-def unfinished_rows(outcome: RunOutcome, scenarios: Sequence[str]) -> list[dict]:
+def unfinished_rows(
+    outcome: RunOutcome, scenarios: Sequence[str], modalities: Sequence[str]
+) -> list[dict]:
     """Leaderboard rows for a run without results: shown as failed/missing, never dropped."""
     spec = outcome.spec
     status = {"failed": "failed", "busy": "running"}.get(outcome.status, "missing")
-    modalities = spec.train_modalities
+    if METHODS.get(spec.method).DEDICATED:
+        own = "+".join(sorted(spec.train_modalities))
+        scenarios = [s for s in scenarios if s == own]
     rows = []
     for scenario in scenarios:
         present = set(scenario.split("+"))

@@ -362,7 +362,11 @@ class RunExecutor:
                 self.dir / MODEL,
             )
             records = list(val_records)
-            scenarios = all_scenarios(spec.train_modalities)
+            scenarios = (
+                [full]
+                if METHODS.get(spec.method).DEDICATED
+                else all_scenarios(spec.train_modalities)
+            )
             for split, dataset in (("val", val), ("test", test)):
                 records += self._evaluate(
                     method, dataset, split, scenarios, best["step"], train_seconds
@@ -468,7 +472,7 @@ class RunExecutor:
             checkpoint_step=step,
             split=split,
             scenario=str(scenario),
-            missing=scenario.missing_label(spec.train_modalities),
+            missing=scenario.missing_label(ds.modality_names),
             n_present=len(scenario.present),
             selection=selection,
             miou=scores.miou,
