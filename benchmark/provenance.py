@@ -8,27 +8,20 @@ import subprocess
 from pathlib import Path
 
 
+def _git(*args: str) -> str:
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run(
+        ["git", *args], cwd=root, capture_output=True, text=True, check=True, timeout=10
+    )
+    return result.stdout.strip()
+
+
 @functools.cache
 def git_commit() -> str:
-    """Short commit of the MissBench checkout, `+dirty` when it has local changes."""
-    root = Path(__file__).resolve().parent.parent
+    """Short commit of the MissBench checkout, `+dirty` when tracked files have changes."""
     try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
+        commit = _git("rev-parse", "--short=12", "HEAD")
+        dirty = _git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return commit + ("+dirty" if dirty else "")
