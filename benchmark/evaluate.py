@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from benchmark.inference import sliding_window_logits
+from benchmark.inference import sliding_window_bands, sliding_window_logits
 from benchmark.method import Method, evaluation_mode
 from benchmark.metrics import ConfusionMatrix
 from benchmark.scenarios import Scenario
@@ -37,6 +37,27 @@ def evaluate_split(
     matrices: dict[Scenario, list[ConfusionMatrix]] = {s: [] for s in scenarios}
     with evaluation_mode(method):
         for index in range(len(dataset)):
+            height, width = dataset.tile_shape(index)
+            if height >= window and width >= window:
+                # Large tiles stream through in bands of rows (same windows, same logits):
+                # memory stays bounded by the window size, not the tile size.
+                for scenario in scenarios:
+                    matrices[scenario].append(
+                        _streamed_tile_matrix(
+                            method,
+                            dataset,
+                            index,
+                            scenario,
+                            normalize,
+                            window,
+                            overlap,
+                            batch_size,
+                            device,
+                        )
+                    )
+                if on_tile is not None:
+                    on_tile()
+                continue
             sample = normalize(dataset.load(index))
             target = torch.from_numpy(sample.pop(MASK).astype("int64"))
             tensors = {k: torch.from_numpy(v).to(device) for k, v in sample.items()}
@@ -55,3 +76,35 @@ def evaluate_split(
             if on_tile is not None:
                 on_tile()
     return matrices
+
+
+def _streamed_tile_matrix(
+    method: Method,
+    dataset: MultiModalDataset,
+    index: int,
+    scenario: Scenario,
+    normalize: Normalizer,
+    window: int,
+    overlap: float,
+    batch_size: int,
+    device: torch.device,
+) -> ConfusionMatrix:
+    """Confusion matrix of one tile predicted band by band (`sliding_window_bands`)."""
+    spec = dataset.spec
+    height, width = dataset.tile_shape(index)
+    every_column = slice(0, width)
+
+    def read_rows(row0: int, row1: int) -> dict[str, torch.Tensor]:
+        raw = dataset.load(index, (slice(row0, row1), every_column))
+        raw.pop(MASK)
+        tensors = {k: torch.from_numpy(v).to(device) for k, v in normalize(raw).items()}
+        return scenario.select(tensors)
+
+    matrix = ConfusionMatrix(spec.num_classes, spec.ignore_index)
+    bands = sliding_window_bands(
+        method.predict, read_rows, height, width, spec.num_classes, window, overlap, batch_size
+    )
+    for row0, row1, logits in bands:
+        target = dataset.load(index, (slice(row0, row1), every_column))[MASK]
+        matrix.update(logits.argmax(0).cpu(), torch.from_numpy(target.astype("int64")))
+    return matrix

@@ -83,3 +83,70 @@ def sliding_window_logits(
 
 def _round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
+
+
+RowReader = Callable[[int, int], Mapping[str, Tensor]]
+"""(row0, row1) -> modality tensors [C, row1 - row0, W] of those tile rows, on one device."""
+
+
+def sliding_window_bands(
+    predict: PredictFn,
+    read_rows: RowReader,
+    height: int,
+    width: int,
+    num_classes: int,
+    window: int,
+    overlap: float = 0.5,
+    batch_size: int = 16,
+):
+    """The logits of `sliding_window_logits`, streamed as horizontal bands.
+
+    Yields `(row0, row1, logits[K, row1 - row0, W])` top to bottom, covering the tile once.
+    Same windows, same batches, same summation order as `sliding_window_logits`, so the
+    result is identical; but only the rows the current batch of windows touches are read
+    (via `read_rows`) and only a band of about two window heights is accumulated, so a
+    6000 x 6000 tile never lives in memory as a whole. Needs height, width >= window (no
+    padding); smaller tiles go through `sliding_window_logits`.
+    """
+    if not 0 <= overlap < 1:
+        raise ValueError(f"overlap must be in [0, 1), got {overlap}")
+    if height < window or width < window:
+        raise ValueError(f"tile {height}x{width} is smaller than the window {window}")
+    stride = max(1, int(window * (1 - overlap)))
+    boxes = [
+        (y, x)
+        for y in window_starts(height, window, stride)
+        for x in window_starts(width, window, stride)
+    ]
+    top = 0  # first row not yet yielded
+    logits = counts = None
+    for start in range(0, len(boxes), batch_size):
+        chunk = boxes[start : start + batch_size]
+        row0, row1 = chunk[0][0], chunk[-1][0] + window
+        rows = read_rows(row0, row1)
+        batch = {
+            k: torch.stack([v[:, y - row0 : y - row0 + window, x : x + window] for y, x in chunk])
+            for k, v in rows.items()
+        }
+        out = predict(batch).float()
+        if out.shape[-2:] != (window, window):
+            raise ValueError(
+                f"predict returned {tuple(out.shape)}; expected (B, K, {window}, {window})"
+            )
+        if logits is None:
+            device = out.device
+            logits = torch.zeros(num_classes, 0, width, device=device)
+            counts = torch.zeros(1, 0, width, device=device)
+        end = top + logits.shape[1]
+        if row1 > end:  # grow the band downwards
+            grow = row1 - end
+            logits = torch.cat([logits, logits.new_zeros(num_classes, grow, width)], 1)
+            counts = torch.cat([counts, counts.new_zeros(1, grow, width)], 1)
+        for (y, x), window_logits in zip(chunk, out, strict=True):
+            logits[:, y - top : y - top + window, x : x + window] += window_logits
+            counts[:, y - top : y - top + window, x : x + window] += 1
+        done = boxes[start + batch_size][0] if start + batch_size < len(boxes) else height
+        if done > top:  # rows above the next window are final
+            yield top, done, logits[:, : done - top] / counts[:, : done - top]
+            logits, counts = logits[:, done - top :], counts[:, done - top :]
+            top = done

@@ -20,6 +20,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
+from matplotlib.ticker import MaxNLocator
 
 from benchmark.reporting import SCORE_METRICS, scenario_order
 
@@ -62,7 +63,7 @@ def new_figure(width: float, height: float) -> Figure:
     return fig
 
 
-def save(fig: Figure, stem: Path, dpi: int = 300) -> list[Path]:
+def save(fig: Figure, stem: Path, dpi: int = 200) -> list[Path]:
     """Write `stem`.png and `stem`.pdf; returns both paths."""
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -101,9 +102,10 @@ def heatmap(
     scenarios = scenario_order(part)
     missing_of = dict(zip(part["scenario"], part["missing"], strict=False))
     factors = _factors(expected, dataset)
-    grids = []
+    grids, partial = [], []
     for factor in factors:
         grid = np.full((len(methods), len(scenarios)), np.nan)
+        short = np.zeros_like(grid, dtype=bool)
         for i, method in enumerate(methods):
             for j, scenario in enumerate(scenarios):
                 sel = part[
@@ -111,8 +113,11 @@ def heatmap(
                     & (part["method"] == method)
                     & (part["scenario"] == scenario)
                 ]
-                grid[i, j] = _seed_stats(sel[metric])[0] * 100
+                mean, _std, n = _seed_stats(sel[metric])
+                grid[i, j] = mean * 100
+                short[i, j] = 0 < n < expected.get((dataset, factor, method), 0)
         grids.append(grid)
+        partial.append(short)
     finite = np.concatenate([g[np.isfinite(g)] for g in grids]) if grids else np.array([])
     vmin, vmax = (finite.min(), finite.max()) if finite.size else (0.0, 100.0)
     if vmax - vmin < 1:
@@ -124,7 +129,7 @@ def heatmap(
     fig = new_figure(width, 0.36 * len(methods) + 1.05)
     axes = fig.subplots(1, len(factors), squeeze=False, sharey=True)[0]
     image = None
-    for ax, factor, grid in zip(axes, factors, grids, strict=True):
+    for ax, factor, grid, short in zip(axes, factors, grids, partial, strict=True):
         image = ax.imshow(grid, cmap="viridis", vmin=vmin, vmax=vmax, aspect="auto")
         for i in range(len(methods)):
             for j in range(len(scenarios)):
@@ -147,7 +152,7 @@ def heatmap(
                 ax.text(
                     j,
                     i,
-                    f"{value:.1f}",
+                    f"{value:.1f}{'†' if short[i, j] else ''}",
                     ha="center",
                     va="center",
                     fontsize=6.5,
@@ -163,7 +168,8 @@ def heatmap(
     if image is not None:
         bar = fig.colorbar(image, ax=list(axes), shrink=0.9, pad=0.02)
         bar.set_label(f"test {SCORE_METRICS[metric]} (%)")
-    fig.suptitle(f"{dataset}: test {SCORE_METRICS[metric]}, mean over seeds", fontsize=8)
+    note = "; † = fewer seeds than the grid" if any(p.any() for p in partial) else ""
+    fig.suptitle(f"{dataset}: test {SCORE_METRICS[metric]}, mean over seeds{note}", fontsize=8)
     return fig
 
 
@@ -272,7 +278,9 @@ def imbalance_curves(
         ax.set_visible(False)
     for ax, scenario in zip(axes, scenarios, strict=False):
         notes = []
-        for method in methods:
+        log_x = len(factors) > 1 and max(factors) / min(factors) >= 5
+        for k, method in enumerate(methods):
+            dodge = (k - (len(methods) - 1) / 2) * 0.04  # overlapping error bars stay visible
             means, stds, xs = [], [], []
             for factor in factors:
                 sel = part[
@@ -284,7 +292,7 @@ def imbalance_curves(
                 if not np.isfinite(mean):
                     notes.append(f"missing: {method} ×{factor:g}")
                     continue
-                xs.append(factor)
+                xs.append(factor * (1 + dodge) if log_x else factor + dodge)
                 means.append(mean * 100)
                 stds.append(std * 100 if np.isfinite(std) else 0.0)
             if xs:
@@ -300,7 +308,7 @@ def imbalance_curves(
                     elinewidth=0.7,
                     label=method,
                 )
-        if len(factors) > 1 and max(factors) / min(factors) >= 5:
+        if log_x:
             ax.set_xscale("log")
         ax.set_xticks(factors)
         ax.set_xticklabels([f"×{f:g}" for f in factors])
@@ -319,6 +327,7 @@ def imbalance_curves(
                 color="#B00000",
             )
     axes[0].set_ylabel(f"test {SCORE_METRICS[metric]} (%)")
+    axes[0].set_ylim(bottom=0)  # shared: set once, after every panel has autoscaled
     handles = [Line2D([], [], color=colours[m], marker="o", markersize=3, label=m) for m in methods]
     fig.legend(
         handles=handles, loc="outside lower center", ncol=min(4, len(methods)), frameon=False
@@ -341,13 +350,17 @@ def robustness_bars(
     stats = (("full", "full"), ("mean_missing", "mean missing"), ("worst", "worst missing"))
     tiers = (("all", "all eval classes (mIoU)"), ("tail", "tail tier (mIoU)"))
     fig = new_figure(DOUBLE, 1.65 * len(factors) + 0.7)
-    axes = fig.subplots(len(factors), len(tiers), squeeze=False, sharey=True)
+    axes = fig.subplots(len(factors), len(tiers), squeeze=False, sharey="col")
     width = 0.8 / max(1, len(methods))
-    tops = [0.0]
-    if len(part):
-        for stat, _label in stats:
-            tops.append(float(np.nanmax(part[f"{stat}_mean"] + part[f"{stat}_std"].fillna(0))))
-    top = min(100.0, max(10.0, 100 * max(t for t in tops if np.isfinite(t)) * 1.12))
+    tops = {}
+    for tier, _title in tiers:  # each column (tier) gets its own scale
+        highs = [0.0]
+        if len(part):
+            rows = part[part["tier"] == tier]
+            for stat, _label in stats:
+                high = rows[f"{stat}_mean"] + rows[f"{stat}_std"].fillna(0)
+                highs += [float(v) for v in high if np.isfinite(v)]
+        tops[tier] = min(100.0, max(2.0, 100 * max(highs) * 1.12))
     for r, factor in enumerate(factors):
         for c, (tier, tier_title) in enumerate(tiers):
             ax = axes[r, c]
@@ -387,12 +400,11 @@ def robustness_bars(
                     )
             ax.set_xticks(range(len(stats)))
             ax.set_xticklabels([label for _s, label in stats])
-            ax.set_ylim(0, top)
+            ax.set_ylim(0, tops[tier])
             ax.grid(axis="y", linewidth=0.3, alpha=0.6)
             ax.set_axisbelow(True)
             ax.set_title(f"{tier_title}, imbalance ×{factor:g}")
-            if c == 0:
-                ax.set_ylabel("test score (%)")
+            ax.set_ylabel("test score (%)" if c == 0 else "tail-tier score (%)")
     handles = [Patch(color=colours[m], label=m) for m in methods]
     fig.legend(
         handles=handles, loc="outside lower center", ncol=min(4, len(methods)), frameon=False
@@ -470,6 +482,7 @@ def training_curves(
     val_ax.set_title("validation mIoU, all modalities (★ = selected)")
     for ax in (loss_ax, val_ax):
         ax.grid(linewidth=0.3, alpha=0.6)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     handles = [Line2D([], [], color=colours[m], label=m) for m in methods]
     if len(factors) > 1:
         handles += [

@@ -58,3 +58,18 @@ PRESETS.register("smoke")(
         val_checks=2,
     )
 )
+PRESETS.register("real_mini")(
+    Preset(
+        name="real_mini",
+        description="smoke test on real samples (real_potsdam_mini), CPU-sized; not a result",
+        steps=60,
+        hparams={
+            "backbone": "resnet10t",
+            "crop_size": 128,
+            "batch_size": 4,
+            "decoder_channels": 32,
+        },
+        val_checks=2,
+        eval_overlap=0.25,
+    )
+)

@@ -7,12 +7,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from rich.markup import escape
 from rich.table import Table
 
 from benchmark.io import atomic_write_text
 from benchmark.records import SELECTION_DESCRIPTION
+from benchmark.stats import paired_bootstrap, summarize, test_description
 
 BASE_COLUMNS = [
     "dataset",
@@ -222,6 +224,8 @@ def _fmt(cell: Cell, latex: bool, with_ci: bool) -> str:
     if cell.bold:
         text = rf"\textbf{{{text}}}" if latex else f"**{text}**"
     marks = ("*" if cell.significant else "") + ("†" if cell.partial else "")
+    if marks and not latex:
+        marks = marks.replace("*", "\\*")  # a literal asterisk, not Markdown emphasis
     if marks:
         tex_marks = marks.replace("†", r"\dagger")
         text += f"$^{{{tex_marks}}}$" if latex else marks
@@ -281,7 +285,7 @@ def to_markdown(table: TextTable) -> str:
     for stub, cells in table.rows:
         texts = [_md(s) for s in stub] + [_md(_fmt(c, False, True)) for c in cells]
         lines.append("| " + " | ".join(texts) + " |")
-    caption = f"{table.caption} {table.markdown_note}".strip()
+    caption = f"{table.caption} {table.markdown_note}".strip().replace("*", "\\*")
     lines += ["", f"*{_md(caption)}*", ""]
     return "\n".join(lines)
 
@@ -336,8 +340,6 @@ def _bold_best(table: TextTable, better: Sequence[str | None]) -> None:
 
 
 def summary_cell(values: Iterable[float], expected: int, **kwargs) -> Cell:
-    from benchmark.stats import summarize
-
     summary = summarize(list(values))
     ci = (summary.ci_low, summary.ci_high)
     return Cell(summary.mean, summary.std, summary.n, expected, ci=ci, **kwargs)
@@ -423,11 +425,9 @@ def scenario_table(
     _bold_best(table, ["max"] * len(table.columns))
     marks = "Best per column and imbalance factor in bold. "
     if reference and significance is not None and metric in SIGNIFICANCE_METRICS:
-        from benchmark.stats import test_description
-
         marks += f"* = differs from {reference} in the same column ({test_description()}). "
     table.caption = (
-        f"Mean ± std over seeds ({tier_name} in %, '(−x)' = modality x missing at test time); "
+        f"Mean ± std over seeds ({tier_name} in %, '(−x)' = modality x missing at test time). "
         f"{marks}"
         f"{MISSING_CELL} = run missing or unfinished; † = fewer seeds than the grid. "
         + ("'mean missing' = mean over the scenarios with a modality missing. " * with_mean)
@@ -440,14 +440,20 @@ def _rob_cell(rob: pd.DataFrame, stat: str, expected: int, **kwargs) -> Cell:
     if rob.empty:
         return Cell(expected=expected, **kwargs)
     row = rob.iloc[0]
-    return Cell(
+    finished, defined = int(row["n_seeds"]), int(row[f"{stat}_n"])
+    cell = Cell(
         row[f"{stat}_mean"],
         row[f"{stat}_std"],
-        int(row[f"{stat}_n"]),
+        finished,  # † marks seeds missing from the grid, not undefined summaries
         expected,
         ci=(row[f"{stat}_ci_low"], row[f"{stat}_ci_high"]),
         **kwargs,
     )
+    if finished and not defined:
+        cell.text = "n/a"
+    elif defined < finished:
+        cell.note = f"n={defined}"
+    return cell
 
 
 def _significance_lookup(significance: pd.DataFrame | None, metric: str) -> dict:
@@ -495,7 +501,9 @@ def robustness_table(
                 ]
             worst = _rob_cell(rows, "worst", n_expected)
             if not worst.missing:
-                worst.note = str(rows.iloc[0]["worst_scenario"])
+                worst.note = ", ".join(
+                    filter(None, [str(rows.iloc[0]["worst_scenario"]), worst.note])
+                )
             full = _rob_cell(rows, "full", n_expected)
             vs_ref = _rob_cell(rows, "vs_ref", n_expected)
             if method == reference and not full.missing:
@@ -516,7 +524,9 @@ def robustness_table(
         f"retention = mean missing / full (%); Δ vs {reference} = mean missing minus "
         f"{reference}'s, paired by seed (points; positive = more robust). Best per column and "
         f"imbalance factor in bold; {MISSING_CELL} = missing or unfinished run(s) (a seed missing "
-        "any scenario gives no summary); † = fewer seeds than the grid. " + conventions
+        "any scenario gives no summary); † = fewer seeds than the grid; n/a = undefined for "
+        "every seed (e.g. retention with a full score of 0), n=k = defined for k seeds only. "
+        + conventions
     )
     return table
 
@@ -579,8 +589,6 @@ def wide_frame(board: pd.DataFrame, methods: Sequence[str], expected: Mapping) -
     """leaderboard_wide.csv: one row per dataset x imbalance x method x scenario, with mean /
     std / n / 95 % t-CI over seeds of every score metric (NaN = missing; `n_expected` from the
     run grid)."""
-    from benchmark.stats import summarize
-
     rows = []
     for dataset in dict.fromkeys(d for d, _f, _m in expected):
         part = board[board["dataset"] == dataset]
@@ -620,10 +628,6 @@ def significance_frame(
 ) -> pd.DataFrame:
     """Paired bootstrap (benchmark.stats) of every method against `reference`, per dataset x
     imbalance x scenario, on mIoU and tail-tier mIoU, from the selected test records."""
-    import numpy as np
-
-    from benchmark.stats import paired_bootstrap, test_description
-
     selected = [r for r in records if r["split"] == "test" and r["selection"]]
     index: dict[tuple, dict[int, dict]] = {}
     for rec in selected:

@@ -129,8 +129,10 @@ def paired_bootstrap(
     seed s and tile t of `b` (same seed, same test tile). Each resample draws S seed indices and
     T tile indices with replacement, applies the *same* draw to both methods, sums each drawn
     seed's drawn tile matrices, recomputes mIoU per seed and averages over the drawn seeds.
-    With one seed only tiles are resampled. p = two-sided share of resampled differences on
-    the other side of 0 (doubled, at most 1); the CI is the percentile interval.
+    With one seed only tiles are resampled. p = 2 (k + 1) / (R + 1), at most 1, where k is the
+    number of the R resampled differences on the far side of 0 (never 0 from finitely many
+    resamples); the CI is the percentile interval. With few tiles and seeds the resampling
+    distribution is coarse, so read p next to `n_seeds` and `n_tiles`.
     """
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
@@ -159,6 +161,6 @@ def paired_bootstrap(
         nan = float("nan")
         return PairedResult(observed, nan, nan, nan, n_seeds, n_tiles)
     low, high = np.quantile(diffs, [(1 - CONFIDENCE) / 2, 1 - (1 - CONFIDENCE) / 2])
-    tail = min(np.mean(diffs <= 0), np.mean(diffs >= 0))
-    p_value = float(min(1.0, 2 * tail))
+    beyond = min(int(np.sum(diffs <= 0)), int(np.sum(diffs >= 0)))
+    p_value = float(min(1.0, 2 * (beyond + 1) / (diffs.size + 1)))
     return PairedResult(observed, float(low), float(high), p_value, n_seeds, n_tiles)

@@ -131,6 +131,9 @@ def preflight(specs: Sequence[RunSpec], data_root: Path, out: Path) -> None:
                     raise BenchmarkError(
                         f"dataset {spec.dataset!r}: the {split} split is empty under {data_root}"
                     )
+                dataset.spec  # noqa: B018  (train statistics: computed and cached once)
+                for index in range(len(dataset)):  # decode-once caches, validated up front
+                    dataset.load(index, (slice(0, 1), slice(0, 1)))
             opened.add(key)
         validate_checkpoint(out, spec)
 

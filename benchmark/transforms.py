@@ -43,6 +43,9 @@ def random_dihedral(sample: Mapping[str, np.ndarray], rng: np.random.Generator) 
     """The same random flip and 90° rotation applied to every modality and the mask."""
     k = int(rng.integers(4))
     flip = bool(rng.integers(2))
+    first = next(iter(sample.values()))
+    if first.shape[-2] != first.shape[-1]:
+        k = 2 * (k % 2)  # a non-square crop (tile smaller than the crop) keeps its shape
     out = {}
     for key, value in sample.items():
         axes = (-2, -1)

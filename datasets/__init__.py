@@ -12,3 +12,9 @@ DATASETS: Registry[type[MultiModalDataset]] = Registry("dataset")
 from datasets import synthetic  # noqa: E402,F401  (registers synthetic, synthetic_sar, synthetic_3m)
 
 __all__ = ["DATASETS", "MultiModalDataset"]
+# registration order = listing order (README table)
+from datasets import vaihingen  # noqa: E402,F401,I001  (registers vaihingen)
+from datasets import potsdam  # noqa: E402,F401  (registers potsdam)
+from datasets import whu_opt_sar  # noqa: E402,F401  (registers whu_opt_sar)
+from datasets import earthmiss  # noqa: E402,F401  (registers earthmiss)
+from datasets import folder  # noqa: E402,F401  (registers folder, real_potsdam_mini)

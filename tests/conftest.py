@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import matplotlib
 import pytest
 import torch
@@ -22,3 +24,21 @@ def tiny_dataset_arg(name: str = "synthetic") -> str:
 def data_root(tmp_path_factory: pytest.TempPathFactory):
     """One generated synthetic cache shared by every test of the session."""
     return tmp_path_factory.mktemp("data")
+
+
+@pytest.fixture(scope="module")
+def finished(data_root, tmp_path_factory):
+    """A results directory holding one finished run (built once per test module)."""
+    from tests.cli_helpers import invoke
+
+    out = tmp_path_factory.mktemp("finished") / "results"
+    assert invoke(["--missing", "none"], data_root, out) == 0
+    return out
+
+
+@pytest.fixture()
+def results(finished, tmp_path):
+    """A private copy of `finished` that a test may try (and fail) to change."""
+    copy = tmp_path / "results"
+    shutil.copytree(finished, copy)
+    return copy

@@ -1,0 +1,119 @@
+"""Decode-once, memory-mapped tile cache: every provider file is decoded a single time into a
+`.npy` that later reads slice through `np.load(mmap_mode="r")` (a 6000 x 6000 Potsdam tile is
+never decoded per patch).
+
+Where: `$MISSBENCH_CACHE` when set, else `<data-root>/.missbench_cache/` when the data root is
+writable, else `~/.cache/missbench/<hash of the data root>/` (read-only data, e.g. shared
+samples). The provider's files are never modified.
+
+Entries are named `<key>--<fingerprint>.npy`; the fingerprint hashes the source files' paths,
+sizes and modification times plus the decoding parameters, so changed files or options give a
+new entry instead of a stale one. Writes go to a temp file in the same folder followed by an
+atomic rename: a crash never leaves a half entry that is later trusted, and concurrent writers
+of the same entry are harmless (identical content, last rename wins).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+CACHE_VERSION = 1
+CACHE_DIRNAME = ".missbench_cache"
+ROWS_PER_CHUNK = 512
+
+
+def _writable(directory: Path) -> bool:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+        return True
+    except OSError:
+        return False
+
+
+def cache_root(data_root: Path) -> Path:
+    """The cache folder for datasets under `data_root` (see the module docstring)."""
+    env = os.environ.get("MISSBENCH_CACHE")
+    if env:
+        return Path(env)
+    data_root = Path(data_root)
+    if data_root.is_dir() and _writable(data_root / CACHE_DIRNAME):
+        return data_root / CACHE_DIRNAME
+    digest = hashlib.sha256(str(data_root.resolve()).encode()).hexdigest()[:12]
+    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return base / "missbench" / digest
+
+
+def fingerprint(paths: Iterable[Path], params: Any = None) -> str:
+    """Short hash of source files (path, size, mtime) and the decoding parameters."""
+    items: list[Any] = [CACHE_VERSION]
+    for path in paths:
+        stat = Path(path).stat()
+        items.append([str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns])
+    items.append(params)
+    text = json.dumps(items, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _save_atomic(path: Path, array: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        # row chunks from a possibly non-contiguous view (e.g. HWC -> CHW): no full copy
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=array.dtype, shape=array.shape)
+        rows = array.shape[-2] if array.ndim >= 2 else 1
+        for start in range(0, rows, ROWS_PER_CHUNK):
+            if array.ndim >= 2:
+                out[..., start : start + ROWS_PER_CHUNK, :] = array[
+                    ..., start : start + ROWS_PER_CHUNK, :
+                ]
+            else:
+                out[...] = array
+        out.flush()
+        del out
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path: Path, payload: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(payload, fh, indent=2)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class TileCache:
+    """Memory-mapped arrays under one folder, produced on first use."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+
+    def path(self, key: str, fp: str) -> Path:
+        return self.directory / f"{key}--{fp}.npy"
+
+    def has(self, key: str, fp: str) -> bool:
+        return self.path(key, fp).is_file()
+
+    def get(self, key: str, fp: str, produce: Callable[[], np.ndarray]) -> np.ndarray:
+        """The cached array (read-only memmap), decoding it with `produce` the first time."""
+        path = self.path(key, fp)
+        if not path.is_file():
+            _save_atomic(path, produce())
+        return np.load(path, mmap_mode="r")

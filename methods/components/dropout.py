@@ -1,0 +1,112 @@
+"""Modality dropout: draw which modalities a training sample keeps, then hide the others.
+
+A `SubsetSampler` draws availability masks over the non-empty subsets of the modalities with
+explicit probabilities (never the empty set). The masks are applied either to the inputs
+(`zero_inputs`: zero in normalised space, i.e. a per-channel mean fill, as ModDrop and ShaSpec
+do) or to the encoders' feature pyramids at every scale (`zero_features`: mmFormer's and
+RFNet's MaskModal).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import Tensor
+
+from benchmark.errors import BenchmarkError
+from benchmark.hparams import HParam
+from benchmark.scenarios import all_scenarios
+
+SAMPLING = ("sample", "batch")
+"""`sample`: one subset per sample (MMANet, mmFormer); `batch`: one per batch (ShaSpec, LCKD)."""
+
+
+def sampler_hparams(what: str) -> dict[str, HParam]:
+    """`subset_weights` and `sampling` for a method that draws modality subsets for `what`."""
+    return {
+        "subset_weights": HParam(
+            (),
+            f"{what}: relative probabilities of the non-empty subsets, full set first then by "
+            "decreasing size and name (benchmark.scenarios order); empty = uniform",
+        ),
+        "sampling": HParam("sample", f"{what}: a subset per sample or per batch", choices=SAMPLING),
+    }
+
+
+class SubsetSampler:
+    """Draws boolean keep-masks [B, M] over the non-empty subsets of `modalities`.
+
+    `weights` are relative probabilities in the order of `subsets` (full set first, then by
+    decreasing size, as `benchmark.scenarios.all_scenarios`); empty = uniform. With two
+    modalities the default is (1/3, 1/3, 1/3) over (full, a only, b only).
+    """
+
+    def __init__(
+        self,
+        modalities: Sequence[str],
+        weights: Sequence[float] = (),
+        per: str = "sample",
+        include_full: bool = True,
+    ) -> None:
+        if per not in SAMPLING:
+            raise BenchmarkError(f"modality sampling {per!r}: expected one of {SAMPLING}")
+        self.modalities = tuple(modalities)
+        self.per = per
+        scenarios = all_scenarios(self.modalities)
+        if not include_full:
+            scenarios = scenarios[1:]
+        if not scenarios:
+            raise BenchmarkError(f"no subsets to sample from {self.modalities}")
+        self.subsets: list[frozenset[str]] = [s.present for s in scenarios]
+        if not weights:
+            weights = (1.0,) * len(self.subsets)
+        if len(weights) != len(self.subsets) or any(w < 0 for w in weights) or sum(weights) <= 0:
+            order = ", ".join("+".join(sorted(s)) for s in self.subsets)
+            raise BenchmarkError(
+                f"subset weights {tuple(weights)}: need {len(self.subsets)} non-negative values "
+                f"(not all zero) in the order {order}"
+            )
+        probs = torch.tensor([float(w) for w in weights], dtype=torch.float64)
+        self.probabilities = probs / probs.sum()
+        self.table = torch.tensor(
+            [[m in s for m in self.modalities] for s in self.subsets], dtype=torch.bool
+        )
+        """[subsets, M]: row i is the keep-mask of subset i."""
+
+    @classmethod
+    def from_hparams(cls, modalities: Sequence[str], hparams: Mapping) -> SubsetSampler:
+        """Built from the two hyperparameters of `sampler_hparams`."""
+        return cls(modalities, hparams["subset_weights"], hparams["sampling"])
+
+    def sample(self, batch_size: int, device: torch.device | str = "cpu") -> Tensor:
+        """Keep-mask [B, M] (bool); every row keeps at least one modality."""
+        draws = 1 if self.per == "batch" else batch_size
+        index = torch.multinomial(self.probabilities, draws, replacement=True)
+        keep = self.table[index]
+        if self.per == "batch":
+            keep = keep.expand(batch_size, -1)
+        return keep.to(device)
+
+    def as_dict(self, keep: Tensor) -> dict[str, Tensor]:
+        """Column per modality: {name: bool[B]}."""
+        return {m: keep[:, i] for i, m in enumerate(self.modalities)}
+
+
+def _gate(x: Tensor, keep: Tensor) -> Tensor:
+    """x with samples where `keep` is False set to zero (broadcast over C, H, W)."""
+    return x * keep.to(x.dtype).view(-1, *([1] * (x.dim() - 1)))
+
+
+def zero_inputs(inputs: Mapping[str, Tensor], keep: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """Inputs with dropped modalities zeroed per sample (a mean fill in normalised space)."""
+    return {m: _gate(x, keep[m]) if m in keep else x for m, x in inputs.items()}
+
+
+def zero_features(
+    pyramids: Sequence[Sequence[Tensor]], keep: Sequence[Tensor]
+) -> list[list[Tensor]]:
+    """MaskModal: every level of modality i's pyramid zeroed for samples with keep[i] False."""
+    return [
+        [_gate(level, k) for level in pyramid] for pyramid, k in zip(pyramids, keep, strict=True)
+    ]

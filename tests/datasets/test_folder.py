@@ -1,0 +1,141 @@
+"""`folder` cards on fake user data, and on the real samples of ../shared/data/real
+(skipped cleanly when that folder is absent; the files are never copied into the repo)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from benchmark.cli import main
+from benchmark.errors import BenchmarkError, DatasetNotFoundError
+from benchmark.spec import MASK
+from datasets import DATASETS
+from datasets.folder import card_from_mapping
+from tests.datasets.fake_data import committed_files, generated_files, make_fake, run_cli
+
+REAL = Path(
+    os.environ.get(
+        "MISSBENCH_REAL_DATA", Path(__file__).resolve().parents[2] / ".." / "shared/data/real"
+    )
+)
+needs_real = pytest.mark.skipif(
+    not (REAL / "potsdam_multisenseseg").is_dir(), reason=f"real samples absent ({REAL})"
+)
+
+
+@pytest.fixture(scope="module")
+def card(tmp_path_factory):
+    root = make_fake("folder", tmp_path_factory.mktemp("folder_root"))
+    return root / "folder" / "card.yaml"
+
+
+def open_card(card, which="train"):
+    cls = DATASETS.get("folder")
+    return cls(Path("."), which, cls.make_options({"card": str(card)}))
+
+
+def test_committed_fake_matches_generator(card):
+    assert committed_files("folder", "my_city") == generated_files(card.parents[1], "folder")
+
+
+def test_card_drives_modalities_bands_palette_and_ratio_splits(card):
+    splits = {s: open_card(card, s) for s in ("train", "val", "test")}
+    ids = [set(d.tile_name(i) for i in range(len(d))) for d in splits.values()]
+    assert [len(i) for i in ids] == [3, 1, 2] and not (ids[0] & ids[1] or ids[0] & ids[2])
+    sample = splits["train"].load(0)
+    assert set(sample) == {"optical", "dsm", "sar", MASK}
+    assert sample["sar"].shape == (1, 32, 32) and sample["sar"].max() < -5  # VH band only
+    assert set(np.unique(sample[MASK])) <= {0, 1, 2, 255}  # black -> ignore
+    spec = splits["test"].spec
+    assert spec.name == "my_city" and spec.classes == ("road", "building", "vegetation")
+    cls = DATASETS.get("folder")
+    assert cls.modalities_for(cls.make_options({"card": str(card)})) == ("optical", "dsm", "sar")
+
+
+def test_card_validation_messages():
+    with pytest.raises(BenchmarkError, match="unknown key"):
+        card_from_mapping({"modalitis": {}})
+    base = {
+        "modalities": {"optical": {"channels": 3}},
+        "labels": {"folder": "gt"},
+        "classes": ["a", "b"],
+        "splits": {"train": [1], "val": [], "test": []},
+    }
+    with pytest.raises(BenchmarkError, match="quote every id"):
+        card_from_mapping(base)
+
+
+def test_end_to_end_cli(card, tmp_path):
+    assert run_cli(f"folder[card={card}]", Path("."), tmp_path / "out") == 0
+    board = pd.read_csv(tmp_path / "out" / "leaderboard.csv")
+    assert len(board) == 7  # every non-empty subset of 3 modalities
+
+
+def test_missing_card_is_one_line_exit_2(tmp_path, capsys):
+    code = main(["--dataset", f"folder[card={tmp_path}/none.yaml]", "--out", str(tmp_path / "o")])
+    captured = capsys.readouterr()
+    assert code == 2 and "card" in captured.out + captured.err
+    with pytest.raises(DatasetNotFoundError):
+        open_card(tmp_path / "none.yaml")
+
+
+# ------------------------------------------------------------------ real samples
+
+
+@needs_real
+def test_real_sen1floods11_through_a_card(tmp_path):
+    chip = "Spain_7370579"
+    (tmp_path / "card.yaml").write_text(
+        f"""
+name: sen1floods11_chip
+root: {REAL / "sen1floods11_spain_7370579"}
+modalities:
+  optical: {{folder: optical, channels: 13, pattern: "{{id}}_S2Hand"}}
+  sar: {{folder: sar, channels: 2, pattern: "{{id}}_S1Hand"}}
+labels: {{folder: labels, pattern: "{{id}}_LabelHand", encoding: index, ignore: [-1]}}
+classes: [not_water, water]
+splits: {{train: ["{chip}"], val: ["{chip}"], test: ["{chip}"]}}
+"""
+    )
+    ds = open_card(tmp_path / "card.yaml")
+    sample = ds.load(0)
+    assert sample["optical"].shape == (13, 512, 512) and sample["sar"].shape == (2, 512, 512)
+    assert (sample[MASK] == 255).sum() == 99  # the -1 nodata pixels
+    assert 0.2 < (sample[MASK] == 1).mean() < 0.35
+
+
+@needs_real
+def test_real_mmsam_rgb_irrg_through_a_card(tmp_path):
+    (tmp_path / "card.yaml").write_text(
+        f"""
+name: potsdam_rgb_irrg
+root: {REAL / "potsdam_mmsam_rgb_irrg"}
+modalities:
+  optical: {{folder: rgb, channels: 3}}
+  nir: {{folder: irrg, channels: 1, bands: [0]}}
+labels: {{folder: labels, encoding: index}}
+classes: [impervious_surfaces, building, low_vegetation, tree, car, clutter]
+splits: {{train: ["00000", "00001"], val: ["00002"], test: ["00003"]}}
+"""
+    )
+    ds = open_card(tmp_path / "card.yaml", "test")
+    sample = ds.load(0, (slice(0, 256), slice(0, 256)))
+    assert sample["optical"].shape == (3, 256, 256) and sample["nir"].shape == (1, 256, 256)
+    assert set(np.unique(sample[MASK])) <= set(range(6))
+
+
+@needs_real
+def test_real_potsdam_mini_smoke_preset(tmp_path):
+    """The documented smoke test: train on real patch 00000, evaluate on 00001. Not a result."""
+    out = tmp_path / "out"
+    args = ["--dataset", "real_potsdam_mini", "--data-root", str(REAL), "--methods", "baseline"]
+    args += ["--missing", "all", "--preset", "real_mini", "--device", "cpu", "--out", str(out)]
+    assert main(args) == 0
+    board = pd.read_csv(out / "leaderboard.csv")
+    assert sorted(board["scenario"]) == ["dsm", "dsm+optical", "optical"]
+    assert ((board["miou"] >= 0) & (board["miou"] <= 1)).all()
+    print(board[["scenario", "miou", "mf1", "oa"]].to_string())

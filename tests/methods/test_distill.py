@@ -1,0 +1,61 @@
+"""Distillation: the teacher trains first, is frozen afterwards, and the student learns from it."""
+
+from __future__ import annotations
+
+import torch
+
+from benchmark.method import evaluation_mode, modality_inputs
+from methods.components.distillation import feature_l1, logit_kl
+from tests.methods.zoo_helpers import build_method, changed, snapshot
+
+
+def test_budget_split_is_recorded(data_root):
+    method, _, _ = build_method("distill", data_root, {"teacher_fraction": 0.4}, steps=10)
+    stats = method.diagnostics()
+    assert (stats["teacher_steps"], stats["student_steps"]) == (4.0, 6.0)
+    assert stats["student_active"] == 0.0
+
+
+def test_teacher_trains_then_is_frozen_while_the_student_learns(data_root):
+    method, sampler, _ = build_method("distill", data_root, {"teacher_fraction": 0.5}, steps=4)
+    teacher, student = snapshot(method.teacher), snapshot(method.student)
+    for step in range(2):  # teacher stage
+        losses = method.update(sampler.batch(step), step)
+        assert "teacher_ce" in losses
+    assert changed(teacher, method.teacher) and not changed(student, method.student)
+
+    frozen = snapshot(method.teacher)
+    for step in range(2, 4):  # student stage
+        losses = method.update(sampler.batch(step), step)
+        assert {"kd", "feature_l1", "student_ce"} <= set(losses)
+    # no weight and no batch-norm statistic of the teacher moved; the student did
+    assert changed(frozen, method.teacher) == []
+    assert changed(student, method.student)
+    assert all(p.grad is None for p in method.teacher.parameters())
+    assert method.diagnostics()["student_updates"] == 2.0
+
+
+def test_predict_is_always_the_student(data_root):
+    """Selection must never pick a teacher checkpoint: predict is the student in both stages."""
+    method, sampler, _ = build_method("distill", data_root, {"teacher_fraction": 0.5}, steps=4)
+    inputs = modality_inputs(sampler.batch(9))
+    method.update(sampler.batch(0), 0)  # teacher stage
+    with evaluation_mode(method):
+        torch.testing.assert_close(method.predict(inputs), method.student(inputs))
+    method.update(sampler.batch(2), 2)  # first student step
+    with evaluation_mode(method):
+        torch.testing.assert_close(method.predict(inputs), method.student(inputs))
+
+
+def test_kd_losses():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 6, 8, 8)
+    assert float(logit_kl(logits, logits, 10.0)) < 1e-6
+    other = torch.randn(2, 6, 8, 8)
+    plain = logit_kl(other, logits, 4.0, t_squared=False)
+    assert plain > 0
+    torch.testing.assert_close(logit_kl(other, logits, 4.0), plain * 16)
+    student = other.clone().requires_grad_(True)
+    teacher = logits.clone().requires_grad_(True)
+    (logit_kl(student, teacher, 2.0) + feature_l1(student, teacher)).backward()
+    assert teacher.grad is None and student.grad.abs().sum() > 0

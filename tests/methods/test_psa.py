@@ -1,0 +1,138 @@
+"""PSA building blocks: class-balanced sampler, supervised InfoNCE, collapse gauge."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from methods.components.psa import (
+    collapse_std,
+    downsample_labels,
+    gather_pixels,
+    sample_pixels,
+    supervised_infonce,
+)
+
+IGNORE = 255
+K = 6
+
+
+def make_labels(seed: int = 0) -> torch.Tensor:
+    """[2, 32, 32] labels: classes 0..2 frequent, class 4 rare (5 px), class 3/5 absent,
+    and a block of ignored pixels."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, 3, (2, 32, 32), generator=g)
+    labels[0, :8, :8] = IGNORE
+    labels[1, 0, :5] = 4
+    return labels
+
+
+def counts_of(labels: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    return torch.bincount(labels.reshape(-1)[index], minlength=K)
+
+
+def test_balanced_equal_counts_per_present_class_and_all_of_a_rare_class():
+    labels = make_labels()
+    index = sample_pixels(labels, 50, K, IGNORE, generator=torch.Generator().manual_seed(1))
+    counts = counts_of(labels, index)
+    assert counts[:3].tolist() == [50, 50, 50]
+    assert counts[4] == 5  # rarer than the budget: every one of its pixels
+    assert counts[3] == 0 and counts[5] == 0
+    assert index.unique().numel() == index.numel()  # no pixel twice
+
+
+def test_never_draws_an_ignored_pixel():
+    labels = make_labels()
+    for mode in ("balanced", "uniform"):
+        for seed in range(5):
+            g = torch.Generator().manual_seed(seed)
+            index = sample_pixels(labels, 10_000, K, IGNORE, mode=mode, generator=g)
+            assert (labels.reshape(-1)[index] != IGNORE).all()
+    # a budget above every class count takes all labelled pixels, still no ignored one
+    index = sample_pixels(labels, 10_000, K, IGNORE)
+    assert index.numel() == int((labels != IGNORE).sum())
+
+
+def test_deterministic_under_a_seed_and_different_across_seeds():
+    labels = make_labels()
+
+    def draw(seed: int) -> torch.Tensor:
+        return sample_pixels(labels, 20, K, IGNORE, generator=torch.Generator().manual_seed(seed))
+
+    assert torch.equal(draw(3), draw(3))
+    assert not torch.equal(draw(3), draw(4))
+    torch.manual_seed(7)
+    a = sample_pixels(labels, 20, K, IGNORE)
+    torch.manual_seed(7)
+    assert torch.equal(a, sample_pixels(labels, 20, K, IGNORE))  # the global RNG too
+
+
+def test_uniform_draws_the_same_total_budget_ignoring_class():
+    labels = make_labels()
+    index = sample_pixels(labels, 50, K, IGNORE, mode="uniform")
+    assert index.numel() == 50 * 4  # four classes present
+    assert counts_of(labels, index)[4] < 5  # the rare class is not favoured (5 of ~1800 px)
+
+
+def test_hard_split_takes_its_share_from_hard_pixels_and_tops_up():
+    labels = make_labels()
+    g = torch.Generator().manual_seed(0)
+    hard = torch.rand(labels.shape, generator=g) < 0.3
+    index = sample_pixels(labels, 40, K, IGNORE, hard=hard, hard_fraction=0.5)
+    counts = counts_of(labels, index)
+    assert counts[:3].tolist() == [40, 40, 40] and counts[4] == 5
+    flat_labels, flat_hard = labels.reshape(-1)[index], hard.reshape(-1)[index]
+    for c in range(3):
+        assert int(flat_hard[flat_labels == c].sum()) == 20
+    # no easy pixels at all: the whole budget comes from hard ones
+    index = sample_pixels(labels, 40, K, IGNORE, hard=torch.ones_like(hard), hard_fraction=0.5)
+    assert counts_of(labels, index)[:3].tolist() == [40, 40, 40]
+
+
+def test_empty_and_all_ignored_inputs():
+    labels = torch.full((1, 4, 4), IGNORE)
+    assert sample_pixels(labels, 8, K, IGNORE).numel() == 0
+    assert sample_pixels(labels, 8, K, IGNORE, mode="uniform").numel() == 0
+    with pytest.raises(ValueError):
+        sample_pixels(labels, 8, K, IGNORE, mode="greedy")
+
+
+def test_downsample_labels_takes_cell_centres_and_keeps_ignore():
+    mask = torch.zeros(1, 8, 8, dtype=torch.long)
+    mask[:, 4:, 4:] = 2
+    mask[:, :4, :4] = IGNORE
+    down = downsample_labels(mask, (2, 2))
+    assert down.tolist() == [[[IGNORE, 0], [0, 2]]]
+
+
+def test_gather_pixels_matches_flat_indexing():
+    x = torch.randn(2, 3, 4, 5)
+    index = torch.tensor([0, 7, 20, 39])
+    b, y, xx = index // 20, (index % 20) // 5, index % 5
+    torch.testing.assert_close(gather_pixels(x, index), x[b, :, y, xx])
+
+
+def test_supervised_infonce_rewards_class_aligned_embeddings():
+    torch.manual_seed(0)
+    labels = torch.arange(4).repeat_interleave(8)
+    prototypes = torch.nn.functional.normalize(torch.randn(4, 16), dim=1)
+    keys = prototypes[labels] + 0.05 * torch.randn(32, 16)
+    aligned = supervised_infonce(keys + 0.05 * torch.randn(32, 16), keys, labels, 0.1)
+    shuffled = supervised_infonce(torch.randn(32, 16), keys, labels, 0.1)
+    assert aligned < shuffled
+    # identical one-hot embeddings at a low temperature: each anchor's softmax mass splits
+    # evenly over its class's 8 keys, so the loss is log(8)
+    one_hot = torch.eye(16)[labels]
+    exact = supervised_infonce(one_hot, one_hot, labels, 0.01)
+    assert exact == pytest.approx(math.log(8), abs=1e-3)
+
+
+def test_collapse_std_reads_healthy_and_collapsed_features():
+    torch.manual_seed(0)
+    c = 64
+    healthy = collapse_std(torch.randn(4, c, 8, 8))
+    assert healthy == pytest.approx(1 / math.sqrt(c), rel=0.1)
+    collapsed = torch.ones(4, c, 8, 8) + 1e-4 * torch.randn(4, c, 8, 8)
+    assert collapse_std(collapsed) < 0.01 * healthy
