@@ -152,21 +152,36 @@ def test_dedicated_methods_get_one_run_per_scenario(data_root, tmp_path, monkeyp
 
     monkeypatch.setitem(METHODS._items, "dedicated_probe", DedicatedProbe)
     out = tmp_path / "results"
-    assert run(["--methods", "dedicated_probe,baseline", "--dataset", tiny_dataset_arg()],
-               data_root, out) == 0
+    assert (
+        run(
+            ["--methods", "dedicated_probe,baseline", "--dataset", tiny_dataset_arg()],
+            data_root,
+            out,
+        )
+        == 0
+    )
     board = pd.read_csv(out / "leaderboard.csv")
     probe = board[board["method"] == "dedicated_probe"]
     assert sorted(probe["scenario"]) == ["dsm", "dsm+optical", "optical"]
     assert probe["run_id"].nunique() == 3
     assert dict(zip(probe["scenario"], probe["missing"], strict=True)) == {
-        "dsm+optical": "none", "dsm": "optical", "optical": "dsm"}
+        "dsm+optical": "none",
+        "dsm": "optical",
+        "optical": "dsm",
+    }
     for run_id, scenario in zip(probe["run_id"], probe["scenario"], strict=True):
         spec = json.loads((out / "runs" / run_id / "spec.json").read_text())
         assert "+".join(spec["train_modalities"]) == scenario
 
     out = tmp_path / "only_dsm_missing"
-    assert run(["--methods", "dedicated_probe", "--dataset", tiny_dataset_arg(),
-                "--missing", "dsm"], data_root, out) == 0
+    assert (
+        run(
+            ["--methods", "dedicated_probe", "--dataset", tiny_dataset_arg(), "--missing", "dsm"],
+            data_root,
+            out,
+        )
+        == 0
+    )
     assert sorted(pd.read_csv(out / "leaderboard.csv")["scenario"]) == ["dsm+optical", "optical"]
 
 
@@ -174,6 +189,22 @@ def test_methods_all_expands_to_the_registry(data_root, tmp_path):
     from methods import METHODS
 
     out = tmp_path / "dry"
-    assert main([*SMOKE, "--methods", "all", "--launcher", "dry_run", "--dataset",
-                 tiny_dataset_arg(), "--data-root", str(data_root), "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                *SMOKE,
+                "--methods",
+                "all",
+                "--launcher",
+                "dry_run",
+                "--dataset",
+                tiny_dataset_arg(),
+                "--data-root",
+                str(data_root),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert not out.exists() and len(METHODS.names()) >= 1

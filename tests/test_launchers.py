@@ -117,8 +117,17 @@ VOLATILE = {"eval_seconds", "train_seconds", "peak_memory_mb", "timestamp"}
 
 def test_same_command_same_seeds_gives_identical_records(data_root, tmp_path):
     """CPU determinism: two fresh runs agree on every record field except timings."""
-    args = [*SWEEP, "--methods", "baseline", "--seeds", "3", "--dataset", tiny_dataset_arg(),
-            "--data-root", str(data_root)]
+    args = [
+        *SWEEP,
+        "--methods",
+        "baseline",
+        "--seeds",
+        "3",
+        "--dataset",
+        tiny_dataset_arg(),
+        "--data-root",
+        str(data_root),
+    ]
     records = []
     for name in ("first", "second"):
         assert main([*args, "--out", str(tmp_path / name)]) == 0
