@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from datasets.tile_cache import write_json_atomic
+from benchmark.io import atomic_write_json
 
 ROWS_PER_CHUNK = 256
 
@@ -48,5 +48,5 @@ def cached_stats(
         except (OSError, ValueError, KeyError):
             pass  # unreadable: recompute and overwrite atomically
     stats = compute()
-    write_json_atomic(path, {"statistics_from": "train", "stats": stats})
+    atomic_write_json(path, {"statistics_from": "train", "stats": stats})
     return stats

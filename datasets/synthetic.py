@@ -31,6 +31,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from benchmark.errors import BenchmarkError
+from benchmark.io import atomic_write_json
 from benchmark.progress import track
 from benchmark.spec import MASK, DatasetSpec, Modality
 from datasets import DATASETS
@@ -106,17 +107,6 @@ def scene_rng(seed: int, split: str, index: int) -> np.random.Generator:
 
 def cache_dir(root: Path, options: SyntheticOptions) -> Path:
     return Path(root) / "synthetic" / f"v{GENERATOR_VERSION}-{options.cache_key()}"
-
-
-def _write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(payload, fh, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _generate_split(directory: Path, split: str, options: SyntheticOptions) -> None:
@@ -202,7 +192,7 @@ def _write_meta(base: Path, options: SyntheticOptions) -> None:
         "train_class_pixel_counts": info["class_pixel_counts"],
         "train_class_frequencies": (counts / max(counts.sum(), 1)).round(5).tolist(),
     }
-    _write_json_atomic(base / "meta.json", meta)
+    atomic_write_json(base / "meta.json", meta)
 
 
 # -------------------------------------------------------------------------------- the datasets
