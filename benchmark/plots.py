@@ -82,6 +82,24 @@ def _factors(expected: Mapping, dataset: str) -> list[float]:
     return sorted({f for (d, f, _m) in expected if d == dataset})
 
 
+def _bar_or_missing(
+    ax, x: float, mean: float, std: float, width: float, colour, **bar_kwargs
+) -> None:
+    """One bar (in %) with its seed std, or a vertical "missing" marker: never a silent gap."""
+    if not np.isfinite(mean):
+        ax.text(x, 2, "missing", rotation=90, ha="center", va="bottom", fontsize=5.5, color=colour)
+        return
+    ax.bar(
+        x,
+        mean * 100,
+        width,
+        color=colour,
+        yerr=std * 100 if np.isfinite(std) else None,
+        error_kw={"elinewidth": 0.6, "capsize": 1.5},
+        **bar_kwargs,
+    )
+
+
 def _seed_stats(values: pd.Series) -> tuple[float, float, int]:
     values = values.dropna()
     if values.empty:
@@ -204,27 +222,7 @@ def class_iou_bars(
             offset = (k - (len(methods) - 1) / 2) * width
             for c, name in enumerate(classes):
                 mean, std, _n = _seed_stats(sel[f"iou_{name}"]) if len(sel) else (np.nan,) * 3
-                if not np.isfinite(mean):
-                    ax.text(
-                        c + offset,
-                        2,
-                        "missing",
-                        rotation=90,
-                        ha="center",
-                        va="bottom",
-                        fontsize=5.5,
-                        color=colours[method],
-                    )
-                    continue
-                ax.bar(
-                    c + offset,
-                    mean * 100,
-                    width,
-                    color=colours[method],
-                    edgecolor="none",
-                    yerr=std * 100 if np.isfinite(std) else None,
-                    error_kw={"elinewidth": 0.6, "capsize": 1.5},
-                )
+                _bar_or_missing(ax, c + offset, mean, std, width, colours[method], edgecolor="none")
         ax.set_ylim(0, 100)
         ax.set_ylabel("IoU (%)")
         ax.set_title(f"present: {scenario} (missing: {missing_of[scenario]})", loc="left")
@@ -378,26 +376,7 @@ def robustness_bars(
                 for s, (stat, _label) in enumerate(stats):
                     mean = rows.iloc[0][f"{stat}_mean"] if len(rows) else np.nan
                     std = rows.iloc[0][f"{stat}_std"] if len(rows) else np.nan
-                    if not np.isfinite(mean):
-                        ax.text(
-                            s + offset,
-                            2,
-                            "missing",
-                            rotation=90,
-                            ha="center",
-                            va="bottom",
-                            fontsize=5.5,
-                            color=colours[method],
-                        )
-                        continue
-                    ax.bar(
-                        s + offset,
-                        mean * 100,
-                        width,
-                        color=colours[method],
-                        yerr=std * 100 if np.isfinite(std) else None,
-                        error_kw={"elinewidth": 0.6, "capsize": 1.5},
-                    )
+                    _bar_or_missing(ax, s + offset, mean, std, width, colours[method])
             ax.set_xticks(range(len(stats)))
             ax.set_xticklabels([label for _s, label in stats])
             ax.set_ylim(0, tops[tier])
