@@ -16,7 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from benchmark.errors import BenchmarkError
-from benchmark.options import parse_named_list
+from benchmark.options import parse_named, parse_named_list
 from benchmark.presets import PRESETS
 from benchmark.progress import console, results_console, setup_logging
 
@@ -49,7 +49,9 @@ def run_parser() -> argparse.ArgumentParser:
         prog="run_benchmark.py",
         description="Train and evaluate missing-modality segmentation methods on every "
         "missing-modality scenario and write a leaderboard. Subcommands: `list` (methods, "
-        "datasets, presets), `show-data` (plot a dataset's modalities and labels).",
+        "datasets, presets), `show-data` (plot a dataset's modalities and labels), `report` "
+        "(tables and figures from a results directory), `profile psa|step` (where training "
+        "time goes).",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -389,6 +391,93 @@ def command_report(argv: Sequence[str]) -> int:
     return 0
 
 
+def profile_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(
+        prog="run_benchmark.py profile",
+        description="Measure where training time goes. `psa`: PSA sampling, the PSA loss and "
+        "translation + alignment against a whole STARS step, for the balanced, uniform, loop "
+        "and hard_easy samplers, swept over pixels per class, classes, feature size and batch. "
+        "`step`: every method's training step split into data loading, forward, backward, "
+        "optimiser and bookkeeping, and the harness against a bare PyTorch loop. Writes a CSV, "
+        "a Markdown summary and a figure into --out.",
+    )
+    parser.add_argument("what", choices=("psa", "step"), help="which profile to run")
+    parser.add_argument(
+        "--out", type=Path, default=Path("results/profile"), help="(default: results/profile)"
+    )
+    parser.add_argument(
+        "--preset", default="quick", help="settings to profile at (default: quick; paper on GPU)"
+    )
+    parser.add_argument("--dataset", default="synthetic", help="(default: synthetic)")
+    parser.add_argument(
+        "--methods",
+        default="all",
+        help="step only: methods to profile, as for a run (default: all; baseline is always "
+        "included as the bare loop's yardstick)",
+    )
+    parser.add_argument(
+        "--device", default="auto", choices=("auto", "cpu", "cuda"), help="(default: auto)"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=10, help="timed calls per measurement (default: 10)"
+    )
+    parser.add_argument(
+        "--warmup", type=int, default=3, help="untimed calls before timing (default: 3)"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (default: all cores)"
+    )
+    parser.add_argument(
+        "--data-root", type=Path, default=None, help="(default: $MISSBENCH_DATA or ./data)"
+    )
+    parser.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    return parser
+
+
+def command_profile(argv: Sequence[str]) -> int:
+    from benchmark import profile_report
+    from benchmark.sweep import expand_method_names
+    from datasets import DATASETS
+    from methods import METHODS
+
+    args = profile_parser().parse_args(argv)
+    if args.repeats < 1 or args.warmup < 0 or (args.threads is not None and args.threads < 1):
+        raise BenchmarkError(
+            "--repeats and --threads must be positive integers and --warmup >= 0, got "
+            f"{args.repeats}, {args.threads}, {args.warmup}"
+        )
+    preset = PRESETS.get(args.preset)
+    DATASETS.canonical(parse_named(args.dataset).name)
+    device = resolve_device(args.device)
+    torch.set_num_threads(args.threads or os.cpu_count() or 1)
+    data_root = args.data_root or default_data_root()
+    if args.what == "psa":
+        from benchmark.profile_psa import profile_psa
+
+        frame = profile_psa(preset, device, data_root, args.dataset, args.repeats, args.warmup)
+        headline, files = profile_report.write_psa_outputs(frame, args.out)
+    else:
+        from benchmark.profile_step import profile_steps
+
+        methods = expand_method_names(parse_named_list(args.methods))
+        for method in methods:
+            METHODS.canonical(method.name)
+        frame = profile_steps(
+            [m.label() for m in methods],
+            preset,
+            device,
+            data_root,
+            args.dataset,
+            args.repeats,
+            args.warmup,
+        )
+        headline, files = profile_report.write_step_outputs(frame, args.out)
+    for line in headline.lines():
+        results_console.print(f"[bold]{escape(line)}[/bold]")
+    results_console.print(f"profile: {escape(str(files[1]))} ({len(files)} files)")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
@@ -400,6 +489,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return command_show_data(argv[1:])
         if argv and argv[0] == "report":
             return command_report(argv[1:])
+        if argv and argv[0] == "profile":
+            return command_profile(argv[1:])
         if argv and argv[0] == "run":
             argv = argv[1:]
         return command_run(run_parser().parse_args(argv))

@@ -74,6 +74,8 @@ class Method(nn.Module, abc.ABC):
     """One line: what the method does, for the README table."""
     MISSING_MODALITY: ClassVar[str] = ""
     """One line: what the method does when a modality is missing at test time."""
+    phase_clock: Any = None
+    """A `benchmark.timing.PhaseClock` while a profiler splits steps into phases; else None."""
     DEDICATED: ClassVar[bool] = False
     """True for per-scenario reference models: the harness trains one run per non-empty
     modality subset (`context.train_modalities`) and evaluates each only on its own subset."""
@@ -143,8 +145,10 @@ class Method(nn.Module, abc.ABC):
     def optimisation_step(self, loss: Tensor, name: str = "main") -> None:
         """zero_grad, backward, clip, step, schedule: identical for every method."""
         optimizer = self._optimizers[name]
+        self._mark_phase("forward")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        self._mark_phase("backward")
         clip = self.hparams["grad_clip"]
         if clip > 0:
             params = [p for group in optimizer.param_groups for p in group["params"]]
@@ -153,6 +157,12 @@ class Method(nn.Module, abc.ABC):
         scheduler = self._schedulers[name]
         if scheduler.last_epoch < scheduler.total_steps - 1:
             scheduler.step()
+        self._mark_phase("optimiser")
+
+    def _mark_phase(self, phase: str) -> None:
+        """Tell an attached profiling clock (`phase_clock`) that `phase` just ended."""
+        if self.phase_clock is not None:
+            self.phase_clock.mark(phase)
 
     def segmentation_loss(self, logits: Tensor, mask: Tensor) -> Tensor:
         """Class-weighted cross-entropy that skips `ignore_index` pixels."""

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmark.data import LabelFilter, PatchSampler
+from benchmark.data import BatchSource, LabelFilter, training_batches
 from benchmark.errors import BenchmarkError
 from benchmark.evaluate import evaluate_split
 from benchmark.imbalance import TIERS, FrequencyTiers, frequency_tiers, hide_tail_labels
@@ -34,6 +34,7 @@ from benchmark.provenance import git_commit, versions
 from benchmark.records import HARNESS_VERSION, SELECTION_FULL_VAL, EvalRecord, RunSpec
 from benchmark.scenarios import Scenario, all_scenarios
 from benchmark.spec import MASK
+from benchmark.timing import PhaseClock
 from datasets import DATASETS
 from datasets.base import MultiModalDataset
 from methods import METHODS
@@ -122,6 +123,47 @@ def prepare_data(spec: RunSpec, data_root: Path) -> RunData:
         valid = mask[mask != ds.ignore_index]
         counts += np.bincount(valid.ravel(), minlength=ds.num_classes)[: ds.num_classes]
     return RunData(train, val, test, tiers, class_frequencies(counts, train), label_filter)
+
+
+def build_method(spec: RunSpec, data: RunData, device: torch.device) -> Method:
+    """The run's method, seeded and in training mode on `device` (shared with the profilers)."""
+    context = TrainContext(
+        total_steps=spec.steps,
+        class_frequencies=data.frequencies,
+        train_modalities=spec.train_modalities,
+    )
+    seed_everything(spec.seed)
+    method = METHODS.get(spec.method)(data.train.spec, spec.hparams_dict, context)
+    # channels-last convolution weights: convolutions then run in NHWC, measured 7-11 % faster
+    # per training step and ~20 % faster inference on CPU (profile step), and the layout
+    # cuDNN's tensor-core kernels prefer. A layout only: the same numbers up to rounding.
+    method = method.to(device, memory_format=torch.channels_last)
+    method.train()
+    return method
+
+
+def train_step(
+    method: Method,
+    sampler: BatchSource,
+    step: int,
+    device: torch.device,
+    clock: PhaseClock | None = None,
+) -> dict[str, float]:
+    """One harness training step: batch `step` onto the device, update, finiteness check.
+
+    `clock` (profiling only) marks where the time goes; the method marks its own phases.
+    """
+    batch = {k: v.to(device, non_blocking=True) for k, v in sampler.batch(step).items()}
+    if clock is not None:
+        clock.mark("data")
+    losses = method.update(batch, step)
+    if clock is not None:
+        clock.mark("method_other")
+    if not all(np.isfinite(v) for v in losses.values()):
+        raise RunDiverged(f"diverged: non-finite loss at step {step + 1}: {losses}")
+    if clock is not None:
+        clock.mark("metrics")
+    return losses
 
 
 def peak_memory_mb(device: torch.device) -> float:
@@ -288,29 +330,21 @@ class RunExecutor:
     def _build(self) -> tuple[Method, RunData]:
         data = prepare_data(self.spec, self.data_root)
         self.data = data
-        context = TrainContext(
-            total_steps=self.spec.steps,
-            class_frequencies=data.frequencies,
-            train_modalities=self.spec.train_modalities,
-        )
-        seed_everything(self.spec.seed)
-        method_cls = METHODS.get(self.spec.method)
-        method = method_cls(data.train.spec, self.spec.hparams_dict, context).to(self.device)
-        method.train()
-        return method, data
+        return build_method(self.spec, data, self.device), data
 
     def _train_and_evaluate(self) -> list[dict]:
         spec = self.spec
         method, data = self._build()
         val, test = data.val, data.test
         hp = spec.hparams_dict
-        sampler = PatchSampler(
+        sampler = training_batches(
             data.train,
-            hp["batch_size"],
-            hp["crop_size"],
+            hp,
             spec.seed,
             spec.train_modalities,
-            label_filter=data.label_filter,
+            data.label_filter,
+            self.device,
+            spec.steps,
         )
         full = Scenario(frozenset(spec.train_modalities))
         state = self._resume(method)
@@ -321,20 +355,15 @@ class RunExecutor:
             state["val_records"],
         )
         train_seconds = state["train_seconds"]
-        with progress_bar(disable=not self.show_progress) as bar:
+        with sampler, progress_bar(disable=not self.show_progress) as bar:
             self.bar = bar
             task = bar.add_task(
                 f"train {spec.label} seed {spec.seed}", total=spec.steps, completed=step, info=""
             )
             tic = time.perf_counter()
             while step < spec.steps:
-                batch = {
-                    k: v.to(self.device, non_blocking=True) for k, v in sampler.batch(step).items()
-                }
-                losses = method.update(batch, step)
+                losses = train_step(method, sampler, step, self.device)
                 step += 1
-                if not all(np.isfinite(v) for v in losses.values()):
-                    raise RunDiverged(f"diverged: non-finite loss at step {step}: {losses}")
                 if step % LOG_EVERY == 0 or step == spec.steps:
                     elapsed = train_seconds + time.perf_counter() - tic
                     history.append({"step": step, "seconds": round(elapsed, 3), **losses})

@@ -34,8 +34,14 @@ class Normalizer:
                 out[key] = value
             elif key in self.stats:
                 mean, std = self.stats[key]
-                normed = (value.astype(np.float32, copy=False) - mean) / std
-                out[key] = np.nan_to_num(normed, nan=0.0, posinf=0.0, neginf=0.0)
+                normed = np.array(value, dtype=np.float32)  # the one copy; then in place
+                normed -= mean
+                normed /= std
+                if not np.issubdtype(value.dtype, np.integer):  # integers cannot be nodata
+                    bad = ~np.isfinite(normed)
+                    if bad.any():
+                        normed[bad] = 0.0
+                out[key] = normed
         return out
 
 
@@ -57,11 +63,16 @@ def random_dihedral(sample: Mapping[str, np.ndarray], rng: np.random.Generator) 
 
 
 def to_tensors(samples: list[Mapping[str, np.ndarray]]) -> dict[str, Tensor]:
-    """Stack a list of samples into a batch of tensors (float32 modalities, int64 mask)."""
-    keys = samples[0].keys()
+    """Stack a list of samples into a batch of tensors (float32 modalities, int64 mask).
+
+    Each sample (often a rotated or flipped view) is copied once, straight into its slot of the
+    batch array: no intermediate contiguous copy, no second copy by a stack.
+    """
     batch: dict[str, Tensor] = {}
-    for key in keys:
-        stacked = np.stack([np.ascontiguousarray(s[key]) for s in samples])
-        tensor = torch.from_numpy(stacked)
-        batch[key] = tensor.long() if key == MASK else tensor.float()
+    for key, first in samples[0].items():
+        dtype = np.int64 if key == MASK else np.float32
+        stacked = np.empty((len(samples), *first.shape), dtype=dtype)
+        for slot, sample in zip(stacked, samples, strict=True):
+            np.copyto(slot, sample[key], casting="unsafe")
+        batch[key] = torch.from_numpy(stacked)
     return batch

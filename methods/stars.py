@@ -52,6 +52,7 @@ from methods.components.psa import (
     collapse_std,
     downsample_labels,
     gather_pixels,
+    misclassified_on_grid,
     sample_pixels,
     supervised_infonce,
 )
@@ -252,8 +253,7 @@ class Stars(Method):
         labels = downsample_labels(mask, grid)
         hard = None
         if hp["hard_fraction"] > 0:
-            small = nn.functional.interpolate(logits.detach().float(), size=grid, mode="bilinear")
-            hard = small.argmax(1) != labels
+            hard = misclassified_on_grid(logits, labels)
         index = sample_pixels(
             labels,
             hp["pixels_per_class"],

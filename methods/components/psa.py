@@ -30,14 +30,60 @@ def downsample_labels(mask: Tensor, size: tuple[int, int]) -> Tensor:
     return down[:, 0].long()
 
 
-def _rank_within_groups(groups: Tensor, num_groups: int, keys: Tensor) -> tuple[Tensor, Tensor]:
-    """Order pixels by (group, random key); return that order and each pixel's rank in its group."""
-    order = torch.argsort(groups.double() + keys.double())  # keys in [0, 1): groups stay apart
-    sorted_groups = groups[order]
-    counts = torch.bincount(groups, minlength=num_groups)
-    starts = torch.cumsum(counts, 0) - counts
-    rank = torch.arange(groups.numel(), device=groups.device) - starts[sorted_groups]
-    return order, rank
+def misclassified_on_grid(logits: Tensor, labels: Tensor) -> Tensor:
+    """[B, h, w] bool: is the prediction at each grid cell's centre wrong (the "hard" pixels)?
+
+    Reads the logits at the same cell centres `downsample_labels` reads the labels at, so
+    prediction and label describe the same pixel, and never resamples the full-resolution
+    logits (which at 512 px crops costs more than all of PSA's sampling).
+    """
+    size = tuple(labels.shape[-2:])
+    small = F.interpolate(logits.detach(), size=size, mode="nearest-exact")
+    return small.argmax(1) != labels
+
+
+def count_groups(groups: Tensor, num_groups: int) -> Tensor:
+    """`torch.bincount(groups, minlength=num_groups)` without CUDA's host sync.
+
+    On CUDA, bincount first reads the maximum value back to the host to size its output; an
+    index_add into a buffer of known size keeps the sampler free of that wait (on CPU the two
+    cost about the same, so there is one code path).
+    """
+    counts = torch.zeros(num_groups, dtype=torch.long, device=groups.device)
+    return counts.index_add_(0, groups, torch.ones_like(groups))
+
+
+def lowest_keys_per_group(groups: Tensor, keys: Tensor, take: Tensor) -> Tensor:
+    """Flat indices of the `take[g]` pixels with the lowest `keys` in each group g, ascending.
+
+    The obvious way is one sort of every pixel by (group, key), and that sort is what PSA
+    sampling used to spend its time on. Here a pixel first survives only if its key (uniform in
+    [0, 1)) lies below a per-group threshold set so that a group keeps, on average, its quota
+    plus four standard deviations and a margin; only the survivors are sorted. A group's lowest
+    keys are always among its survivors, so the result is exactly the full sort's; a group that
+    keeps fewer survivors than its quota (probability below 1e-4 per group) is redone with all
+    of its pixels, which keeps it exact.
+    """
+    num_groups = take.numel()
+    counts = count_groups(groups, num_groups)
+    quota = torch.minimum(take, counts)
+    expected = quota.double() + 4.0 * quota.double().sqrt() + 8.0
+    threshold = torch.where(quota > 0, expected / counts.clamp(min=1), 0.0).to(keys.dtype)
+    survivors = (keys < threshold.take(groups)).nonzero().squeeze(1)
+    kept = groups.index_select(0, survivors)
+    kept_counts = count_groups(kept, num_groups)
+    short = kept_counts < quota
+    if bool(short.any()):
+        threshold = threshold.masked_fill(short, 2.0)
+        survivors = (keys < threshold.take(groups)).nonzero().squeeze(1)
+        kept = groups.index_select(0, survivors)
+        kept_counts = count_groups(kept, num_groups)
+    order = torch.argsort(kept.double() + keys.index_select(0, survivors).double())
+    sorted_groups = kept.index_select(0, order)
+    starts = torch.cumsum(kept_counts, 0) - kept_counts
+    rank = torch.arange(order.numel(), device=groups.device) - starts.take(sorted_groups)
+    chosen = order[rank < quota.take(sorted_groups)]
+    return torch.sort(survivors.index_select(0, chosen)).values
 
 
 def sample_pixels(
@@ -59,38 +105,71 @@ def sample_pixels(
     still gets min(count, per_class) pixels.
     uniform: the same total (per_class x number of classes present), drawn uniformly from the
     labelled pixels regardless of class (the imbalanced ablation).
-    Draws come from `generator` (or the global RNG), so a seed fixes the sample.
+    Every pixel gets one uniform key from `generator` (or the global RNG) and each class keeps
+    its lowest keys (`lowest_keys_per_group`), so a seed fixes the sample.
     """
     if mode not in SAMPLING_MODES:
         raise ValueError(f"unknown sampling {mode!r}; expected one of {SAMPLING_MODES}")
     labels = labels.reshape(-1)
-    valid = (labels != ignore_index) & (labels >= 0) & (labels < num_classes)
-    candidates = valid.nonzero().squeeze(1)
-    classes = labels[candidates]
-    keys = torch.rand(candidates.numel(), generator=generator, device=labels.device)
-    if candidates.numel() == 0 or per_class <= 0:
-        return candidates[:0]
+    valid = (labels >= 0) & (labels < num_classes)
+    if 0 <= ignore_index < num_classes:
+        valid &= labels != ignore_index
+    keys = torch.rand(labels.numel(), generator=generator, device=labels.device)
+    # Unlabelled pixels go to an extra last group whose quota is 0: they are never drawn.
+    classes = torch.where(valid, labels, num_classes)
+    if per_class <= 0:
+        return labels[:0].long()
+    zero = torch.zeros(1, dtype=torch.long, device=labels.device)
     if mode == "uniform":
-        present = int((torch.bincount(classes, minlength=num_classes) > 0).sum())
-        total = min(per_class * present, candidates.numel())
-        chosen = torch.topk(keys, total).indices
-        return torch.sort(candidates[chosen]).values
-
+        class_counts = count_groups(classes, num_classes + 1)[:num_classes]
+        total = per_class * (class_counts > 0).sum().view(1)
+        return lowest_keys_per_group((~valid).long(), keys, torch.cat([total, zero]))
     if hard is None or hard_fraction <= 0:
-        groups, num_groups = classes, num_classes
-        quota = torch.full((num_classes,), per_class, device=labels.device)
-    else:
-        is_hard = hard.reshape(-1)[candidates].long()
-        groups, num_groups = 2 * classes + is_hard, 2 * num_classes
-        counts = torch.bincount(groups, minlength=num_groups).view(num_classes, 2)
-        n_easy, n_hard = counts[:, 0], counts[:, 1]
-        hard_budget = min(per_class, int(round(hard_fraction * per_class)))
-        easy_take = torch.minimum(n_easy, per_class - torch.clamp(n_hard, max=hard_budget))
-        hard_take = torch.minimum(n_hard, per_class - easy_take)
-        quota = torch.stack([easy_take, hard_take], dim=1).reshape(-1)
-    order, rank = _rank_within_groups(groups, num_groups, keys)
-    keep = rank < quota[groups[order]]
-    return torch.sort(candidates[order[keep]]).values
+        take = torch.full((num_classes + 1,), per_class, device=labels.device)
+        take[num_classes] = 0
+        return lowest_keys_per_group(classes, keys, take)
+    is_hard = (hard.reshape(-1) & valid).long()
+    groups = 2 * classes + is_hard  # invalid pixels land in group 2K or 2K + 1
+    counts = count_groups(groups, 2 * num_classes + 2)[: 2 * num_classes]
+    n_easy, n_hard = counts.view(num_classes, 2).unbind(1)
+    hard_budget = min(per_class, int(round(hard_fraction * per_class)))
+    easy_take = torch.minimum(n_easy, per_class - torch.clamp(n_hard, max=hard_budget))
+    hard_take = torch.minimum(n_hard, per_class - easy_take)
+    take = torch.cat([torch.stack([easy_take, hard_take], dim=1).reshape(-1), zero, zero])
+    return lowest_keys_per_group(groups, keys, take)
+
+
+def sample_pixels_loop(
+    labels: Tensor,
+    per_class: int,
+    num_classes: int,
+    ignore_index: int,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """The naive class-balanced sampler: Python loops over classes and images.
+
+    Same contract as `sample_pixels(mode="balanced")` (per_class pixels of every present class,
+    all of a rarer one, sorted flat indices) but one `nonzero` per image and class and one
+    permutation per class. Never used in training: it is the profiler's reference point and the
+    tests' independent check of the vectorised sampler's per-class counts.
+    """
+    batch = labels.shape[0]
+    flat = labels.reshape(batch, -1)
+    pixels_per_image = flat.shape[1]
+    chosen = []
+    for cls in range(num_classes):
+        if cls == ignore_index:
+            continue
+        pool = torch.cat(
+            [(flat[i] == cls).nonzero().squeeze(1) + i * pixels_per_image for i in range(batch)]
+        )
+        if pool.numel() == 0 or per_class <= 0:
+            continue
+        order = torch.randperm(pool.numel(), generator=generator, device="cpu").to(pool.device)
+        chosen.append(pool[order[:per_class]])
+    if not chosen:
+        return flat.reshape(-1)[:0].long()
+    return torch.sort(torch.cat(chosen)).values
 
 
 def gather_pixels(features: Tensor, index: Tensor) -> Tensor:

@@ -11,7 +11,9 @@ from methods.components.psa import (
     collapse_std,
     downsample_labels,
     gather_pixels,
+    lowest_keys_per_group,
     sample_pixels,
+    sample_pixels_loop,
     supervised_infonce,
 )
 
@@ -136,3 +138,47 @@ def test_collapse_std_reads_healthy_and_collapsed_features():
     assert healthy == pytest.approx(1 / math.sqrt(c), rel=0.1)
     collapsed = torch.ones(4, c, 8, 8) + 1e-4 * torch.randn(4, c, 8, 8)
     assert collapse_std(collapsed) < 0.01 * healthy
+
+
+def lowest_keys_by_full_sort(groups, keys, take):
+    """The oracle: sort every pixel by (group, key) and keep each group's first take[g]."""
+    order = sorted(range(groups.numel()), key=lambda i: (int(groups[i]), float(keys[i])))
+    kept, seen = [], {}
+    for i in order:
+        g = int(groups[i])
+        if seen.get(g, 0) < int(take[g]):
+            kept.append(i)
+            seen[g] = seen.get(g, 0) + 1
+    return sorted(kept)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_thinned_selection_equals_a_full_sort(seed):
+    g = torch.Generator().manual_seed(seed)
+    groups = torch.multinomial(torch.tensor([50.0, 20, 5, 1, 0.2, 10]), 3000, True, generator=g)
+    keys = torch.rand(3000, generator=g)
+    take = torch.tensor([40, 40, 40, 40, 40, 0])
+    got = lowest_keys_per_group(groups, keys, take).tolist()
+    assert got == lowest_keys_by_full_sort(groups, keys, take)
+
+
+def test_thinned_selection_stays_exact_when_a_group_falls_short_of_its_quota():
+    # Group 0's keys are all near 1, so almost none survive the threshold: the fallback must
+    # redo that group with every pixel and still return its lowest keys.
+    g = torch.Generator().manual_seed(0)
+    groups = torch.cat([torch.zeros(500, dtype=torch.long), torch.ones(500, dtype=torch.long)])
+    keys = torch.cat([0.99 + 0.01 * torch.rand(500, generator=g), torch.rand(500, generator=g)])
+    take = torch.tensor([30, 30])
+    got = lowest_keys_per_group(groups, keys, take).tolist()
+    assert got == lowest_keys_by_full_sort(groups, keys, take)
+    assert sum(1 for i in got if i < 500) == 30
+
+
+def test_loop_reference_and_vectorised_sampler_draw_the_same_counts_per_class():
+    labels = make_labels(3)
+    for per_class in (1, 5, 50, 10_000):
+        fast = sample_pixels(labels, per_class, K, IGNORE)
+        loop = sample_pixels_loop(labels, per_class, K, IGNORE, torch.Generator().manual_seed(0))
+        assert counts_of(labels, fast).tolist() == counts_of(labels, loop).tolist()
+        assert (labels.reshape(-1)[loop] != IGNORE).all()
+        assert torch.equal(loop, torch.sort(loop).values)

@@ -1,0 +1,318 @@
+"""`run_benchmark.py profile psa`: what PSA's class-balanced sampling really costs.
+
+The STARS authors name the overhead of class-balanced sampling as a limitation. This profiler
+puts a number on it, in one process, against the step it belongs to:
+
+* the **step**: a whole STARS training step (`train_step`, the harness's own), at the preset;
+  and the same step with `psa=false`, so the isolated measurements can be cross-checked;
+* **translation + alignment**: every ordered pair's translators and the stop-gradient alignment
+  loss, forward and backward (into the translators and leaf copies of the features);
+* **PSA sampling**, per sampler: `balanced` (the vectorised one STARS uses), `uniform`, `loop`
+  (a per-class, per-image Python loop: the naive reference) and `hard_easy` (balanced, half of
+  each class's budget from currently misclassified pixels, including working out which those are);
+* the **PSA loss** on the sampled pixels: gather, projection head, supervised InfoNCE for every
+  ordered pair, forward and backward.
+
+Sampling and the loss are then swept one axis at a time around the preset's point (pixels per
+class, number of classes, feature-map size, batch size) on label maps with a geometric class
+distribution (so some classes are rare, as in remote sensing), plus the point the issue names
+(16 classes, 64 x 64 features, batch 8). Times are medians of synchronised repeats after
+warm-up (`benchmark.timing`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from benchmark.presets import Preset
+from benchmark.profile_setup import open_profiled_run
+from benchmark.timing import Measurement, measure
+from benchmark.train import train_step
+from methods.components.psa import (
+    gather_pixels,
+    misclassified_on_grid,
+    sample_pixels,
+    sample_pixels_loop,
+    supervised_infonce,
+)
+
+log = logging.getLogger(__name__)
+
+SAMPLERS = ("balanced", "uniform", "loop", "hard_easy")
+HARD_FRACTION = 0.5
+"""Share of a class's budget drawn from misclassified pixels by the `hard_easy` sampler."""
+SWEEP_AXES: dict[str, tuple[int, ...]] = {
+    "pixels_per_class": (32, 64, 128, 256, 512),
+    "num_classes": (4, 6, 16, 32),
+    "feature_size": (16, 32, 64, 128),
+    "batch_size": (2, 4, 8, 16),
+}
+HEADLINE_POINT = {"num_classes": 16, "feature_size": 64, "batch_size": 8}
+"""The issue's yardstick for the vectorised sampler versus the loop."""
+IGNORE_SHARE = 0.02
+CLASS_DECAY = 0.55
+"""Class k is drawn with probability proportional to CLASS_DECAY**k: a long tail."""
+
+
+@dataclass(frozen=True)
+class PsaPoint:
+    pixels_per_class: int
+    num_classes: int
+    feature_size: int
+    batch_size: int
+
+
+@dataclass(frozen=True)
+class PsaRow:
+    """One line of the CSV: a component timed at a point, with a sampler where it has one."""
+
+    device: str
+    preset: str
+    axis: str
+    """Which sweep the row belongs to: 'preset', 'headline' or a `SWEEP_AXES` name."""
+    component: str
+    sampler: str
+    pixels_per_class: int
+    num_classes: int
+    feature_size: int
+    batch_size: int
+    sampled_pixels: int
+    median_ms: float
+    q1_ms: float
+    q3_ms: float
+    repeats: int
+    peak_mb: float
+
+
+def synthetic_labels(point: PsaPoint, ignore_index: int, generator: torch.Generator) -> Tensor:
+    """[B, s, s] blocky label maps with a geometric class distribution and a few ignored pixels."""
+    coarse = max(1, point.feature_size // 4)
+    weights = CLASS_DECAY ** torch.arange(point.num_classes, dtype=torch.float64)
+    draws = torch.multinomial(
+        weights, point.batch_size * coarse * coarse, replacement=True, generator=generator
+    )
+    labels = draws.view(point.batch_size, 1, coarse, coarse).float()
+    labels = F.interpolate(labels, size=(point.feature_size,) * 2, mode="nearest")[:, 0].long()
+    ignored = torch.rand(labels.shape, generator=generator) < IGNORE_SHARE
+    return labels.masked_fill(ignored, ignore_index)
+
+
+class PsaBench:
+    """Times sampling and the PSA loss at any point, with the preset STARS model's projector."""
+
+    def __init__(
+        self,
+        projector: torch.nn.Module,
+        channels: int,
+        pairs: int,
+        hparams: dict,
+        ignore_index: int,
+        device: torch.device,
+        repeats: int,
+        warmup: int,
+    ) -> None:
+        self.projector = projector
+        self.channels = channels
+        self.pairs = pairs
+        self.hparams = hparams
+        self.ignore_index = ignore_index
+        self.device = device
+        self.repeats = repeats
+        self.warmup = warmup
+
+    def inputs(self, point: PsaPoint) -> dict[str, Tensor]:
+        generator = torch.Generator().manual_seed(0)
+        labels = synthetic_labels(point, self.ignore_index, generator).to(self.device)
+        shape = (point.batch_size, self.channels, point.feature_size, point.feature_size)
+        logits_shape = (
+            point.batch_size,
+            point.num_classes,
+            8 * point.feature_size,
+            8 * point.feature_size,
+        )
+        return {
+            "labels": labels,
+            "features": torch.randn(shape, device=self.device),
+            "translated": torch.randn(shape, device=self.device, requires_grad=True),
+            "logits": torch.randn(logits_shape, device=self.device),
+        }
+
+    def sampler(self, name: str, point: PsaPoint, data: dict[str, Tensor]) -> Callable[[], Tensor]:
+        labels, k, ppc = data["labels"], point.num_classes, point.pixels_per_class
+        ignore = self.ignore_index
+        if name == "loop":
+            return lambda: sample_pixels_loop(labels, ppc, k, ignore)
+        if name == "hard_easy":
+
+            def hard_easy() -> Tensor:
+                hard = misclassified_on_grid(data["logits"], labels)
+                return sample_pixels(labels, ppc, k, ignore, "balanced", None, hard, HARD_FRACTION)
+
+            return hard_easy
+        return lambda: sample_pixels(labels, ppc, k, ignore, mode=name)
+
+    def loss(self, data: dict[str, Tensor], index: Tensor) -> Callable[[], None]:
+        classes = data["labels"].reshape(-1)[index]
+        params = [p for p in self.projector.parameters()]
+
+        def psa_loss() -> None:
+            terms = []
+            for _ in range(self.pairs):
+                keys = self.projector(gather_pixels(data["features"], index))
+                anchors = self.projector(gather_pixels(data["translated"], index))
+                terms.append(
+                    supervised_infonce(anchors, keys, classes, self.hparams["temperature"])
+                )
+            torch.autograd.grad(torch.stack(terms).mean(), [data["translated"], *params])
+
+        return psa_loss
+
+    def rows(self, point: PsaPoint, axis: str, base: dict) -> list[PsaRow]:
+        data = self.inputs(point)
+        out = []
+        for name in SAMPLERS:
+            sample = self.sampler(name, point, data)
+            index = sample()
+            for component, fn in (("psa_sampling", sample), ("psa_loss", self.loss(data, index))):
+                m = measure(fn, self.device, self.repeats, self.warmup)
+                out.append(make_row(base, axis, component, name, point, int(index.numel()), m))
+        return out
+
+
+def make_row(
+    base: dict,
+    axis: str,
+    component: str,
+    sampler: str,
+    point: PsaPoint | None,
+    sampled: int,
+    m: Measurement,
+) -> PsaRow:
+    where = asdict(point) if point else {k: -1 for k in asdict(PsaPoint(0, 0, 0, 0))}
+    return PsaRow(
+        **base,
+        axis=axis,
+        component=component,
+        sampler=sampler,
+        **where,
+        sampled_pixels=sampled,
+        median_ms=1e3 * m.median_s,
+        q1_ms=1e3 * m.q1_s,
+        q3_ms=1e3 * m.q3_s,
+        repeats=m.repeats,
+        peak_mb=m.peak_mb,
+    )
+
+
+def sweep_points(preset_point: PsaPoint) -> list[tuple[str, PsaPoint]]:
+    """The preset's point, the headline point, then one axis at a time around the preset."""
+    points = [
+        ("preset", preset_point),
+        ("headline", PsaPoint(preset_point.pixels_per_class, **HEADLINE_POINT)),
+    ]
+    for axis, values in SWEEP_AXES.items():
+        for value in values:
+            point = PsaPoint(**{**asdict(preset_point), axis: value})
+            points.append((axis, point))
+    return points
+
+
+def profile_psa(
+    preset: Preset,
+    device: torch.device,
+    data_root: Path,
+    dataset: str = "synthetic",
+    repeats: int = 10,
+    warmup: int = 3,
+    axes: tuple[str, ...] = tuple(SWEEP_AXES),
+) -> pd.DataFrame:
+    """Every measurement as one DataFrame (rows = `PsaRow`)."""
+    stars = open_profiled_run("stars", dataset, preset, device, data_root)
+    no_psa = open_profiled_run("stars[psa=false]", dataset, preset, device, data_root)
+    hp = stars.spec.hparams_dict
+    method = stars.method
+    base = {"device": device_name(device), "preset": preset.name}
+    level = hp["psa_level"]
+    grid = _feature_grid(method, stars.batch(0, device), level)
+    preset_point = PsaPoint(hp["pixels_per_class"], method.spec.num_classes, grid, hp["batch_size"])
+    rows: list[PsaRow] = []
+
+    log.info("profiling a STARS training step (%s preset, %s)", preset.name, base["device"])
+    for label, run in (("step", stars), ("step_no_psa", no_psa)):
+        counter = iter(range(10**9))
+        m = measure(
+            lambda run=run, counter=counter: train_step(
+                run.method, run.sampler, next(counter), device
+            ),
+            device,
+            repeats,
+            warmup,
+        )
+        rows.append(
+            make_row(
+                base, "preset", label, "balanced" if label == "step" else "-", preset_point, 0, m
+            )
+        )
+
+    batch = stars.batch(0, device)
+    inputs = {m: batch[m] for m in method.modalities}
+    with torch.no_grad(), method.autocast():
+        _, features = method.encode(inputs)
+    leaves = {
+        m: [f.detach().float().requires_grad_(True) for f in pyramid]
+        for m, pyramid in features.items()
+    }
+    translator_params = list(method.translators.parameters())
+
+    def translation_alignment() -> None:
+        with method.autocast():
+            translations = method.translators.translate_all(leaves)
+            loss = method.translation_loss(leaves, translations)
+        torch.autograd.grad(
+            loss, [*translator_params, *leaves[method.modalities[0]]], allow_unused=True
+        )
+
+    m = measure(translation_alignment, device, repeats, warmup)
+    rows.append(make_row(base, "preset", "translation_alignment", "-", preset_point, 0, m))
+
+    stars.close()
+    no_psa.close()
+    pairs = len(method.modalities) * (len(method.modalities) - 1)
+    bench = PsaBench(
+        method.projector,
+        method.shared.channels[level],
+        pairs,
+        hp,
+        method.spec.ignore_index,
+        device,
+        repeats,
+        warmup,
+    )
+    for axis, point in sweep_points(preset_point):
+        if axis not in ("preset", "headline") and axis not in axes:
+            continue
+        log.info("PSA %s: %s", axis, point)
+        rows.extend(bench.rows(point, axis, base))
+    return pd.DataFrame([asdict(r) for r in rows])
+
+
+def _feature_grid(method, batch, level: int) -> int:
+    """Side of the PSA feature grid for the preset's crops (the model decides the stride)."""
+    inputs = {m: batch[m] for m in method.modalities}
+    with torch.no_grad():
+        shared = method.shared({k: v[:1] for k, v in inputs.items()})
+    return int(next(iter(shared.values()))[level].shape[-1])
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({torch.get_num_threads()} threads)"

@@ -1,0 +1,65 @@
+"""What both profilers need: a method built exactly as the harness builds it, its data, its batches.
+
+Profiling a copy of the training code would measure the copy; so the profilers resolve a run
+spec with the sweep's own `make_run_spec`, open the data with `prepare_data`, build the method
+with `build_method` and draw batches through `train_step`, the harness's own step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from benchmark.data import PrefetchingSampler, training_batches
+from benchmark.method import Method
+from benchmark.options import NamedConfig, parse_named
+from benchmark.presets import Preset
+from benchmark.records import RunSpec
+from benchmark.sweep import dataset_modalities, make_run_spec
+from benchmark.train import RunData, build_method, prepare_data
+
+
+@dataclass
+class ProfiledRun:
+    """A method ready to step, with the run spec and sampler the harness would give it."""
+
+    spec: RunSpec
+    data: RunData
+    method: Method
+    sampler: PrefetchingSampler
+
+    def batch(self, step: int, device: torch.device) -> dict[str, torch.Tensor]:
+        return {k: v.to(device) for k, v in self.sampler.sampler.batch(step).items()}
+
+    def close(self) -> None:
+        self.sampler.close()
+
+
+def open_profiled_run(
+    method: str | NamedConfig,
+    dataset: str,
+    preset: Preset,
+    device: torch.device,
+    data_root: Path,
+    seed: int = 0,
+) -> ProfiledRun:
+    """Build `method` (e.g. "stars[psa=false]") on `dataset` at `preset`, as a real run would."""
+    named = parse_named(method) if isinstance(method, str) else method
+    dataset_config = parse_named(dataset)
+    spec = make_run_spec(
+        named, dataset_config, seed, preset, None, dataset_modalities(dataset_config)
+    )
+    data = prepare_data(spec, data_root)
+    built = build_method(spec, data, device)
+    sampler = training_batches(
+        data.train,
+        spec.hparams_dict,
+        seed,
+        spec.train_modalities,
+        data.label_filter,
+        device,
+        steps=None,
+    )
+    return ProfiledRun(spec, data, built, sampler)

@@ -1,0 +1,194 @@
+"""`run_benchmark.py profile step`: where a training step's time goes, for every method.
+
+Each method is built and stepped exactly as a run would (`benchmark.profile_setup`,
+`benchmark.train.train_step`). Two kinds of measurement, kept apart so that the split cannot
+distort the total:
+
+* **step**: median wall time of unclocked harness steps (data loading included), and the peak
+  memory of one step;
+* **phases**: the same steps with a `PhaseClock` attached, which synchronises at the end of
+  data loading, forward, backward, optimiser, the method's bookkeeping after its optimiser step
+  (`method_other`, e.g. STARS's collapse gauges) and the harness's loss check (`metrics`).
+
+Methods change what a step does during a run (distill trains its teacher first and its student
+after; generative starts imputing after a warm-up), so every method is timed in two windows:
+the run's first steps (`early`) and its last steps (`late`).
+
+Finally the harness's `baseline` step is set against a bare PyTorch loop on the same network
+and a batch already on the device: forward, cross-entropy, backward, AdamW, nothing else.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import statistics
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from benchmark.method import modality_inputs
+from benchmark.presets import Preset
+from benchmark.profile_setup import ProfiledRun, open_profiled_run
+from benchmark.spec import MASK
+from benchmark.timing import PhaseClock, measure
+from benchmark.train import seed_everything, train_step
+from methods.components.segmenter import FusionSegmenter
+
+log = logging.getLogger(__name__)
+
+PHASES = ("data", "forward", "backward", "optimiser", "method_other", "metrics")
+WINDOWS = ("early", "late")
+
+
+@dataclass(frozen=True)
+class StepRow:
+    """One method (or the bare loop) in one window: step time, its phases, memory, size."""
+
+    device: str
+    preset: str
+    method: str
+    window: str
+    first_step: int
+    step_ms: float
+    step_q1_ms: float
+    step_q3_ms: float
+    repeats: int
+    peak_mb: float
+    parameters: int
+    data_ms: float
+    forward_ms: float
+    backward_ms: float
+    optimiser_ms: float
+    method_other_ms: float
+    metrics_ms: float
+
+
+def phase_medians(run: ProfiledRun, device: torch.device, steps: Sequence[int]) -> dict:
+    """Median milliseconds per phase over clocked harness steps."""
+    clock = PhaseClock(device)
+    run.method.phase_clock = clock
+    samples: dict[str, list[float]] = {p: [] for p in PHASES}
+    try:
+        for step in steps:
+            clock.start()
+            train_step(run.method, run.sampler, step, device, clock=clock)
+            for phase in PHASES:
+                samples[phase].append(1e3 * clock.phases.get(phase, 0.0))
+    finally:
+        run.method.phase_clock = None
+    return {f"{p}_ms": statistics.median(v) for p, v in samples.items()}
+
+
+def profile_method(
+    run: ProfiledRun, device: torch.device, repeats: int, warmup: int, base: dict
+) -> list[StepRow]:
+    per_window = warmup + 2 * repeats + 1  # timed + memory + clocked steps
+    rows = []
+    next_step = 0
+    for window in WINDOWS:
+        # Steps only move forward, as in a run: a method may freeze parts at a stage change.
+        first = next_step if window == "early" else max(next_step, run.spec.steps - per_window)
+        counter = itertools.count(first)
+        m = measure(
+            lambda counter=counter: train_step(run.method, run.sampler, next(counter), device),
+            device,
+            repeats,
+            warmup,
+        )
+        start = next(counter)
+        phases = phase_medians(run, device, range(start, start + repeats))
+        next_step = start + repeats
+        rows.append(
+            StepRow(
+                **base,
+                method=run.spec.label,
+                window=window,
+                first_step=first,
+                step_ms=1e3 * m.median_s,
+                step_q1_ms=1e3 * m.q1_s,
+                step_q3_ms=1e3 * m.q3_s,
+                repeats=m.repeats,
+                peak_mb=m.peak_mb,
+                parameters=run.method.num_parameters(),
+                **phases,
+            )
+        )
+    return rows
+
+
+def bare_loop_row(
+    run: ProfiledRun, device: torch.device, repeats: int, warmup: int, base: dict
+) -> StepRow:
+    """Forward, cross-entropy, backward, AdamW on the baseline's network, batch on the device."""
+    hp = run.spec.hparams_dict
+    seed_everything(run.spec.seed)
+    net = FusionSegmenter(
+        run.data.train.spec,
+        run.spec.train_modalities,
+        hp["backbone"],
+        hp["decoder_channels"],
+        hp["pretrained"],
+    ).to(device)
+    net.train()
+    optimizer = torch.optim.AdamW(net.parameters(), lr=hp["lr"], weight_decay=hp["weight_decay"])
+    batch = run.batch(0, device)
+    inputs, mask = modality_inputs(batch), batch[MASK]
+    ignore = run.data.train.spec.ignore_index
+    autocast = torch.autocast("cuda", torch.bfloat16, enabled=device.type == "cuda")
+
+    def step() -> None:
+        with autocast:
+            logits = net(inputs)
+        loss = F.cross_entropy(logits.float(), mask, ignore_index=ignore)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    m = measure(step, device, repeats, warmup)
+    nothing = {f"{p}_ms": float("nan") for p in PHASES}
+    return StepRow(
+        **base,
+        method="bare_loop (baseline network)",
+        window="-",
+        first_step=0,
+        step_ms=1e3 * m.median_s,
+        step_q1_ms=1e3 * m.q1_s,
+        step_q3_ms=1e3 * m.q3_s,
+        repeats=m.repeats,
+        peak_mb=m.peak_mb,
+        parameters=sum(p.numel() for p in net.parameters()),
+        **nothing,
+    )
+
+
+def profile_steps(
+    methods: Sequence[str],
+    preset: Preset,
+    device: torch.device,
+    data_root: Path,
+    dataset: str = "synthetic",
+    repeats: int = 10,
+    warmup: int = 3,
+) -> pd.DataFrame:
+    """Every method's step in both windows, then the bare loop, as one DataFrame.
+
+    `baseline` is always profiled (first, if the list lacks it): the bare loop is its yardstick.
+    """
+    from benchmark.profile_psa import device_name
+
+    base = {"device": device_name(device), "preset": preset.name}
+    names = list(methods) if "baseline" in methods else ["baseline", *methods]
+    rows: list[StepRow] = []
+    for name in names:
+        log.info("profiling %s steps (%s preset, %s)", name, preset.name, base["device"])
+        run = open_profiled_run(name, dataset, preset, device, data_root)
+        rows.extend(profile_method(run, device, repeats, warmup, base))
+        if name == "baseline":
+            rows.append(bare_loop_row(run, device, repeats, warmup, base))
+        run.close()
+    return pd.DataFrame([asdict(r) for r in rows])

@@ -1,0 +1,142 @@
+"""The profilers (`run_benchmark.py profile psa|step`) and the timing tools under them.
+
+Timings themselves are never asserted (they belong in benchmarks and the closing note); these
+tests check that every measurement is made and written, and the invariants that must hold
+whatever the machine: the loop and the vectorised sampler draw the same pixels per class, the
+bare loop runs the baseline's own network, phases are recorded where the method marks them.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import torch
+
+from benchmark.cli import main
+from benchmark.presets import PRESETS
+from benchmark.profile_psa import SAMPLERS
+from benchmark.profile_setup import open_profiled_run
+from benchmark.timing import PhaseClock, measure
+from benchmark.train import train_step
+from tests.conftest import tiny_dataset_arg
+
+CPU = torch.device("cpu")
+
+
+def profile(what: str, data_root, out, *extra: str) -> int:
+    return main(
+        [
+            "profile",
+            what,
+            "--preset",
+            "smoke",
+            "--dataset",
+            tiny_dataset_arg(),
+            "--device",
+            "cpu",
+            "--threads",
+            "1",
+            "--repeats",
+            "2",
+            "--warmup",
+            "1",
+            "--data-root",
+            str(data_root),
+            "--out",
+            str(out),
+            *extra,
+        ]
+    )
+
+
+def test_measure_reports_the_median_and_the_peak_memory_a_call_allocates():
+    def allocate() -> None:
+        block = torch.ones(10 * 2**20 // 4)  # 10 MiB of float32
+        block.add_(1)
+
+    m = measure(allocate, CPU, repeats=5, warmup=1)
+    assert m.repeats == 5
+    assert m.q1_s <= m.median_s <= m.q3_s
+    assert 9.5 <= m.peak_mb <= 30, m.peak_mb
+
+
+def test_phase_clock_sees_the_phases_a_method_marks(data_root):
+    run = open_profiled_run("baseline", tiny_dataset_arg(), PRESETS.get("smoke"), CPU, data_root)
+    clock = PhaseClock(CPU)
+    run.method.phase_clock = clock
+    clock.start()
+    train_step(run.method, run.sampler, 0, CPU, clock=clock)
+    assert set(clock.phases) == {
+        "data",
+        "forward",
+        "backward",
+        "optimiser",
+        "method_other",
+        "metrics",
+    }
+    assert all(v >= 0 for v in clock.phases.values())
+    before = dict(clock.phases)
+    run.method.phase_clock = None
+    train_step(run.method, run.sampler, 1, CPU)  # detached: nothing more is marked
+    assert clock.phases == before
+
+
+def test_profile_psa_writes_every_measurement(data_root, tmp_path, capsys):
+    out = tmp_path / "profile"
+    assert profile("psa", data_root, out) == 0
+    printed = capsys.readouterr().out
+    assert "% of a" in printed and "faster than the loop" in printed
+    frame = pd.read_csv(out / "psa_profile.csv")
+    for axis in ("preset", "headline", "pixels_per_class", "num_classes", "feature_size"):
+        sub = frame[frame.axis == axis]
+        assert set(sub[sub.component == "psa_sampling"].sampler) == set(SAMPLERS), axis
+    assert {"step", "step_no_psa", "translation_alignment"} <= set(frame.component)
+    assert (frame.median_ms > 0).all()
+    sampling = frame[frame.component == "psa_sampling"]
+    for _, point in sampling.groupby(
+        ["axis", "pixels_per_class", "num_classes", "feature_size", "batch_size"]
+    ):
+        drawn = point.set_index("sampler").sampled_pixels
+        # balanced, loop and hard_easy take the same per-class budget; uniform the same total.
+        assert drawn["balanced"] == drawn["loop"] == drawn["hard_easy"]
+        assert drawn["uniform"] >= drawn["balanced"]
+    text = (out / "psa_profile.md").read_text()
+    assert "## Sweeps" in text and "loop / balanced" in text
+    assert (out / "psa_profile.png").stat().st_size > 0
+
+
+def test_profile_step_splits_steps_and_compares_with_a_bare_loop(data_root, tmp_path, capsys):
+    out = tmp_path / "profile"
+    assert profile("step", data_root, out, "--methods", "stars,distill") == 0
+    printed = capsys.readouterr().out
+    assert "bare PyTorch loop" in printed
+    frame = pd.read_csv(out / "step_profile.csv")
+    methods = set(frame.method)
+    assert {"baseline", "stars", "distill", "bare_loop (baseline network)"} == methods
+    runs = frame[~frame.method.str.startswith("bare_loop")]
+    assert set(runs.window) == {"early", "late"}
+    phases = runs[["data_ms", "forward_ms", "backward_ms", "optimiser_ms", "metrics_ms"]]
+    assert (phases >= 0).all().all() and (runs.forward_ms > 0).all()
+    params = frame.set_index(["method", "window"]).parameters
+    assert params[("bare_loop (baseline network)", "-")] == params[("baseline", "late")]
+    assert (out / "step_profile.md").exists() and (out / "step_profile.png").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["profile", "psa", "--repeats", "0"], "--repeats"),
+        (["profile", "psa", "--preset", "nope"], "nope"),
+        (["profile", "step", "--methods", "nope"], "nope"),
+        (["profile", "memory"], "memory"),
+    ],
+)
+def test_profile_rejects_bad_input_in_one_line(args, message, tmp_path, capsys):
+    try:
+        status = main([*args, "--out", str(tmp_path / "p")])
+    except SystemExit as exit_:  # argparse's own one-line refusal
+        status = exit_.code
+    assert status == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "p").exists()
