@@ -436,6 +436,7 @@ def profile_parser() -> argparse.ArgumentParser:
 
 def command_profile(argv: Sequence[str]) -> int:
     from benchmark import profile_report
+    from benchmark.profile_setup import ProfileSettings
     from benchmark.sweep import expand_method_names
     from datasets import DATASETS
     from methods import METHODS
@@ -448,13 +449,19 @@ def command_profile(argv: Sequence[str]) -> int:
         )
     preset = PRESETS.get(args.preset)
     DATASETS.canonical(parse_named(args.dataset).name)
-    device = resolve_device(args.device)
+    settings = ProfileSettings(
+        preset,
+        resolve_device(args.device),
+        args.data_root or default_data_root(),
+        args.dataset,
+        args.repeats,
+        args.warmup,
+    )
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
-    data_root = args.data_root or default_data_root()
     if args.what == "psa":
         from benchmark.profile_psa import profile_psa
 
-        frame = profile_psa(preset, device, data_root, args.dataset, args.repeats, args.warmup)
+        frame = profile_psa(settings)
         headline, files = profile_report.write_psa_outputs(frame, args.out)
     else:
         from benchmark.profile_step import profile_steps
@@ -462,15 +469,7 @@ def command_profile(argv: Sequence[str]) -> int:
         methods = expand_method_names(parse_named_list(args.methods))
         for method in methods:
             METHODS.canonical(method.name)
-        frame = profile_steps(
-            [m.label() for m in methods],
-            preset,
-            device,
-            data_root,
-            args.dataset,
-            args.repeats,
-            args.warmup,
-        )
+        frame = profile_steps([m.label() for m in methods], settings)
         headline, files = profile_report.write_step_outputs(frame, args.out)
     for line in headline.lines():
         results_console.print(f"[bold]{escape(line)}[/bold]")

@@ -25,15 +25,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from benchmark.presets import Preset
-from benchmark.profile_setup import open_profiled_run
+from benchmark.profile_setup import ProfileSettings
 from benchmark.timing import Measurement, measure
 from benchmark.train import train_step
 from methods.components.psa import (
@@ -76,6 +74,7 @@ class PsaRow:
 
     device: str
     preset: str
+    commit: str
     axis: str
     """Which sweep the row belongs to: 'preset', 'headline' or a `SWEEP_AXES` name."""
     component: str
@@ -204,11 +203,7 @@ def make_row(
         sampler=sampler,
         **where,
         sampled_pixels=sampled,
-        median_ms=1e3 * m.median_s,
-        q1_ms=1e3 * m.q1_s,
-        q3_ms=1e3 * m.q3_s,
-        repeats=m.repeats,
-        peak_mb=m.peak_mb,
+        **m.row_fields(),
     )
 
 
@@ -226,20 +221,16 @@ def sweep_points(preset_point: PsaPoint) -> list[tuple[str, PsaPoint]]:
 
 
 def profile_psa(
-    preset: Preset,
-    device: torch.device,
-    data_root: Path,
-    dataset: str = "synthetic",
-    repeats: int = 10,
-    warmup: int = 3,
-    axes: tuple[str, ...] = tuple(SWEEP_AXES),
+    settings: ProfileSettings, axes: tuple[str, ...] = tuple(SWEEP_AXES)
 ) -> pd.DataFrame:
     """Every measurement as one DataFrame (rows = `PsaRow`)."""
-    stars = open_profiled_run("stars", dataset, preset, device, data_root)
-    no_psa = open_profiled_run("stars[psa=false]", dataset, preset, device, data_root)
+    preset, device = settings.preset, settings.device
+    repeats, warmup = settings.repeats, settings.warmup
+    stars = settings.open("stars")
+    no_psa = settings.open("stars[psa=false]")
     hp = stars.spec.hparams_dict
     method = stars.method
-    base = {"device": device_name(device), "preset": preset.name}
+    base = settings.row_fields()
     level = hp["psa_level"]
     grid = _feature_grid(method, stars.batch(0, device), level)
     preset_point = PsaPoint(hp["pixels_per_class"], method.spec.num_classes, grid, hp["batch_size"])
@@ -310,9 +301,3 @@ def _feature_grid(method, batch, level: int) -> int:
     with torch.no_grad():
         shared = method.shared({k: v[:1] for k, v in inputs.items()})
     return int(next(iter(shared.values()))[level].shape[-1])
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"cpu ({torch.get_num_threads()} threads)"

@@ -92,7 +92,8 @@ def psa_markdown(frame: pd.DataFrame, headline: PsaHeadline) -> str:
     parts = [
         "# PSA overhead profile",
         "",
-        f"Device: {device}. Preset: `{preset}` ({point}). Times are medians of "
+        f"Device: {device}. Preset: `{preset}` ({point}). Commit: "
+        f"`{frame['commit'].iloc[0]}`. Times are medians of "
         f"{int(first.repeats)} synchronised repeats after warm-up; memory is the peak allocated "
         "above what was allocated before the call.",
         "",
@@ -209,13 +210,19 @@ def psa_figure(frame: pd.DataFrame, stem: Path) -> list[Path]:
     return save(fig, stem)
 
 
+def write_outputs(frame: pd.DataFrame, out: Path, stem: str, markdown: str, figure) -> list[Path]:
+    """`<stem>.csv`, `<stem>.md` (atomically) and the figure `<stem>.png/.pdf` under `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    csv, md = out / f"{stem}.csv", out / f"{stem}.md"
+    write_csv(frame, csv)
+    atomic_write_text(md, markdown)
+    return [csv, md, *figure(frame, out / stem)]
+
+
 def write_psa_outputs(frame: pd.DataFrame, out: Path) -> tuple[PsaHeadline, list[Path]]:
     headline = psa_headline(frame)
-    out.mkdir(parents=True, exist_ok=True)
-    csv, md = out / "psa_profile.csv", out / "psa_profile.md"
-    write_csv(frame, csv)
-    atomic_write_text(md, psa_markdown(frame, headline))
-    return headline, [csv, md, *psa_figure(frame, out / "psa_profile")]
+    markdown = psa_markdown(frame, headline)
+    return headline, write_outputs(frame, out, "psa_profile", markdown, psa_figure)
 
 
 # --------------------------------------------------------------------------- step
@@ -235,35 +242,39 @@ class StepHeadline:
 
 def step_headline(frame: pd.DataFrame) -> StepHeadline:
     late = frame[frame.window == "late"]
-    data = {r.method: 100 * r.data_ms / r.step_ms for r in late.itertuples()}
-    harness = float(late[late.method == "baseline"].step_ms.iloc[0])
-    bare = float(frame[frame.method.str.startswith("bare_loop")].step_ms.iloc[0])
+    data = {r.method: 100 * r.data_ms / r.median_ms for r in late.itertuples()}
+    harness = float(late[late.method == "baseline"].median_ms.iloc[0])
+    bare = float(frame[frame.method.str.startswith("bare_loop")].median_ms.iloc[0])
     return StepHeadline(data, harness / bare)
 
 
 def step_markdown(frame: pd.DataFrame, headline: StepHeadline) -> str:
     table = frame[frame.window != "early"].copy()
-    table["data %"] = 100 * table.data_ms / table.step_ms
+    table["data %"] = 100 * table.data_ms / table.median_ms
     table["params (M)"] = table.parameters / 1e6
     columns = [
         "method",
-        "step_ms",
-        "step_q1_ms",
-        "step_q3_ms",
+        "median_ms",
+        "q1_ms",
+        "q3_ms",
         *[f"{p}_ms" for p in PHASES],
         "data %",
         "peak_mb",
         "params (M)",
     ]
-    early = frame[frame.window == "early"][["method", "step_ms"]].rename(
-        columns={"step_ms": "early step_ms"}
+    early = frame[frame.window == "early"][["method", "median_ms"]].rename(
+        columns={"median_ms": "early step_ms"}
     )
     table = table[columns].merge(early, on="method", how="left")
+    table = table.rename(
+        columns={"median_ms": "step_ms", "q1_ms": "step_q1_ms", "q3_ms": "step_q3_ms"}
+    )
     return "\n".join(
         [
             "# Training-step profile",
             "",
-            f"Device: {frame.device.iloc[0]}. Preset: `{frame.preset.iloc[0]}`. Medians of "
+            f"Device: {frame.device.iloc[0]}. Preset: `{frame.preset.iloc[0]}`. Commit: "
+            f"`{frame['commit'].iloc[0]}`. Medians of "
             f"{int(frame.repeats.iloc[0])} harness steps after warm-up, in the run's last steps "
             "(`early step_ms`: its first steps; distill and generative change stage during a "
             "run). Phases come from separate, synchronised steps, so they need not add up to "
@@ -295,7 +306,7 @@ def step_figure(frame: pd.DataFrame, stem: Path) -> list[Path]:
     bare = frame[frame.method.str.startswith("bare_loop")]
     if not bare.empty:
         ax.axvline(
-            float(bare.step_ms.iloc[0]),
+            float(bare.median_ms.iloc[0]),
             color="black",
             lw=0.8,
             ls="--",
@@ -313,8 +324,5 @@ def step_figure(frame: pd.DataFrame, stem: Path) -> list[Path]:
 
 def write_step_outputs(frame: pd.DataFrame, out: Path) -> tuple[StepHeadline, list[Path]]:
     headline = step_headline(frame)
-    out.mkdir(parents=True, exist_ok=True)
-    csv, md = out / "step_profile.csv", out / "step_profile.md"
-    write_csv(frame, csv)
-    atomic_write_text(md, step_markdown(frame, headline))
-    return headline, [csv, md, *step_figure(frame, out / "step_profile")]
+    markdown = step_markdown(frame, headline)
+    return headline, write_outputs(frame, out, "step_profile", markdown, step_figure)

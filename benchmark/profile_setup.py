@@ -16,9 +16,35 @@ from benchmark.data import PrefetchingSampler, training_batches
 from benchmark.method import Method
 from benchmark.options import NamedConfig, parse_named
 from benchmark.presets import Preset
+from benchmark.provenance import git_commit
 from benchmark.records import RunSpec
 from benchmark.sweep import dataset_modalities, make_run_spec
 from benchmark.train import RunData, build_method, prepare_data
+
+
+@dataclass(frozen=True)
+class ProfileSettings:
+    """Where and how carefully to profile: the same for `profile psa` and `profile step`."""
+
+    preset: Preset
+    device: torch.device
+    data_root: Path
+    dataset: str = "synthetic"
+    repeats: int = 10
+    """Timed calls per measurement (the median is reported)."""
+    warmup: int = 3
+    """Untimed calls first (allocator, kernel selection, caches)."""
+
+    def row_fields(self) -> dict[str, str]:
+        """What every profile row records about where it was measured."""
+        return {
+            "device": device_name(self.device),
+            "preset": self.preset.name,
+            "commit": git_commit(),
+        }
+
+    def open(self, method: str | NamedConfig) -> ProfiledRun:
+        return open_profiled_run(method, self.dataset, self.preset, self.device, self.data_root)
 
 
 @dataclass
@@ -63,3 +89,9 @@ def open_profiled_run(
         steps=None,
     )
     return ProfiledRun(spec, data, built, sampler)
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({torch.get_num_threads()} threads)"

@@ -25,15 +25,13 @@ import logging
 import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import pandas as pd
 import torch
 import torch.nn.functional as F
 
 from benchmark.method import modality_inputs
-from benchmark.presets import Preset
-from benchmark.profile_setup import ProfiledRun, open_profiled_run
+from benchmark.profile_setup import ProfiledRun, ProfileSettings
 from benchmark.spec import MASK
 from benchmark.timing import PhaseClock, measure
 from benchmark.train import seed_everything, train_step
@@ -51,12 +49,14 @@ class StepRow:
 
     device: str
     preset: str
+    commit: str
     method: str
     window: str
     first_step: int
-    step_ms: float
-    step_q1_ms: float
-    step_q3_ms: float
+    median_ms: float
+    """Median wall time of one harness step (unclocked)."""
+    q1_ms: float
+    q3_ms: float
     repeats: int
     peak_mb: float
     parameters: int
@@ -109,11 +109,7 @@ def profile_method(
                 method=run.spec.label,
                 window=window,
                 first_step=first,
-                step_ms=1e3 * m.median_s,
-                step_q1_ms=1e3 * m.q1_s,
-                step_q3_ms=1e3 * m.q3_s,
-                repeats=m.repeats,
-                peak_mb=m.peak_mb,
+                **m.row_fields(),
                 parameters=run.method.num_parameters(),
                 **phases,
             )
@@ -133,7 +129,7 @@ def bare_loop_row(
         hp["backbone"],
         hp["decoder_channels"],
         hp["pretrained"],
-    ).to(device)
+    ).to(device, memory_format=torch.channels_last)  # the layout `build_method` gives methods
     net.train()
     optimizer = torch.optim.AdamW(net.parameters(), lr=hp["lr"], weight_decay=hp["weight_decay"])
     batch = run.batch(0, device)
@@ -156,37 +152,24 @@ def bare_loop_row(
         method="bare_loop (baseline network)",
         window="-",
         first_step=0,
-        step_ms=1e3 * m.median_s,
-        step_q1_ms=1e3 * m.q1_s,
-        step_q3_ms=1e3 * m.q3_s,
-        repeats=m.repeats,
-        peak_mb=m.peak_mb,
+        **m.row_fields(),
         parameters=sum(p.numel() for p in net.parameters()),
         **nothing,
     )
 
 
-def profile_steps(
-    methods: Sequence[str],
-    preset: Preset,
-    device: torch.device,
-    data_root: Path,
-    dataset: str = "synthetic",
-    repeats: int = 10,
-    warmup: int = 3,
-) -> pd.DataFrame:
+def profile_steps(methods: Sequence[str], settings: ProfileSettings) -> pd.DataFrame:
     """Every method's step in both windows, then the bare loop, as one DataFrame.
 
     `baseline` is always profiled (first, if the list lacks it): the bare loop is its yardstick.
     """
-    from benchmark.profile_psa import device_name
-
-    base = {"device": device_name(device), "preset": preset.name}
+    device, repeats, warmup = settings.device, settings.repeats, settings.warmup
+    base = settings.row_fields()
     names = list(methods) if "baseline" in methods else ["baseline", *methods]
     rows: list[StepRow] = []
     for name in names:
-        log.info("profiling %s steps (%s preset, %s)", name, preset.name, base["device"])
-        run = open_profiled_run(name, dataset, preset, device, data_root)
+        log.info("profiling %s steps (%s preset, %s)", name, base["preset"], base["device"])
+        run = settings.open(name)
         rows.extend(profile_method(run, device, repeats, warmup, base))
         if name == "baseline":
             rows.append(bare_loop_row(run, device, repeats, warmup, base))

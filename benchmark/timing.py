@@ -37,6 +37,16 @@ class Measurement:
     def median_ms(self) -> float:
         return 1e3 * self.median_s
 
+    def row_fields(self) -> dict[str, float | int]:
+        """The columns every profiler row carries for a measurement (milliseconds, MiB)."""
+        return {
+            "median_ms": 1e3 * self.median_s,
+            "q1_ms": 1e3 * self.q1_s,
+            "q3_ms": 1e3 * self.q3_s,
+            "repeats": self.repeats,
+            "peak_mb": self.peak_mb,
+        }
+
 
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":

@@ -18,16 +18,36 @@ from torch import Tensor, nn
 SAMPLING_MODES = ("balanced", "uniform")
 
 
+def at_cell_centres(values: Tensor, size: tuple[int, int]) -> Tensor:
+    """[..., H, W] -> [..., h, w]: the value at each grid cell's centre pixel.
+
+    The same pixels as `F.interpolate(mode="nearest-exact")` (index floor((i + 0.5) * H / h)),
+    but only those pixels are read: a strided view when the grid divides the size (the centre of
+    cell i is then i * s + s // 2), one gather otherwise. (Interpolation copied the whole
+    full-resolution tensor first: 66 ms for a batch of 16-class logits at 512 px on CPU.)
+    """
+    height, width = values.shape[-2:]
+    cells_h, cells_w = size
+    if (height, width) == (cells_h, cells_w):
+        return values
+    if height % cells_h == 0 and width % cells_w == 0:
+        step_h, step_w = height // cells_h, width // cells_w
+        return values[..., step_h // 2 :: step_h, step_w // 2 :: step_w]
+
+    def centres(length: int, cells: int) -> Tensor:
+        index = ((torch.arange(cells, device=values.device) + 0.5) * (length / cells)).floor()
+        return index.long().clamp_(max=length - 1)
+
+    return values[..., centres(height, cells_h)[:, None], centres(width, cells_w)]
+
+
 def downsample_labels(mask: Tensor, size: tuple[int, int]) -> Tensor:
     """[B, H, W] labels -> [B, h, w] by taking the label at each grid cell's centre.
 
     Nearest-centre sampling never mixes labels (a label map cannot be averaged) and keeps
     `ignore_index` pixels as they are.
     """
-    if tuple(mask.shape[-2:]) == tuple(size):
-        return mask
-    down = F.interpolate(mask[:, None].float(), size=size, mode="nearest-exact")
-    return down[:, 0].long()
+    return at_cell_centres(mask, size).long()
 
 
 def misclassified_on_grid(logits: Tensor, labels: Tensor) -> Tensor:
@@ -37,9 +57,7 @@ def misclassified_on_grid(logits: Tensor, labels: Tensor) -> Tensor:
     prediction and label describe the same pixel, and never resamples the full-resolution
     logits (which at 512 px crops costs more than all of PSA's sampling).
     """
-    size = tuple(labels.shape[-2:])
-    small = F.interpolate(logits.detach(), size=size, mode="nearest-exact")
-    return small.argmax(1) != labels
+    return at_cell_centres(logits.detach(), tuple(labels.shape[-2:])).argmax(1) != labels
 
 
 def count_groups(groups: Tensor, num_groups: int) -> Tensor:

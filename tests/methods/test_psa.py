@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from methods.components.psa import (
+    at_cell_centres,
     collapse_std,
     downsample_labels,
     gather_pixels,
@@ -182,3 +183,17 @@ def test_loop_reference_and_vectorised_sampler_draw_the_same_counts_per_class():
         assert counts_of(labels, fast).tolist() == counts_of(labels, loop).tolist()
         assert (labels.reshape(-1)[loop] != IGNORE).all()
         assert torch.equal(loop, torch.sort(loop).values)
+
+
+@pytest.mark.parametrize(
+    ("full", "grid"), [((64, 64), (8, 8)), ((50, 37), (7, 5)), ((16, 16), (16, 16))]
+)
+def test_cell_centres_are_the_pixels_nearest_exact_interpolation_reads(full, grid):
+    values = torch.randn(2, 3, *full)
+    expected = torch.nn.functional.interpolate(values, size=grid, mode="nearest-exact")
+    assert torch.equal(at_cell_centres(values, grid), expected)
+    labels = torch.randint(0, 6, (2, *full))
+    expected_labels = torch.nn.functional.interpolate(
+        labels[:, None].float(), size=grid, mode="nearest-exact"
+    )[:, 0].long()
+    assert torch.equal(downsample_labels(labels, grid), expected_labels)
