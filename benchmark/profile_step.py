@@ -30,7 +30,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from benchmark.method import modality_inputs
+from benchmark.method import adamw, modality_inputs
 from benchmark.profile_setup import ProfiledRun, ProfileSettings
 from benchmark.spec import MASK
 from benchmark.timing import PhaseClock, measure
@@ -131,7 +131,7 @@ def bare_loop_row(
         hp["pretrained"],
     ).to(device, memory_format=torch.channels_last)  # the layout `build_method` gives methods
     net.train()
-    optimizer = torch.optim.AdamW(net.parameters(), lr=hp["lr"], weight_decay=hp["weight_decay"])
+    optimizer = adamw(net.parameters(), hp["lr"], hp["weight_decay"], device)
     batch = run.batch(0, device)
     inputs, mask = modality_inputs(batch), batch[MASK]
     ignore = run.data.train.spec.ignore_index
