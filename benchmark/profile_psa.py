@@ -22,6 +22,7 @@ warm-up (`benchmark.timing`).
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -160,7 +161,7 @@ class PsaBench:
 
     def loss(self, data: dict[str, Tensor], index: Tensor) -> Callable[[], None]:
         classes = data["labels"].reshape(-1)[index]
-        params = [p for p in self.projector.parameters()]
+        params = list(self.projector.parameters())
 
         def psa_loss() -> None:
             terms = []
@@ -232,13 +233,15 @@ def profile_psa(
     method = stars.method
     base = settings.row_fields()
     level = hp["psa_level"]
-    grid = _feature_grid(method, stars.batch(0, device), level)
+    batch = stars.batch(0, device)
+    inputs = {m: batch[m] for m in method.modalities}
+    grid = _feature_grid(method, inputs, level)
     preset_point = PsaPoint(hp["pixels_per_class"], method.spec.num_classes, grid, hp["batch_size"])
     rows: list[PsaRow] = []
 
     log.info("profiling a STARS training step (%s preset, %s)", preset.name, base["device"])
     for label, run in (("step", stars), ("step_no_psa", no_psa)):
-        counter = iter(range(10**9))
+        counter = itertools.count()
         m = measure(
             lambda run=run, counter=counter: train_step(
                 run.method, run.sampler, next(counter), device
@@ -253,8 +256,6 @@ def profile_psa(
             )
         )
 
-    batch = stars.batch(0, device)
-    inputs = {m: batch[m] for m in method.modalities}
     with torch.no_grad(), method.autocast():
         _, features = method.encode(inputs)
     leaves = {
@@ -295,9 +296,8 @@ def profile_psa(
     return pd.DataFrame([asdict(r) for r in rows])
 
 
-def _feature_grid(method, batch, level: int) -> int:
+def _feature_grid(method, inputs: dict[str, Tensor], level: int) -> int:
     """Side of the PSA feature grid for the preset's crops (the model decides the stride)."""
-    inputs = {m: batch[m] for m in method.modalities}
     with torch.no_grad():
         shared = method.shared({k: v[:1] for k, v in inputs.items()})
     return int(next(iter(shared.values()))[level].shape[-1])

@@ -17,7 +17,7 @@ from benchmark.io import atomic_write_text
 from benchmark.plots import DOUBLE, LINESTYLES, method_colours, new_figure, save
 from benchmark.profile_psa import HEADLINE_POINT, SAMPLERS, SWEEP_AXES
 from benchmark.profile_step import PHASES
-from benchmark.reporting import write_csv
+from benchmark.reporting import markdown_row, write_csv
 
 
 def frame_markdown(frame: pd.DataFrame, digits: int = 2) -> str:
@@ -26,14 +26,13 @@ def frame_markdown(frame: pd.DataFrame, digits: int = 2) -> str:
     def cell(value) -> str:
         if isinstance(value, float):
             return "–" if math.isnan(value) else f"{value:,.{digits}f}"
-        return str(value).replace("|", "\\|")
+        return str(value)
 
-    header = [str(c) for c in frame.columns]
     numeric = [pd.api.types.is_numeric_dtype(frame[c]) for c in frame.columns]
-    lines = ["| " + " | ".join(header) + " |"]
+    lines = [markdown_row(frame.columns)]
     lines.append("|" + "|".join("--:" if n else ":--" for n in numeric) + "|")
     for row in frame.itertuples(index=False):
-        lines.append("| " + " | ".join(cell(v) for v in row) + " |")
+        lines.append(markdown_row(cell(v) for v in row))
     return "\n".join(lines) + "\n"
 
 
@@ -157,7 +156,8 @@ def psa_markdown(frame: pd.DataFrame, headline: PsaHeadline) -> str:
     headline_point = ", ".join(f"{k} = {v}" for k, v in HEADLINE_POINT.items())
     parts += [
         f"Headline point: {headline_point} (pixels per class as at the preset). `hard_easy` "
-        "includes working out which pixels are misclassified (downsampling the logits).",
+        "includes working out which pixels are misclassified (the logits read at the grid's cell "
+        "centres).",
         "",
         "## Sweeps (one axis at a time around the preset's point): sampling ms",
         "",

@@ -20,6 +20,7 @@ and a batch already on the device: forward, cross-entropy, backward, AdamW, noth
 
 from __future__ import annotations
 
+import copy
 import itertools
 import logging
 import statistics
@@ -34,8 +35,7 @@ from benchmark.method import adamw, modality_inputs
 from benchmark.profile_setup import ProfiledRun, ProfileSettings
 from benchmark.spec import MASK
 from benchmark.timing import PhaseClock, measure
-from benchmark.train import seed_everything, train_step
-from methods.components.segmenter import FusionSegmenter
+from benchmark.train import train_step
 
 log = logging.getLogger(__name__)
 
@@ -120,17 +120,13 @@ def profile_method(
 def bare_loop_row(
     run: ProfiledRun, device: torch.device, repeats: int, warmup: int, base: dict
 ) -> StepRow:
-    """Forward, cross-entropy, backward, AdamW on the baseline's network, batch on the device."""
+    """Forward, cross-entropy, backward, AdamW on the baseline's network, batch on the device.
+
+    The network is a copy of the profiled baseline's own (same architecture, weights and
+    channels-last layout), so the two differ only in what the harness does around it.
+    """
     hp = run.spec.hparams_dict
-    seed_everything(run.spec.seed)
-    net = FusionSegmenter(
-        run.data.train.spec,
-        run.spec.train_modalities,
-        hp["backbone"],
-        hp["decoder_channels"],
-        hp["pretrained"],
-    ).to(device, memory_format=torch.channels_last)  # the layout `build_method` gives methods
-    net.train()
+    net = copy.deepcopy(run.method.net).train()
     optimizer = adamw(net.parameters(), hp["lr"], hp["weight_decay"], device)
     batch = run.batch(0, device)
     inputs, mask = modality_inputs(batch), batch[MASK]

@@ -280,11 +280,10 @@ def to_markdown(table: TextTable) -> str:
     """GitHub-flavoured Markdown: bold title line, the table, the caption in italics."""
     header = [*table.stub, *table.columns]
     lines = [f"**{table.title}**", ""]
-    lines.append("| " + " | ".join(_md(h) for h in header) + " |")
+    lines.append(markdown_row(header))
     lines.append("|" + "|".join([":--"] * len(table.stub) + ["--:"] * len(table.columns)) + "|")
     for stub, cells in table.rows:
-        texts = [_md(s) for s in stub] + [_md(_fmt(c, False, True)) for c in cells]
-        lines.append("| " + " | ".join(texts) + " |")
+        lines.append(markdown_row([*stub, *(_fmt(c, False, True) for c in cells)]))
     caption = f"{table.caption} {table.markdown_note}".strip().replace("*", "\\*")
     lines += ["", f"*{_md(caption)}*", ""]
     return "\n".join(lines)
@@ -292,6 +291,11 @@ def to_markdown(table: TextTable) -> str:
 
 def _md(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_row(cells: Iterable[object]) -> str:
+    """One pipe-table row, each cell escaped so that it cannot break the table."""
+    return "| " + " | ".join(_md(c) for c in cells) + " |"
 
 
 def to_latex(table: TextTable) -> str:
