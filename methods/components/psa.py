@@ -3,7 +3,8 @@
 * `downsample_labels`: labels onto a feature grid.
 * `sample_pixels`: class-balanced pixel sampling (the same budget for every class present; all
   pixels of a rarer class; ignored pixels never drawn; optional hard/easy split), or uniform
-  sampling with the same total budget. No Python loop over classes or images.
+  sampling with the same total budget. No Python loop over classes or images: a NumPy kernel
+  on the CPU, a PyTorch one on accelerators (`random_subset_per_group`).
 * `supervised_infonce`: supervised contrastive (InfoNCE) loss between two sets of embeddings,
   positives = same class.
 * `ProjectionHead`, `collapse_std`: the small projection MLP and the feature-collapse gauge.
@@ -11,6 +12,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -74,13 +76,14 @@ def count_groups(groups: Tensor, num_groups: int) -> Tensor:
 def lowest_keys_per_group(groups: Tensor, keys: Tensor, take: Tensor) -> Tensor:
     """Flat indices of the `take[g]` pixels with the lowest `keys` in each group g, ascending.
 
-    The obvious way is one sort of every pixel by (group, key), and that sort is what PSA
-    sampling used to spend its time on. Here a pixel first survives only if its key (uniform in
-    [0, 1)) lies below a per-group threshold set so that a group keeps, on average, its quota
-    plus four standard deviations and a margin; only the survivors are sorted. A group's lowest
-    keys are always among its survivors, so the result is exactly the full sort's; a group that
-    keeps fewer survivors than its quota (probability below 1e-4 per group) is redone with all
-    of its pixels, which keeps it exact.
+    The accelerator kernel: everything stays on the device until `nonzero`. The obvious way is
+    one sort of every pixel by (group, key), and that sort is what PSA sampling used to spend
+    its time on. Here a pixel first survives only if its key (uniform in [0, 1)) lies below a
+    per-group threshold set so that a group keeps, on average, its quota plus four standard
+    deviations and a margin; only the survivors are sorted. A group's lowest keys are always
+    among its survivors, so the result is exactly the full sort's; a group that keeps fewer
+    survivors than its quota (probability below 1e-4 per group) is redone with all of its
+    pixels, which keeps it exact.
     """
     num_groups = take.numel()
     counts = count_groups(groups, num_groups)
@@ -104,6 +107,86 @@ def lowest_keys_per_group(groups: Tensor, keys: Tensor, take: Tensor) -> Tensor:
     return torch.sort(survivors.index_select(0, chosen)).values
 
 
+def random_bytes(count: int, generator: torch.Generator | None) -> np.ndarray:
+    """`count` uniform random bytes from a torch generator (or the global RNG).
+
+    Drawn as 64-bit words (one generator call per eight bytes, an eighth of the cost of one
+    float per pixel) so that the seed that fixes the rest of a run also fixes the sample.
+    """
+    words = torch.randint(
+        -(2**63), 2**63 - 1, (-(-count // 8),), dtype=torch.int64, generator=generator
+    )
+    return words.numpy().view(np.uint8)[:count]
+
+
+KEY_BITS = 8
+KEY_LEVELS = 1 << KEY_BITS
+"""The host kernel's keys are one random byte per pixel."""
+
+
+def random_subset_on_host(
+    groups: np.ndarray, take: np.ndarray, generator: torch.Generator | None
+) -> np.ndarray:
+    """Flat indices of a uniformly random min(take[g], count) pixels of each group g, ascending.
+
+    The CPU kernel: the lowest keys per group, as `lowest_keys_per_group`, with keys that are
+    one random byte per pixel and ties at the cut broken at random. Eager PyTorch spends most
+    of a small sampler's time in per-operation overhead and in a `nonzero` that is slow on
+    random masks; NumPy on the same memory does not, and bytes let one histogram of
+    (group, key) find each group's cut exactly, with no margin, no retry and no large sort:
+    a group takes every pixel whose key lies below its cut level and a random choice of the
+    pixels at the cut level (shuffled by fresh float keys, a few hundred pixels in all).
+    Ranking pixels by (key, fresh random tie-break) is a uniformly random order, so every
+    set of `quota` pixels of a group is equally likely.
+    """
+    num_groups = take.size
+    code = np.left_shift(groups, KEY_BITS)
+    np.bitwise_or(code, random_bytes(groups.size, generator), out=code)
+    histogram = np.bincount(code, minlength=num_groups * KEY_LEVELS)
+    histogram = histogram.reshape(num_groups, KEY_LEVELS)
+    below_or_at = histogram.cumsum(1)
+    below = below_or_at - histogram
+    quota = np.minimum(take, below_or_at[:, -1])[:, None]
+    needed = below < quota  # key levels with at least one pixel to take
+    cut = needed > (below_or_at <= quota)  # the one level per group taken only in part
+    at_cut_to_take = quota[:, 0] - (below * cut).sum(1)
+    survivors = np.flatnonzero(needed.ravel().take(code))
+    survivor_code = code[survivors]
+    is_cut = cut.ravel().take(survivor_code)
+    at_cut = np.flatnonzero(is_cut)
+    cut_groups = survivor_code[at_cut] >> KEY_BITS
+    tie_break = torch.rand(at_cut.size, dtype=torch.float64, generator=generator).numpy()
+    order = at_cut[np.argsort(tie_break + cut_groups)]
+    cut_counts = np.bincount(cut_groups, minlength=num_groups)
+    starts = np.cumsum(cut_counts) - cut_counts
+    taken = np.arange(at_cut.size) < np.repeat(starts + at_cut_to_take, cut_counts)
+    chosen = ~is_cut
+    chosen[order[taken]] = True
+    return survivors[chosen]
+
+
+def random_subset_per_group(
+    groups: Tensor,
+    take: Tensor,
+    generator: torch.Generator | None = None,
+    on_host: bool | None = None,
+) -> Tensor:
+    """Flat int64 indices of a uniformly random min(take[g], count) pixels per group, ascending.
+
+    `groups` holds each pixel's group in [0, len(take)). On the CPU (or with `on_host=True`)
+    the NumPy kernel `random_subset_on_host` runs; on an accelerator every pixel gets a float
+    key and `lowest_keys_per_group` runs on the device. The two draw different (equally
+    uniform) samples for the same seed, as CPU and CUDA random streams differ anyway.
+    """
+    if on_host is None:
+        on_host = groups.device.type == "cpu"
+    if on_host:
+        index = random_subset_on_host(groups.cpu().numpy(), take.cpu().numpy(), generator)
+        return torch.from_numpy(index.astype(np.int64, copy=False)).to(groups.device)
+    keys = torch.rand(groups.numel(), generator=generator, device=groups.device)
+    return lowest_keys_per_group(groups, keys, take)
+
+
 def sample_pixels(
     labels: Tensor,
     per_class: int,
@@ -113,6 +196,7 @@ def sample_pixels(
     generator: torch.Generator | None = None,
     hard: Tensor | None = None,
     hard_fraction: float = 0.0,
+    on_host: bool | None = None,
 ) -> Tensor:
     """Indices into flattened `labels` of the pixels to align, sorted ascending.
 
@@ -123,38 +207,40 @@ def sample_pixels(
     still gets min(count, per_class) pixels.
     uniform: the same total (per_class x number of classes present), drawn uniformly from the
     labelled pixels regardless of class (the imbalanced ablation).
-    Every pixel gets one uniform key from `generator` (or the global RNG) and each class keeps
-    its lowest keys (`lowest_keys_per_group`), so a seed fixes the sample.
+    Within each class (or hard/easy side) every subset of the budget's size is equally likely
+    (`random_subset_per_group`, whose `on_host` this passes on); `generator` (or the global
+    RNG) fixes the sample.
     """
     if mode not in SAMPLING_MODES:
         raise ValueError(f"unknown sampling {mode!r}; expected one of {SAMPLING_MODES}")
-    labels = labels.reshape(-1)
-    valid = (labels >= 0) & (labels < num_classes)
-    if 0 <= ignore_index < num_classes:
-        valid &= labels != ignore_index
-    keys = torch.rand(labels.numel(), generator=generator, device=labels.device)
-    # Unlabelled pixels go to an extra last group whose quota is 0: they are never drawn.
-    classes = torch.where(valid, labels, num_classes)
     if per_class <= 0:
-        return labels[:0].long()
-    zero = torch.zeros(1, dtype=torch.long, device=labels.device)
+        return labels.reshape(-1)[:0].long()
+    # Group 0 holds negative labels, group c + 1 class c, group num_classes + 1 labels past the
+    # last class; the ignored class joins group 0. Two cheap passes instead of four masks.
+    flat = labels.reshape(-1).long()
+    groups = flat.clamp(-1, num_classes) + 1
+    if 0 <= ignore_index < num_classes:
+        groups.masked_fill_(flat == ignore_index, 0)
+    num_groups = num_classes + 2
+    device = labels.device
     if mode == "uniform":
-        class_counts = count_groups(classes, num_classes + 1)[:num_classes]
-        total = per_class * (class_counts > 0).sum().view(1)
-        return lowest_keys_per_group((~valid).long(), keys, torch.cat([total, zero]))
+        present = count_groups(groups, num_groups)[1:-1] > 0
+        total = (per_class * present.sum()).view(1)
+        unlabelled = ((groups == 0) | (groups == num_groups - 1)).long()
+        take = torch.cat([total, torch.zeros(1, dtype=torch.long, device=device)])
+        return random_subset_per_group(unlabelled, take, generator, on_host)
+    take = torch.tensor([0, *[per_class] * num_classes, 0], device=device)
     if hard is None or hard_fraction <= 0:
-        take = torch.full((num_classes + 1,), per_class, device=labels.device)
-        take[num_classes] = 0
-        return lowest_keys_per_group(classes, keys, take)
-    is_hard = (hard.reshape(-1) & valid).long()
-    groups = 2 * classes + is_hard  # invalid pixels land in group 2K or 2K + 1
-    counts = count_groups(groups, 2 * num_classes + 2)[: 2 * num_classes]
-    n_easy, n_hard = counts.view(num_classes, 2).unbind(1)
+        return random_subset_per_group(groups, take, generator, on_host)
+    groups = 2 * groups + hard.reshape(-1).long()  # group 2g: easy pixels of g, 2g + 1: hard
+    counts = count_groups(groups, 2 * num_groups).view(num_groups, 2)
+    n_easy, n_hard = counts.unbind(1)
     hard_budget = min(per_class, int(round(hard_fraction * per_class)))
-    easy_take = torch.minimum(n_easy, per_class - torch.clamp(n_hard, max=hard_budget))
-    hard_take = torch.minimum(n_hard, per_class - easy_take)
-    take = torch.cat([torch.stack([easy_take, hard_take], dim=1).reshape(-1), zero, zero])
-    return lowest_keys_per_group(groups, keys, take)
+    hard_share = torch.minimum(n_hard, take.clamp(max=hard_budget))  # 0 where take is 0
+    easy_take = torch.minimum(n_easy, take - hard_share)
+    hard_take = torch.minimum(n_hard, take - easy_take)
+    take = torch.stack([easy_take, hard_take], dim=1).reshape(-1)
+    return random_subset_per_group(groups, take, generator, on_host)
 
 
 def sample_pixels_loop(

@@ -13,6 +13,8 @@ from methods.components.psa import (
     downsample_labels,
     gather_pixels,
     lowest_keys_per_group,
+    random_bytes,
+    random_subset_per_group,
     sample_pixels,
     sample_pixels_loop,
     supervised_infonce,
@@ -36,9 +38,15 @@ def counts_of(labels: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return torch.bincount(labels.reshape(-1)[index], minlength=K)
 
 
-def test_balanced_equal_counts_per_present_class_and_all_of_a_rare_class():
+KERNELS = pytest.mark.parametrize("on_host", [True, False], ids=["host", "device"])
+"""Both sampling kernels meet the same contract (the device one runs on CPU tensors too)."""
+
+
+@KERNELS
+def test_balanced_equal_counts_per_present_class_and_all_of_a_rare_class(on_host):
     labels = make_labels()
-    index = sample_pixels(labels, 50, K, IGNORE, generator=torch.Generator().manual_seed(1))
+    g = torch.Generator().manual_seed(1)
+    index = sample_pixels(labels, 50, K, IGNORE, generator=g, on_host=on_host)
     counts = counts_of(labels, index)
     assert counts[:3].tolist() == [50, 50, 50]
     assert counts[4] == 5  # rarer than the budget: every one of its pixels
@@ -46,58 +54,67 @@ def test_balanced_equal_counts_per_present_class_and_all_of_a_rare_class():
     assert index.unique().numel() == index.numel()  # no pixel twice
 
 
-def test_never_draws_an_ignored_pixel():
+@KERNELS
+def test_never_draws_an_ignored_pixel(on_host):
     labels = make_labels()
     for mode in ("balanced", "uniform"):
         for seed in range(5):
             g = torch.Generator().manual_seed(seed)
-            index = sample_pixels(labels, 10_000, K, IGNORE, mode=mode, generator=g)
+            index = sample_pixels(labels, 10_000, K, IGNORE, mode, g, on_host=on_host)
             assert (labels.reshape(-1)[index] != IGNORE).all()
     # a budget above every class count takes all labelled pixels, still no ignored one
-    index = sample_pixels(labels, 10_000, K, IGNORE)
+    index = sample_pixels(labels, 10_000, K, IGNORE, on_host=on_host)
     assert index.numel() == int((labels != IGNORE).sum())
 
 
-def test_deterministic_under_a_seed_and_different_across_seeds():
+@KERNELS
+def test_deterministic_under_a_seed_and_different_across_seeds(on_host):
     labels = make_labels()
 
     def draw(seed: int) -> torch.Tensor:
-        return sample_pixels(labels, 20, K, IGNORE, generator=torch.Generator().manual_seed(seed))
+        g = torch.Generator().manual_seed(seed)
+        return sample_pixels(labels, 20, K, IGNORE, generator=g, on_host=on_host)
 
     assert torch.equal(draw(3), draw(3))
     assert not torch.equal(draw(3), draw(4))
     torch.manual_seed(7)
-    a = sample_pixels(labels, 20, K, IGNORE)
+    a = sample_pixels(labels, 20, K, IGNORE, on_host=on_host)
     torch.manual_seed(7)
-    assert torch.equal(a, sample_pixels(labels, 20, K, IGNORE))  # the global RNG too
+    assert torch.equal(a, sample_pixels(labels, 20, K, IGNORE, on_host=on_host))  # global RNG
 
 
-def test_uniform_draws_the_same_total_budget_ignoring_class():
+@KERNELS
+def test_uniform_draws_the_same_total_budget_ignoring_class(on_host):
     labels = make_labels()
-    index = sample_pixels(labels, 50, K, IGNORE, mode="uniform")
+    index = sample_pixels(labels, 50, K, IGNORE, mode="uniform", on_host=on_host)
     assert index.numel() == 50 * 4  # four classes present
     assert counts_of(labels, index)[4] < 5  # the rare class is not favoured (5 of ~1800 px)
 
 
-def test_hard_split_takes_its_share_from_hard_pixels_and_tops_up():
+@KERNELS
+def test_hard_split_takes_its_share_from_hard_pixels_and_tops_up(on_host):
     labels = make_labels()
     g = torch.Generator().manual_seed(0)
     hard = torch.rand(labels.shape, generator=g) < 0.3
-    index = sample_pixels(labels, 40, K, IGNORE, hard=hard, hard_fraction=0.5)
+    index = sample_pixels(labels, 40, K, IGNORE, hard=hard, hard_fraction=0.5, on_host=on_host)
     counts = counts_of(labels, index)
     assert counts[:3].tolist() == [40, 40, 40] and counts[4] == 5
     flat_labels, flat_hard = labels.reshape(-1)[index], hard.reshape(-1)[index]
     for c in range(3):
         assert int(flat_hard[flat_labels == c].sum()) == 20
     # no easy pixels at all: the whole budget comes from hard ones
-    index = sample_pixels(labels, 40, K, IGNORE, hard=torch.ones_like(hard), hard_fraction=0.5)
+    all_hard = torch.ones_like(hard)
+    index = sample_pixels(labels, 40, K, IGNORE, hard=all_hard, hard_fraction=0.5, on_host=on_host)
     assert counts_of(labels, index)[:3].tolist() == [40, 40, 40]
+    assert (labels.reshape(-1)[index] != IGNORE).all()  # ignored pixels stay out, hard or not
 
 
-def test_empty_and_all_ignored_inputs():
+@KERNELS
+def test_empty_and_all_ignored_inputs(on_host):
     labels = torch.full((1, 4, 4), IGNORE)
-    assert sample_pixels(labels, 8, K, IGNORE).numel() == 0
-    assert sample_pixels(labels, 8, K, IGNORE, mode="uniform").numel() == 0
+    assert sample_pixels(labels, 8, K, IGNORE, on_host=on_host).numel() == 0
+    assert sample_pixels(labels, 8, K, IGNORE, mode="uniform", on_host=on_host).numel() == 0
+    assert sample_pixels(labels[:, :0], 8, K, IGNORE, on_host=on_host).numel() == 0
     with pytest.raises(ValueError):
         sample_pixels(labels, 8, K, IGNORE, mode="greedy")
 
@@ -175,10 +192,11 @@ def test_thinned_selection_stays_exact_when_a_group_falls_short_of_its_quota():
     assert sum(1 for i in got if i < 500) == 30
 
 
-def test_loop_reference_and_vectorised_sampler_draw_the_same_counts_per_class():
+@KERNELS
+def test_loop_reference_and_vectorised_sampler_draw_the_same_counts_per_class(on_host):
     labels = make_labels(3)
     for per_class in (1, 5, 50, 10_000):
-        fast = sample_pixels(labels, per_class, K, IGNORE)
+        fast = sample_pixels(labels, per_class, K, IGNORE, on_host=on_host)
         loop = sample_pixels_loop(labels, per_class, K, IGNORE, torch.Generator().manual_seed(0))
         assert counts_of(labels, fast).tolist() == counts_of(labels, loop).tolist()
         assert (labels.reshape(-1)[loop] != IGNORE).all()
@@ -197,3 +215,61 @@ def test_cell_centres_are_the_pixels_nearest_exact_interpolation_reads(full, gri
         labels[:, None].float(), size=grid, mode="nearest-exact"
     )[:, 0].long()
     assert torch.equal(downsample_labels(labels, grid), expected_labels)
+
+
+def test_labels_outside_the_class_range_and_an_in_range_ignore_index_are_never_drawn():
+    labels = torch.tensor([[-3, -1, 0, 0, 1, 1, 2, 2, 6, 99]])
+    for on_host in (True, False):
+        index = sample_pixels(labels, 10, 3, ignore_index=2, on_host=on_host)
+        assert index.tolist() == [2, 3, 4, 5]
+        small = sample_pixels(labels.to(torch.uint8).clamp(max=9), 10, 3, 2, on_host=on_host)
+        assert small.tolist() == [2, 3, 4, 5]  # any integer dtype
+
+
+@KERNELS
+@pytest.mark.parametrize("seed", range(3))
+def test_random_subsets_have_exact_sizes_for_any_group_sizes(on_host, seed):
+    # Group sizes from 0 to thousands and quotas below, at and above them: every group gets
+    # exactly min(take, count) of its own pixels, each once, in ascending order.
+    g = torch.Generator().manual_seed(seed)
+    sizes = torch.tensor([0, 1, 7, 128, 129, 300, 2000, 5000])
+    groups = torch.repeat_interleave(torch.arange(sizes.numel()), sizes)
+    groups = groups[torch.randperm(groups.numel(), generator=g)]
+    take = torch.tensor([5, 5, 7, 128, 128, 256, 17, 0])
+    index = random_subset_per_group(groups, take, g, on_host)
+    assert index.dtype == torch.long
+    assert torch.equal(index, index.unique())  # ascending, no pixel twice
+    got = torch.bincount(groups[index], minlength=sizes.numel())
+    assert got.tolist() == torch.minimum(take, sizes).tolist()
+
+
+@KERNELS
+def test_every_pixel_of_a_class_is_equally_likely_to_be_drawn(on_host):
+    # 3000 draws of 30 pixels per class from a class of 2560 pixels (ten per key level of the
+    # host kernel, so its cut level always holds ties) and one of 60: each pixel should be
+    # chosen 30/2560 and 50 % of the time. A kernel biased towards low indices, or towards
+    # some of the pixels that share a key level, fails the chi-square bound.
+    big, small, per_class, draws = 2560, 60, 30, 3000
+    labels = torch.cat([torch.zeros(big, dtype=torch.long), torch.ones(small, dtype=torch.long)])
+    labels = labels[torch.randperm(labels.numel(), generator=torch.Generator().manual_seed(0))]
+    hits = torch.zeros(labels.numel())
+    g = torch.Generator().manual_seed(1)
+    for _ in range(draws):
+        hits[sample_pixels(labels[None], per_class, 2, IGNORE, generator=g, on_host=on_host)] += 1
+    for cls, size in ((0, big), (1, small)):
+        observed = hits[labels == cls]
+        share = per_class / size
+        expected, variance = draws * share, draws * share * (1 - share)
+        assert observed.sum() == draws * per_class
+        chi2 = float(((observed - expected) ** 2 / variance).sum())
+        dof = size - 1
+        assert chi2 < dof + 5 * math.sqrt(2 * dof), (cls, chi2, dof)
+
+
+def test_random_bytes_are_uniform_and_follow_the_generator():
+    a = random_bytes(1 << 16, torch.Generator().manual_seed(0))
+    b = random_bytes(1 << 16, torch.Generator().manual_seed(0))
+    assert a.dtype.name == "uint8" and a.size == 1 << 16 and (a == b).all()
+    counts = torch.bincount(torch.from_numpy(a.astype("int64")), minlength=256).double()
+    assert abs(counts.mean() - 256) < 1e-9 and (counts - 256).abs().max() < 5 * 16
+    assert random_bytes(13, None).size == 13  # not a multiple of eight: trimmed
