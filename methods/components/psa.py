@@ -229,7 +229,8 @@ def sample_pixels(
         unlabelled = ((groups == 0) | (groups == num_groups - 1)).long()
         take = torch.cat([total, torch.zeros(1, dtype=torch.long, device=device)])
         return random_subset_per_group(unlabelled, take, generator, on_host)
-    take = torch.tensor([0, *[per_class] * num_classes, 0], device=device)
+    take = torch.full((num_groups,), per_class, device=device)  # filled on the device: no copy
+    take[0] = take[-1] = 0
     if hard is None or hard_fraction <= 0:
         return random_subset_per_group(groups, take, generator, on_host)
     groups = 2 * groups + hard.reshape(-1).long()  # group 2g: easy pixels of g, 2g + 1: hard
