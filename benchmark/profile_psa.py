@@ -105,6 +105,33 @@ def synthetic_labels(point: PsaPoint, ignore_index: int, generator: torch.Genera
     return labels.masked_fill(ignored, ignore_index)
 
 
+def prediction_logits(point: PsaPoint, device: torch.device) -> Tensor:
+    """Random [B, K, 8s, 8s] logits: the decoder's output the `hard_easy` split reads at the
+    grid's cell centres (an s x s feature grid is 1/8 of the crop at the PSA level)."""
+    side = 8 * point.feature_size
+    return torch.randn(point.batch_size, point.num_classes, side, side, device=device)
+
+
+def sampler_call(
+    name: str, point: PsaPoint, labels: Tensor, logits: Tensor, ignore_index: int
+) -> Callable[[], Tensor]:
+    """A zero-argument call of sampler `name` at `point`: what the profiler and the
+    pytest-benchmark suite both time (`hard_easy` includes finding the misclassified pixels)."""
+    k, ppc = point.num_classes, point.pixels_per_class
+    if name == "loop":
+        return lambda: sample_pixels_loop(labels, ppc, k, ignore_index)
+    if name == "hard_easy":
+
+        def hard_easy() -> Tensor:
+            hard = misclassified_on_grid(logits, labels)
+            return sample_pixels(
+                labels, ppc, k, ignore_index, hard=hard, hard_fraction=HARD_FRACTION
+            )
+
+        return hard_easy
+    return lambda: sample_pixels(labels, ppc, k, ignore_index, mode=name)
+
+
 class PsaBench:
     """Times sampling and the PSA loss at any point, with the preset STARS model's projector."""
 
@@ -132,32 +159,15 @@ class PsaBench:
         generator = torch.Generator().manual_seed(0)
         labels = synthetic_labels(point, self.ignore_index, generator).to(self.device)
         shape = (point.batch_size, self.channels, point.feature_size, point.feature_size)
-        logits_shape = (
-            point.batch_size,
-            point.num_classes,
-            8 * point.feature_size,
-            8 * point.feature_size,
-        )
         return {
             "labels": labels,
             "features": torch.randn(shape, device=self.device),
             "translated": torch.randn(shape, device=self.device, requires_grad=True),
-            "logits": torch.randn(logits_shape, device=self.device),
+            "logits": prediction_logits(point, self.device),
         }
 
     def sampler(self, name: str, point: PsaPoint, data: dict[str, Tensor]) -> Callable[[], Tensor]:
-        labels, k, ppc = data["labels"], point.num_classes, point.pixels_per_class
-        ignore = self.ignore_index
-        if name == "loop":
-            return lambda: sample_pixels_loop(labels, ppc, k, ignore)
-        if name == "hard_easy":
-
-            def hard_easy() -> Tensor:
-                hard = misclassified_on_grid(data["logits"], labels)
-                return sample_pixels(labels, ppc, k, ignore, "balanced", None, hard, HARD_FRACTION)
-
-            return hard_easy
-        return lambda: sample_pixels(labels, ppc, k, ignore, mode=name)
+        return sampler_call(name, point, data["labels"], data["logits"], self.ignore_index)
 
     def loss(self, data: dict[str, Tensor], index: Tensor) -> Callable[[], None]:
         classes = data["labels"].reshape(-1)[index]

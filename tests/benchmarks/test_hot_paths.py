@@ -10,9 +10,15 @@ import torch
 
 from benchmark.inference import sliding_window_logits
 from benchmark.metrics import ConfusionMatrix
-from benchmark.profile_psa import HEADLINE_POINT, PsaPoint, synthetic_labels
+from benchmark.profile_psa import (
+    HEADLINE_POINT,
+    SAMPLERS,
+    PsaPoint,
+    prediction_logits,
+    sampler_call,
+    synthetic_labels,
+)
 from benchmark.train import train_step
-from methods.components.psa import misclassified_on_grid, sample_pixels, sample_pixels_loop
 
 CPU = torch.device("cpu")
 POINT = PsaPoint(pixels_per_class=128, **HEADLINE_POINT)
@@ -23,21 +29,10 @@ def labels() -> torch.Tensor:
     return synthetic_labels(POINT, 255, torch.Generator().manual_seed(0))
 
 
-@pytest.mark.parametrize("sampler", ["balanced", "uniform", "loop", "hard_easy"])
+@pytest.mark.parametrize("sampler", SAMPLERS)
 def test_psa_sampling(benchmark, labels, sampler):
-    k, ppc = POINT.num_classes, POINT.pixels_per_class
-    if sampler == "loop":
-        benchmark(sample_pixels_loop, labels, ppc, k, 255)
-    elif sampler == "hard_easy":
-        logits = torch.randn(POINT.batch_size, k, 8 * POINT.feature_size, 8 * POINT.feature_size)
-
-        def hard_easy():
-            hard = misclassified_on_grid(logits, labels)
-            return sample_pixels(labels, ppc, k, 255, "balanced", None, hard, 0.5)
-
-        benchmark(hard_easy)
-    else:
-        benchmark(sample_pixels, labels, ppc, k, 255, sampler)
+    logits = prediction_logits(POINT, CPU)
+    benchmark(sampler_call(sampler, POINT, labels, logits, 255))
 
 
 def test_confusion_matrix_update(benchmark):
