@@ -93,7 +93,9 @@ def _cpu_peak_mb(fn: Callable[[], object]) -> float:
     """Running sum of the profiler's CPU allocation events; its maximum is the call's peak."""
     from torch.profiler import ProfilerActivity, profile
 
-    os.environ.setdefault("KINETO_LOG_LEVEL", "5")
+    # Kineto writes two trace lines to stderr per profiler session (hundreds in one profile run)
+    # at every level below 6 in current torch builds; a level the user set is kept.
+    os.environ.setdefault("KINETO_LOG_LEVEL", "6")
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         fn()
     with tempfile.TemporaryDirectory() as tmp:

@@ -12,6 +12,9 @@
 
 from __future__ import annotations
 
+import functools
+import sys
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -124,45 +127,64 @@ KEY_LEVELS = 1 << KEY_BITS
 """The host kernel's keys are one random byte per pixel."""
 
 
+LOW_BYTE = 0 if sys.byteorder == "little" else np.dtype(np.intp).itemsize - 1
+"""Offset of an intp's least significant byte in memory, where the host kernel writes keys."""
+
+
 def random_subset_on_host(
     groups: np.ndarray, take: np.ndarray, generator: torch.Generator | None
 ) -> np.ndarray:
     """Flat indices of a uniformly random min(take[g], count) pixels of each group g, ascending.
 
-    The CPU kernel: the lowest keys per group, as `lowest_keys_per_group`, with keys that are
-    one random byte per pixel and ties at the cut broken at random. Eager PyTorch spends most
-    of a small sampler's time in per-operation overhead and in a `nonzero` that is slow on
-    random masks; NumPy on the same memory does not, and bytes let one histogram of
-    (group, key) find each group's cut exactly, with no margin, no retry and no large sort:
-    a group takes every pixel whose key lies below its cut level and a random choice of the
-    pixels at the cut level (shuffled by fresh float keys, a few hundred pixels in all).
-    Ranking pixels by (key, fresh random tie-break) is a uniformly random order, so every
-    set of `quota` pixels of a group is equally likely.
+    The CPU kernel (`random_subset_of_group_codes`) for any integer group array.
+    """
+    codes = np.left_shift(groups.astype(np.intp, copy=False), KEY_BITS)
+    return random_subset_of_group_codes(codes, take, generator)
+
+
+def random_subset_of_group_codes(
+    codes: np.ndarray, take: np.ndarray, generator: torch.Generator | None
+) -> np.ndarray:
+    """`random_subset_on_host` on each pixel's group already shifted left by KEY_BITS.
+
+    The shifted form lets a caller that maps labels to groups through a table write the codes
+    in the same pass; `codes` (intp, contiguous) is overwritten with (group, key) codes.
+    The lowest keys per group, as `lowest_keys_per_group`, with keys that are one random byte
+    per pixel and ties at the cut broken at random. Eager PyTorch spends most of a small
+    sampler's time in per-operation overhead and in a `nonzero` that is slow on random masks;
+    NumPy on the same memory does not, and bytes let one histogram of (group, key) find each
+    group's cut exactly, with no margin, no retry and no large sort: a group takes every pixel
+    whose key lies below its cut level and a random choice of the pixels at the cut level
+    (shuffled by fresh float keys, a few hundred pixels in all). Ranking pixels by (key, fresh
+    random tie-break) is a uniformly random order, so every set of `quota` pixels of a group
+    is equally likely.
     """
     num_groups = take.size
-    code = np.left_shift(groups, KEY_BITS)
-    np.bitwise_or(code, random_bytes(groups.size, generator), out=code)
-    histogram = np.bincount(code, minlength=num_groups * KEY_LEVELS)
-    histogram = histogram.reshape(num_groups, KEY_LEVELS)
-    below_or_at = histogram.cumsum(1)
-    below = below_or_at - histogram
+    codes.view(np.uint8)[LOW_BYTE :: codes.itemsize] = random_bytes(codes.size, generator)
+    histogram = np.bincount(codes, minlength=num_groups * KEY_LEVELS)
+    below_or_at = histogram.reshape(num_groups, KEY_LEVELS).cumsum(1)
     quota = np.minimum(take, below_or_at[:, -1])[:, None]
-    needed = below < quota  # key levels with at least one pixel to take
-    cut = needed > (below_or_at <= quota)  # the one level per group taken only in part
-    at_cut_to_take = quota[:, 0] - (below * cut).sum(1)
-    survivors = np.flatnonzero(needed.ravel().take(code))
-    survivor_code = code[survivors]
-    is_cut = cut.ravel().take(survivor_code)
-    at_cut = np.flatnonzero(is_cut)
-    cut_groups = survivor_code[at_cut] >> KEY_BITS
-    tie_break = torch.rand(at_cut.size, dtype=torch.float64, generator=generator).numpy()
-    order = at_cut[np.argsort(tie_break + cut_groups)]
-    cut_counts = np.bincount(cut_groups, minlength=num_groups)
-    starts = np.cumsum(cut_counts) - cut_counts
-    taken = np.arange(at_cut.size) < np.repeat(starts + at_cut_to_take, cut_counts)
-    chosen = ~is_cut
-    chosen[order[taken]] = True
-    return survivors[chosen]
+    needed = (
+        below_or_at - histogram.reshape(below_or_at.shape) < quota
+    )  # levels with a pixel to take
+    cut = (needed > (below_or_at <= quota)).ravel()  # the one level per group taken only in part
+    survivors = np.flatnonzero(needed.ravel().take(codes))
+    survivor_codes = codes[survivors]
+    at_cut = cut.take(survivor_codes)
+    candidates = np.flatnonzero(at_cut)
+    if candidates.size == 0:
+        return survivors
+    # Group + a fresh uniform float: sorted, each group's cut pixels in a random order, groups
+    # in ascending order; the first (count - surplus) of each group's run are taken.
+    shuffle_keys = torch.rand(candidates.size, dtype=torch.float64, generator=generator).numpy()
+    shuffle_keys += survivor_codes[candidates] >> KEY_BITS
+    shuffled = candidates[np.argsort(shuffle_keys)]
+    cut_levels = np.flatnonzero(cut)
+    at_cut_counts = histogram.take(cut_levels)
+    surplus = below_or_at.take(cut_levels) - quota.take(cut_levels >> KEY_BITS)
+    taken_before = np.repeat(np.cumsum(at_cut_counts) - surplus, at_cut_counts)
+    at_cut[shuffled[np.arange(shuffled.size) < taken_before]] = False
+    return survivors[~at_cut]
 
 
 def random_subset_per_group(
@@ -185,6 +207,48 @@ def random_subset_per_group(
         return torch.from_numpy(index.astype(np.int64, copy=False)).to(groups.device)
     keys = torch.rand(groups.numel(), generator=generator, device=groups.device)
     return lowest_keys_per_group(groups, keys, take)
+
+
+def class_groups(labels: Tensor, num_classes: int, ignore_index: int) -> Tensor:
+    """Each pixel's sampling group, flat: 0 for negative and ignored labels, c + 1 for class c,
+    num_classes + 1 for labels past the last class. Two cheap passes instead of four masks."""
+    flat = labels.reshape(-1).long()
+    groups = flat.clamp(-1, num_classes) + 1
+    if 0 <= ignore_index < num_classes:
+        groups.masked_fill_(flat == ignore_index, 0)
+    return groups
+
+
+@functools.lru_cache(maxsize=32)
+def class_code_table(num_classes: int, ignore_index: int) -> np.ndarray:
+    """Label c -> group c + 1, shifted left by KEY_BITS; the last entry, where
+    `take(mode="clip")` sends every label past the end, is group num_classes + 1.
+    Read-only and cached: building it each step cost as much as a pass over the labels."""
+    table = np.arange(1, num_classes + 2, dtype=np.intp) << KEY_BITS
+    if 0 <= ignore_index < num_classes:
+        table[ignore_index] = 0
+    table.setflags(write=False)
+    return table
+
+
+@functools.lru_cache(maxsize=32)
+def class_budget_on_host(num_classes: int, per_class: int) -> np.ndarray:
+    """The host kernel's `take` for class groups: per_class for each class, 0 for the two
+    unlabelled groups (read-only, cached)."""
+    take = np.full(num_classes + 2, per_class, dtype=np.intp)
+    take[0] = take[-1] = 0
+    take.setflags(write=False)
+    return take
+
+
+def class_codes_on_host(labels: Tensor, num_classes: int, ignore_index: int) -> np.ndarray:
+    """`class_groups` shifted left by KEY_BITS, as a NumPy intp array, in one table lookup
+    (`class_code_table`); negative labels, rare, are moved to group 0 afterwards."""
+    flat = labels.reshape(-1).cpu().numpy()
+    codes = class_code_table(num_classes, ignore_index).take(flat, mode="clip")
+    if flat.size and flat.min() < 0:
+        codes[flat < 0] = 0
+    return codes
 
 
 def sample_pixels(
@@ -215,14 +279,17 @@ def sample_pixels(
         raise ValueError(f"unknown sampling {mode!r}; expected one of {SAMPLING_MODES}")
     if per_class <= 0:
         return labels.reshape(-1)[:0].long()
-    # Group 0 holds negative labels, group c + 1 class c, group num_classes + 1 labels past the
-    # last class; the ignored class joins group 0. Two cheap passes instead of four masks.
-    flat = labels.reshape(-1).long()
-    groups = flat.clamp(-1, num_classes) + 1
-    if 0 <= ignore_index < num_classes:
-        groups.masked_fill_(flat == ignore_index, 0)
     num_groups = num_classes + 2
     device = labels.device
+    if on_host is None:
+        on_host = device.type == "cpu"
+    if on_host and mode == "balanced" and (hard is None or hard_fraction <= 0):
+        # The common case, on the CPU: labels to shifted group codes in one table lookup.
+        codes = class_codes_on_host(labels, num_classes, ignore_index)
+        take_on_host = class_budget_on_host(num_classes, per_class)
+        index = random_subset_of_group_codes(codes, take_on_host, generator)
+        return torch.from_numpy(index).to(device)
+    groups = class_groups(labels, num_classes, ignore_index)
     if mode == "uniform":
         present = count_groups(groups, num_groups)[1:-1] > 0
         total = (per_class * present.sum()).view(1)

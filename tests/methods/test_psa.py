@@ -9,11 +9,14 @@ import torch
 
 from methods.components.psa import (
     at_cell_centres,
+    class_codes_on_host,
+    class_groups,
     collapse_std,
     downsample_labels,
     gather_pixels,
     lowest_keys_per_group,
     random_bytes,
+    random_subset_on_host,
     random_subset_per_group,
     sample_pixels,
     sample_pixels_loop,
@@ -224,6 +227,29 @@ def test_labels_outside_the_class_range_and_an_in_range_ignore_index_are_never_d
         assert index.tolist() == [2, 3, 4, 5]
         small = sample_pixels(labels.to(torch.uint8).clamp(max=9), 10, 3, 2, on_host=on_host)
         assert small.tolist() == [2, 3, 4, 5]  # any integer dtype
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.int16])
+@pytest.mark.parametrize("ignore_index", [2, IGNORE, -1])
+def test_host_table_lookup_is_the_torch_group_mapping(dtype, ignore_index):
+    # The CPU fast path maps labels to groups with a table (`class_codes_on_host`); it must be
+    # the same mapping as `class_groups` up to which unlabelled group (0 or the last) a pixel
+    # lands in, and draw the very sample the generic host kernel draws from those groups.
+    g = torch.Generator().manual_seed(0)
+    labels = torch.randint(-3, 12, (2, 9, 7), generator=g).to(dtype)
+    labels[0, 0, :4] = 300  # far past the last class
+    groups = class_groups(labels, 8, ignore_index)
+    unlabelled = (groups == 0) | (groups == 9)
+    codes = torch.from_numpy(class_codes_on_host(labels, 8, ignore_index))
+    assert codes.dtype == torch.long and codes.numel() == labels.numel()
+    from_table = codes >> 8
+    assert torch.equal(from_table[~unlabelled], groups[~unlabelled])
+    assert ((from_table[unlabelled] == 0) | (from_table[unlabelled] == 9)).all()
+    take = torch.full((10,), 3)
+    take[0] = take[-1] = 0
+    fast = sample_pixels(labels, 3, 8, ignore_index, generator=torch.Generator().manual_seed(5))
+    generic = random_subset_on_host(groups.numpy(), take.numpy(), torch.Generator().manual_seed(5))
+    assert fast.tolist() == generic.tolist()
 
 
 @KERNELS
