@@ -237,56 +237,62 @@ def profile_psa(
     """Every measurement as one DataFrame (rows = `PsaRow`)."""
     preset, device = settings.preset, settings.device
     repeats, warmup = settings.repeats, settings.warmup
-    stars = settings.open("stars")
-    no_psa = settings.open("stars[psa=false]")
-    hp = stars.spec.hparams_dict
-    method = stars.method
-    base = settings.row_fields()
-    level = hp["psa_level"]
-    batch = stars.batch(0, device)
-    inputs = {m: batch[m] for m in method.modalities}
-    grid = _feature_grid(method, inputs, level)
-    preset_point = PsaPoint(hp["pixels_per_class"], method.spec.num_classes, grid, hp["batch_size"])
-    rows: list[PsaRow] = []
-
-    log.info("profiling a STARS training step (%s preset, %s)", preset.name, base["device"])
-    for label, run in (("step", stars), ("step_no_psa", no_psa)):
-        counter = itertools.count()
-        m = measure(
-            lambda run=run, counter=counter: train_step(
-                run.method, run.sampler, next(counter), device
-            ),
-            device,
-            repeats,
-            warmup,
+    # Both runs prefetch batches in background threads; they stop however the block ends.
+    with settings.open("stars") as stars, settings.open("stars[psa=false]") as no_psa:
+        hp = stars.spec.hparams_dict
+        method = stars.method
+        base = settings.row_fields()
+        level = hp["psa_level"]
+        batch = stars.batch(0, device)
+        inputs = {m: batch[m] for m in method.modalities}
+        grid = _feature_grid(method, inputs, level)
+        preset_point = PsaPoint(
+            hp["pixels_per_class"], method.spec.num_classes, grid, hp["batch_size"]
         )
-        rows.append(
-            make_row(
-                base, "preset", label, "balanced" if label == "step" else "-", preset_point, 0, m
+        rows: list[PsaRow] = []
+
+        log.info("profiling a STARS training step (%s preset, %s)", preset.name, base["device"])
+        for label, run in (("step", stars), ("step_no_psa", no_psa)):
+            counter = itertools.count()
+            m = measure(
+                lambda run=run, counter=counter: train_step(
+                    run.method, run.sampler, next(counter), device
+                ),
+                device,
+                repeats,
+                warmup,
             )
-        )
+            rows.append(
+                make_row(
+                    base,
+                    "preset",
+                    label,
+                    "balanced" if label == "step" else "-",
+                    preset_point,
+                    0,
+                    m,
+                )
+            )
 
-    with torch.no_grad(), method.autocast():
-        _, features = method.encode(inputs)
-    leaves = {
-        m: [f.detach().float().requires_grad_(True) for f in pyramid]
-        for m, pyramid in features.items()
-    }
-    translator_params = list(method.translators.parameters())
+        with torch.no_grad(), method.autocast():
+            _, features = method.encode(inputs)
+        leaves = {
+            m: [f.detach().float().requires_grad_(True) for f in pyramid]
+            for m, pyramid in features.items()
+        }
+        translator_params = list(method.translators.parameters())
 
-    def translation_alignment() -> None:
-        with method.autocast():
-            translations = method.translators.translate_all(leaves)
-            loss = method.translation_loss(leaves, translations)
-        torch.autograd.grad(
-            loss, [*translator_params, *leaves[method.modalities[0]]], allow_unused=True
-        )
+        def translation_alignment() -> None:
+            with method.autocast():
+                translations = method.translators.translate_all(leaves)
+                loss = method.translation_loss(leaves, translations)
+            torch.autograd.grad(
+                loss, [*translator_params, *leaves[method.modalities[0]]], allow_unused=True
+            )
 
-    m = measure(translation_alignment, device, repeats, warmup)
-    rows.append(make_row(base, "preset", "translation_alignment", "-", preset_point, 0, m))
+        m = measure(translation_alignment, device, repeats, warmup)
+        rows.append(make_row(base, "preset", "translation_alignment", "-", preset_point, 0, m))
 
-    stars.close()
-    no_psa.close()
     pairs = len(method.modalities) * (len(method.modalities) - 1)
     bench = PsaBench(
         method.projector,

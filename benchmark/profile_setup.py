@@ -62,6 +62,12 @@ class ProfiledRun:
     def close(self) -> None:
         self.sampler.close()
 
+    def __enter__(self) -> ProfiledRun:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
 
 def open_profiled_run(
     method: str | NamedConfig,

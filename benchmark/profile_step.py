@@ -165,9 +165,8 @@ def profile_steps(methods: Sequence[str], settings: ProfileSettings) -> pd.DataF
     rows: list[StepRow] = []
     for name in names:
         log.info("profiling %s steps (%s preset, %s)", name, base["preset"], base["device"])
-        run = settings.open(name)
-        rows.extend(profile_method(run, device, repeats, warmup, base))
-        if name == "baseline":
-            rows.append(bare_loop_row(run, device, repeats, warmup, base))
-        run.close()
+        with settings.open(name) as run:
+            rows.extend(profile_method(run, device, repeats, warmup, base))
+            if name == "baseline":
+                rows.append(bare_loop_row(run, device, repeats, warmup, base))
     return pd.DataFrame([asdict(r) for r in rows])

@@ -166,7 +166,9 @@ def train_step(
     return losses
 
 
-def peak_memory_mb(device: torch.device) -> float:
+def process_peak_memory_mb(device: torch.device) -> float:
+    """The process's high-water mark so far (CUDA allocator, or CPU max resident set): what a
+    run record reports. `timing.peak_memory_mb` is the per-call peak the profilers use."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -525,7 +527,7 @@ class RunExecutor:
             label_set=ds.label_set,
             eval_seconds=round(eval_seconds, 3),
             train_seconds=round(train_seconds, 3),
-            peak_memory_mb=round(peak_memory_mb(self.device), 1),
+            peak_memory_mb=round(process_peak_memory_mb(self.device), 1),
             device=str(self.device),
             commit=git_commit(),
             versions=versions(),
