@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -13,6 +15,10 @@ import torch
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+
+
+FULL_DISK_MIB = 16
+"""Free space below which a failed write is reported as a full file system."""
 
 
 def _atomic(path: Path, write) -> None:
@@ -25,6 +31,17 @@ def _atomic(path: Path, write) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except Exception as error:
+        free_mib = shutil.disk_usage(path.parent).free / 2**20  # before the partial file goes
+        Path(tmp).unlink(missing_ok=True)
+        if free_mib < FULL_DISK_MIB:
+            # torch.save reports a short write as "enforce fail ... unexpected pos": say why.
+            raise OSError(
+                errno.ENOSPC,
+                f"could not write {path}: its file system is full ({free_mib:.0f} MiB free); "
+                "the previous version, if any, is intact",
+            ) from error
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
