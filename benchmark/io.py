@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -31,20 +32,27 @@ def _atomic(path: Path, write) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except Exception as error:
-        free_mib = shutil.disk_usage(path.parent).free / 2**20  # before the partial file goes
+    except BaseException as error:
+        # Measured before the partial file goes. torch.save reports a short write as
+        # "enforce fail ... unexpected pos", so a full disk is named here.
+        free_mib = _free_mib(path.parent) if isinstance(error, Exception) else math.inf
         Path(tmp).unlink(missing_ok=True)
         if free_mib < FULL_DISK_MIB:
-            # torch.save reports a short write as "enforce fail ... unexpected pos": say why.
             raise OSError(
                 errno.ENOSPC,
                 f"could not write {path}: its file system is full ({free_mib:.0f} MiB free); "
                 "the previous version, if any, is intact",
             ) from error
         raise
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+
+def _free_mib(folder: Path) -> float:
+    """Free space under `folder`, or infinity when it cannot be read (the write's own error
+    is then the one to report)."""
+    try:
+        return shutil.disk_usage(folder).free / 2**20
+    except OSError:
+        return math.inf
 
 
 def atomic_write_text(path: Path, text: str) -> None:

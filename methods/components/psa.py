@@ -162,11 +162,10 @@ def random_subset_of_group_codes(
     num_groups = take.size
     codes.view(np.uint8)[LOW_BYTE :: codes.itemsize] = random_bytes(codes.size, generator)
     histogram = np.bincount(codes, minlength=num_groups * KEY_LEVELS)
-    below_or_at = histogram.reshape(num_groups, KEY_LEVELS).cumsum(1)
+    per_level = histogram.reshape(num_groups, KEY_LEVELS)  # a view: one row per group
+    below_or_at = per_level.cumsum(1)
     quota = np.minimum(take, below_or_at[:, -1])[:, None]
-    needed = (
-        below_or_at - histogram.reshape(below_or_at.shape) < quota
-    )  # levels with a pixel to take
+    needed = below_or_at - per_level < quota  # levels with at least one pixel to take
     cut = (needed > (below_or_at <= quota)).ravel()  # the one level per group taken only in part
     survivors = np.flatnonzero(needed.ravel().take(codes))
     survivor_codes = codes[survivors]
@@ -187,6 +186,12 @@ def random_subset_of_group_codes(
     return survivors[~at_cut]
 
 
+def index_tensor(index: np.ndarray, device: torch.device) -> Tensor:
+    """A host kernel's flat indices as the int64 tensor `sample_pixels` returns, on `device`
+    (no copy on the CPU where intp is int64)."""
+    return torch.from_numpy(index.astype(np.int64, copy=False)).to(device)
+
+
 def random_subset_per_group(
     groups: Tensor,
     take: Tensor,
@@ -204,7 +209,7 @@ def random_subset_per_group(
         on_host = groups.device.type == "cpu"
     if on_host:
         index = random_subset_on_host(groups.cpu().numpy(), take.cpu().numpy(), generator)
-        return torch.from_numpy(index.astype(np.int64, copy=False)).to(groups.device)
+        return index_tensor(index, groups.device)
     keys = torch.rand(groups.numel(), generator=generator, device=groups.device)
     return lowest_keys_per_group(groups, keys, take)
 
@@ -288,7 +293,7 @@ def sample_pixels(
         codes = class_codes_on_host(labels, num_classes, ignore_index)
         take_on_host = class_budget_on_host(num_classes, per_class)
         index = random_subset_of_group_codes(codes, take_on_host, generator)
-        return torch.from_numpy(index).to(device)
+        return index_tensor(index, device)
     groups = class_groups(labels, num_classes, ignore_index)
     if mode == "uniform":
         present = count_groups(groups, num_groups)[1:-1] > 0
