@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 
 setup:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q -e ".[dev,ray]"
+	$(BIN)/pip install -q -e ".[dev,ray,fast]"
 
 benchmark: setup
 	$(BIN)/python run_benchmark.py --methods baseline --missing all

@@ -7,9 +7,11 @@ puts a number on it, in one process, against the step it belongs to:
   and the same step with `psa=false`, so the isolated measurements can be cross-checked;
 * **translation + alignment**: every ordered pair's translators and the stop-gradient alignment
   loss, forward and backward (into the translators and leaf copies of the features);
-* **PSA sampling**, per sampler: `balanced` (the vectorised one STARS uses), `uniform`, `loop`
-  (a per-class, per-image Python loop: the naive reference) and `hard_easy` (balanced, half of
-  each class's budget from currently misclassified pixels, including working out which those are);
+* **PSA sampling**, per sampler: `balanced` (the vectorised one STARS uses), `balanced_numpy`
+  (the same sample drawn by the NumPy kernel, which runs on the CPU where numba is not
+  installed), `uniform`, `loop` (a per-class, per-image Python loop: the naive reference) and
+  `hard_easy` (balanced, half of each class's budget from currently misclassified pixels,
+  including working out which those are);
 * the **PSA loss** on the sampled pixels: gather, projection head, supervised InfoNCE for every
   ordered pair, forward and backward.
 
@@ -37,6 +39,7 @@ from benchmark.timing import Measurement, measure
 from benchmark.train import train_step
 from methods.components.psa import (
     gather_pixels,
+    host_kernel_name,
     misclassified_on_grid,
     sample_pixels,
     sample_pixels_loop,
@@ -45,7 +48,7 @@ from methods.components.psa import (
 
 log = logging.getLogger(__name__)
 
-SAMPLERS = ("balanced", "uniform", "loop", "hard_easy")
+SAMPLERS = ("balanced", "balanced_numpy", "uniform", "loop", "hard_easy")
 HARD_FRACTION = 0.5
 """Share of a class's budget drawn from misclassified pixels by the `hard_easy` sampler."""
 SWEEP_AXES: dict[str, tuple[int, ...]] = {
@@ -80,6 +83,9 @@ class PsaRow:
     """Which sweep the row belongs to: 'preset', 'headline' or a `SWEEP_AXES` name."""
     component: str
     sampler: str
+    host_kernel: str
+    """The CPU sampling kernel the sampler ran ("numba" or "numpy"); "-" for the loop, for
+    non-sampling rows and for samplers that ran on an accelerator."""
     pixels_per_class: int
     num_classes: int
     feature_size: int
@@ -120,6 +126,10 @@ def sampler_call(
     k, ppc = point.num_classes, point.pixels_per_class
     if name == "loop":
         return lambda: sample_pixels_loop(labels, ppc, k, ignore_index)
+    if name == "balanced_numpy":
+        return lambda: sample_pixels(
+            labels, ppc, k, ignore_index, on_host=True, host_kernel="numpy"
+        )
     if name == "hard_easy":
 
         def hard_easy() -> Tensor:
@@ -193,8 +203,20 @@ class PsaBench:
             index = sample()
             for component, fn in (("psa_sampling", sample), ("psa_loss", self.loss(data, index))):
                 m = measure(fn, self.device, self.repeats, self.warmup)
-                out.append(make_row(base, axis, component, name, point, int(index.numel()), m))
+                kernel = sampler_kernel(name, self.device)
+                out.append(
+                    make_row(base, axis, component, name, point, int(index.numel()), m, kernel)
+                )
         return out
+
+
+def sampler_kernel(sampler: str, device: torch.device) -> str:
+    """The CPU kernel behind `sampler` on `device` (the `PsaRow.host_kernel` column)."""
+    if sampler == "balanced_numpy":
+        return "numpy"
+    if sampler in ("-", "loop") or device.type != "cpu":
+        return "-"
+    return host_kernel_name()
 
 
 def make_row(
@@ -205,6 +227,7 @@ def make_row(
     point: PsaPoint | None,
     sampled: int,
     m: Measurement,
+    host_kernel: str = "-",
 ) -> PsaRow:
     where = asdict(point) if point else {k: -1 for k in asdict(PsaPoint(0, 0, 0, 0))}
     return PsaRow(
@@ -212,6 +235,7 @@ def make_row(
         axis=axis,
         component=component,
         sampler=sampler,
+        host_kernel=host_kernel,
         **where,
         sampled_pixels=sampled,
         **m.row_fields(),
@@ -271,6 +295,7 @@ def profile_psa(
                     preset_point,
                     0,
                     m,
+                    sampler_kernel("balanced" if label == "step" else "-", device),
                 )
             )
 

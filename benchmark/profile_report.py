@@ -48,17 +48,27 @@ class PsaHeadline:
     """Loop sampling time / sampler's time at the headline point."""
     sampling_ms: dict[str, float]
     """Each sampler's time at the headline point (the loop's included)."""
+    host_kernel: str
+    """The CPU kernel `balanced` ran ("numba", "numpy", or "-" on an accelerator)."""
 
     def lines(self) -> list[str]:
         balanced = self.overhead_pct["balanced"]
         speed = self.speedup_vs_loop["balanced"]
         point = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in HEADLINE_POINT.items())
-        return [
+        kernel = "" if self.host_kernel == "-" else f" ({self.host_kernel} kernel)"
+        lines = [
             f"PSA sampling + loss (balanced) = {balanced:.2f} % of a {self.step_ms:.0f} ms "
             f"STARS step (step with PSA - without: {self.step_difference_pct:.2f} %)",
-            f"vectorised sampler {speed:.2f}x faster than the loop reference "
+            f"vectorised sampler{kernel} {speed:.2f}x faster than the loop reference "
             f"({self.sampling_ms['balanced']:.3f} vs {self.sampling_ms['loop']:.3f} ms; {point})",
         ]
+        if self.host_kernel == "numba":
+            lines.append(
+                f"NumPy fallback kernel (same sample, no numba): "
+                f"{self.speedup_vs_loop['balanced_numpy']:.2f}x "
+                f"({self.sampling_ms['balanced_numpy']:.3f} ms)"
+            )
+        return lines
 
 
 def _at(frame: pd.DataFrame, axis: str, component: str, sampler: str | None = None) -> float:
@@ -79,7 +89,9 @@ def psa_headline(frame: pd.DataFrame) -> PsaHeadline:
     }
     sampling = {s: _at(frame, "headline", "psa_sampling", s) for s in SAMPLERS}
     speedup = {s: sampling["loop"] / ms for s, ms in sampling.items()}
-    return PsaHeadline(step, overhead, 100 * (step - no_psa) / step, speedup, sampling)
+    balanced = frame[(frame.axis == "headline") & (frame.sampler == "balanced")]
+    kernel = str(balanced.host_kernel.iloc[0])
+    return PsaHeadline(step, overhead, 100 * (step - no_psa) / step, speedup, sampling, kernel)
 
 
 def psa_markdown(frame: pd.DataFrame, headline: PsaHeadline) -> str:
@@ -147,6 +159,7 @@ def psa_markdown(frame: pd.DataFrame, headline: PsaHeadline) -> str:
                 {
                     "point": axis,
                     "sampler": s,
+                    "CPU kernel": samp.host_kernel,
                     "pixels drawn": int(samp.sampled_pixels),
                     "sampling ms": samp.median_ms,
                     "sampling peak MiB": samp.peak_mb,
@@ -160,7 +173,8 @@ def psa_markdown(frame: pd.DataFrame, headline: PsaHeadline) -> str:
     parts += [
         f"Headline point: {headline_point} (pixels per class as at the preset). `hard_easy` "
         "includes working out which pixels are misclassified (the logits read at the grid's cell "
-        "centres).",
+        "centres). `balanced_numpy` draws the same sample as `balanced` with the NumPy kernel, "
+        "the one the CPU runs where numba (the `fast` extra) is not installed.",
         "",
         "## Sweeps (one axis at a time around the preset's point): sampling ms",
         "",

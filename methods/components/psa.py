@@ -3,8 +3,9 @@
 * `downsample_labels`: labels onto a feature grid.
 * `sample_pixels`: class-balanced pixel sampling (the same budget for every class present; all
   pixels of a rarer class; ignored pixels never drawn; optional hard/easy split), or uniform
-  sampling with the same total budget. No Python loop over classes or images: a NumPy kernel
-  on the CPU, a PyTorch one on accelerators (`random_subset_per_group`).
+  sampling with the same total budget. No Python loop over classes or images: on the CPU a
+  numba kernel (`psa_numba`, the `fast` extra) or, without numba, a NumPy one that draws the same
+  sample; a PyTorch one on accelerators (`random_subset_per_group`).
 * `supervised_infonce`: supervised contrastive (InfoNCE) loss between two sets of embeddings,
   positives = same class.
 * `ProjectionHead`, `collapse_std`: the small projection MLP and the feature-collapse gauge.
@@ -13,6 +14,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
 
 import numpy as np
@@ -21,6 +23,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 SAMPLING_MODES = ("balanced", "uniform")
+HOST_KERNELS = ("numba", "numpy")
+HOST_KERNEL_ENV = "MISSBENCH_PSA_KERNEL"
+"""Environment variable that forces a CPU sampling kernel: numba, numpy or auto (the default)."""
 
 
 def at_cell_centres(values: Tensor, size: tuple[int, int]) -> Tensor:
@@ -131,24 +136,69 @@ LOW_BYTE = 0 if sys.byteorder == "little" else np.dtype(np.intp).itemsize - 1
 """Offset of an intp's least significant byte in memory, where the host kernel writes keys."""
 
 
-def random_subset_on_host(
-    groups: np.ndarray, take: np.ndarray, generator: torch.Generator | None
+@functools.cache
+def host_kernel_name() -> str:
+    """The CPU sampling kernel in use: "numba" where numba imports, else "numpy".
+
+    The two draw the same sample for the same seed, so results do not depend on which one ran;
+    `HOST_KERNEL_ENV` forces one (numba: an error if it cannot be imported).
+    """
+    wanted = os.environ.get(HOST_KERNEL_ENV, "auto")
+    if wanted not in ("auto", *HOST_KERNELS):
+        raise ValueError(f"{HOST_KERNEL_ENV}={wanted!r}: expected auto, numba or numpy")
+    if wanted == "numpy":
+        return "numpy"
+    try:
+        import methods.components.psa_numba  # noqa: F401
+    except ImportError as error:
+        if wanted == "numba":
+            raise ImportError(
+                f"{HOST_KERNEL_ENV}=numba, but numba does not import ({error}); "
+                "install the 'fast' extra: pip install -e '.[fast]'"
+            ) from error
+        return "numpy"
+    return "numba"
+
+
+def random_subset_by_table(
+    values: np.ndarray,
+    table: np.ndarray,
+    take: np.ndarray,
+    generator: torch.Generator | None,
+    kernel: str | None = None,
 ) -> np.ndarray:
     """Flat indices of a uniformly random min(take[g], count) pixels of each group g, ascending.
 
-    The CPU kernel (`random_subset_of_group_codes`) for any integer group array.
+    A pixel's group code (group << KEY_BITS) is table[value]: values past the end read the last
+    entry and negative values are group 0. `kernel` ("numba" or "numpy", default
+    `host_kernel_name()`) picks the CPU kernel; both return the same pixels for the same seed.
     """
-    codes = np.left_shift(groups.astype(np.intp, copy=False), KEY_BITS)
-    return random_subset_of_group_codes(codes, take, generator)
+    kernel = kernel or host_kernel_name()
+    if kernel not in HOST_KERNELS:
+        raise ValueError(f"unknown CPU sampling kernel {kernel!r}; expected one of {HOST_KERNELS}")
+    if kernel == "numba":
+        from methods.components import psa_numba
+
+        return psa_numba.random_subset_by_table(values, table, take, generator)
+    return random_subset_of_group_codes(codes_by_table(values, table), take, generator)
+
+
+def random_subset_on_host(
+    groups: np.ndarray,
+    take: np.ndarray,
+    generator: torch.Generator | None,
+    kernel: str | None = None,
+) -> np.ndarray:
+    """`random_subset_by_table` for pixels that already hold their group in [0, len(take))."""
+    return random_subset_by_table(groups, group_code_table(take.size), take, generator, kernel)
 
 
 def random_subset_of_group_codes(
     codes: np.ndarray, take: np.ndarray, generator: torch.Generator | None
 ) -> np.ndarray:
-    """`random_subset_on_host` on each pixel's group already shifted left by KEY_BITS.
-
-    The shifted form lets a caller that maps labels to groups through a table write the codes
-    in the same pass; `codes` (intp, contiguous) is overwritten with (group, key) codes.
+    """The NumPy kernel of `random_subset_by_table`, on each pixel's group code (group shifted
+    left by KEY_BITS, from `codes_by_table`); `codes` (intp, contiguous) is overwritten with
+    (group, key) codes.
     The lowest keys per group, as `lowest_keys_per_group`, with keys that are one random byte
     per pixel and ties at the cut broken at random. Eager PyTorch spends most of a small
     sampler's time in per-operation overhead and in a `nonzero` that is slow on random masks;
@@ -197,18 +247,22 @@ def random_subset_per_group(
     take: Tensor,
     generator: torch.Generator | None = None,
     on_host: bool | None = None,
+    host_kernel: str | None = None,
 ) -> Tensor:
     """Flat int64 indices of a uniformly random min(take[g], count) pixels per group, ascending.
 
     `groups` holds each pixel's group in [0, len(take)). On the CPU (or with `on_host=True`)
-    the NumPy kernel `random_subset_on_host` runs; on an accelerator every pixel gets a float
+    the host kernel `random_subset_on_host` runs (`host_kernel`: see `random_subset_by_table`);
+    on an accelerator every pixel gets a float
     key and `lowest_keys_per_group` runs on the device. The two draw different (equally
     uniform) samples for the same seed, as CPU and CUDA random streams differ anyway.
     """
     if on_host is None:
         on_host = groups.device.type == "cpu"
     if on_host:
-        index = random_subset_on_host(groups.cpu().numpy(), take.cpu().numpy(), generator)
+        index = random_subset_on_host(
+            groups.cpu().numpy(), take.cpu().numpy(), generator, host_kernel
+        )
         return index_tensor(index, groups.device)
     keys = torch.rand(groups.numel(), generator=generator, device=groups.device)
     return lowest_keys_per_group(groups, keys, take)
@@ -237,6 +291,15 @@ def class_code_table(num_classes: int, ignore_index: int) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=32)
+def group_code_table(num_groups: int) -> np.ndarray:
+    """Group g -> g shifted left by KEY_BITS (read-only, cached): the table for pixels that
+    already hold their group."""
+    table = np.arange(num_groups, dtype=np.intp) << KEY_BITS
+    table.setflags(write=False)
+    return table
+
+
+@functools.lru_cache(maxsize=32)
 def class_budget_on_host(num_classes: int, per_class: int) -> np.ndarray:
     """The host kernel's `take` for class groups: per_class for each class, 0 for the two
     unlabelled groups (read-only, cached)."""
@@ -246,13 +309,12 @@ def class_budget_on_host(num_classes: int, per_class: int) -> np.ndarray:
     return take
 
 
-def class_codes_on_host(labels: Tensor, num_classes: int, ignore_index: int) -> np.ndarray:
-    """`class_groups` shifted left by KEY_BITS, as a NumPy intp array, in one table lookup
-    (`class_code_table`); negative labels, rare, are moved to group 0 afterwards."""
-    flat = labels.reshape(-1).cpu().numpy()
-    codes = class_code_table(num_classes, ignore_index).take(flat, mode="clip")
-    if flat.size and flat.min() < 0:
-        codes[flat < 0] = 0
+def codes_by_table(values: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """table[value] per pixel (the last entry past the end, 0 for a negative value) as a new
+    intp array, in one lookup; negative values, rare, are moved to 0 afterwards."""
+    codes = table.take(values, mode="clip")
+    if values.size and values.min() < 0:
+        codes[values < 0] = 0
     return codes
 
 
@@ -266,6 +328,7 @@ def sample_pixels(
     hard: Tensor | None = None,
     hard_fraction: float = 0.0,
     on_host: bool | None = None,
+    host_kernel: str | None = None,
 ) -> Tensor:
     """Indices into flattened `labels` of the pixels to align, sorted ascending.
 
@@ -277,8 +340,8 @@ def sample_pixels(
     uniform: the same total (per_class x number of classes present), drawn uniformly from the
     labelled pixels regardless of class (the imbalanced ablation).
     Within each class (or hard/easy side) every subset of the budget's size is equally likely
-    (`random_subset_per_group`, whose `on_host` this passes on); `generator` (or the global
-    RNG) fixes the sample.
+    (`random_subset_per_group`, whose `on_host` and `host_kernel` this passes on); `generator`
+    (or the global RNG) fixes the sample.
     """
     if mode not in SAMPLING_MODES:
         raise ValueError(f"unknown sampling {mode!r}; expected one of {SAMPLING_MODES}")
@@ -290,9 +353,13 @@ def sample_pixels(
         on_host = device.type == "cpu"
     if on_host and mode == "balanced" and (hard is None or hard_fraction <= 0):
         # The common case, on the CPU: labels to shifted group codes in one table lookup.
-        codes = class_codes_on_host(labels, num_classes, ignore_index)
-        take_on_host = class_budget_on_host(num_classes, per_class)
-        index = random_subset_of_group_codes(codes, take_on_host, generator)
+        index = random_subset_by_table(
+            labels.reshape(-1).cpu().numpy(),
+            class_code_table(num_classes, ignore_index),
+            class_budget_on_host(num_classes, per_class),
+            generator,
+            host_kernel,
+        )
         return index_tensor(index, device)
     groups = class_groups(labels, num_classes, ignore_index)
     if mode == "uniform":
@@ -300,11 +367,11 @@ def sample_pixels(
         total = (per_class * present.sum()).view(1)
         unlabelled = ((groups == 0) | (groups == num_groups - 1)).long()
         take = torch.cat([total, torch.zeros(1, dtype=torch.long, device=device)])
-        return random_subset_per_group(unlabelled, take, generator, on_host)
+        return random_subset_per_group(unlabelled, take, generator, on_host, host_kernel)
     take = torch.full((num_groups,), per_class, device=device)  # filled on the device: no copy
     take[0] = take[-1] = 0
     if hard is None or hard_fraction <= 0:
-        return random_subset_per_group(groups, take, generator, on_host)
+        return random_subset_per_group(groups, take, generator, on_host, host_kernel)
     groups = 2 * groups + hard.reshape(-1).long()  # group 2g: easy pixels of g, 2g + 1: hard
     counts = count_groups(groups, 2 * num_groups).view(num_groups, 2)
     n_easy, n_hard = counts.unbind(1)
@@ -313,7 +380,7 @@ def sample_pixels(
     easy_take = torch.minimum(n_easy, take - hard_share)
     hard_take = torch.minimum(n_hard, take - easy_take)
     take = torch.stack([easy_take, hard_take], dim=1).reshape(-1)
-    return random_subset_per_group(groups, take, generator, on_host)
+    return random_subset_per_group(groups, take, generator, on_host, host_kernel)
 
 
 def sample_pixels_loop(

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import importlib.util
 import math
+import sys
 
 import pytest
 import torch
 
 from methods.components.psa import (
+    HOST_KERNEL_ENV,
     at_cell_centres,
-    class_codes_on_host,
+    class_code_table,
     class_groups,
+    codes_by_table,
     collapse_std,
     downsample_labels,
     gather_pixels,
+    host_kernel_name,
     lowest_keys_per_group,
     random_bytes,
+    random_subset_by_table,
     random_subset_on_host,
     random_subset_per_group,
     sample_pixels,
@@ -41,15 +47,29 @@ def counts_of(labels: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return torch.bincount(labels.reshape(-1)[index], minlength=K)
 
 
-KERNELS = pytest.mark.parametrize("on_host", [True, False], ids=["host", "device"])
-"""Both sampling kernels meet the same contract (the device one runs on CPU tensors too)."""
+HAS_NUMBA = importlib.util.find_spec("numba") is not None
+NEEDS_NUMBA = pytest.mark.skipif(not HAS_NUMBA, reason="numba (the 'fast' extra) not installed")
+KERNEL_OPTIONS = {
+    "numba": {"on_host": True, "host_kernel": "numba"},
+    "numpy": {"on_host": True, "host_kernel": "numpy"},
+    "device": {"on_host": False},
+}
+KERNELS = pytest.mark.parametrize(
+    "kernel",
+    [
+        pytest.param(options, id=name, marks=NEEDS_NUMBA if name == "numba" else ())
+        for name, options in KERNEL_OPTIONS.items()
+    ],
+)
+"""Every sampling kernel meets the same contract: the two CPU ones (compiled and NumPy) and the
+device one, which runs on CPU tensors too."""
 
 
 @KERNELS
-def test_balanced_equal_counts_per_present_class_and_all_of_a_rare_class(on_host):
+def test_balanced_equal_counts_per_present_class_and_all_of_a_rare_class(kernel):
     labels = make_labels()
     g = torch.Generator().manual_seed(1)
-    index = sample_pixels(labels, 50, K, IGNORE, generator=g, on_host=on_host)
+    index = sample_pixels(labels, 50, K, IGNORE, generator=g, **kernel)
     counts = counts_of(labels, index)
     assert counts[:3].tolist() == [50, 50, 50]
     assert counts[4] == 5  # rarer than the budget: every one of its pixels
@@ -58,48 +78,48 @@ def test_balanced_equal_counts_per_present_class_and_all_of_a_rare_class(on_host
 
 
 @KERNELS
-def test_never_draws_an_ignored_pixel(on_host):
+def test_never_draws_an_ignored_pixel(kernel):
     labels = make_labels()
     for mode in ("balanced", "uniform"):
         for seed in range(5):
             g = torch.Generator().manual_seed(seed)
-            index = sample_pixels(labels, 10_000, K, IGNORE, mode, g, on_host=on_host)
+            index = sample_pixels(labels, 10_000, K, IGNORE, mode, g, **kernel)
             assert (labels.reshape(-1)[index] != IGNORE).all()
     # a budget above every class count takes all labelled pixels, still no ignored one
-    index = sample_pixels(labels, 10_000, K, IGNORE, on_host=on_host)
+    index = sample_pixels(labels, 10_000, K, IGNORE, **kernel)
     assert index.numel() == int((labels != IGNORE).sum())
 
 
 @KERNELS
-def test_deterministic_under_a_seed_and_different_across_seeds(on_host):
+def test_deterministic_under_a_seed_and_different_across_seeds(kernel):
     labels = make_labels()
 
     def draw(seed: int) -> torch.Tensor:
         g = torch.Generator().manual_seed(seed)
-        return sample_pixels(labels, 20, K, IGNORE, generator=g, on_host=on_host)
+        return sample_pixels(labels, 20, K, IGNORE, generator=g, **kernel)
 
     assert torch.equal(draw(3), draw(3))
     assert not torch.equal(draw(3), draw(4))
     torch.manual_seed(7)
-    a = sample_pixels(labels, 20, K, IGNORE, on_host=on_host)
+    a = sample_pixels(labels, 20, K, IGNORE, **kernel)
     torch.manual_seed(7)
-    assert torch.equal(a, sample_pixels(labels, 20, K, IGNORE, on_host=on_host))  # global RNG
+    assert torch.equal(a, sample_pixels(labels, 20, K, IGNORE, **kernel))  # global RNG
 
 
 @KERNELS
-def test_uniform_draws_the_same_total_budget_ignoring_class(on_host):
+def test_uniform_draws_the_same_total_budget_ignoring_class(kernel):
     labels = make_labels()
-    index = sample_pixels(labels, 50, K, IGNORE, mode="uniform", on_host=on_host)
+    index = sample_pixels(labels, 50, K, IGNORE, mode="uniform", **kernel)
     assert index.numel() == 50 * 4  # four classes present
     assert counts_of(labels, index)[4] < 5  # the rare class is not favoured (5 of ~1800 px)
 
 
 @KERNELS
-def test_hard_split_takes_its_share_from_hard_pixels_and_tops_up(on_host):
+def test_hard_split_takes_its_share_from_hard_pixels_and_tops_up(kernel):
     labels = make_labels()
     g = torch.Generator().manual_seed(0)
     hard = torch.rand(labels.shape, generator=g) < 0.3
-    index = sample_pixels(labels, 40, K, IGNORE, hard=hard, hard_fraction=0.5, on_host=on_host)
+    index = sample_pixels(labels, 40, K, IGNORE, hard=hard, hard_fraction=0.5, **kernel)
     counts = counts_of(labels, index)
     assert counts[:3].tolist() == [40, 40, 40] and counts[4] == 5
     flat_labels, flat_hard = labels.reshape(-1)[index], hard.reshape(-1)[index]
@@ -107,17 +127,17 @@ def test_hard_split_takes_its_share_from_hard_pixels_and_tops_up(on_host):
         assert int(flat_hard[flat_labels == c].sum()) == 20
     # no easy pixels at all: the whole budget comes from hard ones
     all_hard = torch.ones_like(hard)
-    index = sample_pixels(labels, 40, K, IGNORE, hard=all_hard, hard_fraction=0.5, on_host=on_host)
+    index = sample_pixels(labels, 40, K, IGNORE, hard=all_hard, hard_fraction=0.5, **kernel)
     assert counts_of(labels, index)[:3].tolist() == [40, 40, 40]
     assert (labels.reshape(-1)[index] != IGNORE).all()  # ignored pixels stay out, hard or not
 
 
 @KERNELS
-def test_empty_and_all_ignored_inputs(on_host):
+def test_empty_and_all_ignored_inputs(kernel):
     labels = torch.full((1, 4, 4), IGNORE)
-    assert sample_pixels(labels, 8, K, IGNORE, on_host=on_host).numel() == 0
-    assert sample_pixels(labels, 8, K, IGNORE, mode="uniform", on_host=on_host).numel() == 0
-    assert sample_pixels(labels[:, :0], 8, K, IGNORE, on_host=on_host).numel() == 0
+    assert sample_pixels(labels, 8, K, IGNORE, **kernel).numel() == 0
+    assert sample_pixels(labels, 8, K, IGNORE, mode="uniform", **kernel).numel() == 0
+    assert sample_pixels(labels[:, :0], 8, K, IGNORE, **kernel).numel() == 0
     with pytest.raises(ValueError):
         sample_pixels(labels, 8, K, IGNORE, mode="greedy")
 
@@ -196,10 +216,10 @@ def test_thinned_selection_stays_exact_when_a_group_falls_short_of_its_quota():
 
 
 @KERNELS
-def test_loop_reference_and_vectorised_sampler_draw_the_same_counts_per_class(on_host):
+def test_loop_reference_and_vectorised_sampler_draw_the_same_counts_per_class(kernel):
     labels = make_labels(3)
     for per_class in (1, 5, 50, 10_000):
-        fast = sample_pixels(labels, per_class, K, IGNORE, on_host=on_host)
+        fast = sample_pixels(labels, per_class, K, IGNORE, **kernel)
         loop = sample_pixels_loop(labels, per_class, K, IGNORE, torch.Generator().manual_seed(0))
         assert counts_of(labels, fast).tolist() == counts_of(labels, loop).tolist()
         assert (labels.reshape(-1)[loop] != IGNORE).all()
@@ -222,17 +242,19 @@ def test_cell_centres_are_the_pixels_nearest_exact_interpolation_reads(full, gri
 
 def test_labels_outside_the_class_range_and_an_in_range_ignore_index_are_never_drawn():
     labels = torch.tensor([[-3, -1, 0, 0, 1, 1, 2, 2, 6, 99]])
-    for on_host in (True, False):
-        index = sample_pixels(labels, 10, 3, ignore_index=2, on_host=on_host)
+    for name, kernel in KERNEL_OPTIONS.items():
+        if name == "numba" and not HAS_NUMBA:
+            continue
+        index = sample_pixels(labels, 10, 3, ignore_index=2, **kernel)
         assert index.tolist() == [2, 3, 4, 5]
-        small = sample_pixels(labels.to(torch.uint8).clamp(max=9), 10, 3, 2, on_host=on_host)
+        small = sample_pixels(labels.to(torch.uint8).clamp(max=9), 10, 3, 2, **kernel)
         assert small.tolist() == [2, 3, 4, 5]  # any integer dtype
 
 
 @pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.int16])
 @pytest.mark.parametrize("ignore_index", [2, IGNORE, -1])
 def test_host_table_lookup_is_the_torch_group_mapping(dtype, ignore_index):
-    # The CPU fast path maps labels to groups with a table (`class_codes_on_host`); it must be
+    # The CPU fast path maps labels to groups with a table (`class_code_table`); it must be
     # the same mapping as `class_groups` up to which unlabelled group (0 or the last) a pixel
     # lands in, and draw the very sample the generic host kernel draws from those groups.
     g = torch.Generator().manual_seed(0)
@@ -240,7 +262,8 @@ def test_host_table_lookup_is_the_torch_group_mapping(dtype, ignore_index):
     labels[0, 0, :4] = 300  # far past the last class
     groups = class_groups(labels, 8, ignore_index)
     unlabelled = (groups == 0) | (groups == 9)
-    codes = torch.from_numpy(class_codes_on_host(labels, 8, ignore_index))
+    table = class_code_table(8, ignore_index)
+    codes = torch.from_numpy(codes_by_table(labels.reshape(-1).numpy(), table))
     assert codes.dtype == torch.long and codes.numel() == labels.numel()
     from_table = codes >> 8
     assert torch.equal(from_table[~unlabelled], groups[~unlabelled])
@@ -252,9 +275,96 @@ def test_host_table_lookup_is_the_torch_group_mapping(dtype, ignore_index):
     assert fast.tolist() == generic.tolist()
 
 
+def random_case(seed: int) -> tuple[torch.Tensor, int, int, int]:
+    """Labels of a random shape, dtype and range (negative, ignored and out-of-range values
+    included), with a random class count, ignore index and budget."""
+    g = torch.Generator().manual_seed(seed)
+    num_classes = int(torch.randint(2, 20, (1,), generator=g))
+    side = int(torch.randint(1, 40, (1,), generator=g))
+    batch = int(torch.randint(1, 5, (1,), generator=g))
+    labels = torch.randint(-3, num_classes + 4, (batch, side, side), generator=g)
+    labels = labels.to([torch.int64, torch.int32, torch.int16][seed % 3])
+    if seed % 5 == 0:
+        labels = labels.clamp(min=0).to(torch.uint8)
+    ignore_index = [IGNORE, 0, num_classes - 1, -1][seed % 4]
+    per_class = int(torch.randint(1, 200, (1,), generator=g))
+    return labels, num_classes, ignore_index, per_class
+
+
+@NEEDS_NUMBA
+@pytest.mark.parametrize("seed", range(40))
+def test_compiled_and_numpy_kernels_draw_the_same_sample(seed):
+    # The numba kernel replaces the NumPy one wherever numba imports, so a result must not
+    # depend on which was installed: the same pixels for the same seed, in every mode, for any
+    # label dtype, negative and out-of-range labels and budgets above and below class sizes.
+    labels, num_classes, ignore_index, per_class = random_case(seed)
+    hard = torch.rand(labels.shape, generator=torch.Generator().manual_seed(seed)) < 0.3
+    for options in ({}, {"mode": "uniform"}, {"hard": hard, "hard_fraction": 0.5}):
+        drawn = {
+            kernel: sample_pixels(
+                labels,
+                per_class,
+                num_classes,
+                ignore_index,
+                generator=torch.Generator().manual_seed(seed),
+                host_kernel=kernel,
+                **options,
+            )
+            for kernel in ("numba", "numpy")
+        }
+        assert torch.equal(drawn["numba"], drawn["numpy"]), options
+
+
+@NEEDS_NUMBA
+def test_compiled_kernel_with_cut_ties_matches_numpy_on_large_classes():
+    # Classes of thousands of pixels put a dozen pixels on each key level, so every class's
+    # cut is broken by the tie-break floats: the part where the two kernels could part ways.
+    g = torch.Generator().manual_seed(3)
+    labels = torch.randint(0, 4, (8, 64, 64), generator=g)
+    for seed in range(10):
+        a, b = (
+            sample_pixels(
+                labels,
+                300,
+                4,
+                IGNORE,
+                generator=torch.Generator().manual_seed(seed),
+                host_kernel=kernel,
+            )
+            for kernel in ("numba", "numpy")
+        )
+        assert torch.equal(a, b) and a.numel() == 4 * 300
+
+
+def test_host_kernel_can_be_forced_and_bad_choices_are_named(monkeypatch):
+    monkeypatch.setenv(HOST_KERNEL_ENV, "numpy")
+    host_kernel_name.cache_clear()
+    try:
+        assert host_kernel_name() == "numpy"
+        monkeypatch.setenv(HOST_KERNEL_ENV, "fortran")
+        host_kernel_name.cache_clear()
+        with pytest.raises(ValueError, match=f"{HOST_KERNEL_ENV}='fortran'"):
+            host_kernel_name()
+        # numba asked for but not importable: an error that names the extra, not a fallback.
+        monkeypatch.setitem(sys.modules, "numba", None)
+        monkeypatch.delitem(sys.modules, "methods.components.psa_numba", raising=False)
+        monkeypatch.setenv(HOST_KERNEL_ENV, "numba")
+        host_kernel_name.cache_clear()
+        with pytest.raises(ImportError, match=r"fast"):
+            host_kernel_name()
+        monkeypatch.setenv(HOST_KERNEL_ENV, "auto")  # ... while auto falls back to NumPy
+        host_kernel_name.cache_clear()
+        assert host_kernel_name() == "numpy"
+    finally:
+        host_kernel_name.cache_clear()
+    table = class_code_table(3, IGNORE)
+    with pytest.raises(ValueError, match="'cuda'"):
+        random_subset_by_table(table[:0], table, table, None, kernel="cuda")
+
+
 @KERNELS
 @pytest.mark.parametrize("seed", range(3))
-def test_random_subsets_have_exact_sizes_for_any_group_sizes(on_host, seed):
+def test_random_subsets_have_exact_sizes_for_any_group_sizes(kernel, seed):
     # Group sizes from 0 to thousands and quotas below, at and above them: every group gets
     # exactly min(take, count) of its own pixels, each once, in ascending order.
     g = torch.Generator().manual_seed(seed)
@@ -262,7 +372,7 @@ def test_random_subsets_have_exact_sizes_for_any_group_sizes(on_host, seed):
     groups = torch.repeat_interleave(torch.arange(sizes.numel()), sizes)
     groups = groups[torch.randperm(groups.numel(), generator=g)]
     take = torch.tensor([5, 5, 7, 128, 128, 256, 17, 0])
-    index = random_subset_per_group(groups, take, g, on_host)
+    index = random_subset_per_group(groups, take, g, **kernel)
     assert index.dtype == torch.long
     assert torch.equal(index, index.unique())  # ascending, no pixel twice
     got = torch.bincount(groups[index], minlength=sizes.numel())
@@ -270,7 +380,7 @@ def test_random_subsets_have_exact_sizes_for_any_group_sizes(on_host, seed):
 
 
 @KERNELS
-def test_every_pixel_of_a_class_is_equally_likely_to_be_drawn(on_host):
+def test_every_pixel_of_a_class_is_equally_likely_to_be_drawn(kernel):
     # 3000 draws of 30 pixels per class from a class of 2560 pixels (ten per key level of the
     # host kernel, so its cut level always holds ties) and one of 60: each pixel should be
     # chosen 30/2560 and 50 % of the time. A kernel biased towards low indices, or towards
@@ -281,7 +391,7 @@ def test_every_pixel_of_a_class_is_equally_likely_to_be_drawn(on_host):
     hits = torch.zeros(labels.numel())
     g = torch.Generator().manual_seed(1)
     for _ in range(draws):
-        hits[sample_pixels(labels[None], per_class, 2, IGNORE, generator=g, on_host=on_host)] += 1
+        hits[sample_pixels(labels[None], per_class, 2, IGNORE, generator=g, **kernel)] += 1
     for cls, size in ((0, big), (1, small)):
         observed = hits[labels == cls]
         share = per_class / size
