@@ -57,6 +57,8 @@ SWEEP_AXES: dict[str, tuple[int, ...]] = {
     "feature_size": (16, 32, 64, 128),
     "batch_size": (2, 4, 8, 16),
 }
+MIN_REPEAT_S = 0.005
+"""A component's repeat runs it back to back for at least this long (`benchmark.timing`)."""
 HEADLINE_POINT = {"num_classes": 16, "feature_size": 64, "batch_size": 8}
 """The issue's yardstick for the vectorised sampler versus the loop."""
 IGNORE_SHARE = 0.02
@@ -95,6 +97,7 @@ class PsaRow:
     q1_ms: float
     q3_ms: float
     repeats: int
+    calls_per_repeat: int
     peak_mb: float
 
 
@@ -202,7 +205,7 @@ class PsaBench:
             sample = self.sampler(name, point, data)
             index = sample()
             for component, fn in (("psa_sampling", sample), ("psa_loss", self.loss(data, index))):
-                m = measure(fn, self.device, self.repeats, self.warmup)
+                m = measure(fn, self.device, self.repeats, self.warmup, min_repeat_s=MIN_REPEAT_S)
                 kernel = sampler_kernel(name, self.device)
                 out.append(
                     make_row(base, axis, component, name, point, int(index.numel()), m, kernel)
@@ -315,7 +318,7 @@ def profile_psa(
                 loss, [*translator_params, *leaves[method.modalities[0]]], allow_unused=True
             )
 
-        m = measure(translation_alignment, device, repeats, warmup)
+        m = measure(translation_alignment, device, repeats, warmup, min_repeat_s=MIN_REPEAT_S)
         rows.append(make_row(base, "preset", "translation_alignment", "-", preset_point, 0, m))
 
     pairs = len(method.modalities) * (len(method.modalities) - 1)

@@ -15,7 +15,7 @@ import pandas as pd
 
 from benchmark.io import atomic_write_text
 from benchmark.plots import DOUBLE, LINESTYLES, method_colours, new_figure, save
-from benchmark.profile_psa import HEADLINE_POINT, SAMPLERS, SWEEP_AXES
+from benchmark.profile_psa import HEADLINE_POINT, MIN_REPEAT_S, SAMPLERS, SWEEP_AXES
 from benchmark.profile_step import PHASES
 from benchmark.reporting import markdown_row, write_csv
 
@@ -108,7 +108,9 @@ def psa_markdown(frame: pd.DataFrame, headline: PsaHeadline) -> str:
         "",
         f"Device: {device}. Preset: `{preset}` ({point}). Commit: "
         f"`{frame['commit'].iloc[0]}`. Times are medians of "
-        f"{int(first.repeats)} synchronised repeats after warm-up; memory is the peak allocated "
+        f"{int(first.repeats)} synchronised repeats after warm-up (a repeat of a call under "
+        f"{1e3 * MIN_REPEAT_S:.0f} ms runs it back to back for that long; the CSV's "
+        "`calls_per_repeat`); memory is the peak allocated "
         "above what was allocated before the call.",
         "",
         *[f"- {line}" for line in headline.lines()],

@@ -58,6 +58,7 @@ class StepRow:
     q1_ms: float
     q3_ms: float
     repeats: int
+    calls_per_repeat: int
     peak_mb: float
     parameters: int
     data_ms: float

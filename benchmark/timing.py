@@ -11,6 +11,7 @@ view of CPU tensor memory PyTorch exposes).
 from __future__ import annotations
 
 import json
+import math
 import os
 import statistics
 import tempfile
@@ -32,6 +33,8 @@ class Measurement:
     repeats: int
     peak_mb: float
     """Peak memory the call allocated above what was allocated before it (MiB); NaN if off."""
+    calls_per_repeat: int = 1
+    """Back-to-back calls timed together in each repeat (see `time_calls`)."""
 
     @property
     def median_ms(self) -> float:
@@ -44,6 +47,7 @@ class Measurement:
             "q1_ms": 1e3 * self.q1_s,
             "q3_ms": 1e3 * self.q3_s,
             "repeats": self.repeats,
+            "calls_per_repeat": self.calls_per_repeat,
             "peak_mb": self.peak_mb,
         }
 
@@ -53,28 +57,48 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+MAX_CALLS_PER_REPEAT = 10_000
+
+
 def time_calls(
-    fn: Callable[[], object], device: torch.device, repeats: int, warmup: int
-) -> list[float]:
-    """Wall seconds of each of `repeats` calls after `warmup` untimed ones, device-synchronised."""
+    fn: Callable[[], object],
+    device: torch.device,
+    repeats: int,
+    warmup: int,
+    min_repeat_s: float = 0.0,
+) -> tuple[list[float], int]:
+    """Seconds per call in each of `repeats` device-synchronised repeats after `warmup` calls,
+    and the number of calls per repeat.
+
+    A repeat is one call, or, with `min_repeat_s`, as many back-to-back calls as make it last
+    that long by the fastest warm-up call (as `timeit` calibrates): 30 single calls of 0.1 ms
+    span 3 ms, and one scheduler hiccup then moves the median.
+    """
+    warm = []
     for _ in range(warmup):
-        fn()
-    synchronize(device)
-    seconds = []
-    for _ in range(repeats):
         tic = time.perf_counter()
         fn()
         synchronize(device)
-        seconds.append(time.perf_counter() - tic)
-    return seconds
+        warm.append(time.perf_counter() - tic)
+    calls = 1
+    if min_repeat_s > 0 and warm:
+        calls = min(MAX_CALLS_PER_REPEAT, max(1, math.ceil(min_repeat_s / max(min(warm), 1e-9))))
+    seconds = []
+    for _ in range(repeats):
+        tic = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        synchronize(device)
+        seconds.append((time.perf_counter() - tic) / calls)
+    return seconds, calls
 
 
-def summarise(seconds: list[float], peak_mb: float = float("nan")) -> Measurement:
+def summarise(seconds: list[float], peak_mb: float = float("nan"), calls: int = 1) -> Measurement:
     if len(seconds) >= 4:
         q1, _, q3 = statistics.quantiles(seconds, n=4)
     else:
         q1, q3 = min(seconds), max(seconds)
-    return Measurement(statistics.median(seconds), q1, q3, len(seconds), peak_mb)
+    return Measurement(statistics.median(seconds), q1, q3, len(seconds), peak_mb, calls)
 
 
 def peak_memory_mb(fn: Callable[[], object], device: torch.device) -> float:
@@ -120,11 +144,13 @@ def measure(
     repeats: int = 10,
     warmup: int = 3,
     memory: bool = True,
+    min_repeat_s: float = 0.0,
 ) -> Measurement:
-    """Median time of `fn` over synchronised `repeats` after `warmup` calls, and peak memory."""
-    seconds = time_calls(fn, device, repeats, warmup)
+    """Median time of `fn` over synchronised `repeats` after `warmup` calls, and peak memory
+    (`min_repeat_s`: see `time_calls`)."""
+    seconds, calls = time_calls(fn, device, repeats, warmup, min_repeat_s)
     peak = peak_memory_mb(fn, device) if memory else float("nan")
-    return summarise(seconds, peak)
+    return summarise(seconds, peak, calls)
 
 
 class PhaseClock:

@@ -8,6 +8,8 @@ bare loop runs the baseline's own network, phases are recorded where the method 
 
 from __future__ import annotations
 
+import time
+
 import pandas as pd
 import pytest
 import torch
@@ -58,6 +60,22 @@ def test_measure_reports_the_median_and_the_peak_memory_a_call_allocates():
     assert m.repeats == 5
     assert m.q1_s <= m.median_s <= m.q3_s
     assert 9.5 <= m.peak_mb <= 30, m.peak_mb
+
+
+def test_a_fast_call_is_timed_in_back_to_back_batches_and_a_slow_one_alone():
+    calls = []
+    m = measure(lambda: calls.append(1), CPU, repeats=4, warmup=2, memory=False, min_repeat_s=1e-3)
+    assert m.calls_per_repeat > 10  # appending to a list takes well under 0.1 ms
+    assert len(calls) == 2 + 4 * m.calls_per_repeat  # warm-up, then every repeat's calls
+    assert m.median_s < 1e-4  # per call, not per repeat
+    slow = measure(
+        lambda: time.sleep(2e-3), CPU, repeats=3, warmup=1, memory=False, min_repeat_s=1e-3
+    )
+    assert slow.calls_per_repeat == 1 and slow.median_s >= 2e-3
+    # Without min_repeat_s (the step profiler's setting), every repeat is exactly one call.
+    calls.clear()
+    assert measure(lambda: calls.append(1), CPU, 3, 1, memory=False).calls_per_repeat == 1
+    assert len(calls) == 4
 
 
 def test_phase_clock_sees_the_phases_a_method_marks(data_root):
