@@ -22,18 +22,18 @@ from methods.components.psa import KEY_BITS, KEY_LEVELS, random_bytes
 
 @numba.njit(cache=True, nogil=True)
 def survivors_and_cut_candidates(
-    values: np.ndarray, table: np.ndarray, keys: np.ndarray, take: np.ndarray
+    values: np.ndarray, table: np.ndarray, keys: np.ndarray, take: np.ndarray, codes: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Pixels whose key lies at or below their group's cut, and which of them sit at the cut.
 
     Pixel i's code is table[value] (0 for a negative value, the last entry for values past the
-    end) with its key byte in the low bits. Returns the survivors (ascending flat indices), the
-    positions among them of the pixels at their group's cut level (ascending), those pixels'
-    groups, and per group how many of its cut pixels to keep.
+    end) with its key byte in the low bits; `codes` (one per pixel, wide enough for every code)
+    is scratch space. Returns the survivors (ascending flat indices), the positions among them
+    of the pixels at their group's cut level (ascending), those pixels' groups, and per group
+    how many of its cut pixels to keep.
     """
     num_groups = take.size
     last = table.size - 1
-    codes = np.empty(values.size, np.int32)
     histogram = np.zeros(num_groups * KEY_LEVELS, np.int64)
     for i in range(values.size):
         value = values[i]
@@ -67,13 +67,13 @@ def survivors_and_cut_candidates(
     candidate_groups = np.empty(num_candidates, np.int64)
     kept = 0
     at_cut = 0
-    for i in range(codes.size):  # branch-free appends: the survivors are a few per cent
-        code = codes[i]
-        level_state = state[code]
+    for i in range(values.size):  # branch-free appends: the survivors are a few per cent
+        stored = codes[i]
+        level_state = state[stored]
         survivors[kept] = i
         if level_state == 2:
             candidates[at_cut] = kept
-            candidate_groups[at_cut] = code >> KEY_BITS
+            candidate_groups[at_cut] = stored >> KEY_BITS
             at_cut += 1
         kept += level_state != 0
     return survivors[:num_survivors], candidates, candidate_groups, keep_at_cut
@@ -121,8 +121,12 @@ def random_subset_by_table(
     """`psa.random_subset_by_table`, compiled: the key bytes, then the tie-break floats, drawn
     from `generator` as the NumPy kernel draws them."""
     keys = random_bytes(values.size, generator)
+    # 16-bit codes where they fit: 64 KiB of scratch at 8 x 64 x 64 pixels stays below the
+    # allocator's mmap threshold, where 32-bit codes were mapped and faulted in on every call.
+    wide = take.size * KEY_LEVELS > np.iinfo(np.uint16).max + 1
+    codes = np.empty(values.size, np.int32 if wide else np.uint16)
     survivors, candidates, candidate_groups, keep_at_cut = survivors_and_cut_candidates(
-        np.ascontiguousarray(values), table, keys, take
+        np.ascontiguousarray(values), table, keys, take, codes
     )
     if candidates.size == 0:
         return survivors

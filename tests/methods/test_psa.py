@@ -336,6 +336,28 @@ def test_compiled_kernel_with_cut_ties_matches_numpy_on_large_classes():
         assert torch.equal(a, b) and a.numel() == 4 * 300
 
 
+@NEEDS_NUMBA
+def test_compiled_kernel_with_more_groups_than_16_bit_codes_hold_matches_numpy():
+    # Past 254 classes (or 126 with the hard/easy split) the compiled kernel's scratch codes
+    # are 32-bit: the same sample there too.
+    labels = torch.randint(-2, 310, (2, 50, 50), generator=torch.Generator().manual_seed(0))
+    hard = labels % 3 == 0
+    for options in ({}, {"mode": "uniform"}, {"hard": hard, "hard_fraction": 0.5}):
+        a, b = (
+            sample_pixels(
+                labels,
+                5,
+                300,
+                IGNORE,
+                generator=torch.Generator().manual_seed(1),
+                host_kernel=kernel,
+                **options,
+            )
+            for kernel in ("numba", "numpy")
+        )
+        assert torch.equal(a, b) and a.numel() > 1000, options
+
+
 def test_host_kernel_can_be_forced_and_bad_choices_are_named(monkeypatch):
     monkeypatch.setenv(HOST_KERNEL_ENV, "numpy")
     host_kernel_name.cache_clear()
