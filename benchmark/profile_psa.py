@@ -280,6 +280,7 @@ def profile_psa(
 
         log.info("profiling a STARS training step (%s preset, %s)", preset.name, base["device"])
         for label, run in (("step", stars), ("step_no_psa", no_psa)):
+            sampler = "balanced" if label == "step" else "-"
             counter = itertools.count()
             m = measure(
                 lambda run=run, counter=counter: train_step(
@@ -294,11 +295,11 @@ def profile_psa(
                     base,
                     "preset",
                     label,
-                    "balanced" if label == "step" else "-",
+                    sampler,
                     preset_point,
                     0,
                     m,
-                    sampler_kernel("balanced" if label == "step" else "-", device),
+                    sampler_kernel(sampler, device),
                 )
             )
 

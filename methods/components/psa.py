@@ -14,8 +14,10 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import os
 import sys
+from types import ModuleType
 
 import numpy as np
 import torch
@@ -148,16 +150,22 @@ def host_kernel_name() -> str:
         raise ValueError(f"{HOST_KERNEL_ENV}={wanted!r}: expected auto, numba or numpy")
     if wanted == "numpy":
         return "numpy"
+    return "numba" if compiled_kernel(required=wanted == "numba") else "numpy"
+
+
+def compiled_kernel(required: bool) -> ModuleType | None:
+    """The `psa_numba` module, or None where numba does not import; with `required`, an error
+    that names the extra to install instead of None."""
     try:
-        import methods.components.psa_numba  # noqa: F401
+        return importlib.import_module("methods.components.psa_numba")
     except ImportError as error:
-        if wanted == "numba":
+        if required:
             raise ImportError(
-                f"{HOST_KERNEL_ENV}=numba, but numba does not import ({error}); "
-                "install the 'fast' extra: pip install -e '.[fast]'"
+                f"the numba PSA kernel was asked for ({HOST_KERNEL_ENV} or host_kernel='numba'), "
+                f"but numba does not import ({error}); install the 'fast' extra: "
+                "pip install -e '.[fast]'"
             ) from error
-        return "numpy"
-    return "numba"
+        return None
 
 
 def random_subset_by_table(
@@ -177,9 +185,7 @@ def random_subset_by_table(
     if kernel not in HOST_KERNELS:
         raise ValueError(f"unknown CPU sampling kernel {kernel!r}; expected one of {HOST_KERNELS}")
     if kernel == "numba":
-        from methods.components import psa_numba
-
-        return psa_numba.random_subset_by_table(values, table, take, generator)
+        return compiled_kernel(required=True).random_subset_by_table(values, table, take, generator)
     return random_subset_of_group_codes(codes_by_table(values, table), take, generator)
 
 
@@ -199,6 +205,7 @@ def random_subset_of_group_codes(
     """The NumPy kernel of `random_subset_by_table`, on each pixel's group code (group shifted
     left by KEY_BITS, from `codes_by_table`); `codes` (intp, contiguous) is overwritten with
     (group, key) codes.
+
     The lowest keys per group, as `lowest_keys_per_group`, with keys that are one random byte
     per pixel and ties at the cut broken at random. Eager PyTorch spends most of a small
     sampler's time in per-operation overhead and in a `nonzero` that is slow on random masks;
@@ -253,8 +260,8 @@ def random_subset_per_group(
 
     `groups` holds each pixel's group in [0, len(take)). On the CPU (or with `on_host=True`)
     the host kernel `random_subset_on_host` runs (`host_kernel`: see `random_subset_by_table`);
-    on an accelerator every pixel gets a float
-    key and `lowest_keys_per_group` runs on the device. The two draw different (equally
+    on an accelerator every pixel gets a float key and `lowest_keys_per_group` runs on the
+    device. The two draw different (equally
     uniform) samples for the same seed, as CPU and CUDA random streams differ anyway.
     """
     if on_host is None:
@@ -279,22 +286,22 @@ def class_groups(labels: Tensor, num_classes: int, ignore_index: int) -> Tensor:
 
 
 @functools.lru_cache(maxsize=32)
-def class_code_table(num_classes: int, ignore_index: int) -> np.ndarray:
-    """Label c -> group c + 1, shifted left by KEY_BITS; the last entry, where
-    `take(mode="clip")` sends every label past the end, is group num_classes + 1.
-    Read-only and cached: building it each step cost as much as a pass over the labels."""
-    table = np.arange(1, num_classes + 2, dtype=np.intp) << KEY_BITS
-    if 0 <= ignore_index < num_classes:
-        table[ignore_index] = 0
+def group_code_table(num_groups: int) -> np.ndarray:
+    """Group g -> g shifted left by KEY_BITS (read-only, cached): the table for pixels that
+    already hold their group."""
+    table = np.arange(num_groups, dtype=np.intp) << KEY_BITS
     table.setflags(write=False)
     return table
 
 
 @functools.lru_cache(maxsize=32)
-def group_code_table(num_groups: int) -> np.ndarray:
-    """Group g -> g shifted left by KEY_BITS (read-only, cached): the table for pixels that
-    already hold their group."""
-    table = np.arange(num_groups, dtype=np.intp) << KEY_BITS
+def class_code_table(num_classes: int, ignore_index: int) -> np.ndarray:
+    """Label c -> group c + 1, shifted left by KEY_BITS; the last entry, where
+    `take(mode="clip")` sends every label past the end, is group num_classes + 1.
+    Read-only and cached: building it each step cost as much as a pass over the labels."""
+    table = group_code_table(num_classes + 2)[1:].copy()
+    if 0 <= ignore_index < num_classes:
+        table[ignore_index] = 0
     table.setflags(write=False)
     return table
 

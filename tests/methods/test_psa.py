@@ -374,12 +374,14 @@ def test_host_kernel_can_be_forced_and_bad_choices_are_named(monkeypatch):
         host_kernel_name.cache_clear()
         with pytest.raises(ImportError, match=r"fast"):
             host_kernel_name()
+        table = class_code_table(3, IGNORE)
+        with pytest.raises(ImportError, match=r"fast"):  # asked for by argument: the same error
+            random_subset_by_table(table, table, table, None, kernel="numba")
         monkeypatch.setenv(HOST_KERNEL_ENV, "auto")  # ... while auto falls back to NumPy
         host_kernel_name.cache_clear()
         assert host_kernel_name() == "numpy"
     finally:
         host_kernel_name.cache_clear()
-    table = class_code_table(3, IGNORE)
     with pytest.raises(ValueError, match="'cuda'"):
         random_subset_by_table(table[:0], table, table, None, kernel="cuda")
 
