@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from datasets import DATASETS
+from benchmark.api import register_dataset
 from datasets.folder import Card, LabelCard, ModalityCard, TileDataset
 from datasets.raster_io import RASTER_SUFFIXES, find_file
 
@@ -64,11 +64,10 @@ PALETTE = (
 )
 
 
-@DATASETS.register("earthmiss")
+@register_dataset("earthmiss")
 class EarthMissDataset(TileDataset):
     """EarthMiss 0.6 m: optical RGB + SAR over 13 cities, 8 land-cover classes, city-wise split."""
 
-    NAME = "earthmiss"
     DIRNAME = "earthmiss"
     MODALITIES = ("optical", "sar")
     LAYOUT = (

@@ -51,10 +51,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from benchmark.errors import BenchmarkError, DatasetNotFoundError
-from benchmark.spec import MASK, DatasetSpec, Modality
-from datasets import DATASETS
-from datasets.base import DatasetOptions, MultiModalDataset, RawSample, Window
+from benchmark.api import DatasetOptions, MultiModalDataset, RawSample, Window, register_dataset
+from benchmark.core.errors import BenchmarkError, DatasetNotFoundError
+from benchmark.core.spec import MASK, DatasetSpec, Modality
 from datasets.raster_io import (
     RASTER_SUFFIXES,
     decode_palette,
@@ -286,7 +285,6 @@ class TileDataset(MultiModalDataset):
     (`split_ids`). `LAYOUT` and `SOURCE` feed the one-line error when data are absent.
     """
 
-    NAME: ClassVar[str] = "tiles"
     DIRNAME: ClassVar[str] = ""
     """Sub-folder of the data root holding the provider's layout (the root itself also works)."""
     LAYOUT: ClassVar[str] = ""
@@ -573,11 +571,10 @@ def resolve_card_path(card: str) -> Path:
     )
 
 
-@DATASETS.register("folder")
+@register_dataset("folder")
 class FolderDataset(TileDataset):
     """Your own co-registered rasters: a folder per modality + labels, described by a YAML card."""
 
-    NAME = "folder"
     Options: ClassVar[type[DatasetOptions]] = FolderOptions
     MODALITIES: ClassVar[tuple[str, ...]] = ()
     LAYOUT = (
@@ -639,11 +636,10 @@ REAL_POTSDAM_MINI_CARD: dict[str, Any] = {
 }
 
 
-@DATASETS.register("real_potsdam_mini")
+@register_dataset("real_potsdam_mini")
 class RealPotsdamMini(TileDataset):
     """Smoke test on 2 real Potsdam RGB+DSM patches (train 00000, val/test 00001); not a result."""
 
-    NAME = "real_potsdam_mini"
     MODALITIES = ("optical", "dsm")
     DIRNAME = "potsdam_multisenseseg"
     LAYOUT = (

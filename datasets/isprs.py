@@ -20,8 +20,8 @@ import logging
 from pathlib import Path
 from typing import ClassVar
 
-from benchmark.errors import BenchmarkError
-from datasets.base import DatasetOptions
+from benchmark.api import DatasetOptions
+from benchmark.core.errors import BenchmarkError
 from datasets.folder import (
     ISPRS_CLASSES,
     ISPRS_PALETTE,

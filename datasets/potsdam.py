@@ -35,8 +35,7 @@ import dataclasses
 from pathlib import Path
 from typing import ClassVar
 
-from datasets import DATASETS
-from datasets.base import DatasetOptions
+from benchmark.api import DatasetOptions, register_dataset
 from datasets.folder import Card, ModalityCard
 from datasets.isprs import IsprsDataset, IsprsOptions, check_bool, check_choice
 from datasets.raster_io import find_file
@@ -137,11 +136,10 @@ class PotsdamOptions(IsprsOptions):
         check_bool("potsdam", "drop_7_10", self.drop_7_10)
 
 
-@DATASETS.register("potsdam")
+@register_dataset("potsdam")
 class PotsdamDataset(IsprsDataset):
     """ISPRS Potsdam 5 cm: optical (RGBIR / RGB / IRRG) + DSM or nDSM, 6 classes (licensed)."""
 
-    NAME = "potsdam"
     DIRNAME = "potsdam"
     Options: ClassVar[type[DatasetOptions]] = PotsdamOptions
     MODALITIES = ("optical", "dsm")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.errors import BenchmarkError
+from benchmark.core.errors import BenchmarkError
 
 RASTER_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
 _TIFF = (".tif", ".tiff")

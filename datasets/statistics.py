@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.io import atomic_write_json
+from benchmark.core.io import atomic_write_json
 
 ROWS_PER_CHUNK = 256
 

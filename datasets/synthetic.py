@@ -30,12 +30,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from benchmark.errors import BenchmarkError
-from benchmark.io import atomic_write_json
-from benchmark.progress import track
-from benchmark.spec import MASK, DatasetSpec, Modality
-from datasets import DATASETS
-from datasets.base import DatasetOptions, MultiModalDataset, RawSample, Window
+from benchmark.api import DatasetOptions, MultiModalDataset, RawSample, Window, register_dataset
+from benchmark.core.errors import BenchmarkError
+from benchmark.core.io import atomic_write_json
+from benchmark.core.progress import track
+from benchmark.core.spec import MASK, DatasetSpec, Modality
 from datasets.synthetic_scene import CLASSES, GENERATOR_VERSION, PALETTE, generate_scene
 
 log = logging.getLogger(__name__)
@@ -198,12 +197,11 @@ def _write_meta(base: Path, options: SyntheticOptions) -> None:
 # -------------------------------------------------------------------------------- the datasets
 
 
-@DATASETS.register("synthetic")
+@register_dataset("synthetic")
 class SyntheticDataset(MultiModalDataset):
     """Potsdam-like optical (NIR-R-G) + DSM urban scenes, generated from a seed."""
 
     Options: ClassVar[type[DatasetOptions]] = SyntheticOptions
-    NAME: ClassVar[str] = "synthetic"
     MODALITIES: ClassVar[tuple[str, ...]] = ("optical", "dsm")
 
     def __init__(self, root: Path, split: str, options: DatasetOptions | None = None) -> None:
@@ -294,17 +292,15 @@ class SyntheticDataset(MultiModalDataset):
         return np.asarray(self._info["class_pixel_counts"], np.int64)
 
 
-@DATASETS.register("synthetic_sar")
+@register_dataset("synthetic_sar")
 class SyntheticSARDataset(SyntheticDataset):
     """Optical (NIR-R-G) + single-channel SAR backscatter (dB, speckled) urban scenes."""
 
-    NAME = "synthetic_sar"
     MODALITIES = ("optical", "sar")
 
 
-@DATASETS.register("synthetic_3m")
+@register_dataset("synthetic_3m")
 class Synthetic3MDataset(SyntheticDataset):
     """Optical (NIR-R-G) + DSM + SAR urban scenes, all three modalities."""
 
-    NAME = "synthetic_3m"
     MODALITIES = ALL_MODALITIES

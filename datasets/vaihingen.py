@@ -26,8 +26,7 @@ import dataclasses
 from pathlib import Path
 from typing import ClassVar
 
-from datasets import DATASETS
-from datasets.base import DatasetOptions
+from benchmark.api import DatasetOptions, register_dataset
 from datasets.folder import Card, ModalityCard
 from datasets.isprs import IsprsDataset, IsprsOptions, check_choice
 from datasets.raster_io import find_file
@@ -56,11 +55,10 @@ class VaihingenOptions(IsprsOptions):
         check_choice("vaihingen", "height", self.height, ("dsm", "ndsm"))
 
 
-@DATASETS.register("vaihingen")
+@register_dataset("vaihingen")
 class VaihingenDataset(IsprsDataset):
     """ISPRS Vaihingen 9 cm: IRRG orthophoto + DSM (or nDSM), 6 classes (licensed)."""
 
-    NAME = "vaihingen"
     DIRNAME = "vaihingen"
     Options: ClassVar[type[DatasetOptions]] = VaihingenOptions
     MODALITIES = ("optical", "dsm")

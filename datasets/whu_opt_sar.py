@@ -25,8 +25,7 @@ import logging
 from pathlib import Path
 from typing import ClassVar
 
-from datasets import DATASETS
-from datasets.base import DatasetOptions
+from benchmark.api import DatasetOptions, register_dataset
 from datasets.folder import Card, LabelCard, ModalityCard, TileDataset
 from datasets.isprs import check_choice
 
@@ -78,11 +77,10 @@ class WhuOptSarOptions(DatasetOptions):
         check_choice("whu_opt_sar", "background", self.background, ("ignore", "class"))
 
 
-@DATASETS.register("whu_opt_sar")
+@register_dataset("whu_opt_sar")
 class WhuOptSarDataset(TileDataset):
     """WHU-OPT-SAR 5 m: GF-1 optical (R,G,B,NIR) + GF-3 SAR, 7 land-cover classes (+background)."""
 
-    NAME = "whu_opt_sar"
     DIRNAME = "whu_opt_sar"
     Options: ClassVar[type[DatasetOptions]] = WhuOptSarOptions
     MODALITIES = ("optical", "sar")

@@ -1,16 +1,14 @@
-"""Method registry. Each module registers its method on import (registry key = module name)."""
+"""MissBench's own methods: one module per method, each registered on import under its module's
+name (`benchmark.api.register_method`). This package is the `missbench.methods` entry point of
+the `missbench` distribution; its import order is the registry's (and the README table's) order.
+"""
 
-from benchmark.method import Method
-from benchmark.registry import Registry
-
-METHODS: Registry[type[Method]] = Registry("method")
-
-from methods import baseline  # noqa: E402,F401,I001 (registry order = README table order)
-from methods import stars  # noqa: E402,F401
-from methods import moddrop  # noqa: E402,F401
-from methods import unimodal  # noqa: E402,F401
-from methods import distill  # noqa: E402,F401
-from methods import generative  # noqa: E402,F401
-from methods import shaspec  # noqa: E402,F401
-
-__all__ = ["METHODS", "Method"]
+# ruff: noqa: I001  (registration order is deliberate, not alphabetical)
+from methods import baseline  # noqa: F401
+from methods import stars  # noqa: F401
+from methods import moddrop  # noqa: F401
+from methods import unimodal  # noqa: F401
+from methods import distill  # noqa: F401
+from methods import generative  # noqa: F401
+from methods import shaspec  # noqa: F401
+from methods.components import psa_profile  # noqa: F401  (registers `profile psa`)

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from torch import Tensor
 
-from benchmark.method import Batch, Method, labels_of, modality_inputs
-from methods import METHODS
+from benchmark.api import (
+    Batch,
+    DatasetSpec,
+    Method,
+    TrainContext,
+    labels_of,
+    modality_inputs,
+    register_method,
+)
 from methods.components import FusionSegmenter
 
 
@@ -24,7 +32,7 @@ def mean_fill(
     return filled
 
 
-@METHODS.register("baseline", aliases=("zero_fill",))
+@register_method("baseline", aliases=("zero_fill",))
 class Baseline(Method):
     """Multimodal fusion trained with all modalities; missing inputs are mean-filled."""
 
@@ -35,9 +43,10 @@ class Baseline(Method):
         "Not a published method: the standard lower bound of the missing-modality literature.",
     )
 
-    def __init__(self, spec, hparams, context) -> None:
+    def __init__(
+        self, spec: DatasetSpec, hparams: Mapping[str, Any], context: TrainContext
+    ) -> None:
         super().__init__(spec, hparams, context)
-        self.modalities = context.train_modalities
         self.net = FusionSegmenter(
             spec,
             self.modalities,
@@ -45,7 +54,6 @@ class Baseline(Method):
             decoder_channels=self.hparams["decoder_channels"],
             pretrained=self.hparams["pretrained"],
         )
-        self.channels = {m: spec.modality(m).channels for m in self.modalities}
         self.configure_optimizer(self.parameters())
 
     def update(self, batch: Batch, step: int) -> dict[str, float]:

@@ -20,13 +20,22 @@ split (`teacher_steps`, `student_steps`, `student_active`).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from benchmark.hparams import HParam
-from benchmark.method import Batch, Method, Paper, labels_of, modality_inputs
-from methods import METHODS
+from benchmark.api import (
+    Batch,
+    DatasetSpec,
+    HParam,
+    Method,
+    Paper,
+    TrainContext,
+    labels_of,
+    modality_inputs,
+    register_method,
+)
 from methods.baseline import mean_fill
 from methods.components import FusionSegmenter
 from methods.components.distillation import feature_l1, logit_kl
@@ -41,7 +50,7 @@ def forward_with_bottleneck(
     return net.decode(fused, size), fused[-1]
 
 
-@METHODS.register("distill")
+@register_method("distill")
 class Distill(Method):
     """Full-modal teacher, frozen, distilled into a modality-dropout student (KD-Net family)."""
 
@@ -84,11 +93,11 @@ class Distill(Method):
         **sampler_hparams("student dropout"),
     }
 
-    def __init__(self, spec, hparams, context) -> None:
+    def __init__(
+        self, spec: DatasetSpec, hparams: Mapping[str, Any], context: TrainContext
+    ) -> None:
         super().__init__(spec, hparams, context)
         hp = self.hparams
-        self.modalities = tuple(context.train_modalities)
-        self.channels = {m: spec.modality(m).channels for m in self.modalities}
         total = max(2, context.total_steps)
         self.teacher_steps = min(total - 1, max(1, round(hp["teacher_fraction"] * total)))
         self.student_steps = total - self.teacher_steps

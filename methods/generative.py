@@ -21,13 +21,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from benchmark.hparams import HParam
-from benchmark.method import Batch, Method, Paper, labels_of, modality_inputs
-from methods import METHODS
+from benchmark.api import (
+    Batch,
+    DatasetSpec,
+    HParam,
+    Method,
+    Paper,
+    TrainContext,
+    labels_of,
+    modality_inputs,
+    register_method,
+)
 from methods.components import FusionSegmenter
 from methods.components.dropout import SubsetSampler, sampler_hparams
 from methods.components.patchgan import PatchDiscriminator, adversarial_loss
@@ -46,7 +55,7 @@ def imputation_quality(fake: Tensor, real: Tensor) -> tuple[float, float]:
     return l1, psnr
 
 
-@METHODS.register("generative")
+@register_method("generative")
 class Generative(Method):
     """U-Net translators (L1 + conditional PatchGAN) impute missing images for a fusion net."""
 
@@ -90,9 +99,7 @@ class Generative(Method):
         "l1_weight": HParam(100.0, "lambda_L1 of the generator loss (pix2pix)", low=0.0, high=1e3),
         "gan": HParam(True, "conditional PatchGAN term on/off"),
         "gan_weight": HParam(1.0, "weight of the generator's adversarial term", low=0.0, high=10),
-        "gen_lr": HParam(
-            2e-4, "translator and discriminator peak lr", low=1e-6, high=1e-1, log=True
-        ),
+        "gen_lr": HParam(2e-4, "translator and discriminator peak lr", low=1e-6, high=1e-1),
         "gen_base": HParam(32, "U-Net width of the first level", low=4, high=256),
         "gen_depth": HParam(4, "U-Net stride-2 levels", low=1, high=7),
         "disc_base": HParam(16, "PatchGAN width of the first layer", low=4, high=256),
@@ -103,11 +110,11 @@ class Generative(Method):
         **sampler_hparams("segmenter scenarios"),
     }
 
-    def __init__(self, spec, hparams, context) -> None:
+    def __init__(
+        self, spec: DatasetSpec, hparams: Mapping[str, Any], context: TrainContext
+    ) -> None:
         super().__init__(spec, hparams, context)
         hp = self.hparams
-        self.modalities = tuple(context.train_modalities)
-        self.channels = {m: spec.modality(m).channels for m in self.modalities}
         self.sources = {m: tuple(s for s in self.modalities if s != m) for m in self.modalities}
         self.segmenter = FusionSegmenter(
             spec, self.modalities, hp["backbone"], hp["decoder_channels"], hp["pretrained"]

@@ -11,20 +11,28 @@ filled the same way. No extra loss term: only the training signal differs from `
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from benchmark.hparams import HParam
-from benchmark.method import Batch, Paper, labels_of, modality_inputs
-from methods import METHODS
+from benchmark.api import (
+    Batch,
+    DatasetSpec,
+    HParam,
+    Paper,
+    TrainContext,
+    labels_of,
+    modality_inputs,
+    register_method,
+)
 from methods.baseline import Baseline
 from methods.components.dropout import SubsetSampler, sampler_hparams, zero_features, zero_inputs
 
 FILLS = ("input_zero", "feature_zero")
 
 
-@METHODS.register("moddrop")
+@register_method("moddrop")
 class ModDrop(Baseline):
     """Fusion network trained with per-sample random modality dropout (ModDrop)."""
 
@@ -57,7 +65,9 @@ class ModDrop(Baseline):
         **sampler_hparams("training dropout"),
     }
 
-    def __init__(self, spec, hparams, context) -> None:
+    def __init__(
+        self, spec: DatasetSpec, hparams: Mapping[str, Any], context: TrainContext
+    ) -> None:
         super().__init__(spec, hparams, context)
         self.sampler = SubsetSampler.from_hparams(self.modalities, self.hparams)
 

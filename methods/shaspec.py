@@ -20,14 +20,23 @@ non-empty subset of modalities (ShaSpec's warm-up, then `mode='random'`).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from benchmark.hparams import HParam
-from benchmark.method import Batch, Method, Paper, labels_of, modality_inputs
-from methods import METHODS
+from benchmark.api import (
+    Batch,
+    DatasetSpec,
+    HParam,
+    Method,
+    Paper,
+    TrainContext,
+    labels_of,
+    modality_inputs,
+    register_method,
+)
 from methods.components import ConcatFusion, FPNDecoder, ModalityEncoder, SegmentationHead
 from methods.components.dropout import SubsetSampler, sampler_hparams
 from methods.components.fusion import conv_bn_relu
@@ -49,7 +58,7 @@ def shared_fill(shared: Mapping[str, list[Tensor]], keep: Mapping[str, Tensor]) 
     ]
 
 
-@METHODS.register("shaspec")
+@register_method("shaspec")
 class ShaSpec(Method):
     """Shared encoder + specific encoders, residual fusion, shared-feature fill (ShaSpec)."""
 
@@ -103,11 +112,12 @@ class ShaSpec(Method):
         **sampler_hparams("random-missing stage"),
     }
 
-    def __init__(self, spec, hparams, context) -> None:
+    def __init__(
+        self, spec: DatasetSpec, hparams: Mapping[str, Any], context: TrainContext
+    ) -> None:
         super().__init__(spec, hparams, context)
         hp = self.hparams
-        self.modalities = tuple(context.train_modalities)
-        bands = {m: spec.modality(m).channels for m in self.modalities}
+        bands = self.channels
         self.shared = SharedEncoder(hp["backbone"], bands, hp["pretrained"], norm=hp["shared_norm"])
         self.specific = nn.ModuleDict(
             {m: ModalityEncoder(hp["backbone"], c, hp["pretrained"]) for m, c in bands.items()}

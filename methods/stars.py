@@ -35,14 +35,23 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from benchmark.errors import BenchmarkError
-from benchmark.hparams import HParam
-from benchmark.method import Batch, Method, Paper, labels_of, modality_inputs
-from methods import METHODS
+from benchmark.api import (
+    Batch,
+    BenchmarkError,
+    DatasetSpec,
+    HParam,
+    Method,
+    Paper,
+    TrainContext,
+    labels_of,
+    modality_inputs,
+    register_method,
+)
 from methods.components import ConcatFusion, FPNDecoder, ModalityEncoder, SegmentationHead
 from methods.components.attention import SCSE
 from methods.components.fusion import conv_bn_relu
@@ -70,7 +79,7 @@ DIAGNOSTICS = (
 DIAGNOSTIC_MOMENTUM = 0.9
 
 
-@METHODS.register("stars")
+@register_method("stars")
 class Stars(Method):
     """STARS (reconstructed): shared-specific encoders, translation with stop-gradient, PSA."""
 
@@ -148,18 +157,19 @@ class Stars(Method):
         "hard_fraction": HParam(
             0.0, "share of each class's budget drawn from misclassified pixels", low=0, high=1
         ),
-        "temperature": HParam(0.1, "InfoNCE temperature", low=0.01, high=1.0, log=True),
+        "temperature": HParam(0.1, "InfoNCE temperature", low=0.01, high=1.0),
         "proj_dim": HParam(64, "PSA projection size", low=8, high=1024),
         "warmup": HParam(
             50, "steps before the alignment and PSA terms switch on (1/8 of quick)", low=0
         ),
     }
 
-    def __init__(self, spec, hparams, context) -> None:
+    def __init__(
+        self, spec: DatasetSpec, hparams: Mapping[str, Any], context: TrainContext
+    ) -> None:
         super().__init__(spec, hparams, context)
         hp = self.hparams
-        self.modalities = tuple(context.train_modalities)
-        channels_in = {m: spec.modality(m).channels for m in self.modalities}
+        channels_in = self.channels
         self.shared = SharedEncoder(
             hp["backbone"], channels_in, hp["pretrained"], norm=hp["shared_norm"]
         )

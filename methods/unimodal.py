@@ -9,11 +9,11 @@ for a single modality), so the only difference to `baseline` is the data it sees
 
 from __future__ import annotations
 
-from methods import METHODS
+from benchmark.api import register_method
 from methods.baseline import Baseline
 
 
-@METHODS.register("unimodal")
+@register_method("unimodal")
 class Unimodal(Baseline):
     """One fusion network per modality subset, trained and tested on that subset only."""
 

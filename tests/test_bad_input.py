@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmark import train
+from benchmark.run.store import RunStore
 from tests.cli_helpers import assert_rejected, invoke
 
 
@@ -30,7 +30,7 @@ from tests.cli_helpers import assert_rejected, invoke
         (["--steps", "0"], "--steps must be a positive integer, got 0"),
         (["--imbalance", "0.5"], "--imbalance '0.5': expected comma-separated numbers >= 1"),
         (["--dataset", "synthetic[tiles=3]"], "unknown dataset option tiles; valid: tile_size"),
-        (["--workers", "0"], "--workers and --threads must be positive integers"),
+        (["--workers", "0"], "--workers must be a positive integer"),
     ],
 )
 def test_bad_flags(args, message, data_root, results, capsys):
@@ -73,15 +73,15 @@ def test_cuda_requested_without_cuda(data_root, results, capsys):
 def interrupted(data_root, tmp_path, monkeypatch) -> tuple[Path, Path]:
     """A results directory with one interrupted run (a checkpoint, no `done`)."""
     out = tmp_path / "interrupted"
-    original = train.RunExecutor._save_checkpoint
+    original = RunStore.save_checkpoint
 
     def save_then_die(self, *a, **k):
         original(self, *a, **k)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(train.RunExecutor, "_save_checkpoint", save_then_die)
+    monkeypatch.setattr(RunStore, "save_checkpoint", save_then_die)
     assert invoke(["--missing", "none"], data_root, out) == 130
-    monkeypatch.setattr(train.RunExecutor, "_save_checkpoint", original)
+    monkeypatch.setattr(RunStore, "save_checkpoint", original)
     (checkpoint,) = out.glob("runs/*/checkpoint.pt")
     return out, checkpoint
 

@@ -7,9 +7,9 @@ import json
 import pandas as pd
 import pytest
 
-from benchmark import train
 from benchmark.cli import main
-from benchmark.io import read_jsonl
+from benchmark.core.io import read_jsonl
+from benchmark.run.store import RunStore
 from tests.conftest import tiny_dataset_arg
 
 SMOKE = ["--preset", "smoke", "--device", "cpu"]
@@ -78,19 +78,19 @@ def test_interrupted_run_resumes_to_the_same_result(data_root, tmp_path, monkeyp
     assert run(args, data_root, reference) == 0
 
     out = tmp_path / "interrupted"
-    original = train.RunExecutor._save_checkpoint
+    original = RunStore.save_checkpoint
 
     def save_then_die(self, *a, **k):
         original(self, *a, **k)
         raise KeyboardInterrupt  # as if Ctrl-C arrived right after the first checkpoint
 
-    monkeypatch.setattr(train.RunExecutor, "_save_checkpoint", save_then_die)
+    monkeypatch.setattr(RunStore, "save_checkpoint", save_then_die)
     assert run(args, data_root, out) == 130
     run_dirs = list((out / "runs").iterdir())
     assert (run_dirs[0] / "checkpoint.pt").exists() and not (run_dirs[0] / "done").exists()
     assert not (out / "leaderboard.csv").exists()
 
-    monkeypatch.setattr(train.RunExecutor, "_save_checkpoint", original)
+    monkeypatch.setattr(RunStore, "save_checkpoint", original)
     assert run(args, data_root, out) == 0
     ours = read_jsonl(run_dirs[0] / "records.jsonl")
     theirs = read_jsonl(reference / "runs" / run_dirs[0].name / "records.jsonl")
@@ -123,7 +123,7 @@ def test_readme_tables_are_generated_from_the_registries():
     """Regenerate with `python run_benchmark.py list --update-readme README.md`."""
     from pathlib import Path
 
-    from benchmark.listing import END, START, registry_markdown
+    from benchmark.report.listing import END, START, registry_markdown
 
     text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     inner = text.split(START, 1)[1].split(END, 1)[0]
@@ -142,7 +142,7 @@ def test_imbalance_levels_are_separate_runs_with_tier_columns(data_root, tmp_pat
 
 
 def test_dedicated_methods_get_one_run_per_scenario(data_root, tmp_path, monkeypatch):
-    from methods import METHODS
+    from benchmark.core.plugins import METHODS
     from methods.baseline import Baseline
 
     class DedicatedProbe(Baseline):
@@ -185,26 +185,18 @@ def test_dedicated_methods_get_one_run_per_scenario(data_root, tmp_path, monkeyp
     assert sorted(pd.read_csv(out / "leaderboard.csv")["scenario"]) == ["dsm+optical", "optical"]
 
 
-def test_methods_all_expands_to_the_registry(data_root, tmp_path):
-    from methods import METHODS
+def test_methods_all_expands_to_the_registry(data_root, tmp_path, capsys):
+    from benchmark.core.plugins import METHODS
 
     out = tmp_path / "dry"
-    assert (
-        main(
-            [
-                *SMOKE,
-                "--methods",
-                "all",
-                "--launcher",
-                "dry_run",
-                "--dataset",
-                tiny_dataset_arg(),
-                "--data-root",
-                str(data_root),
-                "--out",
-                str(out),
-            ]
-        )
-        == 0
-    )
-    assert not out.exists() and len(METHODS.names()) >= 1
+    capsys.readouterr()
+    args = [*SMOKE, "--methods", "all", "--launcher", "dry_run", "--dataset", tiny_dataset_arg()]
+    assert main([*args, "--data-root", str(data_root), "--out", str(out)]) == 0
+    assert not out.exists()
+    printed = capsys.readouterr().out
+    rows = [line for line in printed.splitlines() if "pending" in line]
+    # one run per method, and one per scenario (3) for each dedicated method
+    expected = sum(3 if METHODS.get(m).DEDICATED else 1 for m in METHODS.names())
+    assert len(rows) == expected
+    for name in METHODS.names():
+        assert any(f" {name} " in row for row in rows), name

@@ -1,6 +1,11 @@
-"""The repo's own packages are the ones imported (DESIGN: `datasets` shadows HF datasets)."""
+"""Packaging: the repo's own packages are the ones imported (DESIGN: `datasets` shadows HF
+datasets), they register through entry points, and the harness imports no method or dataset."""
 
+import ast
+from importlib.metadata import entry_points
 from pathlib import Path
+
+from benchmark.core.plugins import DATASET_GROUP, DATASETS, METHOD_GROUP, METHODS
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -9,20 +14,33 @@ def test_datasets_package_is_ours():
     import datasets
 
     assert Path(datasets.__file__).resolve().is_relative_to(REPO)
-    assert hasattr(datasets, "DATASETS")
+    assert DATASETS.get("synthetic").__module__ == "datasets.synthetic"
 
 
-def test_harness_imports_no_specific_method_or_dataset_module():
-    """benchmark/ knows registries, never a concrete method or dataset module by name."""
-    from datasets import DATASETS
-    from methods import METHODS
+def test_own_methods_and_datasets_come_through_entry_points():
+    own = {
+        group: [
+            p.value for p in entry_points(group=group) if p.dist.metadata["Name"] == "missbench"
+        ]
+        for group in (METHOD_GROUP, DATASET_GROUP)
+    }
+    assert own == {METHOD_GROUP: ["methods"], DATASET_GROUP: ["datasets"]}
+    assert METHODS.names()[0] == "baseline" and DATASETS.names()[0] == "synthetic"
 
-    names = set(METHODS.names()) | set(DATASETS.names())
-    for path in (REPO / "benchmark").glob("*.py"):
-        text = path.read_text()
-        for name in names:
-            assert f"methods.{name}" not in text, (path, name)
-            assert f"datasets.{name}" not in text, (path, name)
+
+def test_harness_imports_no_method_or_dataset_module():
+    """benchmark/ reaches methods and datasets only through the registries."""
+    for path in (REPO / "benchmark").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                assert top not in ("methods", "datasets"), (path, name)
 
 
 def test_ci_runs_the_readme_test_command():

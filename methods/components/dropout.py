@@ -14,9 +14,9 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor
 
-from benchmark.errors import BenchmarkError
-from benchmark.hparams import HParam
-from benchmark.scenarios import all_scenarios
+from benchmark.core.errors import BenchmarkError
+from benchmark.core.hparams import HParam
+from benchmark.core.scenarios import all_scenarios
 
 SAMPLING = ("sample", "batch")
 """`sample`: one subset per sample (MMANet, mmFormer); `batch`: one per batch (ShaSpec, LCKD)."""
@@ -28,7 +28,7 @@ def sampler_hparams(what: str) -> dict[str, HParam]:
         "subset_weights": HParam(
             (),
             f"{what}: relative probabilities of the non-empty subsets, full set first then by "
-            "decreasing size and name (benchmark.scenarios order); empty = uniform",
+            "decreasing size and name (benchmark.core.scenarios order); empty = uniform",
         ),
         "sampling": HParam("sample", f"{what}: a subset per sample or per batch", choices=SAMPLING),
     }
@@ -38,7 +38,7 @@ class SubsetSampler:
     """Draws boolean keep-masks [B, M] over the non-empty subsets of `modalities`.
 
     `weights` are relative probabilities in the order of `subsets` (full set first, then by
-    decreasing size, as `benchmark.scenarios.all_scenarios`); empty = uniform. With two
+    decreasing size, as `benchmark.core.scenarios.all_scenarios`); empty = uniform. With two
     modalities the default is (1/3, 1/3, 1/3) over (full, a only, b only).
     """
 

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.data import PatchSampler
-from benchmark.transforms import Normalizer, random_dihedral
-from datasets import DATASETS
+from benchmark.core.plugins import DATASETS
+from benchmark.run.data import PatchSampler
+from benchmark.run.transforms import Normalizer, random_dihedral
 from tests.conftest import TINY
 
 

@@ -1,10 +1,10 @@
 import pytest
 
-from benchmark.errors import BenchmarkError
-from benchmark.hparams import HParam, resolve_hparams
+from benchmark.core.errors import BenchmarkError
+from benchmark.core.hparams import HParam, resolve_hparams
 
 SPACE = {
-    "lr": HParam(1e-3, low=1e-6, high=1.0, log=True),
+    "lr": HParam(1e-3, low=1e-6, high=1.0),
     "steps": HParam(10, low=1),
     "flag": HParam(True),
     "mode": HParam("a", choices=("a", "b")),

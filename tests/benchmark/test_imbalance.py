@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from benchmark.errors import BenchmarkError
-from benchmark.imbalance import frequency_tiers, hide_tail_labels, validate_factor
+from benchmark.core.errors import BenchmarkError
+from benchmark.run.imbalance import frequency_tiers, hide_tail_labels, validate_factor
 
 ISPRS_LIKE = (0.36, 0.20, 0.275, 0.135, 0.02, 0.01)
 

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from benchmark.inference import sliding_window_logits, window_starts
+from benchmark.run.inference import sliding_window_logits, window_starts
 
 
 def test_window_starts_cover_and_end_flush():

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from benchmark.inference import sliding_window_bands, sliding_window_logits
+from benchmark.run.inference import sliding_window_bands, sliding_window_logits
 
 
 def window_model(inputs):

@@ -8,7 +8,7 @@ from collections import namedtuple
 import pytest
 import torch
 
-from benchmark import io
+from benchmark.core import io
 
 Usage = namedtuple("Usage", "total used free")
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.metrics import ConfusionMatrix, scores_from_confusion
+from benchmark.run.metrics import ConfusionMatrix, scores_from_confusion
 
 
 def test_hand_computed_confusion_with_ignore():

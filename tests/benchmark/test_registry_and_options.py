@@ -1,8 +1,9 @@
 import pytest
 
-from benchmark.errors import BenchmarkError
-from benchmark.options import NamedConfig, parse_named, parse_named_list
-from benchmark.registry import Registry, UnknownNameError
+from benchmark.core.errors import BenchmarkError
+from benchmark.core.hparams import Params
+from benchmark.core.options import NamedConfig, parse_named, parse_named_list
+from benchmark.core.registry import Registry, UnknownNameError
 
 
 def test_registry_lists_valid_names_on_unknown():
@@ -19,9 +20,19 @@ def test_registry_lists_valid_names_on_unknown():
 
 def test_parse_named_with_overrides():
     cfg = parse_named("stars[psa=false,lr=3e-4,backbone=resnet18]")
-    assert cfg == NamedConfig("stars", (("backbone", "resnet18"), ("lr", 3e-4), ("psa", False)))
+    assert cfg == NamedConfig("stars", Params({"backbone": "resnet18", "lr": 3e-4, "psa": False}))
     assert cfg.label() == "stars[backbone=resnet18,lr=0.0003,psa=false]"
-    assert parse_named("baseline").overrides == ()
+    assert parse_named("baseline").overrides == Params()
+    assert not parse_named("baseline").overrides
+
+
+def test_list_valued_overrides_are_frozen_hashable_and_round_trip():
+    """`stars[translate_levels=[2,3]]` (the README's ablation) once crashed: unhashable list."""
+    cfg = parse_named("stars[translate_levels=[2,3]]")
+    assert cfg.overrides["translate_levels"] == (2, 3)
+    assert len({cfg, parse_named("stars[translate_levels=[2, 3]]")}) == 1
+    assert cfg.label() == "stars[translate_levels=[2,3]]"
+    assert parse_named(cfg.label()) == cfg
 
 
 def test_parse_named_list_splits_on_top_level_commas():

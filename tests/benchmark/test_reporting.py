@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from benchmark import reporting
 from benchmark.cli import main
-from benchmark.report import generate_report, load_results
+from benchmark.report import render, tables
+from benchmark.report.generate import generate_report, load_results
 
 FIXTURE = Path(__file__).resolve().parents[1] / "data" / "report_fixture"
 GOLDEN = FIXTURE / "expected"
@@ -151,18 +151,18 @@ def test_method_order_reference_first_then_registry_then_variants():
 
 
 def test_cell_formatting_and_bold():
-    table = reporting.TextTable("t", "c", ["m"], ["a"])
-    best = reporting.Cell(0.5, 0.01, 2, 2, significant=True)
-    other = reporting.Cell(0.4, float("nan"), 1, 2)
-    table.rows = [(["x"], [best]), (["z"], [other]), (["y"], [reporting.Cell()])]
-    reporting._bold_best(table, ["max"])
-    markdown = reporting.to_markdown(table)
+    table = tables.TextTable("t", "c", ["m"], ["a"])
+    best = tables.Cell(0.5, 0.01, 2, 2, significant=True)
+    other = tables.Cell(0.4, float("nan"), 1, 2)
+    table.rows = [(["x"], [best]), (["z"], [other]), (["y"], [tables.Cell()])]
+    tables._bold_best(table, ["max"])
+    markdown = render.to_markdown(table)
     assert "| x | **50.0 ± 1.0**\\* |" in markdown and "| y | – |" in markdown
     assert "| z | 40.0† |" in markdown
-    latex = reporting.to_latex(table)
+    latex = render.to_latex(table)
     assert r"\textbf{50.0 $\pm$ 1.0}$^{*}$" in latex and "y & --" in latex
     assert r"40.0$^{\dagger}$" in latex
-    assert reporting.latex_escape("a_b[c=1]&%") == r"a\_b[c=1]\&\%"
+    assert render.latex_escape("a_b[c=1]&%") == r"a\_b[c=1]\&\%"
 
 
 def test_report_command_errors_are_one_line(tmp_path, capsys):
@@ -173,7 +173,7 @@ def test_report_command_errors_are_one_line(tmp_path, capsys):
 
 
 def test_runs_sharing_a_label_but_not_a_budget_are_named_apart():
-    from benchmark.report import distinguish
+    from benchmark.report.generate import distinguish
 
     def spec(steps, tiles):
         return {

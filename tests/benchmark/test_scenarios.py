@@ -1,7 +1,7 @@
 import pytest
 
-from benchmark.errors import BenchmarkError
-from benchmark.scenarios import Scenario, all_scenarios, scenarios_for_missing
+from benchmark.core.errors import BenchmarkError
+from benchmark.core.scenarios import Scenario, all_scenarios, scenarios_for_missing
 
 
 def test_two_modalities_give_three_scenarios_full_first():

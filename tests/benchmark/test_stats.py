@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark.metrics import scores_from_confusion
-from benchmark.robustness import per_seed, robustness
-from benchmark.stats import miou_batch, paired_bootstrap, summarize, t_quantile_975
+from benchmark.report.robustness import per_seed, robustness
+from benchmark.report.stats import miou_batch, paired_bootstrap, summarize, t_quantile_975
+from benchmark.run.metrics import scores_from_confusion
 
 
 def test_t_quantiles_match_tables():

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmark.presets import PRESETS
-from benchmark.profile_setup import ProfiledRun, open_profiled_run
+from benchmark.core.presets import PRESETS
+from benchmark.profile.setup import ProfiledRun, open_profiled_run
 
 CPU = torch.device("cpu")
 

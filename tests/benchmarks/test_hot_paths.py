@@ -8,9 +8,10 @@ import itertools
 import pytest
 import torch
 
-from benchmark.inference import sliding_window_logits
-from benchmark.metrics import ConfusionMatrix
-from benchmark.profile_psa import (
+from benchmark.run.inference import sliding_window_logits
+from benchmark.run.metrics import ConfusionMatrix
+from benchmark.run.train import train_step
+from methods.components.psa_profile import (
     HEADLINE_POINT,
     SAMPLERS,
     PsaPoint,
@@ -18,7 +19,6 @@ from benchmark.profile_psa import (
     sampler_call,
     synthetic_labels,
 )
-from benchmark.train import train_step
 
 CPU = torch.device("cpu")
 POINT = PsaPoint(pixels_per_class=128, **HEADLINE_POINT)

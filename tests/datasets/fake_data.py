@@ -56,3 +56,46 @@ def run_cli(dataset: str, data_root: Path, out: Path, *extra: str) -> int:
             *extra,
         ]
     )
+
+
+def write_real_potsdam_mini(root: Path) -> Path:
+    """A fake of the shared real samples' layout (`real_potsdam_mini`): two 64 px patches."""
+    import numpy as np
+    import tifffile
+    from PIL import Image
+
+    base = root / "potsdam_multisenseseg"
+    rng = np.random.default_rng(3)
+    for folder in ("optical", "dsm", "labels"):
+        (base / folder).mkdir(parents=True, exist_ok=True)
+    for tile in ("00000", "00001"):
+        labels = np.kron(rng.integers(0, 6, (8, 8)), np.ones((8, 8), np.int64)).astype(np.uint8)
+        optical = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+        dsm = (labels * 3.0 + rng.random((64, 64))).astype(np.float32)
+        tifffile.imwrite(base / "optical" / f"{tile}.tif", optical, photometric="rgb")
+        tifffile.imwrite(base / "dsm" / f"{tile}.tif", dsm, photometric="minisblack")
+        Image.fromarray(labels).save(base / "labels" / f"{tile}.png")
+    return root
+
+
+SYNTHETIC_TINY = {"tile_size": 64, "train_tiles": 3, "val_tiles": 2, "test_tiles": 2}
+
+
+def fake_dataset(name: str, root: Path, synthetic_root: Path) -> tuple[Path, dict]:
+    """(data root, options) under which registered dataset `name` opens on fake data.
+
+    Every registered dataset needs an entry here: the dataset contract suite
+    (`tests/datasets/test_dataset_contract.py`) fails for one without it, naming this function.
+    """
+    if name.startswith("synthetic"):
+        return synthetic_root, dict(SYNTHETIC_TINY)
+    if name == "folder":
+        return Path("."), {"card": str(make_fake("folder", root) / "folder" / "card.yaml")}
+    if name == "real_potsdam_mini":
+        return write_real_potsdam_mini(root), {}
+    if (DATA / name / "make_fake.py").exists():
+        return make_fake(name, root), {}
+    raise KeyError(
+        f"dataset {name!r} has no fake data for the contract suite: add a writer to "
+        "tests/datasets/fake_data.py:fake_dataset (see tests/data/<dataset>/make_fake.py)"
+    )

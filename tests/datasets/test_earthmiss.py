@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 import tifffile
 
-from benchmark.errors import DatasetNotFoundError
-from benchmark.spec import MASK
-from datasets import DATASETS
+from benchmark.core.errors import DatasetNotFoundError
+from benchmark.core.plugins import DATASETS
+from benchmark.core.spec import MASK
 from tests.datasets.fake_data import committed_files, generated_files, make_fake, run_cli
 
 

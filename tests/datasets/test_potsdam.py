@@ -9,9 +9,9 @@ import tifffile
 from PIL import Image
 
 from benchmark.cli import main
-from benchmark.errors import BenchmarkError, DatasetNotFoundError
-from benchmark.spec import MASK
-from datasets import DATASETS
+from benchmark.core.errors import BenchmarkError, DatasetNotFoundError
+from benchmark.core.plugins import DATASETS
+from benchmark.core.spec import MASK
 from tests.datasets.fake_data import committed_files, generated_files, make_fake, run_cli
 
 

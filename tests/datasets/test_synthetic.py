@@ -9,9 +9,9 @@ import pytest
 from matplotlib.figure import Figure
 
 import datasets.synthetic as synthetic
-from benchmark.errors import BenchmarkError
-from benchmark.spec import MASK
-from datasets import DATASETS
+from benchmark.core.errors import BenchmarkError
+from benchmark.core.plugins import DATASETS
+from benchmark.core.spec import MASK
 from datasets.synthetic import SyntheticOptions, cache_dir
 from datasets.synthetic_scene import CAR, CLUTTER, generate_scene
 

@@ -8,8 +8,8 @@ import pytest
 import tifffile
 
 from benchmark.cli import main
-from benchmark.spec import MASK
-from datasets import DATASETS
+from benchmark.core.plugins import DATASETS
+from benchmark.core.spec import MASK
 from tests.datasets.fake_data import committed_files, generated_files, make_fake, run_cli
 
 

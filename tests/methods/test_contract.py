@@ -11,16 +11,16 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.data import PatchSampler
-from benchmark.hparams import resolve_hparams
-from benchmark.method import TrainContext, evaluation_mode, modality_inputs
-from benchmark.presets import PRESETS
-from benchmark.scenarios import all_scenarios
-from datasets import DATASETS
-from methods import METHODS
+from benchmark.core.hparams import resolve_hparams
+from benchmark.core.method import TrainContext, evaluation_mode, modality_inputs
+from benchmark.core.plugins import DATASETS, METHODS
+from benchmark.core.presets import PRESETS
+from benchmark.core.scenarios import all_scenarios
+from benchmark.run.data import PatchSampler
 from tests.conftest import TINY
 
-DATASET_NAMES = ["synthetic", "synthetic_3m"]
+DATASET_NAMES = DATASETS.names("synthetic*")
+"""Every embedded dataset (2 and 3 modalities): a new `synthetic*` variant is covered at once."""
 
 
 class NoLabels(dict):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from benchmark.method import evaluation_mode, modality_inputs
+from benchmark.core.method import evaluation_mode, modality_inputs
 from methods.components.distillation import feature_l1, logit_kl
 from tests.methods.zoo_helpers import build_method, changed, snapshot
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from benchmark.method import evaluation_mode, modality_inputs
+from benchmark.core.method import evaluation_mode, modality_inputs
 from methods.components.unet import UNetGenerator
 from methods.generative import imputation_quality
 from tests.methods.zoo_helpers import build_method, changed, snapshot

@@ -5,24 +5,25 @@ from __future__ import annotations
 import pytest
 import torch
 
-from benchmark.method import evaluation_mode, modality_inputs
-from benchmark.options import NamedConfig
-from benchmark.presets import PRESETS
-from benchmark.sweep import Grid, expand
-from methods import METHODS
+from benchmark.core.method import evaluation_mode, modality_inputs
+from benchmark.core.options import NamedConfig
+from benchmark.core.plugins import METHODS
+from benchmark.core.presets import PRESETS
+from benchmark.run.sweep import SweepRequest, expand
 from tests.methods.zoo_helpers import build_method
 
 
 def test_is_dedicated_and_the_sweep_expands_one_run_per_subset():
     assert METHODS.get("unimodal").DEDICATED
-    grid = Grid(
+    request = SweepRequest(
         methods=(NamedConfig("unimodal"),),
         datasets=(NamedConfig("synthetic"),),
         seeds=(0,),
         preset=PRESETS.get("smoke"),
         steps=2,
+        missing="all",
     )
-    subsets = sorted(tuple(s.train_modalities) for s in expand(grid, "all"))
+    subsets = sorted(tuple(s.train_modalities) for s in expand(request).specs)
     assert subsets == [("dsm",), ("dsm", "optical"), ("optical",)]
 
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import torch
 
-from benchmark.data import PatchSampler
-from benchmark.hparams import resolve_hparams
-from benchmark.method import TrainContext
-from benchmark.presets import PRESETS
-from datasets import DATASETS
-from methods import METHODS
+from benchmark.core.hparams import resolve_hparams
+from benchmark.core.method import TrainContext
+from benchmark.core.plugins import DATASETS, METHODS
+from benchmark.core.presets import PRESETS
+from benchmark.run.data import PatchSampler
 from tests.conftest import TINY
 
 

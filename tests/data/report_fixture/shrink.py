@@ -21,7 +21,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from benchmark.records import RunSpec
+from benchmark.core.records import RunSpec
 
 HERE = Path(__file__).resolve().parent
 

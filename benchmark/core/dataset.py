@@ -1,0 +1,113 @@
+"""The dataset contract: raw co-registered tiles per split, described by a `DatasetSpec`.
+
+Loaders return *raw* values (reflectance, metres, dB) so raw loading is testable; the harness
+normalises with the spec's statistics. Tiles may be large: `load` takes an optional window so
+training crops read only what they need from memory-mapped caches.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from benchmark.core.errors import BenchmarkError
+from benchmark.core.hparams import Params
+from benchmark.core.spec import MASK, DatasetSpec
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+Window = tuple[slice, slice]
+RawSample = dict[str, np.ndarray]
+"""Modality name -> float32 [C, H, W] in raw units, plus `mask` -> int64 [H, W]."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetOptions:
+    """Base for a dataset's user-settable options (`--dataset name[key=value]`)."""
+
+    def as_params(self) -> Params:
+        """Every option (defaults included), in the frozen form run specs hold."""
+        return Params(dataclasses.asdict(self))
+
+
+class MultiModalDataset(abc.ABC):
+    """A split of a co-registered multimodal segmentation dataset."""
+
+    NAME: ClassVar[str] = ""
+    """The registered name, set by `register_dataset` (never stated twice)."""
+    SPLITS: ClassVar[tuple[str, ...]] = ("train", "val", "test")
+    Options: ClassVar[type[DatasetOptions]] = DatasetOptions
+    MODALITIES: ClassVar[tuple[str, ...]] = ()
+    """Modality names, known without touching any file (flags are validated before loading)."""
+
+    @classmethod
+    def modalities_for(cls, options: DatasetOptions) -> tuple[str, ...]:
+        """Modality names under `options` (override when an option changes them)."""
+        return cls.MODALITIES
+
+    def __init__(self, root: Path, split: str, options: DatasetOptions | None = None) -> None:
+        if split not in self.SPLITS:
+            raise BenchmarkError(f"split must be one of {', '.join(self.SPLITS)}, got {split!r}")
+        self.root = Path(root)
+        self.split = split
+        self.options = options if options is not None else self.Options()
+
+    @classmethod
+    def make_options(cls, overrides: Mapping[str, Any]) -> DatasetOptions:
+        """Build options from CLI overrides; unknown keys raise with the valid ones listed."""
+        valid = {f.name: f for f in dataclasses.fields(cls.Options)}
+        unknown = sorted(set(overrides) - set(valid))
+        if unknown:
+            raise BenchmarkError(
+                f"unknown dataset option {', '.join(unknown)}; valid: {', '.join(valid) or 'none'}"
+            )
+        return cls.Options(**dict(overrides))
+
+    @property
+    @abc.abstractmethod
+    def spec(self) -> DatasetSpec:
+        """The dataset's spec (may depend on options, e.g. statistics of the training split)."""
+
+    @abc.abstractmethod
+    def __len__(self) -> int:
+        """Return the number of tiles in this split."""
+
+    @abc.abstractmethod
+    def tile_shape(self, index: int) -> tuple[int, int]:
+        """(H, W) of tile `index`, without decoding it."""
+
+    @abc.abstractmethod
+    def load(self, index: int, window: Window | None = None) -> RawSample:
+        """Raw modalities and mask of tile `index`, optionally cut to `window`."""
+
+    def tile_name(self, index: int) -> str:
+        """Name tile `index` (unique within the split; records and reports use it)."""
+        return f"{self.split}_{index:05d}"
+
+    def __getitem__(self, index: int) -> RawSample:
+        return self.load(index)
+
+    def class_pixel_counts(self) -> np.ndarray:
+        """Labelled pixels per class over the split (ignored pixels excluded)."""
+        counts = np.zeros(self.spec.num_classes, dtype=np.int64)
+        for i in range(len(self)):
+            mask = self.load(i)[MASK]
+            valid = mask[mask != self.spec.ignore_index]
+            counts += np.bincount(valid.ravel(), minlength=self.spec.num_classes)[
+                : self.spec.num_classes
+            ]
+        return counts
+
+    def plot(
+        self, sample: RawSample, prediction: np.ndarray | None = None, title: str = ""
+    ) -> Figure:
+        """Draw modalities, labels (and optionally a prediction) side by side."""
+        from benchmark.report.samples import plot_sample
+
+        return plot_sample(self.spec, sample, prediction=prediction, title=title)

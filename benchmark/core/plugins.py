@@ -1,0 +1,150 @@
+"""The method and dataset registries, filled from entry points in every process that asks.
+
+MissBench's own methods and datasets register exactly as a third-party package's do: a package
+declares entry points in the groups `missbench.methods` and `missbench.datasets`, each naming a
+module; importing that module registers what it defines with `register_method` /
+`register_dataset`. The first lookup in a process (the CLI, a `--workers` process, a Ray task)
+imports every such module once, MissBench's own first, so a user's package adds a method or a
+dataset without editing this repository.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from collections.abc import Callable, Iterable
+from importlib.metadata import EntryPoint, entry_points
+from typing import TypeVar
+
+from benchmark.core.dataset import MultiModalDataset
+from benchmark.core.errors import BenchmarkError
+from benchmark.core.method import Method
+from benchmark.core.registry import Registry
+
+METHOD_GROUP = "missbench.methods"
+DATASET_GROUP = "missbench.datasets"
+GROUPS = (METHOD_GROUP, DATASET_GROUP)
+OWN_DISTRIBUTION = "missbench"
+
+_lock = threading.RLock()
+_state: dict[str, object] = {"loaded": False, "loading": False, "error": None}
+
+M = TypeVar("M", bound=type[Method])
+D = TypeVar("D", bound=type[MultiModalDataset])
+
+
+def load_plugins() -> None:
+    """Import every entry-point module of both groups, once per process.
+
+    Re-entrant: a plugin module that looks a name up while it is being imported sees what is
+    registered so far instead of starting the load again. A failed import is reported, as one
+    line, on every later lookup too.
+    """
+    if _state["loaded"]:
+        return
+    with _lock:
+        if _state["loaded"] or _state["loading"]:
+            return
+        if _state["error"] is not None:
+            raise BenchmarkError(str(_state["error"]))
+        _state["loading"] = True
+        try:
+            for group in GROUPS:
+                points = _ordered(entry_points(group=group))
+                if not any(_distribution(p) == OWN_DISTRIBUTION for p in points):
+                    raise BenchmarkError(
+                        f"no {group!r} entry points of the {OWN_DISTRIBUTION!r} package: "
+                        'install this checkout first (pip install -e ".[fast]", README line 1)'
+                    )
+                for point in points:
+                    _import(point, group)
+            _state["loaded"] = True
+        except BenchmarkError as error:
+            _state["error"] = error
+            raise
+        finally:
+            _state["loading"] = False
+
+
+def _distribution(point: EntryPoint) -> str:
+    dist = getattr(point, "dist", None)
+    return (dist.metadata["Name"] or "").lower() if dist is not None else ""
+
+
+def _ordered(points: Iterable[EntryPoint]) -> list[EntryPoint]:
+    """MissBench's own entry points first (registry order = README order), then by name."""
+    unique = {(p.name, p.value, _distribution(p)): p for p in points}
+    return sorted(
+        unique.values(),
+        key=lambda p: (_distribution(p) != OWN_DISTRIBUTION, _distribution(p), p.name),
+    )
+
+
+def _import(point: EntryPoint, group: str) -> None:
+    try:
+        point.load()
+    except Exception as error:
+        origin = _distribution(point) or "unknown package"
+        reason = str(error).splitlines()[0] if str(error) else ""
+        raise BenchmarkError(
+            f"plugin {point.name!r} of {origin} (entry point {point.value!r} in {group}) failed "
+            f"to import: {type(error).__name__}: {reason}"
+        ) from error
+
+
+def importable_modules(objects: Iterable[object]) -> tuple[str, ...]:
+    """Modules that define `objects`, for a worker process to import before it runs them.
+
+    Covers what entry points cannot: a method registered by a module the user imported by hand.
+    `__main__` is left out: a spawned `--workers` process re-runs the main script itself, while
+    a Ray task cannot (its methods must live in an importable module or a plugin package).
+    """
+    modules = (getattr(obj, "__module__", "") for obj in objects)
+    return tuple(dict.fromkeys(m for m in modules if m and m != "__main__"))
+
+
+def import_modules(modules: Iterable[str]) -> None:
+    """Import `modules` (see `importable_modules`); a missing one is a one-line error."""
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as error:
+            raise BenchmarkError(
+                f"module {module!r}, which registers a method or dataset of this sweep, cannot "
+                f"be imported in a worker ({error}); make it a plugin package (entry points "
+                f"{', '.join(GROUPS)})"
+            ) from error
+
+
+METHODS: Registry[type[Method]] = Registry("method", loader=load_plugins)
+DATASETS: Registry[type[MultiModalDataset]] = Registry("dataset", loader=load_plugins)
+
+
+def register_method(name: str, *, aliases: tuple[str, ...] = ()) -> Callable[[M], M]:
+    """Register a `Method` subclass under `name` (a class decorator).
+
+    By convention `name` is the defining module's name, snake_case; aliases are optional.
+    """
+    add = METHODS.register(name, aliases=aliases)
+
+    def decorate(cls: M) -> M:
+        if not (isinstance(cls, type) and issubclass(cls, Method)):
+            raise TypeError(f"register_method({name!r}) decorates Method subclasses, not {cls!r}")
+        return add(cls)
+
+    return decorate
+
+
+def register_dataset(name: str, *, aliases: tuple[str, ...] = ()) -> Callable[[D], D]:
+    """Register a `MultiModalDataset` subclass under `name` (a class decorator)."""
+    add = DATASETS.register(name, aliases=aliases)
+
+    def decorate(cls: D) -> D:
+        if not (isinstance(cls, type) and issubclass(cls, MultiModalDataset)):
+            raise TypeError(
+                f"register_dataset({name!r}) decorates MultiModalDataset subclasses, not {cls!r}"
+            )
+        cls.NAME = name
+        return add(cls)
+
+    return decorate

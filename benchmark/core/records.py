@@ -1,0 +1,144 @@
+"""Run specifications (content-addressed) and self-describing evaluation records."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from benchmark.core.hparams import Params
+
+HARNESS_VERSION = 1
+"""Bump when a change to training or evaluation makes old runs incomparable."""
+
+SELECTION_FULL_VAL = "full_val"
+SELECTION_DESCRIPTION = {
+    SELECTION_FULL_VAL: (
+        "one model per run: the checkpoint with the best validation mIoU with all "
+        "modalities present, reported on every test scenario"
+    ),
+}
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything that determines a run's outcome; its hash names the run directory."""
+
+    method: str
+    hparams: Params
+    """Every hyperparameter of the method, resolved (defaults, then preset, then overrides)."""
+    dataset: str
+    dataset_options: Params
+    seed: int
+    steps: int
+    val_checks: int
+    eval_overlap: float
+    eval_batch_size: int
+    train_modalities: tuple[str, ...]
+    imbalance: float = 1.0
+    """Controlled-imbalance factor for the training labels (benchmark/run/imbalance.py)."""
+    harness_version: int = HARNESS_VERSION
+    label: str = field(default="", compare=False)
+    """Display name, e.g. `baseline[lr=0.0003]`; not part of the hash."""
+    preset: str = field(default="", compare=False)
+
+    def _plain(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["hparams"] = self.hparams.pairs()
+        data["dataset_options"] = self.dataset_options.pairs()
+        data["train_modalities"] = list(self.train_modalities)
+        return data
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the `spec.json` form: every field, mappings as sorted `[name, value]` pairs."""
+        return {**self._plain(), "run_id": self.run_id}
+
+    def hashed_fields(self) -> dict[str, Any]:
+        """Return what the run id hashes.
+
+        Everything but the display fields and the eval batch size (batching windows does not
+        change the logits' average).
+        """
+        data = self._plain()
+        for name in ("label", "preset", "eval_batch_size"):
+            data.pop(name)
+        return data
+
+    @property
+    def run_id(self) -> str:
+        """16 hex digits of the SHA-1 of the hashed fields' canonical JSON."""
+        canonical = json.dumps(self.hashed_fields(), sort_keys=True, default=str)
+        return hashlib.sha1(canonical.encode("utf-8")).hexdigest()[:16]
+
+    @property
+    def val_every(self) -> int:
+        """Steps between validations (`val_checks` of them over the run)."""
+        return max(1, self.steps // max(1, self.val_checks))
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> RunSpec:
+        """Rebuild a spec from its `spec.json` form (the `run_id` key is recomputed)."""
+        data = {k: v for k, v in data.items() if k in {f.name for f in fields(cls)}}
+        data["hparams"] = Params((k, v) for k, v in data["hparams"])
+        data["dataset_options"] = Params((k, v) for k, v in data["dataset_options"])
+        data["train_modalities"] = tuple(data["train_modalities"])
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class EvalRecord:
+    """One evaluation: run x split x scenario x checkpoint. Tables are functions of these."""
+
+    run_id: str
+    method: str
+    method_name: str
+    dataset: str
+    dataset_options: dict[str, Any]
+    hparams: dict[str, Any]
+    seed: int
+    steps: int
+    preset: str
+    imbalance: float
+    checkpoint_step: int
+    split: str
+    scenario: str
+    missing: str
+    n_present: int
+    selection: str
+    """Selection rule that chose this checkpoint, or "" for an intermediate validation."""
+    miou: float
+    mf1: float
+    oa: float
+    kappa: float
+    classes: list[str]
+    iou: list[float]
+    f1: list[float]
+    precision: list[float]
+    recall: list[float]
+    support: list[int]
+    confusion: list[list[int]]
+    tile_names: list[str]
+    tile_confusions: list[list[list[int]]]
+    """One confusion matrix per evaluated tile (same order as `tile_names`), for resampling."""
+    eval_classes: list[str]
+    tiers: dict[str, list[str]]
+    """Class names per frequency tier (head/body/tail) from the original training labels."""
+    tier_miou: dict[str, float]
+    tier_mf1: dict[str, float]
+    ignore_index: int
+    label_set: str
+    eval_seconds: float
+    train_seconds: float
+    peak_memory_mb: float
+    device: str
+    commit: str
+    versions: dict[str, str]
+    timestamp: str
+    extra: dict[str, float] = field(default_factory=dict)
+    """Method diagnostics at this checkpoint (e.g. collapse measures), by name."""
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the record as one JSON object (a line of `records.jsonl`)."""
+        return asdict(self)

@@ -1,0 +1,1 @@
+"""Timing and the profilers (`run_benchmark.py profile <name>`)."""

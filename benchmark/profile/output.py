@@ -1,0 +1,148 @@
+"""What every profiler writes (a CSV, a Markdown summary, a figure), and the step profiler's
+headline, summary and figure.
+
+The numbers a reader looks for first (data loading as % of a step; the harness versus a bare
+loop) are computed here, once, and printed by the CLI and written into the Markdown.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from benchmark.core.io import atomic_write_text
+from benchmark.profile.step import PHASES
+from benchmark.report.frames import write_csv
+from benchmark.report.plots import DOUBLE, method_colours, new_figure, save
+from benchmark.report.render import markdown_row
+
+
+def frame_markdown(frame: pd.DataFrame, digits: int = 2) -> str:
+    """A DataFrame as a GitHub pipe table, numbers right-aligned with `digits` decimals."""
+
+    def cell(value) -> str:
+        if isinstance(value, float):
+            return "–" if math.isnan(value) else f"{value:,.{digits}f}"
+        return str(value)
+
+    numeric = [pd.api.types.is_numeric_dtype(frame[c]) for c in frame.columns]
+    lines = [markdown_row(frame.columns)]
+    lines.append("|" + "|".join("--:" if n else ":--" for n in numeric) + "|")
+    for row in frame.itertuples(index=False):
+        lines.append(markdown_row(cell(v) for v in row))
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(frame: pd.DataFrame, out: Path, stem: str, markdown: str, figure) -> list[Path]:
+    """`<stem>.csv`, `<stem>.md` (atomically) and the figure `<stem>.png/.pdf` under `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    csv, md = out / f"{stem}.csv", out / f"{stem}.md"
+    write_csv(frame, csv)
+    atomic_write_text(md, markdown)
+    return [csv, md, *figure(frame, out / stem)]
+
+
+# --------------------------------------------------------------------------- step
+@dataclass(frozen=True)
+class StepHeadline:
+    data_pct: dict[str, float]
+    """Data loading / step, per method (late window)."""
+    harness_over_bare: float
+
+    def lines(self) -> list[str]:
+        worst = max(self.data_pct, key=self.data_pct.get)
+        return [
+            f"data loading: at most {self.data_pct[worst]:.2f} % of a step ({worst})",
+            f"harness baseline step / bare PyTorch loop = {self.harness_over_bare:.3f}",
+        ]
+
+
+def step_headline(frame: pd.DataFrame) -> StepHeadline:
+    late = frame[frame.window == "late"]
+    data = {r.method: 100 * r.data_ms / r.median_ms for r in late.itertuples()}
+    harness = float(late[late.method == "baseline"].median_ms.iloc[0])
+    bare = float(frame[frame.method.str.startswith("bare_loop")].median_ms.iloc[0])
+    return StepHeadline(data, harness / bare)
+
+
+def step_markdown(frame: pd.DataFrame, headline: StepHeadline) -> str:
+    table = frame[frame.window != "early"].copy()
+    table["data %"] = 100 * table.data_ms / table.median_ms
+    table["params (M)"] = table.parameters / 1e6
+    columns = [
+        "method",
+        "median_ms",
+        "q1_ms",
+        "q3_ms",
+        *[f"{p}_ms" for p in PHASES],
+        "data %",
+        "peak_mb",
+        "params (M)",
+    ]
+    early = frame[frame.window == "early"][["method", "median_ms"]].rename(
+        columns={"median_ms": "early step_ms"}
+    )
+    table = table[columns].merge(early, on="method", how="left")
+    table = table.rename(
+        columns={"median_ms": "step_ms", "q1_ms": "step_q1_ms", "q3_ms": "step_q3_ms"}
+    )
+    return "\n".join(
+        [
+            "# Training-step profile",
+            "",
+            f"Device: {frame.device.iloc[0]}. Preset: `{frame.preset.iloc[0]}`. Commit: "
+            f"`{frame['commit'].iloc[0]}`. Medians of "
+            f"{int(frame.repeats.iloc[0])} harness steps after warm-up, in the run's last steps "
+            "(`early step_ms`: its first steps; distill and generative change stage during a "
+            "run). Phases come from separate, synchronised steps, so they need not add up to "
+            "the unclocked step exactly.",
+            "",
+            *[f"- {line}" for line in headline.lines()],
+            "",
+            frame_markdown(table),
+            "",
+            "`method_other`: the method's work after its last optimiser step (e.g. STARS's "
+            "collapse gauges); `metrics`: the harness's loss check. The bare loop runs forward, "
+            "cross-entropy, backward and AdamW on the baseline's network with a batch already "
+            "on the device; the harness adds data loading, class weights, gradient clipping, "
+            "the one-cycle schedule and the loss check.",
+            "",
+        ]
+    )
+
+
+def step_figure(frame: pd.DataFrame, stem: Path) -> list[Path]:
+    late = frame[(frame.window == "late")]
+    fig = new_figure(DOUBLE, 0.35 * len(late) + 0.9)
+    ax = fig.subplots()
+    colours = method_colours(list(PHASES))
+    left = pd.Series(0.0, index=late.index)
+    for phase in PHASES:
+        ax.barh(late.method, late[f"{phase}_ms"], left=left, color=colours[phase], label=phase)
+        left += late[f"{phase}_ms"].fillna(0)
+    bare = frame[frame.method.str.startswith("bare_loop")]
+    if not bare.empty:
+        ax.axvline(
+            float(bare.median_ms.iloc[0]),
+            color="black",
+            lw=0.8,
+            ls="--",
+            label="bare loop (baseline network)",
+        )
+    ax.invert_yaxis()
+    ax.set_xlabel("ms per training step (median; phases from synchronised steps)")
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=4, frameon=False)
+    ax.set_title(
+        f"Where a training step goes · {frame.device.iloc[0]} · preset {frame.preset.iloc[0]}"
+    )
+    return save(fig, stem)
+
+
+def write_step_outputs(frame: pd.DataFrame, out: Path) -> tuple[StepHeadline, list[Path]]:
+    headline = step_headline(frame)
+    markdown = step_markdown(frame, headline)
+    return headline, write_outputs(frame, out, "step_profile", markdown, step_figure)

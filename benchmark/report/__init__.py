@@ -1,0 +1,1 @@
+"""Records to frames, tables and figures: the leaderboard, statistics, robustness, plots."""

@@ -1,0 +1,318 @@
+"""Frames: the long leaderboard and the summaries derived from it, as pure functions of the
+runs' records (`benchmark.run.store`). Rendering them is `render`'s job, tables are `tables`'.
+
+`leaderboard` is the one builder of the long table, for both a sweep's `leaderboard.csv` and
+the report's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from benchmark.core.io import atomic_write_text
+from benchmark.core.plugins import METHODS
+from benchmark.core.scenarios import Scenario
+from benchmark.report.stats import paired_bootstrap, summarize, test_description
+from benchmark.run.store import StoredRun
+
+BASE_COLUMNS = [
+    "dataset",
+    "method",
+    "imbalance",
+    "scenario",
+    "missing",
+    "n_present",
+    "seed",
+    "split",
+    "status",
+    "miou",
+    "mf1",
+    "oa",
+    "kappa",
+    "miou_head",
+    "miou_body",
+    "miou_tail",
+    "mf1_head",
+    "mf1_body",
+    "mf1_tail",
+]
+TRAILING_COLUMNS = [
+    "tier_head",
+    "tier_body",
+    "tier_tail",
+    "eval_classes",
+    "label_set",
+    "ignore_index",
+    "selection",
+    "checkpoint_step",
+    "steps",
+    "preset",
+    "method_name",
+    "run_id",
+    "commit",
+    "error",
+]
+TIERS = ("head", "body", "tail")
+
+
+SCORE_METRICS = {
+    "miou": "mIoU",
+    "mf1": "mF1",
+    "miou_head": "head-tier mIoU",
+    "miou_body": "body-tier mIoU",
+    "miou_tail": "tail-tier mIoU",
+}
+SIGNIFICANCE_METRICS = ("miou", "miou_tail")
+UNFINISHED_STATUS = {"failed": "failed", "busy": "running"}
+"""Leaderboard `status` of a run without results, by store state (otherwise `missing`)."""
+
+
+def label_of(spec: Mapping[str, Any]) -> str:
+    """A run's method label in reports (`generate.distinguish` may have qualified it)."""
+    return spec.get("_report_label") or spec.get("label") or spec["method"]
+
+
+def dataset_of(spec: Mapping[str, Any]) -> str:
+    """A run's dataset name in reports (qualified by its options where runs differ in them)."""
+    return spec.get("_report_dataset") or spec["dataset"]
+
+
+@dataclass(frozen=True)
+class BoardEntry:
+    """One run as a leaderboard shows it: under which method and dataset names."""
+
+    label: str
+    """Method label, e.g. `baseline[lr=0.0003]` (the report may qualify it, see `distinguish`)."""
+    dataset: str
+    spec: Mapping[str, Any]
+    """The run spec in its JSON form."""
+    run: StoredRun
+
+
+def leaderboard(
+    entries: Sequence[BoardEntry],
+    reported: Mapping[str, Sequence[str]] | None = None,
+    modalities: Mapping[str, Sequence[str]] | None = None,
+) -> pd.DataFrame:
+    """Tidy long table: one row per dataset x method x imbalance x scenario x seed (test split,
+    selected checkpoint); per-class IoU/F1 as `iou_<class>` / `f1_<class>`, tier means as
+    `miou_<tier>` / `mf1_<tier>`.
+
+    With `reported` (dataset -> scenarios, and `modalities`, dataset -> its modalities: a
+    sweep's board), only those scenarios are kept and every run without results gets rows for
+    them with `status` failed / running / missing and empty metrics, after the finished runs'
+    rows. Without, every finished record enters (the report's board).
+    """
+    records = []
+    for entry in entries:
+        for rec in entry.run.records:
+            if reported is None or rec["scenario"] in reported[rec["dataset"]]:
+                records.append(dict(rec, method=entry.label, dataset=entry.dataset))
+    board = record_frame(records)
+    if reported is None:
+        return board
+    placeholders = [
+        row
+        for entry in entries
+        if entry.run.state != "done"
+        for row in unfinished_rows(entry, reported[entry.dataset], modalities[entry.dataset])
+    ]
+    if placeholders:
+        board = pd.concat([board, pd.DataFrame(placeholders)], ignore_index=True)
+    return board
+
+
+def record_frame(records: Iterable[dict], split: str = "test") -> pd.DataFrame:
+    """The leaderboard rows of evaluation records: the selected checkpoint's, on `split`."""
+    rows = []
+    for rec in records:
+        if rec["split"] != split or not rec["selection"]:
+            continue
+        row = {key: rec[key] for key in BASE_COLUMNS + TRAILING_COLUMNS if key in rec}
+        row["eval_classes"] = "|".join(rec["eval_classes"])
+        row["status"], row["error"] = "ok", ""
+        for tier in TIERS:
+            row[f"miou_{tier}"] = rec["tier_miou"][tier]
+            row[f"mf1_{tier}"] = rec["tier_mf1"][tier]
+            row[f"tier_{tier}"] = "|".join(rec["tiers"][tier])
+        for name, iou, f1 in zip(rec["classes"], rec["iou"], rec["f1"], strict=True):
+            row[f"iou_{name}"] = iou
+            row[f"f1_{name}"] = f1
+        rows.append(row)
+    if not rows:
+        return pd.DataFrame(columns=BASE_COLUMNS + TRAILING_COLUMNS)
+    frame = pd.DataFrame(rows)
+    class_columns = [c for c in frame.columns if c.startswith(("iou_", "f1_"))]
+    class_columns = sorted(
+        class_columns, key=lambda c: (not c.startswith("iou_"), list(frame.columns).index(c))
+    )
+    return frame[BASE_COLUMNS + class_columns + TRAILING_COLUMNS]
+
+
+def unfinished_rows(
+    entry: BoardEntry, scenarios: Sequence[str], modalities: Sequence[str]
+) -> list[dict[str, Any]]:
+    """Leaderboard rows for a run without results: shown as failed/running/missing, never
+    dropped (only its own scenario for a dedicated method)."""
+    spec, run = entry.spec, entry.run
+    status = UNFINISHED_STATUS.get(run.state, "missing")
+    error = {"failed": run.detail, "busy": "running in another launcher"}.get(run.state, "")
+    own = {
+        str(s) for s in METHODS.get(spec["method"]).evaluation_scenarios(spec["train_modalities"])
+    }
+    rows = []
+    for scenario in (s for s in scenarios if s in own):
+        parsed = Scenario.parse(scenario)
+        rows.append(
+            {
+                "dataset": entry.dataset,
+                "method": entry.label,
+                "imbalance": spec["imbalance"],
+                "scenario": scenario,
+                "missing": parsed.missing_label(modalities),
+                "n_present": len(parsed.present),
+                "seed": spec["seed"],
+                "split": "test",
+                "status": status,
+                "error": error,
+                "steps": spec["steps"],
+                "preset": spec["preset"],
+                "method_name": spec["method"],
+                "run_id": entry.run.run_id,
+            }
+        )
+    return rows
+
+
+def dataset_view(board: pd.DataFrame, dataset: str) -> tuple[pd.DataFrame, list[str], dict]:
+    """One dataset's rows, its scenarios in table order, and each scenario's missing label."""
+    part = board[board["dataset"] == dataset]
+    missing_of = dict(zip(part["scenario"], part["missing"], strict=False))
+    return part, scenario_order(part), missing_of
+
+
+def scenario_order(frame: pd.DataFrame) -> list[str]:
+    """Full-modality scenario first, then by decreasing number of present modalities."""
+    pairs = frame[["scenario", "n_present"]].drop_duplicates()
+    pairs = pairs.sort_values(["n_present", "scenario"], ascending=[False, True])
+    return list(pairs["scenario"])
+
+
+def write_csv(frame: pd.DataFrame, path: Path) -> None:
+    atomic_write_text(path, frame.to_csv(index=False, float_format="%.6f"))
+
+
+def wide_frame(board: pd.DataFrame, methods: Sequence[str], expected: Mapping) -> pd.DataFrame:
+    """leaderboard_wide.csv: one row per dataset x imbalance x method x scenario, with mean /
+    std / n / 95 % t-CI over seeds of every score metric (NaN = missing; `n_expected` from the
+    run grid)."""
+    rows = []
+    for dataset in dict.fromkeys(d for d, _f, _m in expected):
+        part = board[board["dataset"] == dataset]
+        factors = sorted({f for (d, f, _m) in expected if d == dataset})
+        for factor in factors:
+            for method in methods:
+                if (dataset, factor, method) not in expected:
+                    continue
+                for scenario in scenario_order(part) or [""]:
+                    sel = part[
+                        (part["imbalance"] == factor)
+                        & (part["method"] == method)
+                        & (part["scenario"] == scenario)
+                    ]
+                    miss = part.loc[part["scenario"] == scenario, "missing"]
+                    row = {
+                        "dataset": dataset,
+                        "imbalance": factor,
+                        "method": method,
+                        "scenario": scenario,
+                        "missing": miss.iloc[0] if len(miss) else "",
+                        "n_expected": expected[(dataset, factor, method)],
+                    }
+                    for metric in SCORE_METRICS:
+                        summary = summarize(sel[metric].tolist() if len(sel) else [])
+                        row[f"{metric}_mean"] = summary.mean
+                        row[f"{metric}_std"] = summary.std
+                        row[f"{metric}_n"] = summary.n
+                        row[f"{metric}_ci_low"] = summary.ci_low
+                        row[f"{metric}_ci_high"] = summary.ci_high
+                    rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def significance_frame(
+    records: Sequence[dict], methods: Sequence[str], reference: str
+) -> pd.DataFrame:
+    """Paired bootstrap (benchmark.report.stats) of every method against `reference`, per dataset x
+    imbalance x scenario, on mIoU and tail-tier mIoU, from the selected test records."""
+    selected = [r for r in records if r["split"] == "test" and r["selection"]]
+    index: dict[tuple, dict[int, dict]] = {}
+    for rec in selected:
+        key = (rec["dataset"], rec["imbalance"], rec["method"], rec["scenario"])
+        index.setdefault(key, {}).setdefault(rec["seed"], rec)
+    rows = []
+    for (dataset, factor, method, scenario), by_seed in index.items():
+        if method == reference:
+            continue
+        ref = index.get((dataset, factor, reference, scenario))
+        if not ref:
+            continue
+        seeds = sorted(set(by_seed) & set(ref))
+        if not seeds:
+            continue
+        first = by_seed[seeds[0]]
+        tiles = [t for t in first["tile_names"] if all(t in ref[s]["tile_names"] for s in seeds)]
+        tiles = [t for t in tiles if all(t in by_seed[s]["tile_names"] for s in seeds)]
+        if not tiles:
+            continue
+
+        def stack(recs, tiles=tiles, seeds=seeds):
+            return np.asarray(
+                [
+                    [recs[s]["tile_confusions"][recs[s]["tile_names"].index(t)] for t in tiles]
+                    for s in seeds
+                ],
+                dtype=np.float64,
+            )
+
+        a, b = stack(by_seed), stack(ref)
+        classes = list(first["classes"])
+        for metric in SIGNIFICANCE_METRICS:
+            names = first["eval_classes"] if metric == "miou" else first["tiers"]["tail"]
+            subset = [classes.index(n) for n in names]
+            if not subset:
+                continue
+            result = paired_bootstrap(a, b, subset)
+            rows.append(
+                {
+                    "dataset": dataset,
+                    "imbalance": factor,
+                    "method": method,
+                    "reference": reference,
+                    "scenario": scenario,
+                    "metric": metric,
+                    "diff": result.diff,
+                    "ci_low": result.ci_low,
+                    "ci_high": result.ci_high,
+                    "p_value": result.p_value,
+                    "significant": result.significant,
+                    "n_seeds": result.n_seeds,
+                    "n_tiles": result.n_tiles,
+                    "test": test_description(),
+                }
+            )
+    columns = [
+        "dataset", "imbalance", "method", "reference", "scenario", "metric", "diff", "ci_low",
+        "ci_high", "p_value", "significant", "n_seeds", "n_tiles", "test",
+    ]  # fmt: skip
+    frame = pd.DataFrame(rows, columns=columns)
+    order = {m: i for i, m in enumerate(methods)}
+    frame["_m"] = frame["method"].map(lambda m: order.get(m, len(order)))
+    frame = frame.sort_values(["dataset", "imbalance", "_m", "scenario", "metric"], kind="stable")
+    return frame.drop(columns="_m").reset_index(drop=True)

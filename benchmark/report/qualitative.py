@@ -1,0 +1,155 @@
+"""Qualitative grid: one test tile's input modalities and ground truth, then each method's
+prediction under each missing-modality scenario, coloured with the dataset's palette.
+
+Cheap by construction: one run per method (the lowest imbalance factor, then the lowest seed),
+its selected weights (`model.pt`), one test tile cut to at most `MAX_SIDE` pixels around its
+centre, the harness's own sliding-window inference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+
+from benchmark.core.method import TrainContext, evaluation_mode
+from benchmark.core.plugins import METHODS
+from benchmark.core.records import RunSpec
+from benchmark.core.scenarios import all_scenarios
+from benchmark.core.spec import MASK, DatasetSpec
+from benchmark.report.frames import dataset_of, label_of
+from benchmark.report.plots import DOUBLE, method_colours, new_figure
+from benchmark.report.samples import colourise, draw_modality
+from benchmark.run.data import open_dataset, prepare_data
+from benchmark.run.inference import sliding_window_logits
+from benchmark.run.store import RunStore, StoredRun
+from benchmark.run.transforms import Normalizer
+
+MAX_SIDE = 256
+
+
+def pick_runs(
+    runs: Sequence[StoredRun], store: RunStore, dataset: str, methods: Sequence[str]
+) -> dict[str, StoredRun]:
+    """Per method label, the finished run with the lowest (imbalance, seed) that has weights."""
+    chosen: dict[str, StoredRun] = {}
+    for run in sorted(runs, key=lambda r: (r.spec["imbalance"], r.spec["seed"])):
+        label = label_of(run.spec)
+        wanted = dataset_of(run.spec) == dataset and label in methods and label not in chosen
+        if wanted and store.has_model(run.run_id):
+            chosen[label] = run
+    return chosen
+
+
+def predict_tile(
+    run: StoredRun, store: RunStore, data_root: Path, tile: int = 0
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], DatasetSpec, str]:
+    """Raw sample cut to at most MAX_SIDE px, {scenario: labels}, dataset spec, tile name."""
+    spec = RunSpec.from_json(run.spec)
+    test = open_dataset(spec, "test", data_root)
+    height, width = test.tile_shape(tile)
+    y0, x0 = max(0, (height - MAX_SIDE) // 2), max(0, (width - MAX_SIDE) // 2)
+    window = (slice(y0, y0 + min(height, MAX_SIDE)), slice(x0, x0 + min(width, MAX_SIDE)))
+    sample = test.load(tile, window)
+    data = prepare_data(spec, data_root)  # class frequencies, exactly as in training
+    context = TrainContext(spec.steps, data.frequencies, spec.train_modalities)
+    method = METHODS.get(spec.method)(test.spec, spec.hparams, context)
+    method.load_state_dict(store.load_model(run.run_id))
+    normed = Normalizer(test.spec)(sample)
+    normed.pop(MASK)
+    tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in normed.items()}
+    predictions = {}
+    with evaluation_mode(method), torch.no_grad():
+        for scenario in all_scenarios(spec.train_modalities):
+            logits = sliding_window_logits(
+                method.predict,
+                scenario.select(tensors),
+                test.spec.num_classes,
+                window=spec.hparams["crop_size"],
+                overlap=spec.eval_overlap,
+                batch_size=spec.eval_batch_size,
+            )
+            predictions[str(scenario)] = logits.argmax(0).numpy()
+    return sample, predictions, test.spec, test.tile_name(tile)
+
+
+def qualitative_grid(
+    chosen: Mapping[str, StoredRun],
+    store: RunStore,
+    methods: Sequence[str],
+    data_root: Path,
+    dataset: str,
+    tile: int = 0,
+) -> Figure:
+    """Row 0: modalities and ground truth; one row per method, one column per scenario."""
+    results = {m: predict_tile(chosen[m], store, data_root, tile) for m in methods if m in chosen}
+    if not results:
+        raise ValueError(f"no finished run with weights for {dataset}")
+    sample, _, ds, tile_name = next(iter(results.values()))
+    scenarios = list(next(iter(results.values()))[1])
+    modalities = [m for m in ds.modalities if m.name in sample]
+    cols = max(len(modalities) + 1, len(scenarios))
+    panel = min(1.7, (DOUBLE - 0.4) / cols)
+    fig = new_figure(panel * cols + 0.4, panel * (len(methods) + 1) + 0.75)
+    axes = fig.subplots(len(methods) + 1, cols, squeeze=False)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for c, modality in enumerate(modalities):
+        draw_modality(axes[0, c], modality, np.asarray(sample[modality.name]))
+        axes[0, c].set_xlabel("")
+        axes[0, c].set_title(axes[0, c].get_title(), fontsize=7)
+    axes[0, len(modalities)].imshow(colourise(sample[MASK], ds), interpolation="nearest")
+    axes[0, len(modalities)].set_title("ground truth", fontsize=7)
+    for c in range(len(modalities) + 1, cols):
+        axes[0, c].set_visible(False)
+    axes[0, 0].set_ylabel("inputs", fontsize=7)
+    colours = method_colours(methods)
+    missing_of = {str(s): s for s in all_scenarios([m.name for m in modalities])}
+    for r, method in enumerate(methods, start=1):
+        label = method if len(method) <= 18 else method.replace("[", "\n[")
+        axes[r, 0].set_ylabel(label, fontsize=6.5, color=colours[method])
+        for c, scenario in enumerate(scenarios):
+            ax = axes[r, c]
+            if method not in results:
+                ax.text(
+                    0.5,
+                    0.5,
+                    "missing run",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    transform=ax.transAxes,
+                )
+            else:
+                ax.imshow(colourise(results[method][1][scenario], ds), interpolation="nearest")
+            if r == 1:
+                gone = missing_of[scenario].missing_label([m.name for m in modalities])
+                ax.set_title(f"present: {scenario}\n(missing: {gone})", fontsize=6.5)
+        for c in range(len(scenarios), cols):
+            axes[r, c].set_visible(False)
+    handles = [
+        Patch(facecolor=np.asarray(col) / 255, edgecolor="black", linewidth=0.4, label=name)
+        for name, col in zip(ds.classes, ds.palette, strict=True)
+    ]
+    fig.legend(
+        handles=handles,
+        loc="outside lower center",
+        ncol=min(6, len(handles)),
+        frameon=False,
+        fontsize=6.5,
+    )
+    picked = {(chosen[m].spec["seed"], chosen[m].spec["imbalance"]) for m in results}
+    which = (
+        "seed {}, imbalance ×{:g}".format(*next(iter(picked)))
+        if len(picked) == 1
+        else "lowest seed and imbalance per method"
+    )
+    fig.suptitle(
+        f"{dataset}, test tile {tile_name}: predictions per scenario ({which})", fontsize=7
+    )
+    return fig

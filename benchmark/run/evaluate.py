@@ -1,0 +1,240 @@
+"""Evaluate a method on a split under several scenarios with identical sliding-window inference,
+and turn the confusion matrices into self-describing records."""
+
+from __future__ import annotations
+
+import resource
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import torch
+
+from benchmark.core.dataset import MultiModalDataset
+from benchmark.core.method import Method, evaluation_mode
+from benchmark.core.provenance import git_commit, versions
+from benchmark.core.records import EvalRecord, RunSpec
+from benchmark.core.scenarios import Scenario
+from benchmark.core.spec import MASK
+from benchmark.run.data import RunData
+from benchmark.run.imbalance import TIERS
+from benchmark.run.inference import sliding_window_bands, sliding_window_logits
+from benchmark.run.metrics import ConfusionMatrix, tier_mean
+from benchmark.run.transforms import Normalizer
+
+
+def evaluate_split(
+    method: Method,
+    dataset: MultiModalDataset,
+    scenarios: Sequence[Scenario],
+    window: int,
+    overlap: float,
+    batch_size: int,
+    device: torch.device,
+    on_tile: Callable[[], object] | None = None,
+) -> dict[Scenario, list[ConfusionMatrix]]:
+    """Per-tile confusion matrices per scenario over every tile of `dataset`.
+
+    Kept per tile so reports can resample tiles (paired bootstrap); sum them for the split.
+
+    Each tile is read and normalised once, then predicted under every scenario; the method
+    sees only the present modalities and never the labels.
+    """
+    spec = dataset.spec
+    normalize = Normalizer(spec)
+    matrices: dict[Scenario, list[ConfusionMatrix]] = {s: [] for s in scenarios}
+    with evaluation_mode(method):
+        for index in range(len(dataset)):
+            height, width = dataset.tile_shape(index)
+            if height >= window and width >= window:
+                # Large tiles stream through in bands of rows (same windows, same logits):
+                # memory stays bounded by the window size, not the tile size.
+                for scenario in scenarios:
+                    matrices[scenario].append(
+                        _streamed_tile_matrix(
+                            method,
+                            dataset,
+                            index,
+                            scenario,
+                            normalize,
+                            window,
+                            overlap,
+                            batch_size,
+                            device,
+                        )
+                    )
+                if on_tile is not None:
+                    on_tile()
+                continue
+            sample = normalize(dataset.load(index))
+            target = torch.from_numpy(sample.pop(MASK).astype("int64"))
+            tensors = {k: torch.from_numpy(v).to(device) for k, v in sample.items()}
+            for scenario in scenarios:
+                logits = sliding_window_logits(
+                    method.predict,
+                    scenario.select(tensors),
+                    spec.num_classes,
+                    window=window,
+                    overlap=overlap,
+                    batch_size=batch_size,
+                )
+                tile_matrix = ConfusionMatrix(spec.num_classes, spec.ignore_index)
+                tile_matrix.update(logits.argmax(0).cpu(), target)
+                matrices[scenario].append(tile_matrix)
+            if on_tile is not None:
+                on_tile()
+    return matrices
+
+
+def _streamed_tile_matrix(
+    method: Method,
+    dataset: MultiModalDataset,
+    index: int,
+    scenario: Scenario,
+    normalize: Normalizer,
+    window: int,
+    overlap: float,
+    batch_size: int,
+    device: torch.device,
+) -> ConfusionMatrix:
+    """Confusion matrix of one tile predicted band by band (`sliding_window_bands`)."""
+    spec = dataset.spec
+    height, width = dataset.tile_shape(index)
+    every_column = slice(0, width)
+
+    def read_rows(row0: int, row1: int) -> dict[str, torch.Tensor]:
+        raw = dataset.load(index, (slice(row0, row1), every_column))
+        raw.pop(MASK)
+        tensors = {k: torch.from_numpy(v).to(device) for k, v in normalize(raw).items()}
+        return scenario.select(tensors)
+
+    matrix = ConfusionMatrix(spec.num_classes, spec.ignore_index)
+    bands = sliding_window_bands(
+        method.predict, read_rows, height, width, spec.num_classes, window, overlap, batch_size
+    )
+    for row0, row1, logits in bands:
+        target = dataset.load(index, (slice(row0, row1), every_column))[MASK]
+        matrix.update(logits.argmax(0).cpu(), torch.from_numpy(target.astype("int64")))
+    return matrix
+
+
+def process_peak_memory_mb(device: torch.device) -> float:
+    """The process's high-water mark so far (CUDA allocator, or CPU max resident set): what a
+    run record reports. `profile.timing.peak_memory_mb` is the per-call peak of the profilers."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def evaluation_records(
+    spec: RunSpec,
+    data: RunData,
+    method: Method,
+    split: str,
+    scenarios: Sequence[Scenario],
+    step: int,
+    train_seconds: float,
+    device: torch.device,
+    selection: str,
+    on_tile: Callable[[], object] | None = None,
+) -> list[dict[str, Any]]:
+    """Evaluate `method` on `split` under `scenarios`; one record per scenario."""
+    dataset = data.val if split == "val" else data.test
+    tic = time.perf_counter()
+    matrices = evaluate_split(
+        method,
+        dataset,
+        scenarios,
+        window=spec.hparams["crop_size"],
+        overlap=spec.eval_overlap,
+        batch_size=spec.eval_batch_size,
+        device=device,
+        on_tile=on_tile,
+    )
+    seconds = (time.perf_counter() - tic) / max(1, len(scenarios))
+    extra = dict(method.diagnostics())
+    return [
+        make_record(
+            spec,
+            data,
+            dataset,
+            split,
+            scenario,
+            tiles,
+            step,
+            selection,
+            seconds,
+            train_seconds,
+            device,
+            extra,
+        )  # fmt: skip
+        for scenario, tiles in matrices.items()
+    ]
+
+
+def make_record(
+    spec: RunSpec,
+    data: RunData,
+    dataset: MultiModalDataset,
+    split: str,
+    scenario: Scenario,
+    tiles: list[ConfusionMatrix],
+    step: int,
+    selection: str,
+    eval_seconds: float,
+    train_seconds: float,
+    device: torch.device,
+    extra: dict[str, float],
+) -> dict[str, Any]:
+    """The self-describing record of one evaluation (`EvalRecord`), as JSON."""
+    ds = dataset.spec
+    matrix = ConfusionMatrix.total(tiles)
+    scores = matrix.compute(ds.eval_classes)
+    tiers = data.tiers
+    record = EvalRecord(
+        run_id=spec.run_id,
+        method=spec.label or spec.method,
+        method_name=spec.method,
+        dataset=spec.dataset,
+        dataset_options=dict(spec.dataset_options),
+        hparams=dict(spec.hparams),
+        seed=spec.seed,
+        steps=spec.steps,
+        preset=spec.preset,
+        imbalance=spec.imbalance,
+        checkpoint_step=step,
+        split=split,
+        scenario=str(scenario),
+        missing=scenario.missing_label(ds.modality_names),
+        n_present=len(scenario.present),
+        selection=selection,
+        miou=scores.miou,
+        mf1=scores.mf1,
+        oa=scores.oa,
+        kappa=scores.kappa,
+        classes=list(ds.classes),
+        iou=list(scores.iou),
+        f1=list(scores.f1),
+        precision=list(scores.precision),
+        recall=list(scores.recall),
+        support=list(scores.support),
+        confusion=matrix.matrix.tolist(),
+        tile_names=[dataset.tile_name(i) for i in range(len(tiles))],
+        tile_confusions=[t.matrix.tolist() for t in tiles],
+        eval_classes=list(ds.eval_class_names),
+        tiers={t: [ds.classes[c] for c in tiers.of(t)] for t in TIERS},
+        tier_miou={t: tier_mean(scores.iou, tiers.of(t)) for t in TIERS},
+        tier_mf1={t: tier_mean(scores.f1, tiers.of(t)) for t in TIERS},
+        ignore_index=ds.ignore_index,
+        label_set=ds.label_set,
+        eval_seconds=round(eval_seconds, 3),
+        train_seconds=round(train_seconds, 3),
+        peak_memory_mb=round(process_peak_memory_mb(device), 1),
+        device=str(device),
+        commit=git_commit(),
+        versions=versions(),
+        timestamp=datetime.now(UTC).isoformat(timespec="seconds"),
+        extra=extra,
+    )
+    return record.to_json()

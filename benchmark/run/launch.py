@@ -1,0 +1,90 @@
+"""A sweep from request to leaderboard: validate, check, launch, then tabulate from the store."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+from rich.markup import escape
+
+from benchmark.core.progress import console, results_console
+from benchmark.report.frames import BoardEntry, leaderboard, write_csv
+from benchmark.report.render import wide_table
+from benchmark.run.launchers import LAUNCHERS, LaunchContext
+from benchmark.run.store import RunStore
+from benchmark.run.sweep import Sweep, SweepRequest, expand, preflight
+
+LEADERBOARD = "leaderboard.csv"
+
+
+def launch_sweep(
+    request: SweepRequest,
+    launcher: str,
+    data_root: Path,
+    out: Path,
+    device: torch.device,
+    workers: int = 1,
+    threads: int | None = None,
+    retry_failed: bool = False,
+    address: str | None = None,
+) -> int:
+    """Run the sweep and write its leaderboard; the exit status (1 if a run has no results).
+
+    Everything that can be checked is checked before anything is written under `out`: names
+    and values (`expand`), the results directory, the data and existing checkpoints.
+    """
+    launch = LAUNCHERS.get(launcher)
+    sweep = expand(request)
+    store = RunStore(out)
+    store.check_writable()
+    preflight(sweep.specs, data_root, store)
+    context = LaunchContext(
+        data_root=data_root,
+        out=out,
+        device=device,
+        workers=workers,
+        threads=threads,
+        retry_failed=retry_failed,
+        address=address,
+        modules=sweep.modules,
+    )
+    if launcher == "dry_run":
+        launch(sweep.specs, context)
+        return 0
+
+    store.claim()
+    start = time.perf_counter()
+    console.log(
+        f"{len(sweep.specs)} run(s) on {device} · preset {request.preset.name} · launcher "
+        f"{launcher} · out {out}"
+    )
+    outcomes = launch(sweep.specs, context)
+    board = sweep_leaderboard(sweep, store)
+    path = out / LEADERBOARD
+    write_csv(board, path)
+    for dataset, imbalance in dict.fromkeys((s.dataset, s.imbalance) for s in sweep.specs):
+        results_console.print(wide_table(board, sweep.labels, dataset, imbalance))
+    console.print(
+        f"leaderboard: [bold]{escape(str(path))}[/bold] ({len(board)} rows) · runs: "
+        f"{escape(str(out / 'runs'))}/<run_id>/ (spec.json, records.jsonl, train_log.jsonl, "
+        f"model.pt) · wall {time.perf_counter() - start:.0f} s"
+    )
+    failed = [o for o in outcomes if o.status in ("failed", "busy")]
+    if failed:
+        console.print(
+            f"[red]{len(failed)} run(s) without results[/red] (failed or running elsewhere; "
+            "reasons in runs/<run_id>/failed.json); rerun with --retry-failed to try again"
+        )
+        return 1
+    return 0
+
+
+def sweep_leaderboard(sweep: Sweep, store: RunStore):  # noqa: ANN201  (a DataFrame)
+    """The sweep's leaderboard, from the store: its runs under this sweep's labels, the
+    reported scenarios only, and a row per scenario for every run without results."""
+    entries = [
+        BoardEntry(spec.label, spec.dataset, spec.to_json(), store.load(spec.run_id))
+        for spec in sweep.specs
+    ]
+    return leaderboard(entries, sweep.reported, sweep.modalities)

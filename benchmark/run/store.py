@@ -1,0 +1,308 @@
+"""The results store: the one module that knows the layout and protocol of a results directory.
+
+    <out>/.missbench                  marks a MissBench results directory
+    <out>/runs/<run_id>/              one content-addressed directory per run
+        spec.json                     the run spec (its hash is the directory's name)
+        checkpoint.pt                 the last validation's state, while the run is unfinished
+        train_log.jsonl               training losses every few steps
+        model.pt                      the selected weights
+        records.jsonl                 every evaluation as a self-describing record
+        failed.json                   why the run failed (reason, type, traceback)
+        done                          written last: the run is finished
+        .lock                         held while a process executes the run
+
+States of a run: `done`, `failed`, `busy` (another process holds its lock), `incomplete` (a
+checkpoint to resume from) and `pending` (nothing yet). Every file is written atomically
+(temporary file + rename) and `done` last, so a reader never sees a half-written result and a
+killed run resumes from its last checkpoint. Training, the launchers, `report` and the
+qualitative figures read and write runs only through `RunStore`.
+
+The lock is `filelock`'s: `flock` on local disks and on network file systems whose locking
+works (NFS with lockd, Lustre, GPFS); where `flock` is missing (some FUSE and NFS `nolock`
+mounts) or `fcntl` is absent, filelock falls back to a soft lock, a marker file that holds the
+owner's pid and host. A soft lock left by a process that was killed on another host must be
+removed by hand (`rm <out>/runs/<run_id>/.lock`); a flock vanishes with its process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import filelock
+import torch
+
+from benchmark.core.errors import BenchmarkError
+from benchmark.core.io import atomic_torch_save, atomic_write_json, atomic_write_jsonl, read_jsonl
+from benchmark.core.records import HARNESS_VERSION, RunSpec
+
+RUNS = "runs"
+SPEC = "spec.json"
+CHECKPOINT = "checkpoint.pt"
+TRAIN_LOG = "train_log.jsonl"
+MODEL = "model.pt"
+RECORDS = "records.jsonl"
+FAILED = "failed.json"
+DONE = "done"
+LOCK = ".lock"
+OUT_MARKER = ".missbench"
+"""File that marks a directory as a MissBench results directory."""
+
+STATES = ("done", "failed", "busy", "incomplete", "pending")
+
+
+@dataclass
+class StoredRun:
+    """One run directory as the store found it."""
+
+    run_id: str
+    path: Path
+    spec: dict[str, Any] | None
+    """`spec.json` as written (None when it is missing or unreadable)."""
+    state: str
+    """One of `STATES`, or `unreadable` (spec or records could not be read)."""
+    detail: str = ""
+    """The failure reason (`failed`) or what could not be read (`unreadable`)."""
+    records: list[dict[str, Any]] = field(default_factory=list)
+    """Every evaluation record of a `done` run."""
+
+    @property
+    def status(self) -> str:
+        """The report's status text: `done`, `incomplete`, `failed: <why>`, `unreadable: ...`."""
+        if self.state == "done":
+            return "done"
+        if self.state == "failed":
+            return f"failed: {self.detail}" if self.detail else "failed"
+        if self.state == "unreadable":
+            return f"unreadable: {self.detail}"
+        return "incomplete"
+
+
+class RunStore:
+    """Reads and writes the runs of one results directory (`--out`)."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = Path(out)
+
+    # ----------------------------------------------------------------- the results directory
+    def run_dir(self, run_id: str) -> Path:
+        """Where run `run_id` lives (it may not exist yet)."""
+        return self.out / RUNS / run_id
+
+    def check_writable(self) -> None:
+        """Refuse, before anything is written, an `--out` that is a file, unwritable, or a
+        non-empty directory that is not a MissBench results directory."""
+        out = self.out
+        if out.exists() and not out.is_dir():
+            raise BenchmarkError(f"--out {out}: exists and is not a directory")
+        probe = out if out.exists() else next((p for p in out.parents if p.exists()), Path("."))
+        try:  # a real probe: os.access says yes to root even on read-only file systems
+            with tempfile.TemporaryFile(dir=probe):
+                pass
+        except OSError:
+            raise BenchmarkError(f"--out {out}: not writable ({probe} refuses new files)") from None
+        if out.is_dir() and any(out.iterdir()) and not (out / OUT_MARKER).exists():
+            raise BenchmarkError(
+                f"--out {out}: non-empty directory without a {OUT_MARKER} marker (not a "
+                "MissBench results directory); choose a new or empty directory"
+            )
+
+    def claim(self) -> None:
+        """Create the results directory (if needed) and mark it as MissBench's."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        marker = self.out / OUT_MARKER
+        if not marker.exists():
+            marker.write_text("MissBench results directory (see results/README.md)\n")
+
+    # ----------------------------------------------------------------- states and the lock
+    def state(self, run_id: str) -> str:
+        """done | failed | busy | incomplete | pending, from the run directory alone.
+
+        Writes nothing: the lock is probed only when its file already exists.
+        """
+        directory = self.run_dir(run_id)
+        if (directory / DONE).exists():
+            return "done"
+        if (directory / FAILED).exists():
+            return "failed"
+        if (directory / LOCK).exists() and _held_elsewhere(directory / LOCK):
+            return "busy"
+        if (directory / CHECKPOINT).exists():
+            return "incomplete"
+        return "pending"
+
+    @contextlib.contextmanager
+    def lock(self, run_id: str) -> Iterator[bool]:
+        """An exclusive, non-blocking lock on the run; yields False if another holds it."""
+        directory = self.run_dir(run_id)
+        directory.mkdir(parents=True, exist_ok=True)
+        lock = filelock.FileLock(directory / LOCK, timeout=0)
+        try:
+            lock.acquire()
+        except filelock.Timeout:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            lock.release()
+
+    # ----------------------------------------------------------------- writes
+    def write_spec(self, spec: RunSpec) -> None:
+        """`spec.json`: what the run is (rewritten at every start; the content never changes)."""
+        atomic_write_json(self.run_dir(spec.run_id) / SPEC, spec.to_json())
+
+    def write_train_log(self, run_id: str, history: Sequence[dict[str, Any]]) -> None:
+        """`train_log.jsonl`: the training losses so far."""
+        atomic_write_jsonl(self.run_dir(run_id) / TRAIN_LOG, history)
+
+    def save_model(self, run_id: str, step: int, weights: dict[str, Any]) -> None:
+        """`model.pt`: the selected weights and the step they come from."""
+        atomic_torch_save(
+            {"run_id": run_id, "step": step, "model": weights}, self.run_dir(run_id) / MODEL
+        )
+
+    def save_checkpoint(self, run_id: str, state: dict[str, Any]) -> None:
+        """`checkpoint.pt`: everything a resumed run needs, stamped with run and harness."""
+        stamped = {"run_id": run_id, "harness_version": HARNESS_VERSION, **state}
+        atomic_torch_save(stamped, self.run_dir(run_id) / CHECKPOINT)
+
+    def finish(self, run_id: str, records: Sequence[dict[str, Any]]) -> None:
+        """Write the records, drop the checkpoint, then `done` (last, so readers trust it)."""
+        directory = self.run_dir(run_id)
+        atomic_write_jsonl(directory / RECORDS, records)
+        (directory / CHECKPOINT).unlink(missing_ok=True)
+        (directory / DONE).write_text(datetime.now(UTC).isoformat() + "\n")
+
+    def record_failure(self, run_id: str, error: BaseException | str, trace: str = "") -> str:
+        """Write `failed.json` (reason, type, traceback) atomically; return the one-line reason.
+
+        `error` is the exception a run raised, or a sentence for a worker that died.
+        """
+        if isinstance(error, BaseException):
+            reason = f"{type(error).__name__}: {error}".splitlines()[0][:500]
+            kind = type(error).__name__
+        else:
+            reason, kind = error, "WorkerDied"
+        atomic_write_json(
+            self.run_dir(run_id) / FAILED,
+            {
+                "reason": reason,
+                "type": kind,
+                "traceback": trace,
+                "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
+            },
+        )
+        return reason
+
+    def clear_failure(self, run_id: str) -> None:
+        """Forget an earlier failure (the run is being retried)."""
+        (self.run_dir(run_id) / FAILED).unlink(missing_ok=True)
+
+    # ----------------------------------------------------------------- reads
+    def failure_reason(self, run_id: str) -> str:
+        """The recorded reason of a failed run (a placeholder when `failed.json` is damaged)."""
+        try:
+            return json.loads((self.run_dir(run_id) / FAILED).read_text(encoding="utf-8"))["reason"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return "failed (no readable failed.json)"
+
+    def read_records(self, run_id: str) -> list[dict[str, Any]]:
+        """The evaluation records of a finished run."""
+        return read_jsonl(self.run_dir(run_id) / RECORDS)
+
+    def read_train_log(self, run_id: str) -> list[dict[str, Any]]:
+        """The training log, or [] when it is missing or unreadable."""
+        try:
+            return read_jsonl(self.run_dir(run_id) / TRAIN_LOG)
+        except (OSError, ValueError):
+            return []
+
+    def has_model(self, run_id: str) -> bool:
+        """Whether the run kept its selected weights."""
+        return (self.run_dir(run_id) / MODEL).exists()
+
+    def load_model(self, run_id: str) -> dict[str, Any]:
+        """The selected weights (`weights_only`, on the CPU)."""
+        state = torch.load(self.run_dir(run_id) / MODEL, map_location="cpu", weights_only=True)
+        return state["model"]
+
+    def load_checkpoint(self, spec: RunSpec, device: torch.device) -> dict[str, Any] | None:
+        """The run's checkpoint, validated as its own (None when there is none)."""
+        if not (self.run_dir(spec.run_id) / CHECKPOINT).exists():
+            return None
+        self.validate_checkpoint(spec)
+        path = self.run_dir(spec.run_id) / CHECKPOINT
+        return torch.load(path, map_location=device, weights_only=True)
+
+    def validate_checkpoint(self, spec: RunSpec) -> None:
+        """Refuse (before anything is written) a checkpoint that is not this run's own."""
+        path = self.run_dir(spec.run_id) / CHECKPOINT
+        if not path.exists():
+            return
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as error:
+            raise BenchmarkError(
+                f"{path}: unreadable checkpoint ({type(error).__name__}); delete it to restart "
+                "that run from scratch"
+            ) from None
+        if not isinstance(state, dict) or state.get("run_id") != spec.run_id:
+            found = state.get("run_id") if isinstance(state, dict) else None
+            raise BenchmarkError(
+                f"{path}: checkpoint of run {found!r}, expected {spec.run_id!r}; "
+                "delete it to restart that run"
+            )
+        if state.get("harness_version") != HARNESS_VERSION:
+            raise BenchmarkError(
+                f"{path}: checkpoint from harness version {state.get('harness_version')!r}, "
+                f"this is version {HARNESS_VERSION}; delete it to restart that run"
+            )
+
+    def load(self, run_id: str) -> StoredRun:
+        """One run directory: its spec, state and (when done) its records."""
+        path = self.run_dir(run_id)
+        try:
+            spec = json.loads((path / SPEC).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            return StoredRun(run_id, path, None, "unreadable", f"spec.json ({error})")
+        state = self.state(run_id)
+        if state == "failed":
+            return StoredRun(run_id, path, spec, state, self._failure_detail(run_id))
+        if state != "done":
+            return StoredRun(run_id, path, spec, state)
+        try:
+            records = self.read_records(run_id)
+        except (OSError, ValueError) as error:
+            return StoredRun(run_id, path, spec, "unreadable", f"records ({error})")
+        return StoredRun(run_id, path, spec, "done", records=records)
+
+    def _failure_detail(self, run_id: str) -> str:
+        reason = self.failure_reason(run_id)
+        return "" if reason.startswith("failed (") else reason
+
+    def scan(self) -> list[StoredRun]:
+        """Every run directory under `runs/`, sorted by run id."""
+        root = self.out / RUNS
+        names = sorted(p.name for p in root.glob("*") if p.is_dir()) if root.is_dir() else []
+        return [self.load(name) for name in names]
+
+
+def _held_elsewhere(path: Path) -> bool:
+    """Whether another process holds the lock file `path` (probed without creating anything;
+    a lock that cannot even be opened, e.g. on a read-only copy of the results, is not held)."""
+    lock = filelock.FileLock(path, timeout=0)
+    try:
+        lock.acquire()
+    except filelock.Timeout:
+        return True
+    except OSError:
+        return False
+    lock.release()
+    return False

@@ -1,0 +1,164 @@
+"""The sweep: what the user asked for, expanded into run specs by the one validator.
+
+`expand` checks every name and value once (methods, datasets and their options, hyperparameter
+overrides, the step budget, imbalance factors, `--missing`), before anything runs or is written,
+and returns the runs together with the scenarios to report; `preflight` then opens the data
+and checks existing checkpoints, still writing nothing under `--out`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmark.core.errors import BenchmarkError
+from benchmark.core.hparams import resolve_hparams
+from benchmark.core.options import NamedConfig
+from benchmark.core.plugins import DATASETS, METHODS, importable_modules
+from benchmark.core.presets import Preset
+from benchmark.core.records import RunSpec
+from benchmark.core.scenarios import scenarios_for_missing
+from benchmark.run.data import open_dataset
+from benchmark.run.imbalance import validate_factor
+from benchmark.run.store import RunStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SweepRequest:
+    """The product the user asked for: methods x datasets x imbalance factors x seeds under one
+    preset, and the scenarios to report (`--missing`)."""
+
+    methods: tuple[NamedConfig, ...]
+    datasets: tuple[NamedConfig, ...]
+    seeds: tuple[int, ...]
+    preset: Preset
+    steps: int | None = None
+    imbalances: tuple[float, ...] = (1.0,)
+    missing: str = "all"
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """The validated sweep: its runs, in order, and what to report of them."""
+
+    specs: tuple[RunSpec, ...]
+    reported: dict[str, tuple[str, ...]]
+    """Dataset name -> the scenarios to report (`--missing`), full scenario first."""
+    modalities: dict[str, tuple[str, ...]]
+    """Dataset name -> its modalities."""
+    modules: tuple[str, ...]
+    """Modules that registered the sweep's methods and datasets (for worker processes)."""
+
+    @property
+    def labels(self) -> list[str]:
+        """Method labels in sweep order (the order of tables)."""
+        return list(dict.fromkeys(spec.label for spec in self.specs))
+
+
+def expand(request: SweepRequest) -> Sweep:
+    """Validate the request and expand it into runs.
+
+    A dedicated method (e.g. `unimodal`) gets one run per reported scenario, trained on exactly
+    that scenario's modalities (`Method.training_subsets`).
+    """
+    methods = expand_method_names(request.methods)
+    method_classes = [METHODS.get(m.name) for m in methods]
+    total = request.steps if request.steps is not None else request.preset.steps
+    if total < 1:
+        raise BenchmarkError(f"--steps must be a positive integer, got {total}")
+    factors = [validate_factor(f) for f in request.imbalances]
+    specs, reported, modalities, dataset_classes = [], {}, {}, []
+    for given in request.datasets:
+        name = DATASETS.canonical(given.name)
+        dataset = NamedConfig(name, given.overrides)
+        cls = DATASETS.get(name)
+        dataset_classes.append(cls)
+        options = cls.make_options(dataset.overrides)
+        names = cls.modalities_for(options)
+        scenarios = scenarios_for_missing(request.missing, names)
+        reported[name] = tuple(str(s) for s in scenarios)
+        modalities[name] = tuple(names)
+        for factor in factors:
+            for method, method_cls in zip(methods, method_classes, strict=True):
+                for subset in method_cls.training_subsets(names, scenarios):
+                    for seed in request.seeds:
+                        specs.append(
+                            make_run_spec(
+                                method, dataset, seed, request.preset, total, subset, factor
+                            )
+                        )
+    modules = importable_modules([*method_classes, *dataset_classes])
+    return Sweep(tuple(specs), reported, modalities, modules)
+
+
+def make_run_spec(
+    method: NamedConfig,
+    dataset: NamedConfig,
+    seed: int,
+    preset: Preset,
+    steps: int,
+    train_modalities: Sequence[str],
+    imbalance: float = 1.0,
+) -> RunSpec:
+    """Resolve a (canonical) method and dataset with their overrides into a frozen spec; unknown
+    hyperparameters and options raise here, before anything runs."""
+    hparams = resolve_hparams(
+        METHODS.get(method.name).hparam_space(),
+        preset.hparams,
+        method.overrides,
+        owner=f"method {method.name!r}",
+    )
+    options = DATASETS.get(dataset.name).make_options(dataset.overrides)
+    return RunSpec(
+        method=method.name,
+        hparams=hparams,
+        dataset=dataset.name,
+        dataset_options=options.as_params(),
+        seed=seed,
+        steps=steps,
+        val_checks=preset.val_checks,
+        eval_overlap=preset.eval_overlap,
+        eval_batch_size=preset.eval_batch_size,
+        train_modalities=tuple(sorted(train_modalities)),
+        imbalance=imbalance,
+        label=method.label(),
+        preset=preset.name,
+    )
+
+
+def expand_method_names(entries: Sequence[NamedConfig]) -> list[NamedConfig]:
+    """Check every name once and return the methods under their registered names (an alias is
+    the method it names; `all` stands for every registered method, in registry order)."""
+    out: list[NamedConfig] = []
+    for entry in entries:
+        if entry.name == "all":
+            if entry.overrides:
+                raise BenchmarkError("--methods all takes no overrides; name the methods instead")
+            out += [NamedConfig(name) for name in METHODS.names()]
+        else:
+            out.append(NamedConfig(METHODS.canonical(entry.name), entry.overrides))
+    return list(dict.fromkeys(out))
+
+
+def preflight(specs: Sequence[RunSpec], data_root: Path, store: RunStore) -> None:
+    """Surface bad input before anything is written: every dataset split opens (and decodes
+    or generates its cache under the data root) and every existing checkpoint is this run's."""
+    opened = set()
+    for spec in specs:
+        key = (spec.dataset, spec.dataset_options)
+        if key not in opened:
+            for split in ("train", "val", "test"):
+                dataset = open_dataset(spec, split, data_root)
+                if len(dataset) == 0:
+                    raise BenchmarkError(
+                        f"dataset {spec.dataset!r}: the {split} split is empty under {data_root}"
+                    )
+                dataset.spec  # noqa: B018  (train statistics: computed and cached once)
+                for index in range(len(dataset)):  # decode-once caches, validated up front
+                    dataset.load(index, (slice(0, 1), slice(0, 1)))
+            opened.add(key)
+        store.validate_checkpoint(spec)
