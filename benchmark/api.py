@@ -31,6 +31,7 @@ from benchmark.core.method import (
 from benchmark.core.plugins import register_dataset, register_method
 from benchmark.core.scenarios import Scenario, all_scenarios
 from benchmark.core.spec import MASK, DatasetSpec, Modality
+from benchmark.profile.profilers import Profiler, register_profiler
 
 __all__ = [
     "MASK",
@@ -44,6 +45,7 @@ __all__ = [
     "Modality",
     "MultiModalDataset",
     "Paper",
+    "Profiler",
     "Params",
     "RawSample",
     "Scenario",
@@ -55,4 +57,5 @@ __all__ = [
     "modality_inputs",
     "register_dataset",
     "register_method",
+    "register_profiler",
 ]

@@ -203,6 +203,7 @@ class SyntheticDataset(MultiModalDataset):
 
     Options: ClassVar[type[DatasetOptions]] = SyntheticOptions
     MODALITIES: ClassVar[tuple[str, ...]] = ("optical", "dsm")
+    GENERATED: ClassVar[bool] = True
 
     def __init__(self, root: Path, split: str, options: DatasetOptions | None = None) -> None:
         super().__init__(root, split, options)

@@ -11,4 +11,3 @@ from methods import unimodal  # noqa: F401
 from methods import distill  # noqa: F401
 from methods import generative  # noqa: F401
 from methods import shaspec  # noqa: F401
-from methods.components import psa_profile  # noqa: F401  (registers `profile psa`)

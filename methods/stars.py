@@ -47,10 +47,12 @@ from benchmark.api import (
     HParam,
     Method,
     Paper,
+    Profiler,
     TrainContext,
     labels_of,
     modality_inputs,
     register_method,
+    register_profiler,
 )
 from methods.components import ConcatFusion, FPNDecoder, ModalityEncoder, SegmentationHead
 from methods.components.attention import SCSE
@@ -67,6 +69,16 @@ from methods.components.psa import (
 )
 from methods.components.shared_encoder import NORMS, SharedEncoder
 from methods.components.translators import TranslatorBank, alignment_loss
+
+register_profiler(
+    "psa",
+    Profiler(
+        description="STARS's PSA sampling and loss, and translation + alignment, against a whole "
+        "STARS step, for the balanced, uniform, loop and hard_easy samplers, swept over pixels "
+        "per class, classes, feature size and batch",
+        module="methods.components.psa_profile",
+    ),
+)
 
 DIAGNOSTICS = (
     "align_loss",

@@ -45,6 +45,9 @@ class MultiModalDataset(abc.ABC):
     Options: ClassVar[type[DatasetOptions]] = DatasetOptions
     MODALITIES: ClassVar[tuple[str, ...]] = ()
     """Modality names, known without touching any file (flags are validated before loading)."""
+    GENERATED: ClassVar[bool] = False
+    """True for data generated on first use (nothing to download, so nothing can be absent);
+    otherwise absent files raise `DatasetNotFoundError` saying where to get them."""
 
     @classmethod
     def modalities_for(cls, options: DatasetOptions) -> tuple[str, ...]:

@@ -1,40 +1,46 @@
 """The profiler registry: `run_benchmark.py profile <name>`.
 
-A profiler measures into a DataFrame and writes it out (CSV, Markdown, figure) with a few
-headline lines for the terminal. The harness registers `step` (every method's training step);
-a method package registers profilers of its own parts (MissBench's STARS registers `psa` next
-to the code it profiles), so the harness imports no specific method.
+A profiler is a module with two functions: `run_profile(settings, methods) -> DataFrame` and
+`write_profile(frame, out) -> (headline lines, files written)`. The registry holds the module's name
+and imports it only when that profiler runs, so registering one costs nothing. The harness
+registers `step` (every method's training step); a method registers profilers of its own parts
+next to its code (MissBench's STARS registers `psa`), so the harness imports no specific method.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import importlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from benchmark.core.plugins import load_plugins
 from benchmark.core.registry import Registry
-from benchmark.profile.output import write_step_outputs
-from benchmark.profile.setup import ProfileSettings
-from benchmark.profile.step import profile_steps
 
-Measure = Callable[[ProfileSettings, Sequence[str]], pd.DataFrame]
-"""(settings, method labels) -> one row per measurement."""
-Write = Callable[[pd.DataFrame, Path], tuple[list[str], list[Path]]]
-"""(frame, output folder) -> (headline lines, files written)."""
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from benchmark.profile.setup import ProfileSettings
 
 
 @dataclass(frozen=True)
 class Profiler:
-    """A named profile: what it measures, and how its results are written."""
+    """A named profile: what it measures, and the module that measures and writes it."""
 
     description: str
-    measure: Measure
-    write: Write
+    module: str
+    """Importable module with `run_profile(settings, methods)` and `write_profile(frame, out)`."""
     uses_methods: bool = False
     """Whether `--methods` selects what it profiles."""
+
+    def measure(self, settings: ProfileSettings, methods: Sequence[str]) -> pd.DataFrame:
+        """Run the measurements: one row each."""
+        return importlib.import_module(self.module).run_profile(settings, methods)
+
+    def write(self, frame: pd.DataFrame, out: Path) -> tuple[list[str], list[Path]]:
+        """Write CSV, Markdown and figure under `out`; the headline lines and the files."""
+        return importlib.import_module(self.module).write_profile(frame, out)
 
 
 PROFILERS: Registry[Profiler] = Registry("profiler", loader=load_plugins)
@@ -45,18 +51,12 @@ def register_profiler(name: str, profiler: Profiler) -> Profiler:
     return PROFILERS.register(name)(profiler)
 
 
-def _write_step(frame: pd.DataFrame, out: Path) -> tuple[list[str], list[Path]]:
-    headline, files = write_step_outputs(frame, out)
-    return headline.lines(), files
-
-
 register_profiler(
     "step",
     Profiler(
         description="every method's training step split into data loading, forward, backward, "
         "optimiser and bookkeeping, and the harness against a bare PyTorch loop",
-        measure=lambda settings, methods: profile_steps(list(methods), settings),
-        write=_write_step,
+        module="benchmark.profile.step",
         uses_methods=True,
     ),
 )

@@ -26,6 +26,7 @@ import logging
 import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import pandas as pd
 import torch
@@ -167,3 +168,16 @@ def profile_steps(methods: Sequence[str], settings: ProfileSettings) -> pd.DataF
             if name == "baseline":
                 rows.append(bare_loop_row(run, device, repeats, warmup, base))
     return pd.DataFrame([asdict(r) for r in rows])
+
+
+def run_profile(settings: ProfileSettings, methods: Sequence[str]) -> pd.DataFrame:
+    """`profile step`'s measurements (the profiler registry's entry point)."""
+    return profile_steps(list(methods), settings)
+
+
+def write_profile(frame: pd.DataFrame, out: Path) -> tuple[list[str], list[Path]]:
+    """`profile step`'s CSV, Markdown and figure, and its headline lines."""
+    from benchmark.profile.output import write_step_outputs
+
+    headline, files = write_step_outputs(frame, out)
+    return headline.lines(), files

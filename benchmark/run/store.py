@@ -142,10 +142,8 @@ class RunStore:
         """An exclusive, non-blocking lock on the run; yields False if another holds it."""
         directory = self.run_dir(run_id)
         directory.mkdir(parents=True, exist_ok=True)
-        lock = filelock.FileLock(directory / LOCK, timeout=0)
-        try:
-            lock.acquire()
-        except filelock.Timeout:
+        lock = _acquire(directory / LOCK)
+        if lock is None:
             yield False
             return
         try:
@@ -294,15 +292,35 @@ class RunStore:
         return [self.load(name) for name in names]
 
 
-def _held_elsewhere(path: Path) -> bool:
-    """Whether another process holds the lock file `path` (probed without creating anything;
-    a lock that cannot even be opened, e.g. on a read-only copy of the results, is not held)."""
-    lock = filelock.FileLock(path, timeout=0)
+def _acquire(path: Path) -> filelock.BaseFileLock | None:
+    """Take the lock at `path` without waiting; None when another process holds it.
+
+    Current filelock falls back to a soft lock by itself where `flock` is missing; older
+    releases raise NotImplementedError there (leaving `path` behind), so the soft lock then
+    lives beside it.
+    """
+    lock: filelock.BaseFileLock = filelock.FileLock(path, timeout=0)
     try:
         lock.acquire()
     except filelock.Timeout:
-        return True
+        return None
+    except NotImplementedError:
+        lock = filelock.SoftFileLock(path.with_name(path.name + ".soft"), timeout=0)
+        try:
+            lock.acquire()
+        except filelock.Timeout:
+            return None
+    return lock
+
+
+def _held_elsewhere(path: Path) -> bool:
+    """Whether another process holds the lock file `path` (probed without creating anything;
+    a lock that cannot even be opened, e.g. on a read-only copy of the results, is not held)."""
+    try:
+        lock = _acquire(path)
     except OSError:
         return False
+    if lock is None:
+        return True
     lock.release()
     return False

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -37,7 +37,6 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from benchmark.profile.output import frame_markdown, write_outputs
-from benchmark.profile.profilers import Profiler, register_profiler
 from benchmark.profile.setup import ProfileSettings
 from benchmark.profile.timing import Measurement, measure
 from benchmark.report.plots import DOUBLE, LINESTYLES, method_colours, new_figure, save
@@ -552,18 +551,12 @@ def write_psa_outputs(frame: pd.DataFrame, out: Path) -> tuple[PsaHeadline, list
     return headline, write_outputs(frame, out, "psa_profile", markdown, psa_figure)
 
 
-def _write(frame: pd.DataFrame, out: Path) -> tuple[list[str], list[Path]]:
+def run_profile(settings: ProfileSettings, methods: Sequence[str]) -> pd.DataFrame:
+    """`profile psa`'s measurements (the profiler registry's entry point; STARS only)."""
+    return profile_psa(settings)
+
+
+def write_profile(frame: pd.DataFrame, out: Path) -> tuple[list[str], list[Path]]:
+    """`profile psa`'s CSV, Markdown and figure, and its headline lines."""
     headline, files = write_psa_outputs(frame, out)
     return headline.lines(), files
-
-
-register_profiler(
-    "psa",
-    Profiler(
-        description="STARS's PSA sampling and loss, and translation + alignment, against a whole "
-        "STARS step, for the balanced, uniform, loop and hard_easy samplers, swept over pixels "
-        "per class, classes, feature size and batch",
-        measure=lambda settings, _methods: profile_psa(settings),
-        write=_write,
-    ),
-)
