@@ -304,6 +304,14 @@ def add_run_flags(run: argparse.ArgumentParser) -> None:
         "--steps", type=int, default=None, help="override the preset's training steps, e.g. 200"
     )
     run.add_argument(
+        "--budget",
+        default="steps",
+        choices=("steps", "flops"),
+        help="steps: every method trains for the preset's steps; flops: each method's steps are "
+        "scaled so its training FLOPs equal the baseline's at those steps (measured with "
+        "PyTorch's FLOP counter; the ratio is stored in the run spec) (default: steps)",
+    )
+    run.add_argument(
         "--out",
         type=Path,
         default=Path("results"),
@@ -348,6 +356,7 @@ def command_run(args: argparse.Namespace) -> int:
         steps=args.steps,
         imbalances=parse_factors(args.imbalance),
         missing=args.missing,
+        budget=args.budget,
     )
     from benchmark.run.launch import launch_sweep
 

@@ -19,8 +19,9 @@ Forward pass, for modalities m (any number N >= 2):
 Losses (per step):
 
     CE(full)                                           all modalities real
-  + recovered_weight * CE(recovered)                   one random proper subset present,
-                                                       the rest recovered by translation
+  + recovered_weight * CE(recovered)                   per sample a random proper subset
+                                                       present, the rest recovered by
+                                                       translation (one decode with CE(full))
   + [step >= warmup] * align_weight * mean_{A!=B, level} D(t_{A->B}, sg(f_B))
   + [step >= warmup] * psa_weight   * mean_{A!=B} SupInfoNCE(proj(t_{A->B}[idx]),
                                                               proj(sg(f_B)[idx]), y[idx])
@@ -32,7 +33,6 @@ class-balanced from the labels on the feature grid at `psa_level`.
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -56,7 +56,8 @@ from benchmark.api import (
 )
 from methods.components import ConcatFusion, FPNDecoder, ModalityEncoder, SegmentationHead
 from methods.components.attention import SCSE
-from methods.components.fusion import conv_bn_relu
+from methods.components.compose import COMPOSE_NORMS, Composer
+from methods.components.dropout import SubsetSampler
 from methods.components.psa import (
     SAMPLING_MODES,
     ProjectionHead,
@@ -67,7 +68,7 @@ from methods.components.psa import (
     sample_pixels,
     supervised_infonce,
 )
-from methods.components.shared_encoder import NORMS, SharedEncoder
+from methods.components.shared_encoder import NORMS, SharedEncoder, privatise_norms
 from methods.components.translators import TranslatorBank, alignment_loss
 
 register_profiler(
@@ -89,6 +90,9 @@ DIAGNOSTICS = (
 )
 """Running (EMA) training statistics reported by `diagnostics()` into every eval record."""
 DIAGNOSTIC_MOMENTUM = 0.9
+DECODE_NORMS = ("joint", "private", "separate")
+PASSES = ("full", "recovered")
+"""The two decodes of a training step: every modality real, and a scenario recovered."""
 
 
 @register_method("stars")
@@ -119,9 +123,12 @@ class Stars(Method):
         "available; all defaults here are ours.",
         "Reconstructed: shared-specific encoders as in ShaSpec (weight-tied trunk with "
         "modality-specific stems + one specific encoder per modality, fused per level as "
-        "f = s + conv([s, p])); the paper's encoder layout is unknown. The trunk's batch norms "
-        "are private per modality by default (`shared_norm`): shared batch statistics would "
-        "leak the alignment gradient into the stop-gradient branch.",
+        "f = s + conv([s, p]) with the conv shared by modalities); the paper's encoder layout "
+        "is unknown. The batch norms of the trunk and of the compositional layer are private "
+        "per modality by default (`shared_norm`, `compose_norm`): shared batch statistics would "
+        "leak the alignment gradient into the stop-gradient branch, and one shared norm applied "
+        "to each modality on its own (the first implementation) normalises with per-modality "
+        "statistics in training but pooled ones at inference.",
         "Reconstructed: translators are bottleneck convs on the composed features at every "
         "pyramid level by default (`translate_levels`), one per ordered modality pair; a missing "
         "modality is the mean of the translations from the present ones.",
@@ -134,7 +141,12 @@ class Stars(Method):
         "(stop-gradient) features by class. Budget, temperature and weights are our guesses.",
         "Added (not in the abstract): a cross-entropy term on a randomly drawn missing scenario "
         "whose features are recovered by translation (`recovered_weight`), so the decoder is "
-        "trained on the recovered features it sees at test time.",
+        "trained on the recovered features it sees at test time. The scenario is drawn per "
+        "sample, and the full and recovered passes are decoded as one batch, so the decoder's "
+        "batch norms see in training the mixture their running statistics hold at inference "
+        "(`recovery_sampling`, `decode_norm`). The first implementation decoded the two passes "
+        "separately with one scenario per batch: each pass was normalised with its own batch "
+        "statistics in training but with the blended running statistics at inference.",
         "Fusion is concatenation + 1x1 conv, then SCSE per level, the shared FPN decoder and "
         "head (the paper's decoder is FPN-based per third-party digests; details unknown). "
         "Training uses the suite's shared AdamW/one-cycle schedule, not the paper's.",
@@ -161,9 +173,37 @@ class Stars(Method):
         "recovered_weight": HParam(
             1.0, "weight of the CE on a random scenario with translated features", low=0, high=10
         ),
+        "recovery_sampling": HParam(
+            "sample",
+            "the recovered CE's missing scenario: drawn per sample (every batch then mixes all "
+            "scenarios, as the decoder's running statistics do) or one per batch (the first "
+            "implementation)",
+            choices=("sample", "batch"),
+        ),
+        "decode_norm": HParam(
+            "joint",
+            "batch norms of fusion, SCSE, FPN and head across the full and the recovered pass: "
+            "joint (one decode over both; training statistics = inference statistics), private "
+            "(one set per pass; inference picks by whether a modality is missing) or separate "
+            "(two decodes, shared norms: the first implementation, a train/eval mismatch)",
+            choices=DECODE_NORMS,
+        ),
+        "compose_norm": HParam(
+            "private",
+            "batch norm of the compositional layer (shared conv): per modality, joint over "
+            "modalities, or separate (the first implementation, a train/eval mismatch)",
+            choices=COMPOSE_NORMS,
+        ),
         "psa": HParam(True, "pixel-level semantic sampling alignment on/off"),
         "psa_weight": HParam(0.1, "weight of the PSA contrastive loss", low=0.0, high=10),
         "psa_level": HParam(1, "pyramid level of PSA (1 = stride 8)", low=0, high=3),
+        "psa_purity": HParam(
+            0.0,
+            "PSA grid labels: 0 = the label at each cell's centre; p > 0 = the cell's majority "
+            "class where it fills at least a share p of the cell (else ignored)",
+            low=0.0,
+            high=1.0,
+        ),
         "sampling": HParam("balanced", "PSA pixel sampling", choices=SAMPLING_MODES),
         "pixels_per_class": HParam(128, "PSA pixels drawn per present class", low=1, high=8192),
         "hard_fraction": HParam(
@@ -204,24 +244,31 @@ class Stars(Method):
             raise BenchmarkError(
                 f"hyperparameter psa_level={hp['psa_level']}: must be in translate_levels {levels}"
             )
-        self.compose = nn.ModuleList(
-            conv_bn_relu(c + sc, c) for c, sc in zip(channels, specific_channels, strict=True)
+        self.compose = Composer(
+            channels, specific_channels, self.modalities, norm=hp["compose_norm"]
         )
         self.translators = TranslatorBank(self.modalities, channels, levels, hp["translator_ratio"])
         self.fusion = ConcatFusion(channels, len(self.modalities))
         self.attention = nn.ModuleList(SCSE(c) for c in channels)
         self.decoder = FPNDecoder(channels, hp["decoder_channels"])
         self.head = SegmentationHead(hp["decoder_channels"], spec.num_classes)
+        self._pass_norms = (
+            [
+                switch
+                for part in (self.fusion, self.attention, self.decoder, self.head)
+                for switch in privatise_norms(part, PASSES)
+            ]
+            if hp["decode_norm"] == "private"
+            else []
+        )
         self.projector = (
             ProjectionHead(channels[hp["psa_level"]], hp["proj_dim"]) if hp["psa"] else None
         )
-        subsets = [
-            frozenset(c)
-            for r in range(1, len(self.modalities))
-            for c in itertools.combinations(self.modalities, r)
-        ]
-        self.recovery_scenarios = subsets
-        """Proper non-empty subsets of modalities: the scenarios the recovered CE draws from."""
+        self.recovery_sampler = (
+            SubsetSampler(self.modalities, per=hp["recovery_sampling"], include_full=False)
+            if len(self.modalities) > 1
+            else None
+        )
         self.collapse_reference = 1.0 / math.sqrt(channels[-1])
         self.register_buffer("diag", torch.zeros(len(DIAGNOSTICS)))
         self.register_buffer("diag_steps", torch.zeros((), dtype=torch.long))
@@ -231,14 +278,8 @@ class Stars(Method):
     def encode(self, inputs: Mapping[str, Tensor]) -> tuple[dict, dict]:
         """Shared and composed pyramids of the modalities present in `inputs`."""
         shared = self.shared(inputs)
-        features = {}
-        for m, s in shared.items():
-            p = self.specific[m](inputs[m])
-            features[m] = [
-                s_l + mix(torch.cat([s_l, p_l], dim=1))
-                for mix, s_l, p_l in zip(self.compose, s, p, strict=True)
-            ]
-        return shared, features
+        specific = {m: self.specific[m](inputs[m]) for m in shared}
+        return shared, self.compose(shared, specific)
 
     def complete(
         self, present: Mapping[str, list[Tensor]], translations: Mapping | None = None
@@ -250,7 +291,39 @@ class Stars(Method):
             for m in self.modalities
         ]
 
-    def decode(self, pyramids: list[list[Tensor]], size: tuple[int, int]) -> Tensor:
+    def recovered(
+        self, features: Mapping[str, list[Tensor]], translations: Mapping
+    ) -> list[list[Tensor]]:
+        """Pyramids with a random missing scenario (per sample or per batch) recovered by
+        translation from the real features of that scenario's present modalities."""
+        batch = next(iter(features.values()))[0].shape[0]
+        keep = self.recovery_sampler.sample(batch, next(iter(features.values()))[0].device)
+        keep = self.recovery_sampler.as_dict(keep)
+        pyramids = self.translators.recover_per_sample(features, translations, keep)
+        return [pyramids[m] for m in self.modalities]
+
+    def decode_passes(
+        self, full: list[list[Tensor]], recovered: list[list[Tensor]], size: tuple[int, int]
+    ) -> tuple[Tensor, Tensor]:
+        """Logits of the full and the recovered pass, with the batch norms `decode_norm` says."""
+        mode = self.hparams["decode_norm"]
+        if mode == "joint":
+            batch = full[0][0].shape[0]
+            joint = [
+                [torch.cat([f, r]) for f, r in zip(fp, rp, strict=True)]
+                for fp, rp in zip(full, recovered, strict=True)
+            ]
+            logits = self.decode(joint, size)
+            return logits[:batch], logits[batch:]
+        return self.decode(full, size, "full"), self.decode(recovered, size, "recovered")
+
+    def decode(
+        self, pyramids: list[list[Tensor]], size: tuple[int, int], kind: str = "full"
+    ) -> Tensor:
+        """Fusion, SCSE, FPN and head; `kind` (full or recovered) picks the pass's norms when
+        they are private to each pass."""
+        for switch in self._pass_norms:
+            switch.active = kind
         fused = [att(f) for att, f in zip(self.attention, self.fusion(pyramids), strict=True)]
         return self.head(self.decoder(fused), size)
 
@@ -272,7 +345,9 @@ class Stars(Method):
         hp = self.hparams
         level = hp["psa_level"]
         grid = tuple(features[self.modalities[0]][level].shape[-2:])
-        labels = downsample_labels(mask, grid)
+        labels = downsample_labels(
+            mask, grid, hp["psa_purity"], self.spec.num_classes, self.spec.ignore_index
+        )
         hard = None
         if hp["hard_fraction"] > 0:
             hard = misclassified_on_grid(logits, labels)
@@ -307,13 +382,16 @@ class Stars(Method):
         size = tuple(mask.shape[-2:])
         with self.autocast():
             shared, features = self.encode(inputs)
-            logits = self.decode(self.complete(features), size)
+            full = self.complete(features)
             translations = self.translators.translate_all(features)
+            if translations:
+                logits, recovered = self.decode_passes(
+                    full, self.recovered(features, translations), size
+                )
+            else:
+                logits = self.decode(full, size)
             terms = {"ce": self.segmentation_loss(logits, mask)}
             if translations:
-                pick = int(torch.randint(len(self.recovery_scenarios), (1,)))
-                present = {m: features[m] for m in self.recovery_scenarios[pick]}
-                recovered = self.decode(self.complete(present, translations), size)
                 terms["ce_recovered"] = self.segmentation_loss(recovered, mask)
                 terms["align"] = self.translation_loss(features, translations)
                 if self.projector is not None:
@@ -353,9 +431,10 @@ class Stars(Method):
         if not present:
             raise KeyError(f"stars needs at least one of {self.modalities}")
         first = next(iter(present.values()))
+        kind = "full" if len(present) == len(self.modalities) else "recovered"
         with self.autocast():
             _, features = self.encode(present)
-            return self.decode(self.complete(features), tuple(first.shape[-2:])).float()
+            return self.decode(self.complete(features), tuple(first.shape[-2:]), kind).float()
 
     # ------------------------------------------------------------------ diagnostics
     @torch.no_grad()

@@ -10,7 +10,7 @@ import abc
 import contextlib
 import contextvars
 import copy
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
@@ -133,7 +133,7 @@ class Method(nn.Module, abc.ABC):
     """One line: what the method does when a modality is missing at test time."""
     DEDICATED: ClassVar[bool] = False
     """True for per-scenario reference models (an oracle): the harness trains one run per
-    reported modality subset and evaluates each only on its own subset (see
+    reported modality subset and evaluates each only on its own subset (see `kind`,
     `training_subsets` and `evaluation_scenarios`, the only readers of this flag)."""
 
     def __init__(
@@ -149,6 +149,14 @@ class Method(nn.Module, abc.ABC):
         self._schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] = {}
         weights = class_weights(context.class_frequencies, self.hparams["class_weighting"])
         self.register_buffer("class_weight", weights, persistent=False)
+
+    @classmethod
+    def kind(cls) -> str:
+        """`oracle` for a dedicated method (one model per scenario), else `single-model`.
+
+        Tables never mark an oracle as the best method: it is a reference, not a competitor.
+        """
+        return "oracle" if cls.DEDICATED else "single-model"
 
     @classmethod
     def training_subsets(
@@ -187,6 +195,15 @@ class Method(nn.Module, abc.ABC):
 
         `inputs` holds only present modalities (absence is a missing key) and never labels.
         """
+
+    def validation_probes(self) -> dict[str, Callable[[Mapping[str, Tensor]], Tensor]]:
+        """Return extra predictors the harness validates next to `predict`, by name.
+
+        At every validation each is scored on the validation split with every modality present
+        and recorded as `<name>_val_miou` in the records' `extra` (the latest score in the final
+        records): e.g. a distillation teacher. Validation data only; none by default.
+        """
+        return {}
 
     def diagnostics(self) -> dict[str, float]:
         """Return named training statistics to record with every evaluation.
@@ -273,6 +290,10 @@ class Method(nn.Module, abc.ABC):
             self._optimizers[key].load_state_dict(value)
         for key, value in state.get("schedulers", {}).items():
             self._schedulers[key].load_state_dict(value)
+
+    def optimizers(self) -> list[torch.optim.Optimizer]:
+        """Every optimiser the method configured (what it trains)."""
+        return list(self._optimizers.values())
 
     def num_parameters(self) -> int:
         """Count every parameter the method holds."""

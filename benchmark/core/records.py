@@ -39,6 +39,10 @@ class RunSpec:
     train_modalities: tuple[str, ...]
     imbalance: float = 1.0
     """Controlled-imbalance factor for the training labels (benchmark/run/imbalance.py)."""
+    budget: str = "steps"
+    """`steps`: the preset's step budget; `flops`: steps scaled to the baseline's FLOPs."""
+    budget_ratio: float = 1.0
+    """Under `flops`: baseline FLOPs per step / this method's (measured), steps scaled by it."""
     harness_version: int = HARNESS_VERSION
     label: str = field(default="", compare=False)
     """Display name, e.g. `baseline[lr=0.0003]`; not part of the hash."""
@@ -64,6 +68,9 @@ class RunSpec:
         data = self._plain()
         for name in ("label", "preset", "eval_batch_size"):
             data.pop(name)
+        if self.budget == "steps":  # the default budget hashes as before it existed
+            data.pop("budget")
+            data.pop("budget_ratio")
         return data
 
     @property
@@ -132,6 +139,20 @@ class EvalRecord:
     eval_seconds: float
     train_seconds: float
     peak_memory_mb: float
+    kind: str
+    """`single-model` or `oracle` (one model per scenario): oracles are never the winner."""
+    params_trained: int
+    """Parameters the method's optimisers update."""
+    params_inference: int
+    """Parameters of the modules that run to predict this scenario."""
+    train_gflops_per_step: float
+    """Mean GFLOPs of a training step (FlopCounterMode on real steps, `benchmark.run.cost`)."""
+    infer_gflops_per_window: float
+    """GFLOPs of predicting one evaluation window (batch 1) of this scenario."""
+    step_ms: float
+    """Median wall milliseconds of a training step (validation excluded)."""
+    budget: str
+    budget_ratio: float
     device: str
     commit: str
     versions: dict[str, str]

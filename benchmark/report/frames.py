@@ -24,6 +24,7 @@ from benchmark.run.store import StoredRun
 BASE_COLUMNS = [
     "dataset",
     "method",
+    "kind",
     "imbalance",
     "scenario",
     "missing",
@@ -42,6 +43,17 @@ BASE_COLUMNS = [
     "mf1_body",
     "mf1_tail",
 ]
+COST_COLUMNS = [
+    "params_trained",
+    "params_inference",
+    "train_gflops_per_step",
+    "infer_gflops_per_window",
+    "train_seconds",
+    "step_ms",
+    "budget",
+    "budget_ratio",
+]
+"""What a run cost (`benchmark.run.cost`); empty for records written before costs were kept."""
 TRAILING_COLUMNS = [
     "tier_head",
     "tier_body",
@@ -134,7 +146,10 @@ def record_frame(records: Iterable[dict], split: str = "test") -> pd.DataFrame:
     for rec in records:
         if rec["split"] != split or not rec["selection"]:
             continue
-        row = {key: rec[key] for key in BASE_COLUMNS + TRAILING_COLUMNS if key in rec}
+        row = {
+            key: rec[key] for key in BASE_COLUMNS + COST_COLUMNS + TRAILING_COLUMNS if key in rec
+        }
+        row.setdefault("kind", method_kind(rec["method_name"]))
         row["eval_classes"] = "|".join(rec["eval_classes"])
         row["status"], row["error"] = "ok", ""
         for tier in TIERS:
@@ -146,13 +161,21 @@ def record_frame(records: Iterable[dict], split: str = "test") -> pd.DataFrame:
             row[f"f1_{name}"] = f1
         rows.append(row)
     if not rows:
-        return pd.DataFrame(columns=BASE_COLUMNS + TRAILING_COLUMNS)
+        return pd.DataFrame(columns=BASE_COLUMNS + COST_COLUMNS + TRAILING_COLUMNS)
     frame = pd.DataFrame(rows)
+    for column in COST_COLUMNS:  # records written before costs were kept
+        if column not in frame:
+            frame[column] = np.nan
     class_columns = [c for c in frame.columns if c.startswith(("iou_", "f1_"))]
     class_columns = sorted(
         class_columns, key=lambda c: (not c.startswith("iou_"), list(frame.columns).index(c))
     )
-    return frame[BASE_COLUMNS + class_columns + TRAILING_COLUMNS]
+    return frame[BASE_COLUMNS + class_columns + COST_COLUMNS + TRAILING_COLUMNS]
+
+
+def method_kind(name: str) -> str:
+    """`single-model` or `oracle` for a registered method name ("" when it is not registered)."""
+    return METHODS.get(name).kind() if name in METHODS else ""
 
 
 def unfinished_rows(
@@ -173,6 +196,7 @@ def unfinished_rows(
             {
                 "dataset": entry.dataset,
                 "method": entry.label,
+                "kind": method_kind(spec["method"]),
                 "imbalance": spec["imbalance"],
                 "scenario": scenario,
                 "missing": parsed.missing_label(modalities),
@@ -182,6 +206,8 @@ def unfinished_rows(
                 "status": status,
                 "error": error,
                 "steps": spec["steps"],
+                "budget": spec.get("budget", "steps"),
+                "budget_ratio": spec.get("budget_ratio", 1.0),
                 "preset": spec["preset"],
                 "method_name": spec["method"],
                 "run_id": entry.run.run_id,
@@ -195,6 +221,26 @@ def dataset_view(board: pd.DataFrame, dataset: str) -> tuple[pd.DataFrame, list[
     part = board[board["dataset"] == dataset]
     missing_of = dict(zip(part["scenario"], part["missing"], strict=False))
     return part, scenario_order(part), missing_of
+
+
+def cost_frame(board: pd.DataFrame) -> pd.DataFrame:
+    """One row per method x imbalance x seed with the cost columns the table shows, taken from
+    the full-modality scenario; an oracle's training cost is the sum over its per-scenario
+    runs (what serving every scenario costs it)."""
+    if board.empty or "train_gflops_per_step" not in board:
+        return pd.DataFrame()
+    ok = board[board["status"] == "ok"].copy()
+    ok["train_tflops"] = ok["train_gflops_per_step"] * ok["steps"] / 1e3
+    ok["train_minutes"] = ok["train_seconds"] / 60
+    full = ok[ok["missing"] == "none"].copy()
+    runs = ok.drop_duplicates("run_id")
+    totals = runs.groupby(["method", "imbalance", "seed"])[
+        ["train_tflops", "train_minutes", "params_trained"]
+    ].sum(min_count=1)
+    for column in totals.columns:
+        summed = full.set_index(["method", "imbalance", "seed"]).index.map(totals[column])
+        full[column] = summed.to_numpy()
+    return full
 
 
 def scenario_order(frame: pd.DataFrame) -> list[str]:

@@ -171,9 +171,17 @@ def build_tables(
         )
         for metric in ("miou", "mf1", "miou_tail")
     ]
+    oracle_methods = tables.oracles(part)
     built += [
         tables.robustness_table(
-            robust, dataset, results.methods, results.expected, reference, conventions, tier
+            robust,
+            dataset,
+            results.methods,
+            results.expected,
+            reference,
+            conventions,
+            tier,
+            oracle_methods,
         )
         for tier in ("all", "tail")
     ]
@@ -183,6 +191,7 @@ def build_tables(
                 board, dataset, results.methods, results.expected, conventions=conventions
             )
         )
+    built.append(tables.cost_table(board, dataset, results.methods, results.expected, conventions))
     selection = ", ".join(sorted(set(part["selection"]))) or "none (no finished run)"
     for table in built:
         table.title += f" · selection: {selection}"
@@ -398,6 +407,12 @@ def _figures(board, robust, results: Results, dataset: str, val_records) -> dict
             "checkpoint",
         ),
     }
+    if "train_gflops_per_step" in board and board["train_gflops_per_step"].notna().any():
+        figures["cost"] = (
+            plots.cost_scatter(board, dataset, methods),
+            "test mIoU against training TFLOPs of the run, one point per method and one panel "
+            "per scenario; oracles hollow",
+        )
     if len({f for (d, f, _m) in expected if d == dataset}) > 1:
         figures["imbalance"] = (
             plots.imbalance_curves(board, dataset, methods, expected),

@@ -24,6 +24,7 @@ from matplotlib.ticker import MaxNLocator
 
 from benchmark.report.frames import (
     SCORE_METRICS,
+    cost_frame,
     dataset_of,
     dataset_view,
     label_of,
@@ -465,4 +466,62 @@ def training_curves(
         handles=handles, loc="outside lower center", ncol=min(4, len(handles)), frameon=False
     )
     fig.suptitle(f"{dataset}: training curves", fontsize=8)
+    return fig
+
+
+def cost_scatter(
+    board: pd.DataFrame, dataset: str, methods: Sequence[str], metric: str = "miou"
+) -> Figure:
+    """Test score against training cost (TFLOPs of the whole run, log axis): one point per
+    method (mean ± std over seeds), one panel per scenario; oracles drawn hollow, at the cost
+    of all their per-scenario models."""
+    part, scenarios, missing_of = dataset_view(board, dataset)
+    part = part[part["status"] == "ok"] if "status" in part else part
+    costs = cost_frame(part)
+    colours = method_colours(methods)
+    cols = min(len(scenarios), 4) or 1
+    rows = max(1, math.ceil(len(scenarios) / cols))
+    fig = new_figure(DOUBLE, 1.9 * rows + 0.5)
+    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
+    drawn = set()
+    for ax, scenario in zip(axes, scenarios, strict=False):
+        for method in methods:
+            sel = part[(part["method"] == method) & (part["scenario"] == scenario)]
+            cost = costs.loc[costs["method"] == method, "train_tflops"].dropna()
+            score, std, n = _seed_stats(sel[metric])
+            if not n or cost.empty:
+                continue
+            oracle = "kind" in sel and (sel["kind"] == "oracle").any()
+            ax.errorbar(
+                cost.mean(),
+                100 * score,
+                yerr=100 * std if np.isfinite(std) else None,
+                fmt="o",
+                ms=4,
+                mfc="white" if oracle else colours[method],
+                mec=colours[method],
+                ecolor=colours[method],
+                elinewidth=0.6,
+                capsize=1.5,
+            )
+            drawn.add(method)
+        ax.set_xscale("log")
+        ax.set_title(_short(scenario, missing_of[scenario]), fontsize=6.5)
+        ax.grid(linewidth=0.3, alpha=0.6)
+        ax.set_xlabel("training TFLOPs (run)")
+        ax.set_ylabel(f"test {SCORE_METRICS[metric]} (%)")
+    for ax in axes[len(scenarios) :]:
+        ax.set_visible(False)
+    handles = [
+        Line2D([], [], marker="o", linestyle="none", color=colours[m], label=m)
+        for m in methods
+        if m in drawn
+    ]
+    handles.append(
+        Line2D([], [], marker="o", linestyle="none", mfc="white", mec="#555555", label="oracle")
+    )
+    fig.legend(
+        handles=handles, loc="outside lower center", ncol=min(4, len(handles)), frameon=False
+    )
+    fig.suptitle(f"{dataset}: score against training cost (mean ± std over seeds)", fontsize=8)
     return fig

@@ -34,15 +34,34 @@ MAX_SIDE = 256
 
 def pick_runs(
     runs: Sequence[StoredRun], store: RunStore, dataset: str, methods: Sequence[str]
-) -> dict[str, StoredRun]:
-    """Per method label, the finished run with the lowest (imbalance, seed) that has weights."""
-    chosen: dict[str, StoredRun] = {}
+) -> dict[str, list[StoredRun]]:
+    """Per method label, the finished runs with weights at its lowest (imbalance, seed): one
+    run, or for a dedicated method (one model per scenario) one run per scenario."""
+    chosen: dict[str, list[StoredRun]] = {}
     for run in sorted(runs, key=lambda r: (r.spec["imbalance"], r.spec["seed"])):
         label = label_of(run.spec)
-        wanted = dataset_of(run.spec) == dataset and label in methods and label not in chosen
-        if wanted and store.has_model(run.run_id):
-            chosen[label] = run
+        if dataset_of(run.spec) != dataset or label not in methods:
+            continue
+        if not store.has_model(run.run_id):
+            continue
+        first = chosen.setdefault(label, [run])[0]
+        same = (first.spec["imbalance"], first.spec["seed"]) == (
+            run.spec["imbalance"],
+            run.spec["seed"],
+        )
+        if run is not first and same and METHODS.get(run.spec["method"]).DEDICATED:
+            chosen[label].append(run)
     return chosen
+
+
+def predict_runs(
+    runs: Sequence[StoredRun], store: RunStore, data_root: Path, tile: int = 0
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], DatasetSpec, str]:
+    """`predict_tile` over one method's chosen runs, their scenarios' predictions merged."""
+    sample, predictions, spec, name = predict_tile(runs[0], store, data_root, tile)
+    for run in runs[1:]:
+        predictions.update(predict_tile(run, store, data_root, tile)[1])
+    return sample, predictions, spec, name
 
 
 def predict_tile(
@@ -64,7 +83,7 @@ def predict_tile(
     tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in normed.items()}
     predictions = {}
     with evaluation_mode(method), torch.no_grad():
-        for scenario in all_scenarios(spec.train_modalities):
+        for scenario in METHODS.get(spec.method).evaluation_scenarios(spec.train_modalities):
             logits = sliding_window_logits(
                 method.predict,
                 scenario.select(tensors),
@@ -78,7 +97,7 @@ def predict_tile(
 
 
 def qualitative_grid(
-    chosen: Mapping[str, StoredRun],
+    chosen: Mapping[str, list[StoredRun]],
     store: RunStore,
     methods: Sequence[str],
     data_root: Path,
@@ -86,11 +105,11 @@ def qualitative_grid(
     tile: int = 0,
 ) -> Figure:
     """Row 0: modalities and ground truth; one row per method, one column per scenario."""
-    results = {m: predict_tile(chosen[m], store, data_root, tile) for m in methods if m in chosen}
+    results = {m: predict_runs(chosen[m], store, data_root, tile) for m in methods if m in chosen}
     if not results:
         raise ValueError(f"no finished run with weights for {dataset}")
     sample, _, ds, tile_name = next(iter(results.values()))
-    scenarios = list(next(iter(results.values()))[1])
+    scenarios = [str(s) for s in all_scenarios([m.name for m in ds.modalities if m.name in sample])]
     modalities = [m for m in ds.modalities if m.name in sample]
     cols = max(len(modalities) + 1, len(scenarios))
     panel = min(1.7, (DOUBLE - 0.4) / cols)
@@ -115,7 +134,7 @@ def qualitative_grid(
         axes[r, 0].set_ylabel(label, fontsize=6.5, color=colours[method])
         for c, scenario in enumerate(scenarios):
             ax = axes[r, c]
-            if method not in results:
+            if method not in results or scenario not in results[method][1]:
                 ax.text(
                     0.5,
                     0.5,
@@ -143,7 +162,7 @@ def qualitative_grid(
         frameon=False,
         fontsize=6.5,
     )
-    picked = {(chosen[m].spec["seed"], chosen[m].spec["imbalance"]) for m in results}
+    picked = {(chosen[m][0].spec["seed"], chosen[m][0].spec["imbalance"]) for m in results}
     which = (
         "seed {}, imbalance ×{:g}".format(*next(iter(picked)))
         if len(picked) == 1

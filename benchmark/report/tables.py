@@ -12,7 +12,13 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from benchmark.core.records import SELECTION_DESCRIPTION
-from benchmark.report.frames import SCORE_METRICS, SIGNIFICANCE_METRICS, TIERS, dataset_view
+from benchmark.report.frames import (
+    SCORE_METRICS,
+    SIGNIFICANCE_METRICS,
+    TIERS,
+    cost_frame,
+    dataset_view,
+)
 from benchmark.report.stats import summarize, test_description
 
 MISSING_CELL = "–"
@@ -60,13 +66,35 @@ class TextTable:
     wide: bool = False
     markdown_note: str = "Markdown cells add the 95 % t-interval of the seed mean in brackets."
     """Caption text only true of the Markdown rendering (e.g. its CI brackets)."""
+    unranked: set[int] = field(default_factory=set)
+    """Rows never marked best: oracles (one model per scenario) are references, not winners."""
+
+
+ORACLE_NOTE = "Oracle rows (one model trained per scenario) are references, never marked best. "
+
+
+def oracles(board: pd.DataFrame) -> set[str]:
+    """Method labels whose runs are oracles (`kind` = oracle)."""
+    if "kind" not in board:
+        return set()
+    return set(board.loc[board["kind"] == "oracle", "method"])
+
+
+def method_stub(method: str, oracle_methods: set[str]) -> str:
+    """A method's row name: oracles say so."""
+    return f"{method} (oracle)" if method in oracle_methods else method
 
 
 def _bold_best(table: TextTable, better: Sequence[str | None]) -> None:
-    """Bold the best mean per value column within each row group (ties all bold)."""
+    """Bold the best mean per value column within each row group (ties all bold); rows in
+    `table.unranked` (oracles) neither compete nor get bold."""
     bounds = sorted(set([0, *table.group_starts])) + [len(table.rows)]
     for start, stop in zip(bounds[:-1], bounds[1:], strict=False):
-        group = [cells for _, cells in table.rows[start:stop]]
+        group = [
+            cells
+            for index, (_, cells) in enumerate(table.rows[start:stop], start)
+            if index not in table.unranked
+        ]
         for col, rule in enumerate(better):
             if rule is None:
                 continue
@@ -129,6 +157,7 @@ def scenario_table(
         f"{s} (−{missing_of[s]})" if missing_of[s] != "none" else f"{s} (full)" for s in scenarios
     ]
     tier_name = SCORE_METRICS[metric]
+    oracle_methods = oracles(part)
     tier = {"miou": "all", "mf1": None}.get(metric, metric.removeprefix("miou_"))
     with_mean = robust is not None and tier is not None and metric.startswith("miou")
     table = TextTable(
@@ -159,9 +188,13 @@ def scenario_table(
                     & (robust["tier"] == tier)
                 ]
                 cells.append(_rob_cell(rob, "mean_missing", n_expected))
-            table.rows.append(([_fmt_factor(factor), method], cells))
+            if method in oracle_methods:
+                table.unranked.add(len(table.rows))
+            table.rows.append(([_fmt_factor(factor), method_stub(method, oracle_methods)], cells))
     _bold_best(table, ["max"] * len(table.columns))
     marks = "Best per column and imbalance factor in bold. "
+    if oracle_methods & set(methods):
+        marks += ORACLE_NOTE
     if reference and significance is not None and metric in SIGNIFICANCE_METRICS:
         marks += f"* = differs from {reference} in the same column ({test_description()}). "
     table.caption = (
@@ -212,6 +245,7 @@ def robustness_table(
     reference: str,
     conventions: str = "",
     tier: str = "all",
+    oracle_methods: set[str] | None = None,
 ) -> TextTable:
     """Rows imbalance x method; full / mean missing / worst / retention / Δ vs reference of
     one tier's mIoU (`all` = every eval class)."""
@@ -253,7 +287,10 @@ def robustness_table(
                 _rob_cell(rows, "retention", n_expected),
                 vs_ref,
             ]
-            table.rows.append(([_fmt_factor(factor), method], cells))
+            if method in (oracle_methods or set()):
+                table.unranked.add(len(table.rows))
+            row_name = method_stub(method, oracle_methods or set())
+            table.rows.append(([_fmt_factor(factor), row_name], cells))
     _bold_best(table, ["max", "max", "max", "max", None])
     table.caption = (
         f"Per seed, then mean ± std over seeds, on the {what}: full = all modalities present; "
@@ -280,6 +317,7 @@ def imbalance_table(
     """Rows scenario x method, columns imbalance factors: how `metric` falls as imbalance
     grows under each missing-modality scenario."""
     part, scenarios, missing_of = dataset_view(board, dataset)
+    oracle_methods = oracles(part)
     factors = sorted({f for (d, f, _m) in expected if d == dataset} | set(part["imbalance"]))
     table = TextTable(
         title=f"{dataset}: test {SCORE_METRICS[metric]} (%) versus controlled imbalance",
@@ -306,7 +344,9 @@ def imbalance_table(
                     metric,
                 ]
                 cells.append(summary_cell(values, expected.get((dataset, factor, method), 0)))
-            table.rows.append(([name, method], cells))
+            if method in oracle_methods:
+                table.unranked.add(len(table.rows))
+            table.rows.append(([name, method_stub(method, oracle_methods)], cells))
     _bold_best(table, ["max"] * len(factors))
     table.caption = (
         f"Imbalance ×F hides the tail classes' training labels in random 16 px blocks with "
@@ -321,3 +361,86 @@ def slug(text: str, keep: str = "") -> str:
     """`text` with every character but letters, digits and `keep` turned into '-' (for LaTeX
     labels and file names)."""
     return "".join(c if c.isalnum() or c in keep else "-" for c in text).strip("-")
+
+
+COST_COLUMNS = (
+    ("params_trained", "params trained (M)", 1e-6, 2),
+    ("params_inference", "params at inference, full (M)", 1e-6, 2),
+    ("train_gflops_per_step", "train GFLOPs / step", 1.0, 2),
+    ("train_tflops", "train TFLOPs (run)", 1.0, 1),
+    ("infer_gflops_per_window", "infer GFLOPs / window, full", 1.0, 3),
+    ("steps", "steps", 1.0, 0),
+    ("train_minutes", "train minutes", 1.0, 1),
+    ("step_ms", "step ms (median)", 1.0, 0),
+)
+"""(leaderboard column, header, scale, digits) of the cost table."""
+WALL_TIMES = ("train_minutes", "step_ms")
+
+
+def cost_table(
+    board: pd.DataFrame,
+    dataset: str,
+    methods: Sequence[str],
+    expected: Mapping[tuple[str, float, str], int],
+    conventions: str = "",
+) -> TextTable:
+    """Rows imbalance x method; what each method cost with every modality present."""
+    part, _, _ = dataset_view(board, dataset)
+    oracle_methods = oracles(part)
+    costs = cost_frame(part)
+    factors = sorted({f for (d, f, _m) in expected if d == dataset})
+    table = TextTable(
+        title=f"{dataset}: cost of training and inference",
+        caption="",
+        stub=["imbalance", "method", "kind", "budget"],
+        columns=[header for _c, header, _s, _d in COST_COLUMNS],
+        label=f"tab:{slug(dataset)}-cost",
+        wide=True,
+    )
+    for factor in factors:
+        table.group_starts.append(len(table.rows))
+        for method in methods:
+            n_expected = expected.get((dataset, factor, method), 0)
+            rows = (
+                costs[(costs["imbalance"] == factor) & (costs["method"] == method)]
+                if len(costs)
+                else costs
+            )
+            cells = [
+                summary_cell(
+                    (rows[column] * scale).tolist() if len(rows) else [],
+                    n_expected,
+                    scale=1.0,
+                    digits=digits,
+                )
+                for column, _header, scale, digits in COST_COLUMNS
+            ]
+            for cell, (column, *_rest) in zip(cells, COST_COLUMNS, strict=True):
+                if column not in WALL_TIMES:  # counts do not vary over seeds: no ± 0.00
+                    cell.std, cell.ci = float("nan"), None
+            kind = "oracle" if method in oracle_methods else "single-model"
+            budget = _budget_text(rows)
+            table.rows.append(([_fmt_factor(factor), method, kind, budget], cells))
+    _bold_best(table, [None] * len(COST_COLUMNS))
+    table.caption = (
+        "Mean ± std over seeds, every modality present. Parameters trained = those the "
+        "method's optimisers update; at inference = those of the modules that run to predict. "
+        "GFLOPs counted by PyTorch's FLOP counter on real calls: a training step (mean over "
+        "five steps spread over the run; forward, backward and the method's extra passes, "
+        "not the optimiser's element-wise updates) and one evaluation window at batch 1. "
+        "Train TFLOPs = GFLOPs per step x steps; for an oracle, parameters trained, TFLOPs and "
+        "minutes add up its per-scenario models. Minutes and step ms are wall times on the "
+        "run's device (validation excluded from step ms). Budget `flops` = steps scaled so the "
+        f"training FLOPs equal the baseline's (ratio in brackets). {MISSING_CELL} = not "
+        "recorded (runs written before costs were kept) or missing. " + conventions
+    )
+    return table
+
+
+def _budget_text(rows: pd.DataFrame) -> str:
+    if rows.empty or "budget" not in rows or rows["budget"].isna().all():
+        return MISSING_CELL
+    budget = str(rows["budget"].iloc[0])
+    if budget == "flops":
+        return f"flops (x{float(rows['budget_ratio'].iloc[0]):.2f})"
+    return budget

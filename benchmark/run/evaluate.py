@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import resource
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,13 +14,15 @@ import torch
 
 from benchmark.core.dataset import MultiModalDataset
 from benchmark.core.method import Method, evaluation_mode
+from benchmark.core.plugins import METHODS
 from benchmark.core.provenance import git_commit, versions
 from benchmark.core.records import EvalRecord, RunSpec
 from benchmark.core.scenarios import Scenario
 from benchmark.core.spec import MASK
+from benchmark.run.cost import RunCost
 from benchmark.run.data import RunData
 from benchmark.run.imbalance import TIERS
-from benchmark.run.inference import sliding_window_bands, sliding_window_logits
+from benchmark.run.inference import PredictFn, sliding_window_bands, sliding_window_logits
 from benchmark.run.metrics import ConfusionMatrix, tier_mean
 from benchmark.run.transforms import Normalizer
 
@@ -33,14 +36,17 @@ def evaluate_split(
     batch_size: int,
     device: torch.device,
     on_tile: Callable[[], object] | None = None,
+    predict: PredictFn | None = None,
 ) -> dict[Scenario, list[ConfusionMatrix]]:
     """Per-tile confusion matrices per scenario over every tile of `dataset`.
 
     Kept per tile so reports can resample tiles (paired bootstrap); sum them for the split.
 
     Each tile is read and normalised once, then predicted under every scenario; the method
-    sees only the present modalities and never the labels.
+    sees only the present modalities and never the labels. `predict` replaces the method's own
+    (a validation probe, e.g. a distillation teacher).
     """
+    predict = predict or method.predict
     spec = dataset.spec
     normalize = Normalizer(spec)
     matrices: dict[Scenario, list[ConfusionMatrix]] = {s: [] for s in scenarios}
@@ -53,7 +59,7 @@ def evaluate_split(
                 for scenario in scenarios:
                     matrices[scenario].append(
                         _streamed_tile_matrix(
-                            method,
+                            predict,
                             dataset,
                             index,
                             scenario,
@@ -72,7 +78,7 @@ def evaluate_split(
             tensors = {k: torch.from_numpy(v).to(device) for k, v in sample.items()}
             for scenario in scenarios:
                 logits = sliding_window_logits(
-                    method.predict,
+                    predict,
                     scenario.select(tensors),
                     spec.num_classes,
                     window=window,
@@ -88,7 +94,7 @@ def evaluate_split(
 
 
 def _streamed_tile_matrix(
-    method: Method,
+    predict: PredictFn,
     dataset: MultiModalDataset,
     index: int,
     scenario: Scenario,
@@ -111,7 +117,7 @@ def _streamed_tile_matrix(
 
     matrix = ConfusionMatrix(spec.num_classes, spec.ignore_index)
     bands = sliding_window_bands(
-        method.predict, read_rows, height, width, spec.num_classes, window, overlap, batch_size
+        predict, read_rows, height, width, spec.num_classes, window, overlap, batch_size
     )
     for row0, row1, logits in bands:
         target = dataset.load(index, (slice(row0, row1), every_column))[MASK]
@@ -137,9 +143,13 @@ def evaluation_records(
     train_seconds: float,
     device: torch.device,
     selection: str,
+    cost: RunCost,
+    step_ms: float,
+    probes: Mapping[str, float] | None = None,
     on_tile: Callable[[], object] | None = None,
 ) -> list[dict[str, Any]]:
-    """Evaluate `method` on `split` under `scenarios`; one record per scenario."""
+    """Evaluate `method` on `split` under `scenarios`; one record per scenario. `probes` (the
+    validation probes' latest scores) join the method's diagnostics in `extra`."""
     dataset = data.val if split == "val" else data.test
     tic = time.perf_counter()
     matrices = evaluate_split(
@@ -153,41 +163,42 @@ def evaluation_records(
         on_tile=on_tile,
     )
     seconds = (time.perf_counter() - tic) / max(1, len(scenarios))
-    extra = dict(method.diagnostics())
+    extra = {**method.diagnostics(), **(probes or {})}
+    timing = Timing(seconds, train_seconds, step_ms)
+    where = (dataset, split, step, selection)
     return [
-        make_record(
-            spec,
-            data,
-            dataset,
-            split,
-            scenario,
-            tiles,
-            step,
-            selection,
-            seconds,
-            train_seconds,
-            device,
-            extra,
-        )  # fmt: skip
+        make_record(spec, data, where, scenario, tiles, timing, cost, device, extra)
         for scenario, tiles in matrices.items()
     ]
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Wall times a record reports."""
+
+    eval_seconds: float
+    """Per scenario, for this split."""
+    train_seconds: float
+    step_ms: float
+    """Median training step."""
 
 
 def make_record(
     spec: RunSpec,
     data: RunData,
-    dataset: MultiModalDataset,
-    split: str,
+    where: tuple[MultiModalDataset, str, int, str],
     scenario: Scenario,
     tiles: list[ConfusionMatrix],
-    step: int,
-    selection: str,
-    eval_seconds: float,
-    train_seconds: float,
+    timing: Timing,
+    cost: RunCost,
     device: torch.device,
     extra: dict[str, float],
 ) -> dict[str, Any]:
-    """The self-describing record of one evaluation (`EvalRecord`), as JSON."""
+    """The self-describing record of one evaluation (`EvalRecord`), as JSON.
+
+    `where` is (dataset split, its name, the checkpoint's step, the selection rule or "").
+    """
+    dataset, split, step, selection = where
     ds = dataset.spec
     matrix = ConfusionMatrix.total(tiles)
     scores = matrix.compute(ds.eval_classes)
@@ -228,9 +239,17 @@ def make_record(
         tier_mf1={t: tier_mean(scores.f1, tiers.of(t)) for t in TIERS},
         ignore_index=ds.ignore_index,
         label_set=ds.label_set,
-        eval_seconds=round(eval_seconds, 3),
-        train_seconds=round(train_seconds, 3),
+        eval_seconds=round(timing.eval_seconds, 3),
+        train_seconds=round(timing.train_seconds, 3),
         peak_memory_mb=round(process_peak_memory_mb(device), 1),
+        kind=METHODS.get(spec.method).kind(),
+        params_trained=cost.params_trained,
+        params_inference=cost.inference[str(scenario)].parameters,
+        train_gflops_per_step=round(cost.train_gflops_per_step, 4),
+        infer_gflops_per_window=round(cost.inference[str(scenario)].gflops, 4),
+        step_ms=round(timing.step_ms, 2),
+        budget=spec.budget,
+        budget_ratio=spec.budget_ratio,
         device=str(device),
         commit=git_commit(),
         versions=versions(),
@@ -238,3 +257,25 @@ def make_record(
         extra=extra,
     )
     return record.to_json()
+
+
+def probe_scores(
+    method: Method, dataset: MultiModalDataset, spec: RunSpec, device: torch.device
+) -> dict[str, float]:
+    """`<name>_val_miou` of each of the method's validation probes, every modality present."""
+    full = Scenario(frozenset(spec.train_modalities))
+    scores = {}
+    for name, predict in method.validation_probes().items():
+        tiles = evaluate_split(
+            method,
+            dataset,
+            [full],
+            window=spec.hparams["crop_size"],
+            overlap=spec.eval_overlap,
+            batch_size=spec.eval_batch_size,
+            device=device,
+            predict=predict,
+        )[full]
+        matrix = ConfusionMatrix.total(tiles)
+        scores[f"{name}_val_miou"] = matrix.compute(dataset.spec.eval_classes).miou
+    return scores

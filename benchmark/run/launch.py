@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -39,6 +40,11 @@ def launch_sweep(
     store = RunStore(out)
     store.check_writable()
     preflight(sweep.specs, data_root, store)
+    if request.budget == "flops":
+        from benchmark.run.budget import match_flops
+
+        sweep = dataclasses.replace(sweep, specs=match_flops(sweep.specs, data_root))
+        preflight(sweep.specs, data_root, store)  # the scaled runs' own checkpoints
     context = LaunchContext(
         data_root=data_root,
         out=out,

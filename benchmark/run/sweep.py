@@ -39,6 +39,9 @@ class SweepRequest:
     steps: int | None = None
     imbalances: tuple[float, ...] = (1.0,)
     missing: str = "all"
+    budget: str = "steps"
+    """`steps` (the preset's) or `flops` (each method's steps scaled to the baseline's FLOPs,
+    after the data are open: `benchmark.run.budget`)."""
 
 
 @dataclass(frozen=True)

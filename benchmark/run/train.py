@@ -25,8 +25,9 @@ from benchmark.core.plugins import METHODS
 from benchmark.core.progress import progress_bar
 from benchmark.core.records import SELECTION_FULL_VAL, RunSpec
 from benchmark.core.scenarios import Scenario
+from benchmark.run.cost import measure_run_cost
 from benchmark.run.data import BatchSource, RunData, prepare_data, training_batches
-from benchmark.run.evaluate import evaluation_records
+from benchmark.run.evaluate import evaluation_records, probe_scores
 from benchmark.run.store import RunStore
 
 log = logging.getLogger(__name__)
@@ -163,21 +164,26 @@ class RunExecutor:
             spec.steps,
         )
         full = Scenario(frozenset(spec.train_modalities))
+        scenarios = METHODS.get(spec.method).evaluation_scenarios(spec.train_modalities)
         state = self._resume(method)
+        self.cost = measure_run_cost(method, sampler.sampler, spec.steps, scenarios, self.device)
         step, best, history, val_records = (
             state["step"],
             state["best"],
             state["history"],
             state["val_records"],
         )
-        train_seconds = state["train_seconds"]
+        train_seconds, step_seconds = state["train_seconds"], state["step_seconds"]
+        self.probes: dict[str, float] = state["probes"]
         with sampler, progress_bar(disable=not self.show_progress) as bar:
             task = bar.add_task(
                 f"train {spec.label} seed {spec.seed}", total=spec.steps, completed=step, info=""
             )
             tic = time.perf_counter()
             while step < spec.steps:
+                started = time.perf_counter()
                 losses = train_step(method, sampler, step, self.device)
+                step_seconds.append(time.perf_counter() - started)
                 step += 1
                 if step % LOG_EVERY == 0 or step == spec.steps:
                     elapsed = train_seconds + time.perf_counter() - tic
@@ -189,9 +195,11 @@ class RunExecutor:
                 bar.update(task, completed=step)
                 if step % spec.val_every == 0 or step == spec.steps:
                     train_seconds += time.perf_counter() - tic
+                    self.probes = probe_scores(method, data.val, spec, self.device)
                     record = self._evaluate(
-                        bar, data, method, "val", [full], step, train_seconds, selection=""
-                    )[0]
+                        bar, data, method, "val", [full], step, train_seconds, step_seconds,
+                        selection="",
+                    )[0]  # fmt: skip
                     val_records.append(record)
                     if best is None or record["miou"] > best["miou"]:
                         best = {
@@ -208,6 +216,8 @@ class RunExecutor:
                             "history": history,
                             "val_records": val_records,
                             "train_seconds": train_seconds,
+                            "step_seconds": step_seconds,
+                            "probes": self.probes,
                             "torch_rng": torch.get_rng_state(),
                         },
                     )
@@ -216,15 +226,22 @@ class RunExecutor:
             method.load_state_dict(best["model"])
             self.store.save_model(spec.run_id, best["step"], best["model"])
             records = list(val_records)
-            scenarios = METHODS.get(spec.method).evaluation_scenarios(spec.train_modalities)
             for split in ("val", "test"):
                 records += self._evaluate(
-                    bar, data, method, split, scenarios, best["step"], train_seconds
+                    bar, data, method, split, scenarios, best["step"], train_seconds, step_seconds
                 )
         return records
 
     def _resume(self, method: Method) -> dict[str, Any]:
-        fresh = {"step": 0, "best": None, "history": [], "val_records": [], "train_seconds": 0.0}
+        fresh = {
+            "step": 0,
+            "best": None,
+            "history": [],
+            "val_records": [],
+            "train_seconds": 0.0,
+            "step_seconds": [],
+            "probes": {},
+        }
         state = self.store.load_checkpoint(self.spec, self.device)
         if state is None:
             return fresh
@@ -242,6 +259,7 @@ class RunExecutor:
         scenarios: list[Scenario],
         step: int,
         train_seconds: float,
+        step_seconds: list[float],
         selection: str = SELECTION_FULL_VAL,
     ) -> list[dict[str, Any]]:
         dataset = data.val if split == "val" else data.test
@@ -258,6 +276,9 @@ class RunExecutor:
             train_seconds,
             self.device,
             selection,
+            cost=self.cost,
+            step_ms=1e3 * float(np.median(step_seconds)) if step_seconds else float("nan"),
+            probes=self.probes,
             on_tile=lambda: bar.advance(task),
         )
         bar.remove_task(task)

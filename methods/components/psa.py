@@ -53,13 +53,43 @@ def at_cell_centres(values: Tensor, size: tuple[int, int]) -> Tensor:
     return values[..., centres(height, cells_h)[:, None], centres(width, cells_w)]
 
 
-def downsample_labels(mask: Tensor, size: tuple[int, int]) -> Tensor:
-    """[B, H, W] labels -> [B, h, w] by taking the label at each grid cell's centre.
+def downsample_labels(
+    mask: Tensor,
+    size: tuple[int, int],
+    purity: float = 0.0,
+    num_classes: int | None = None,
+    ignore_index: int = 255,
+) -> Tensor:
+    """[B, H, W] labels -> [B, h, w] grid labels.
 
-    Nearest-centre sampling never mixes labels (a label map cannot be averaged) and keeps
-    `ignore_index` pixels as they are.
+    `purity` 0: the label at each cell's centre (never mixes labels; keeps `ignore_index`).
+    `purity` p > 0: each cell's majority class, kept only where at least a share p of the
+    cell's pixels carry it (else `ignore_index`): a cell is then labelled by what mostly fills
+    it, not by whatever its centre pixel happens to be (a 9 x 4 px car is smaller than a stride-8
+    cell, so the centre rule labels mostly-road cells "car"). Needs a grid that divides the
+    mask and `num_classes`.
     """
-    return at_cell_centres(mask, size).long()
+    if purity <= 0:
+        return at_cell_centres(mask, size).long()
+    if num_classes is None:
+        raise ValueError("downsample_labels with purity needs num_classes")
+    batch, height, width = mask.shape
+    cells_h, cells_w = size
+    if height % cells_h or width % cells_w:
+        raise ValueError(f"grid {size} does not divide labels of {height}x{width}")
+    step_h, step_w = height // cells_h, width // cells_w
+    labels = mask.long()
+    labels = torch.where((labels >= 0) & (labels < num_classes), labels, num_classes)
+    blocks = labels.view(batch, cells_h, step_h, cells_w, step_w).permute(0, 1, 3, 2, 4)
+    blocks = blocks.reshape(-1, step_h * step_w)  # [cells, pixels per cell]
+    bins = num_classes + 1  # the last bin counts ignored and unknown pixels
+    cell = torch.arange(blocks.shape[0], device=mask.device).unsqueeze(1)
+    counts = torch.bincount((cell * bins + blocks).reshape(-1), minlength=blocks.shape[0] * bins)
+    counts = counts.view(-1, bins)[:, :num_classes]
+    top, majority = counts.max(1)
+    pure = top.float() >= purity * (step_h * step_w)
+    out = torch.where(pure, majority, torch.full_like(majority, ignore_index))
+    return out.view(batch, cells_h, cells_w)
 
 
 def misclassified_on_grid(logits: Tensor, labels: Tensor) -> Tensor:

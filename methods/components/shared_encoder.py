@@ -58,7 +58,7 @@ class ModalityBatchNorm2d(nn.Module):
         return self.norms[self.active](x)
 
 
-def _privatise_norms(module: nn.Module, modalities: tuple[str, ...]) -> list[ModalityBatchNorm2d]:
+def privatise_norms(module: nn.Module, modalities: tuple[str, ...]) -> list[ModalityBatchNorm2d]:
     """Replace every BatchNorm2d under `module` in place; return the replacements."""
     switches = []
     for name, child in list(module.named_children()):
@@ -67,7 +67,7 @@ def _privatise_norms(module: nn.Module, modalities: tuple[str, ...]) -> list[Mod
             setattr(module, name, switch)
             switches.append(switch)
         else:
-            switches += _privatise_norms(child, modalities)
+            switches += privatise_norms(child, modalities)
     return switches
 
 
@@ -113,7 +113,7 @@ class SharedEncoder(nn.Module):
                 self.reductions: list[int] = list(model.feature_info.reduction())
         self.stems = nn.ModuleDict(stems)
         self.trunk = trunk
-        self._switches = _privatise_norms(trunk, self.modalities) if norm == "private" else []
+        self._switches = privatise_norms(trunk, self.modalities) if norm == "private" else []
 
     def trunk_forward(self, x: Tensor) -> list[Tensor]:
         features = []

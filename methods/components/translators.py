@@ -115,6 +115,36 @@ class TranslatorBank(nn.Module):
             recovered.append(parts[0] if len(parts) == 1 else torch.stack(parts).mean(0))
         return recovered
 
+    def recover_per_sample(
+        self,
+        pyramids: Mapping[str, Sequence[Tensor]],
+        translations: Mapping[tuple[str, str], Mapping[int, Tensor]],
+        keep: Mapping[str, Tensor],
+    ) -> dict[str, list[Tensor]]:
+        """Every modality's pyramid when sample b keeps only the modalities with keep[m][b].
+
+        A kept modality's features are its own; a dropped one's are, per sample, the mean of
+        the translations from that sample's kept modalities (the identity at untranslated
+        levels), as `recover` does for a whole batch. `translations` must hold every ordered
+        pair (`translate_all` on the full pyramids); every sample keeps at least one modality.
+        """
+        out = {}
+        for target in self.modalities:
+            sources = [m for m in self.modalities if m != target]
+            weights = [keep[s].to(pyramids[s][0].dtype).view(-1, 1, 1, 1) for s in sources]
+            total = torch.stack(weights).sum(0).clamp(min=1)
+            kept = keep[target].view(-1, 1, 1, 1)
+            levels = []
+            for level in range(self.num_levels):
+                parts = [
+                    translations[(s, target)][level] if level in self.levels else pyramids[s][level]
+                    for s in sources
+                ]
+                recovered = sum(w * p for w, p in zip(weights, parts, strict=True)) / total
+                levels.append(torch.where(kept, pyramids[target][level], recovered))
+            out[target] = levels
+        return out
+
 
 def alignment_loss(prediction: Tensor, target: Tensor, kind: str = "cosine") -> Tensor:
     """Per-pixel distance between a translation and its target, averaged over pixels.
