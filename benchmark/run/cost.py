@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import random
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
@@ -68,7 +69,9 @@ def training_flops_per_step(
     counts = []
     for step in probe_steps(total_steps):
         batch = {k: v.to(device) for k, v in batches.batch(step).items()}
-        with preserved_random_state():
+        with preserved_random_state(), warnings.catch_warnings():
+            # a deep-copied optimiser loses the scheduler's step marker; the copy is a probe
+            warnings.filterwarnings("ignore", message=".*optimizer.step\\(\\)` has been overridden")
             probe = copy.deepcopy(method)
             counts.append(
                 count_flops(lambda p=probe, b=batch, s=step: p.update(b, s))  # noqa: B023

@@ -59,3 +59,35 @@ def test_kd_losses():
     teacher = logits.clone().requires_grad_(True)
     (logit_kl(student, teacher, 2.0) + feature_l1(student, teacher)).backward()
     assert teacher.grad is None and student.grad.abs().sum() > 0
+
+
+def test_default_loss_is_protokds():
+    from benchmark.core.plugins import METHODS
+
+    space = METHODS.get("distill").hparam_space()
+    defaults = {k: space[k].default for k in ("temperature", "kd_weight", "t_squared")}
+    assert defaults == {"temperature": 10.0, "kd_weight": 10.0, "t_squared": False}
+    assert space["proto_weight"].default == 0.1 and space["feature_weight"].default == 0.0
+
+
+def test_prototype_loss_pulls_only_the_student():
+    from methods.components.distillation import prototype_loss
+
+    torch.manual_seed(0)
+    labels = torch.randint(0, 3, (2, 4, 4))
+    labels[0, 0, 0] = 255
+    teacher = torch.randn(2, 5, 4, 4, requires_grad=True)
+    assert float(prototype_loss(teacher.detach(), teacher, labels, 3, 255)) < 1e-10
+    student = torch.randn(2, 5, 4, 4, requires_grad=True)
+    loss = prototype_loss(student, teacher, labels, 3, 255)
+    assert float(loss) > 0
+    loss.backward()
+    assert teacher.grad is None and student.grad.abs().sum() > 0
+
+
+def test_student_stage_reports_the_prototype_term(data_root):
+    method, sampler, _ = build_method("distill", data_root, {"teacher_fraction": 0.5}, steps=2)
+    method.update(sampler.batch(0), 0)
+    losses = method.update(sampler.batch(1), 1)
+    assert {"kd", "proto", "student_ce"} <= set(losses) and losses["proto"] > 0
+    assert set(method.validation_probes()) == {"teacher"}

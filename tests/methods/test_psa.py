@@ -433,3 +433,19 @@ def test_random_bytes_are_uniform_and_follow_the_generator():
     counts = torch.bincount(torch.from_numpy(a.astype("int64")), minlength=256).double()
     assert abs(counts.mean() - 256) < 1e-9 and (counts - 256).abs().max() < 5 * 16
     assert random_bytes(13, None).size == 13  # not a multiple of eight: trimmed
+
+
+def test_majority_labels_with_purity():
+    from methods.components.psa import downsample_labels
+
+    mask = torch.tensor(
+        [[[0, 0, 1, 1], [0, 2, 1, 1], [3, 3, 255, 255], [3, 3, 255, 1]]], dtype=torch.long
+    )
+    centre = downsample_labels(mask, (2, 2))
+    assert centre.tolist() == [[[2, 1], [3, 1]]]  # the centre rule labels cells by one pixel
+    strict = downsample_labels(mask, (2, 2), 0.75, num_classes=6, ignore_index=255)
+    assert strict.tolist() == [[[0, 1], [3, 255]]]  # 3 of 4 pixels are 0; 1 of 4 is 1: ignored
+    loose = downsample_labels(mask, (2, 2), 0.25, num_classes=6, ignore_index=255)
+    assert loose.tolist() == [[[0, 1], [3, 1]]]
+    with pytest.raises(ValueError, match="does not divide"):
+        downsample_labels(mask, (3, 3), 0.5, num_classes=6)

@@ -26,7 +26,12 @@ VARIANTS = {
     "no_stop_grad": {"stop_grad": False},
     "no_psa": {"psa": False},
     "uniform": {"sampling": "uniform"},
-    "hard_l1_coarse": {"hard_fraction": 0.5, "align_loss": "l1", "translate_levels": (1, 3)},
+    "hard_l1_coarse": {
+        "hard_fraction": 0.5,
+        "align_loss": "l1",
+        "translate_levels": (1, 3),
+        "psa_level": 1,
+    },
 }
 
 
