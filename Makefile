@@ -7,10 +7,10 @@ BIN := $(VENV)/bin
 
 setup:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q -e ".[dev,ray,fast]"
+	$(BIN)/pip install -q -e ".[dev,ray,fast,tensorboard]"
 
 benchmark: setup
-	$(BIN)/python run_benchmark.py --methods baseline --missing all
+	$(BIN)/python run_benchmark.py --methods stars,baseline --missing all
 
 test: setup
 	$(BIN)/python -m pytest

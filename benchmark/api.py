@@ -14,7 +14,17 @@ holding the decorated classes::
 
 Every process that runs a run (the CLI, `--workers` processes, Ray tasks) imports those modules
 before it looks a name up.
+
+To script the suite: `run` (a sweep, returning its leaderboard), `report` (tables and figures
+of a results directory) and `load_model` (a finished run as a model for your own rasters);
+`docs/api_example.py` is a worked example.
 """
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from benchmark.core.dataset import DatasetOptions, MultiModalDataset, RawSample, Window
 from benchmark.core.errors import BenchmarkError, DatasetNotFoundError
@@ -32,6 +42,102 @@ from benchmark.core.plugins import register_dataset, register_method
 from benchmark.core.scenarios import Scenario, all_scenarios
 from benchmark.core.spec import MASK, DatasetSpec, Modality
 from benchmark.profile.profilers import Profiler, register_profiler
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from benchmark.run.deploy import DeployedModel
+
+
+def _text(value: str | Sequence) -> str:
+    return value if isinstance(value, str) else ",".join(str(v) for v in value)
+
+
+def run(
+    methods: str | Sequence[str] = "baseline",
+    dataset: str | Sequence[str] = "synthetic",
+    missing: str = "all",
+    seeds: str | Sequence[int] = (0,),
+    out: str | Path = "results",
+    preset: str = "quick",
+    steps: int | None = None,
+    budget: str = "steps",
+    imbalance: str | Sequence[float] = (1.0,),
+    device: str = "auto",
+    data_root: str | Path | None = None,
+    launcher: str = "local",
+    workers: int = 1,
+    threads: int | None = None,
+) -> pd.DataFrame:
+    """Run a sweep as `run_benchmark.py run` does and return its leaderboard.
+
+    Arguments take the command line's forms (`methods="stars,baseline[lr=3e-4]"`) or lists
+    (`methods=["stars", "baseline"]`, `seeds=[0, 1, 2]`). Bad input raises `BenchmarkError`
+    before anything runs; runs that fail are rows with `status` failed, as on the command line.
+    """
+    import pandas as pd
+
+    from benchmark.cli import default_data_root, parse_factors, parse_seeds, resolve_device
+    from benchmark.core.options import parse_named_list
+    from benchmark.core.presets import PRESETS
+    from benchmark.run.launch import LEADERBOARD, launch_sweep
+    from benchmark.run.sweep import SweepRequest
+
+    request = SweepRequest(
+        methods=tuple(parse_named_list(_text(methods))),
+        datasets=tuple(parse_named_list(_text(dataset))),
+        seeds=parse_seeds(_text(seeds)),
+        preset=PRESETS.get(preset),
+        steps=steps,
+        imbalances=parse_factors(_text(imbalance)),
+        missing=missing,
+        budget=budget,
+    )
+    out = Path(out)
+    launch_sweep(
+        request,
+        launcher=launcher,
+        data_root=Path(data_root) if data_root is not None else default_data_root(),
+        out=out,
+        device=resolve_device(device),
+        workers=workers,
+        threads=threads,
+    )
+    return pd.read_csv(out / LEADERBOARD)
+
+
+def report(
+    results_dir: str | Path,
+    reference: str = "baseline",
+    data_root: str | Path | None = None,
+    qualitative: bool = True,
+) -> list[Path]:
+    """Write a results directory's report, as `run_benchmark.py report` does.
+
+    Returns the files written, the index `report.md` first.
+    """
+    from benchmark.cli import default_data_root
+    from benchmark.report.generate import generate_report
+
+    files = generate_report(
+        Path(results_dir),
+        reference=reference,
+        data_root=Path(data_root) if data_root is not None else default_data_root(),
+        qualitative=qualitative,
+    )
+    return [f.path for f in files]
+
+
+def load_model(run_dir: str | Path, device: str = "cpu") -> DeployedModel:
+    """Load a finished run's model from its card and weights alone (no dataset needed).
+
+    `load_model(d).predict({"optical": array})` labels raw rasters of any non-empty subset of
+    its modalities.
+    """
+    from benchmark.run.deploy import load_model as load
+
+    return load(Path(run_dir), device)
+
 
 __all__ = [
     "MASK",
@@ -53,9 +159,12 @@ __all__ = [
     "Window",
     "all_scenarios",
     "evaluation_mode",
+    "load_model",
     "labels_of",
     "modality_inputs",
     "register_dataset",
     "register_method",
     "register_profiler",
+    "report",
+    "run",
 ]

@@ -4,6 +4,7 @@
     run_benchmark.py list          methods, datasets and presets
     run_benchmark.py report DIR    tables and figures from a results directory's records
     run_benchmark.py profile NAME  where training time goes (see `list` for the profilers)
+    run_benchmark.py predict RUN   apply a finished run to your own GeoTIFF scene
     run_benchmark.py show-data     plot test scenes of a dataset
 
 Flags shared by several sub-commands are declared once (parent parsers); `--debug` works with
@@ -39,6 +40,7 @@ examples:
   python run_benchmark.py list
   python run_benchmark.py report results
   python run_benchmark.py profile psa
+  python run_benchmark.py predict results/runs/<run_id> --input optical=a.tif,dsm=b.tif --out l.tif
   python run_benchmark.py show-data --dataset synthetic_3m --out docs/synthetic_sample.png
 """
 
@@ -166,7 +168,7 @@ def build_parser() -> OneLineParser:
         parents=[parent_parsers()["debug"]],
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
-    for add_command in (add_run, add_list, add_report, add_profile, add_show_data):
+    for add_command in (add_run, add_list, add_report, add_profile, add_predict, add_show_data):
         add_command(commands)
     return parser
 
@@ -273,6 +275,38 @@ def add_profile(commands: Commands) -> None:
     )
 
 
+def add_predict(commands: Commands) -> None:
+    """`predict RUN_DIR`."""
+    predict = subcommand(
+        commands,
+        "predict",
+        ["device"],
+        "apply a finished run to your own GeoTIFF scene (any subset of its modalities)",
+        description="Apply a finished run to a georeferenced scene: one GeoTIFF per modality "
+        "(any non-empty subset of the run's modalities, sharing CRS, transform and size), "
+        "streamed in windows; writes a uint8 GeoTIFF of class indices with the dataset's "
+        "palette (nodata 255 where any input is nodata).",
+        epilog="example:\n  python run_benchmark.py predict results/runs/<run_id> "
+        "--input optical=scene.tif,dsm=scene_dsm.tif --out labels.tif",
+    )
+    predict.set_defaults(handler=command_predict, device="cpu")
+    predict.add_argument("run_dir", type=Path, help="a finished run: <out>/runs/<run_id>")
+    predict.add_argument(
+        "--input",
+        required=True,
+        help="modality=path.tif pairs, comma-separated, e.g. optical=scene.tif,dsm=scene_dsm.tif",
+    )
+    predict.add_argument("--out", type=Path, required=True, help="the labels GeoTIFF to write")
+    predict.add_argument(
+        "--probabilities",
+        type=Path,
+        default=None,
+        metavar="TIF",
+        help="also write per-class probabilities (float32, one band per class) here",
+    )
+    predict.add_argument("--force", action="store_true", help="overwrite existing outputs")
+
+
 def add_show_data(commands: Commands) -> None:
     """`show-data`."""
     show = subcommand(commands, "show-data", ["dataset", "data"], "plot test scenes of a dataset")
@@ -335,6 +369,13 @@ def add_run_flags(run: argparse.ArgumentParser) -> None:
         help="ray launcher: cluster address, e.g. auto or host:6379 (default: a local instance)",
     )
     run.add_argument(
+        "--log",
+        default="none",
+        choices=("none", "tensorboard"),
+        help="tensorboard: also log losses and validation scores for TensorBoard into "
+        "runs/<run_id>/tensorboard/ (pip install -e '.[tensorboard]') (default: none)",
+    )
+    run.add_argument(
         "--retry-failed",
         action="store_true",
         help="rerun runs recorded as failed (default: report them as failed and go on)",
@@ -370,6 +411,7 @@ def command_run(args: argparse.Namespace) -> int:
         threads=args.threads,
         retry_failed=args.retry_failed,
         address=args.address,
+        tensorboard=args.log == "tensorboard",
     )
 
 
@@ -451,7 +493,28 @@ def command_profile(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = ("run", "list", "report", "profile", "show-data")
+def command_predict(args: argparse.Namespace) -> int:
+    """Predict a scene with a finished run."""
+    from benchmark.run.predict import parse_inputs, predict_scene
+
+    summary = predict_scene(
+        args.run_dir,
+        parse_inputs(args.input),
+        args.out,
+        probabilities=args.probabilities,
+        device=resolve_device(args.device),
+        force=args.force,
+    )
+    extra = f" and {escape(str(summary.probabilities))}" if summary.probabilities else ""
+    console.print(
+        f"wrote [bold]{escape(str(summary.labels))}[/bold]{extra}: {summary.height} x "
+        f"{summary.width} px from {'+'.join(summary.modalities)}, {summary.nodata_pixels} nodata "
+        f"px, {summary.seconds:.0f} s, peak memory {summary.peak_rss_mb:.0f} MiB"
+    )
+    return 0
+
+
+COMMANDS = ("run", "list", "report", "profile", "predict", "show-data")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -52,7 +52,7 @@ class Baseline(Method):
             self.modalities,
             backbone=self.hparams["backbone"],
             decoder_channels=self.hparams["decoder_channels"],
-            pretrained=self.hparams["pretrained"],
+            weights=self.hparams["weights"],
         )
         self.configure_optimizer(self.parameters())
 

@@ -127,7 +127,7 @@ class Distill(Method):
 
         def network() -> FusionSegmenter:
             return FusionSegmenter(
-                spec, self.modalities, hp["backbone"], hp["decoder_channels"], hp["pretrained"]
+                spec, self.modalities, hp["backbone"], hp["decoder_channels"], hp["weights"]
             )
 
         self.teacher = network()

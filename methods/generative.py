@@ -119,7 +119,7 @@ class Generative(Method):
         hp = self.hparams
         self.sources = {m: tuple(s for s in self.modalities if s != m) for m in self.modalities}
         self.segmenter = FusionSegmenter(
-            spec, self.modalities, hp["backbone"], hp["decoder_channels"], hp["pretrained"]
+            spec, self.modalities, hp["backbone"], hp["decoder_channels"], hp["weights"]
         )
         self.generators = nn.ModuleDict(
             {

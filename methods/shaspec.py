@@ -124,9 +124,9 @@ class ShaSpec(Method):
         super().__init__(spec, hparams, context)
         hp = self.hparams
         bands = self.channels
-        self.shared = SharedEncoder(hp["backbone"], bands, hp["pretrained"], norm=hp["shared_norm"])
+        self.shared = SharedEncoder(hp["backbone"], bands, hp["weights"], norm=hp["shared_norm"])
         self.specific = nn.ModuleDict(
-            {m: ModalityEncoder(hp["backbone"], c, hp["pretrained"]) for m, c in bands.items()}
+            {m: ModalityEncoder(hp["backbone"], c, hp["weights"]) for m, c in bands.items()}
         )
         channels = self.shared.channels
         specific = self.specific[self.modalities[0]].channels

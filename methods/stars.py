@@ -231,12 +231,12 @@ class Stars(Method):
         hp = self.hparams
         channels_in = self.channels
         self.shared = SharedEncoder(
-            hp["backbone"], channels_in, hp["pretrained"], norm=hp["shared_norm"]
+            hp["backbone"], channels_in, hp["weights"], norm=hp["shared_norm"]
         )
         specific_backbone = hp["specific_backbone"] or hp["backbone"]
         self.specific = nn.ModuleDict(
             {
-                m: ModalityEncoder(specific_backbone, c, hp["pretrained"])
+                m: ModalityEncoder(specific_backbone, c, hp["weights"])
                 for m, c in channels_in.items()
             }
         )

@@ -57,6 +57,11 @@ def _free_mib(folder: Path) -> float:
         return math.inf
 
 
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` atomically."""
+    _atomic(Path(path), lambda h: h.write(data))
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write `text` (UTF-8) to `path` atomically."""
     _atomic(Path(path), lambda h: h.write(text.encode("utf-8")))

@@ -99,8 +99,12 @@ class TrainContext:
 
 
 COMMON_HPARAMS: dict[str, HParam] = {
-    "backbone": HParam("resnet10t", "timm encoder (features_only, no pretrained weights)"),
-    "pretrained": HParam(False, "load timm pretrained weights (needs hub access; off)"),
+    "backbone": HParam("resnet10t", "timm encoder (features_only)"),
+    "weights": HParam(
+        "none",
+        "encoder weights: none, imagenet (timm's, from the hub or its cache) or a path to a "
+        "timm state dict (.safetensors or .pth), its first conv adapted to each modality's bands",
+    ),
     "decoder_channels": HParam(64, "FPN width", low=8, high=1024),
     "lr": HParam(1e-3, "peak AdamW learning rate", low=1e-6, high=1e-1),
     "weight_decay": HParam(1e-4, "AdamW weight decay", low=0.0, high=1.0),

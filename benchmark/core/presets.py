@@ -41,10 +41,12 @@ PRESETS.register("quick")(
 PRESETS.register("paper")(
     Preset(
         name="paper",
-        description="GPU schedule of the field: ResNet-50, 512 px crops, batch 8, 40k steps",
+        description="GPU schedule of the field: ImageNet-pretrained ResNet-50, 512 px crops, "
+        "batch 8, 40k steps",
         steps=40_000,
         hparams={
             "backbone": "resnet50",
+            "weights": "imagenet",
             "crop_size": 512,
             "batch_size": 8,
             "lr": 6e-4,

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import math
+import sys
+import time
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
@@ -26,12 +29,35 @@ results_console = Console()
 """Tables and listings (stdout), so they can be piped."""
 
 
+class _PlainHandler(logging.Handler):
+    """One line per record for output that is not a terminal (rich would wrap at 80 columns).
+
+    Writes to whatever `sys.stderr` is at the time, as the rich console does.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+            sys.stderr.flush()
+        except Exception:  # noqa: BLE001 - logging must never raise
+            self.handleError(record)
+
+
 def setup_logging(level: int = logging.INFO) -> None:
-    """Route `logging` through rich once; safe to call repeatedly."""
+    """Route `logging` through rich on a terminal, else one plain line per record.
+
+    A log file stays greppable that way; safe to call repeatedly.
+    """
     root = logging.getLogger()
-    if not any(isinstance(h, RichHandler) for h in root.handlers):
-        handler = RichHandler(console=console, show_path=False, rich_tracebacks=False)
-        handler.setFormatter(logging.Formatter("%(message)s", datefmt="[%X]"))
+    if not any(isinstance(h, RichHandler | _PlainHandler) for h in root.handlers):
+        if console.is_terminal:
+            handler = RichHandler(console=console, show_path=False, rich_tracebacks=False)
+            handler.setFormatter(logging.Formatter("%(message)s", datefmt="[%X]"))
+        else:
+            handler = _PlainHandler()
+            handler.setFormatter(
+                logging.Formatter("%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+            )
         root.addHandler(handler)
     root.setLevel(level)
 
@@ -73,3 +99,69 @@ def track(items: Iterable[T], description: str, total: int | None = None) -> Ite
             bar.advance(task)
     finally:
         bar.stop()
+
+
+def shows_bars() -> bool:
+    """Whether progress bars render (a terminal, or MISSBENCH_PROGRESS=1)."""
+    return console.is_terminal or _force_progress()
+
+
+class ProgressLines:
+    """Periodic progress lines for output that is not a terminal (a log file, CI, a worker).
+
+    A rich bar draws nothing there, so a long run would print nothing for many minutes; this
+    logs a line every `every_s` seconds or every `every_share` of the run, whichever comes
+    first: what runs, step/total, loss, steps per second and the estimated time left.
+    """
+
+    def __init__(
+        self,
+        label: str,
+        total: int,
+        every_s: float = 30.0,
+        every_share: float = 0.1,
+        enabled: bool | None = None,
+        unit: str = "step",
+    ) -> None:
+        self.label = label
+        self.total = total
+        self.unit = unit
+        self.every_s = every_s
+        self.every_steps = max(1, int(total * every_share))
+        self.enabled = (not shows_bars()) if enabled is None else enabled
+        self.log = logging.getLogger("missbench.progress")
+        self._last_time = time.monotonic()
+        self._last_step: int | None = None
+
+    def step(self, step: int, per_second: float, loss: float | None = None) -> None:
+        """Maybe log a line for `step` (1-based, of `total`), done at `per_second`."""
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        due_by_steps = self._last_step is None or step - self._last_step >= self.every_steps
+        if not (due_by_steps or now - self._last_time >= self.every_s or step == self.total):
+            return
+        eta = (self.total - step) / per_second if per_second > 0 else float("nan")
+        parts = [f"{self.label}: {self.unit} {step}/{self.total}"]
+        if loss is not None:
+            parts.append(f"loss {loss:.4f}")
+        parts += [f"{per_second:.2f} {self.unit}s/s", f"ETA {format_seconds(eta)}"]
+        self.log.info(" · ".join(parts))
+        self._last_time, self._last_step = now, step
+
+    def validation(self, step: int, miou: float) -> None:
+        """Log the validation score of the checkpoint at `step`."""
+        if self.enabled:
+            self.log.info("%s: validation at step %d · val mIoU %.4f", self.label, step, miou)
+
+
+def format_seconds(seconds: float) -> str:
+    """`1h02m`, `4m05s`, `12s` (or `?` when unknown)."""
+    if not math.isfinite(seconds):
+        return "?"
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"

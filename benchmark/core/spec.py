@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 MASK = "mask"
 """Reserved sample key for the label map; no modality may use it."""
@@ -91,6 +92,29 @@ class DatasetSpec:
     def eval_class_names(self) -> tuple[str, ...]:
         """The names of the classes that enter the macro means."""
         return tuple(self.classes[i] for i in self.eval_classes)
+
+    def to_json(self) -> dict[str, Any]:
+        """Return everything in JSON types (a model card carries it: no dataset needed later)."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> DatasetSpec:
+        """Rebuild the spec that `to_json` wrote."""
+        modalities = tuple(
+            Modality(m["name"], m["channels"], tuple(m["mean"]), tuple(m["std"]), m["description"])
+            for m in data["modalities"]
+        )
+        return cls(
+            name=data["name"],
+            modalities=modalities,
+            classes=tuple(data["classes"]),
+            palette=tuple(tuple(c) for c in data["palette"]),
+            ignore_index=data["ignore_index"],
+            eval_classes=tuple(data["eval_classes"]),
+            label_set=data["label_set"],
+            description=data["description"],
+            tier_thresholds=tuple(data["tier_thresholds"]),
+        )
 
     def convention(self) -> str:
         """Human-readable description of which classes enter the means."""

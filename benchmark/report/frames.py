@@ -90,6 +90,21 @@ def label_of(spec: Mapping[str, Any]) -> str:
     return spec.get("_report_label") or spec.get("label") or spec["method"]
 
 
+def requested_steps(steps: float, budget: str | None, ratio: float | None) -> int:
+    """The step budget a run was given: its steps, or under `--budget flops` the baseline's
+    steps its FLOP-matched steps were scaled from."""
+    if budget == "flops" and ratio:
+        return int(round(float(steps) / float(ratio)))
+    return int(steps)
+
+
+def budget_of(spec: Mapping[str, Any]) -> tuple[str, int, str]:
+    """(budget, requested steps, preset) of a run: what its runs must share to be averaged."""
+    budget = spec.get("budget", "steps")
+    steps = requested_steps(spec["steps"], budget, spec.get("budget_ratio"))
+    return budget, steps, spec.get("preset", "")
+
+
 def dataset_of(spec: Mapping[str, Any]) -> str:
     """A run's dataset name in reports (qualified by its options where runs differ in them)."""
     return spec.get("_report_dataset") or spec["dataset"]
@@ -226,7 +241,7 @@ def dataset_view(board: pd.DataFrame, dataset: str) -> tuple[pd.DataFrame, list[
 def cost_frame(board: pd.DataFrame) -> pd.DataFrame:
     """One row per method x imbalance x seed with the cost columns the table shows, taken from
     the full-modality scenario; an oracle's training cost is the sum over its per-scenario
-    runs (what serving every scenario costs it)."""
+    runs (what serving every scenario costs it), and its budget ratios span those runs'."""
     if board.empty or "train_gflops_per_step" not in board:
         return pd.DataFrame()
     ok = board[board["status"] == "ok"].copy()
@@ -237,6 +252,8 @@ def cost_frame(board: pd.DataFrame) -> pd.DataFrame:
     totals = runs.groupby(["method", "imbalance", "seed"])[
         ["train_tflops", "train_minutes", "params_trained"]
     ].sum(min_count=1)
+    ratios = runs.groupby(["method", "imbalance", "seed"])["budget_ratio"].agg(["min", "max"])
+    totals["budget_ratio_min"], totals["budget_ratio_max"] = ratios["min"], ratios["max"]
     for column in totals.columns:
         summed = full.set_index(["method", "imbalance", "seed"]).index.map(totals[column])
         full[column] = summed.to_numpy()

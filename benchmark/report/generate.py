@@ -1,7 +1,7 @@
 """`python run_benchmark.py report <results-dir>`: every table and figure, from records alone.
 
-Reads `<results-dir>/runs/*/` (spec.json, records.jsonl, train_log.jsonl, model.pt, done) and
-writes into `<results-dir>/report/` (never touching the runs or the sweep's own
+Reads `<results-dir>/runs/*/` (spec.json, records.jsonl, train_log.jsonl, the model, done)
+and writes into `<results-dir>/report/` (never touching the runs or the sweep's own
 `leaderboard.csv`):
 
     report.md                 index: every file below with a one-line explanation
@@ -37,7 +37,7 @@ from benchmark.core.io import atomic_write_json, atomic_write_text
 from benchmark.core.provenance import git_commit
 from benchmark.core.records import SELECTION_DESCRIPTION
 from benchmark.report import frames, plots, render, tables
-from benchmark.report.frames import BoardEntry, dataset_of, label_of
+from benchmark.report.frames import BoardEntry, budget_of, dataset_of, label_of
 from benchmark.report.robustness import robustness
 from benchmark.report.stats import test_description
 from benchmark.run.store import RUNS, RunStore, StoredRun
@@ -75,7 +75,10 @@ def distinguish(specs: Sequence[dict]) -> None:
 
     Two sweeps into one results directory may train `baseline` for 200 and for 400 steps, or
     use `synthetic` with other options; averaging them as one cell would be wrong, so the label
-    gets ` (<steps> steps, <preset>)` and the dataset `[<options>]` where they differ.
+    gets ` (<steps> steps, <preset>)` and the dataset `[<options>]` where they differ. Under
+    `--budget flops` a method's runs differ in steps by design (an oracle's per-scenario models
+    cost different FLOPs), so runs are told apart by the budget they were given, not the steps
+    it became.
     """
     by_dataset: dict[str, set] = {}
     for spec in specs:
@@ -88,10 +91,12 @@ def distinguish(specs: Sequence[dict]) -> None:
     by_label: dict[tuple, set] = {}
     for spec in specs:
         key = (dataset_of(spec), label_of(spec))
-        by_label.setdefault(key, set()).add((spec["steps"], spec.get("preset", "")))
+        by_label.setdefault(key, set()).add(budget_of(spec))
     for spec in specs:
         if len(by_label[(dataset_of(spec), label_of(spec))]) > 1:
-            spec["_report_label"] = f"{label_of(spec)} ({spec['steps']} steps, {spec['preset']})"
+            budget, steps, preset = budget_of(spec)
+            flops = ", equal FLOPs" if budget == "flops" else ""
+            spec["_report_label"] = f"{label_of(spec)} ({steps} steps{flops}, {preset})"
 
 
 def load_results(root: Path, reference: str = "baseline") -> Results:

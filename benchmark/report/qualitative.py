@@ -2,8 +2,8 @@
 prediction under each missing-modality scenario, coloured with the dataset's palette.
 
 Cheap by construction: one run per method (the lowest imbalance factor, then the lowest seed),
-its selected weights (`model.pt`), one test tile cut to at most `MAX_SIDE` pixels around its
-centre, the harness's own sliding-window inference.
+its selected weights (`model.safetensors` with its card), one test tile cut to at most
+`MAX_SIDE` pixels around its centre, the harness's own sliding-window inference.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from benchmark.report.frames import dataset_of, label_of
 from benchmark.report.plots import DOUBLE, method_colours, new_figure
 from benchmark.report.samples import colourise, draw_modality
 from benchmark.run.data import open_dataset, prepare_data
+from benchmark.run.deploy import inference_hparams, load_model
 from benchmark.run.inference import sliding_window_logits
 from benchmark.run.store import RunStore, StoredRun
 from benchmark.run.transforms import Normalizer
@@ -74,10 +75,14 @@ def predict_tile(
     y0, x0 = max(0, (height - MAX_SIDE) // 2), max(0, (width - MAX_SIDE) // 2)
     window = (slice(y0, y0 + min(height, MAX_SIDE)), slice(x0, x0 + min(width, MAX_SIDE)))
     sample = test.load(tile, window)
-    data = prepare_data(spec, data_root)  # class frequencies, exactly as in training
-    context = TrainContext(spec.steps, data.frequencies, spec.train_modalities)
-    method = METHODS.get(spec.method)(test.spec, spec.hparams, context)
-    method.load_state_dict(store.load_model(run.run_id))
+    if store.has_model_card(run.run_id):
+        method = load_model(store.run_dir(run.run_id)).method
+    else:  # runs made before model cards: rebuilt as training built them
+        data = prepare_data(spec, data_root)  # class frequencies, exactly as in training
+        context = TrainContext(spec.steps, data.frequencies, spec.train_modalities)
+        cls = METHODS.get(spec.method)
+        method = cls(test.spec, inference_hparams(cls, spec.hparams.items()), context)
+        method.load_state_dict(store.load_model(run.run_id))
     normed = Normalizer(test.spec)(sample)
     normed.pop(MASK)
     tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in normed.items()}

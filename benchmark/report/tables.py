@@ -18,6 +18,7 @@ from benchmark.report.frames import (
     TIERS,
     cost_frame,
     dataset_view,
+    requested_steps,
 )
 from benchmark.report.stats import summarize, test_description
 
@@ -135,8 +136,19 @@ def caption_conventions(board: pd.DataFrame, tiles: int | None = None) -> str:
         f"pixels labelled {int(first['ignore_index'])} are ignored; label set "
         f"{first['label_set'] or 'default'}; frequency tiers by training-pixel share "
         f"({tier_text}). "
-        f"Preset {first['preset']}, {int(first['steps'])} steps; seeds {seeds}."
+        f"Preset {first['preset']}, {_steps_text(first)}; seeds {seeds}."
     )
+
+
+def _steps_text(row: pd.Series) -> str:
+    budget = row.get("budget", "steps")
+    steps = requested_steps(row["steps"], budget, row.get("budget_ratio"))
+    if budget == "flops":
+        return (
+            f"equal training FLOPs: each method's steps scaled to the baseline's FLOPs at "
+            f"{steps} steps (ratios in the cost table)"
+        )
+    return f"{steps} steps"
 
 
 def scenario_table(
@@ -442,5 +454,7 @@ def _budget_text(rows: pd.DataFrame) -> str:
         return MISSING_CELL
     budget = str(rows["budget"].iloc[0])
     if budget == "flops":
-        return f"flops (x{float(rows['budget_ratio'].iloc[0]):.2f})"
+        low, high = float(rows["budget_ratio_min"].min()), float(rows["budget_ratio_max"].max())
+        span = f"x{low:.2f}" if round(low, 2) == round(high, 2) else f"x{low:.2f}–{high:.2f}"
+        return f"flops ({span})"
     return budget

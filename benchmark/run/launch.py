@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from pathlib import Path
 
@@ -15,6 +16,9 @@ from benchmark.report.render import wide_table
 from benchmark.run.launchers import LAUNCHERS, LaunchContext
 from benchmark.run.store import RunStore
 from benchmark.run.sweep import Sweep, SweepRequest, expand, preflight
+from benchmark.run.tensorboard import check_tensorboard
+
+log = logging.getLogger(__name__)
 
 LEADERBOARD = "leaderboard.csv"
 
@@ -29,6 +33,7 @@ def launch_sweep(
     threads: int | None = None,
     retry_failed: bool = False,
     address: str | None = None,
+    tensorboard: bool = False,
 ) -> int:
     """Run the sweep and write its leaderboard; the exit status (1 if a run has no results).
 
@@ -36,6 +41,8 @@ def launch_sweep(
     and values (`expand`), the results directory, the data and existing checkpoints.
     """
     launch = LAUNCHERS.get(launcher)
+    if tensorboard:
+        check_tensorboard()
     sweep = expand(request)
     store = RunStore(out)
     store.check_writable()
@@ -53,6 +60,7 @@ def launch_sweep(
         threads=threads,
         retry_failed=retry_failed,
         address=address,
+        tensorboard=tensorboard,
         modules=sweep.modules,
     )
     if launcher == "dry_run":
@@ -61,9 +69,13 @@ def launch_sweep(
 
     store.claim()
     start = time.perf_counter()
-    console.log(
-        f"{len(sweep.specs)} run(s) on {device} · preset {request.preset.name} · launcher "
-        f"{launcher} · out {out}"
+    log.info(
+        "%d run(s) on %s · preset %s · launcher %s · out %s",
+        len(sweep.specs),
+        device,
+        request.preset.name,
+        launcher,
+        out,
     )
     outcomes = launch(sweep.specs, context)
     board = sweep_leaderboard(sweep, store)
@@ -74,7 +86,7 @@ def launch_sweep(
     console.print(
         f"leaderboard: [bold]{escape(str(path))}[/bold] ({len(board)} rows) · runs: "
         f"{escape(str(out / 'runs'))}/<run_id>/ (spec.json, records.jsonl, train_log.jsonl, "
-        f"model.pt) · wall {time.perf_counter() - start:.0f} s"
+        f"model.safetensors, model.json) · wall {time.perf_counter() - start:.0f} s"
     )
     failed = [o for o in outcomes if o.status in ("failed", "busy")]
     if failed:

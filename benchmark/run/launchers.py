@@ -27,7 +27,7 @@ from rich.table import Table
 
 from benchmark.core.errors import BenchmarkError
 from benchmark.core.plugins import import_modules
-from benchmark.core.progress import console, results_console
+from benchmark.core.progress import results_console, setup_logging
 from benchmark.core.records import RunSpec
 from benchmark.core.registry import Registry
 from benchmark.run.store import RunStore
@@ -47,6 +47,8 @@ class LaunchContext:
     threads: int | None = None
     """torch threads per run; default: this machine's cores divided among the workers."""
     retry_failed: bool = False
+    tensorboard: bool = False
+    """Also log losses and validation scores for TensorBoard (`runs/<run_id>/tensorboard/`)."""
     address: str | None = None
     """Ray cluster address (`auto`, `host:port`); None starts a local Ray instance."""
     modules: tuple[str, ...] = ()
@@ -77,14 +79,22 @@ def report(outcome: RunOutcome, number: int, total: int) -> None:
     states = {
         "done": f"finished in {outcome.seconds:.0f} s",
         "skipped": "skipped (done)",
-        "failed": f"[red]FAILED[/red]: {escape(outcome.error)}",
+        "failed": f"FAILED: {outcome.error}",
         "busy": "busy (locked by another launcher; not run here)",
     }
     factor = f" · imbalance {spec.imbalance:g}" if spec.imbalance != 1 else ""
-    console.log(
-        f"\\[{number}/{total}] {escape(spec.label)} · {spec.dataset}{factor} · seed {spec.seed}"
-        f" · run {spec.run_id}: {states.get(outcome.status, outcome.status)}",
-        highlight=False,
+    level = logging.WARNING if outcome.status == "failed" else logging.INFO
+    log.log(
+        level,
+        "[%d/%d] %s · %s%s · seed %d · run %s: %s",
+        number,
+        total,
+        spec.label,
+        spec.dataset,
+        factor,
+        spec.seed,
+        spec.run_id,
+        states.get(outcome.status, outcome.status),
     )
 
 
@@ -96,8 +106,10 @@ def execute_one(
     threads: int,
     retry_failed: bool,
     modules: tuple[str, ...] = (),
+    tensorboard: bool = False,
 ) -> tuple[str, float]:
     """Worker entry (a process or a Ray task): run one spec, return (status, seconds)."""
+    setup_logging()  # a fresh process: its progress lines need a handler
     import_modules(modules)
     torch.set_num_threads(threads)
     outcome = RunExecutor(
@@ -107,6 +119,7 @@ def execute_one(
         torch.device(device),
         show_progress=False,
         retry_failed=retry_failed,
+        tensorboard=tensorboard,
     ).execute()
     return outcome.status, outcome.seconds
 
@@ -124,6 +137,7 @@ def worker_args(spec: RunSpec, ctx: LaunchContext, threads: int, resolve: bool =
         threads,
         ctx.retry_failed,
         ctx.modules,
+        ctx.tensorboard,
     )
 
 
@@ -137,7 +151,12 @@ def local(specs: Sequence[RunSpec], ctx: LaunchContext) -> list[RunOutcome]:
     outcomes = []
     for number, spec in enumerate(specs, 1):
         executor = RunExecutor(
-            spec, ctx.data_root, store, ctx.device, retry_failed=ctx.retry_failed
+            spec,
+            ctx.data_root,
+            store,
+            ctx.device,
+            retry_failed=ctx.retry_failed,
+            tensorboard=ctx.tensorboard,
         )
         outcome = executor.execute()
         report(outcome, number, len(specs))

@@ -5,11 +5,13 @@
         spec.json                     the run spec (its hash is the directory's name)
         checkpoint.pt                 the last validation's state, while the run is unfinished
         train_log.jsonl               training losses every few steps
-        model.pt                      the selected weights
+        model.safetensors             the selected weights (model.pt in runs made before)
+        model.json                    the model card: what rebuilding and applying it needs
         records.jsonl                 every evaluation as a self-describing record
         failed.json                   why the run failed (reason, type, traceback)
         done                          written last: the run is finished
         .lock                         held while a process executes the run
+        tensorboard/                  TensorBoard scalars, with `--log tensorboard`
 
 States of a run: `done`, `failed`, `busy` (another process holds its lock), `incomplete` (a
 checkpoint to resume from) and `pending` (nothing yet). Every file is written atomically
@@ -39,14 +41,22 @@ import filelock
 import torch
 
 from benchmark.core.errors import BenchmarkError
-from benchmark.core.io import atomic_torch_save, atomic_write_json, atomic_write_jsonl, read_jsonl
+from benchmark.core.io import (
+    atomic_torch_save,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_jsonl,
+    read_jsonl,
+)
 from benchmark.core.records import HARNESS_VERSION, RunSpec
 
 RUNS = "runs"
 SPEC = "spec.json"
 CHECKPOINT = "checkpoint.pt"
 TRAIN_LOG = "train_log.jsonl"
-MODEL = "model.pt"
+MODEL = "model.safetensors"
+MODEL_CARD = "model.json"
+LEGACY_MODEL = "model.pt"
 RECORDS = "records.jsonl"
 FAILED = "failed.json"
 DONE = "done"
@@ -160,11 +170,21 @@ class RunStore:
         """`train_log.jsonl`: the training losses so far."""
         atomic_write_jsonl(self.run_dir(run_id) / TRAIN_LOG, history)
 
-    def save_model(self, run_id: str, step: int, weights: dict[str, Any]) -> None:
-        """`model.pt`: the selected weights and the step they come from."""
-        atomic_torch_save(
-            {"run_id": run_id, "step": step, "model": weights}, self.run_dir(run_id) / MODEL
-        )
+    def append_train_log(self, run_id: str, row: dict[str, Any]) -> None:
+        """One more `train_log.jsonl` line, as training goes (a running or crashed run shows
+        its curve; `write_train_log` rewrites the file whole when a run starts and ends)."""
+        with open(self.run_dir(run_id) / TRAIN_LOG, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(row, sort_keys=True, default=str) + "\n")
+
+    def save_model(self, run_id: str, weights: dict[str, Any], card: dict[str, Any]) -> None:
+        """`model.safetensors` (the selected weights) and `model.json` (its card)."""
+        from safetensors.torch import save
+
+        tensors = {k: v.detach().cpu().contiguous().clone() for k, v in weights.items()}
+        metadata = {"run_id": run_id, "step": str(card["selected_step"])}
+        blob = save(tensors, metadata=metadata)
+        atomic_write_bytes(self.run_dir(run_id) / MODEL, blob)
+        atomic_write_json(self.run_dir(run_id) / MODEL_CARD, card)
 
     def save_checkpoint(self, run_id: str, state: dict[str, Any]) -> None:
         """`checkpoint.pt`: everything a resumed run needs, stamped with run and harness."""
@@ -224,12 +244,37 @@ class RunStore:
 
     def has_model(self, run_id: str) -> bool:
         """Whether the run kept its selected weights."""
-        return (self.run_dir(run_id) / MODEL).exists()
+        directory = self.run_dir(run_id)
+        return (directory / MODEL).exists() or (directory / LEGACY_MODEL).exists()
 
     def load_model(self, run_id: str) -> dict[str, Any]:
-        """The selected weights (`weights_only`, on the CPU)."""
-        state = torch.load(self.run_dir(run_id) / MODEL, map_location="cpu", weights_only=True)
+        """The selected weights, on the CPU (safetensors; `weights_only` for older runs)."""
+        directory = self.run_dir(run_id)
+        if (directory / MODEL).exists():
+            from safetensors.torch import load_file
+
+            return load_file(str(directory / MODEL))
+        state = torch.load(directory / LEGACY_MODEL, map_location="cpu", weights_only=True)
         return state["model"]
+
+    def has_model_card(self, run_id: str) -> bool:
+        """Whether the run keeps a model card (runs made since cards exist)."""
+        return (self.run_dir(run_id) / MODEL_CARD).exists()
+
+    def read_model_card(self, run_id: str) -> dict[str, Any]:
+        """`model.json` of a finished run (one line when it is absent or unreadable)."""
+        path = self.run_dir(run_id) / MODEL_CARD
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise BenchmarkError(
+                f"{path.parent}: no model card ({MODEL_CARD}); only finished runs made by this "
+                "version keep one (rerun the run to make it)"
+            ) from None
+        except (OSError, ValueError) as error:
+            raise BenchmarkError(
+                f"{path}: unreadable model card ({type(error).__name__})"
+            ) from None
 
     def load_checkpoint(self, spec: RunSpec, device: torch.device) -> dict[str, Any] | None:
         """The run's checkpoint, validated as its own (None when there is none)."""

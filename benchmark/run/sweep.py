@@ -20,6 +20,7 @@ from benchmark.core.plugins import DATASETS, METHODS, importable_modules
 from benchmark.core.presets import Preset
 from benchmark.core.records import RunSpec
 from benchmark.core.scenarios import scenarios_for_missing
+from benchmark.core.weights import check_weights
 from benchmark.run.data import open_dataset
 from benchmark.run.imbalance import validate_factor
 from benchmark.run.store import RunStore
@@ -149,8 +150,13 @@ def expand_method_names(entries: Sequence[NamedConfig]) -> list[NamedConfig]:
 
 def preflight(specs: Sequence[RunSpec], data_root: Path, store: RunStore) -> None:
     """Surface bad input before anything is written: every dataset split opens (and decodes
-    or generates its cache under the data root) and every existing checkpoint is this run's."""
+    or generates its cache under the data root), encoder weights can be had, and every existing
+    checkpoint is this run's."""
     opened = set()
+    for backbone, weights in dict.fromkeys(
+        (s.hparams["backbone"], s.hparams["weights"]) for s in specs
+    ):
+        check_weights(backbone, weights)
     for spec in specs:
         key = (spec.dataset, spec.dataset_options)
         if key not in opened:

@@ -7,11 +7,12 @@ a finished run is skipped, an unfinished one resumes from its checkpoint.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import random
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +23,15 @@ from rich.progress import Progress
 from benchmark.core.errors import BenchmarkError
 from benchmark.core.method import Method, PhaseMarker, TrainContext, phase_clock
 from benchmark.core.plugins import METHODS
-from benchmark.core.progress import progress_bar
+from benchmark.core.progress import ProgressLines, progress_bar
 from benchmark.core.records import SELECTION_FULL_VAL, RunSpec
 from benchmark.core.scenarios import Scenario
 from benchmark.run.cost import measure_run_cost
 from benchmark.run.data import BatchSource, RunData, prepare_data, training_batches
+from benchmark.run.deploy import model_card
 from benchmark.run.evaluate import evaluation_records, probe_scores
 from benchmark.run.store import RunStore
+from benchmark.run.tensorboard import ScalarLog
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +106,27 @@ class RunOutcome:
     error: str = ""
 
 
+@dataclass
+class TrainState:
+    """Where training stands: what a checkpoint keeps besides the method's own state."""
+
+    step: int = 0
+    best: dict[str, Any] | None = None
+    """The best validation so far: step, mIoU and a copy of the weights."""
+    history: list[dict[str, Any]] = field(default_factory=list)
+    """Training losses every `LOG_EVERY` steps (`train_log.jsonl`)."""
+    val_records: list[dict[str, Any]] = field(default_factory=list)
+    train_seconds: float = 0.0
+    step_seconds: list[float] = field(default_factory=list)
+    probes: dict[str, float] = field(default_factory=dict)
+    """The method's validation probes at the latest validation (`<name>_val_miou`)."""
+
+    @property
+    def median_step_ms(self) -> float:
+        """Median wall milliseconds of the training steps so far."""
+        return 1e3 * float(np.median(self.step_seconds)) if self.step_seconds else float("nan")
+
+
 class RunExecutor:
     """Trains and evaluates one `RunSpec` into its run directory."""
 
@@ -114,6 +138,7 @@ class RunExecutor:
         device: torch.device,
         show_progress: bool = True,
         retry_failed: bool = False,
+        tensorboard: bool = False,
     ) -> None:
         self.spec = spec
         self.store = store
@@ -121,6 +146,7 @@ class RunExecutor:
         self.data_root = Path(data_root)
         self.show_progress = show_progress
         self.retry_failed = retry_failed
+        self.tensorboard = tensorboard
 
     def execute(self) -> RunOutcome:
         """Run unless done; a failure is recorded in the run directory, never raised."""
@@ -163,92 +189,80 @@ class RunExecutor:
             self.device,
             spec.steps,
         )
-        full = Scenario(frozenset(spec.train_modalities))
         scenarios = METHODS.get(spec.method).evaluation_scenarios(spec.train_modalities)
         state = self._resume(method)
         self.cost = measure_run_cost(method, sampler.sampler, spec.steps, scenarios, self.device)
-        step, best, history, val_records = (
-            state["step"],
-            state["best"],
-            state["history"],
-            state["val_records"],
-        )
-        train_seconds, step_seconds = state["train_seconds"], state["step_seconds"]
-        self.probes: dict[str, float] = state["probes"]
-        with sampler, progress_bar(disable=not self.show_progress) as bar:
+        self.store.write_train_log(spec.run_id, state.history)  # the log restarts with the run
+        lines = ProgressLines(f"{spec.label} · {spec.dataset} · seed {spec.seed}", spec.steps)
+        board = ScalarLog(self.store.run_dir(spec.run_id), enabled=self.tensorboard)
+        with sampler, board, progress_bar(disable=not self.show_progress) as bar:
             task = bar.add_task(
-                f"train {spec.label} seed {spec.seed}", total=spec.steps, completed=step, info=""
+                f"train {spec.label} seed {spec.seed}",
+                total=spec.steps,
+                completed=state.step,
+                info="",
             )
             tic = time.perf_counter()
-            while step < spec.steps:
+            while state.step < spec.steps:
                 started = time.perf_counter()
-                losses = train_step(method, sampler, step, self.device)
-                step_seconds.append(time.perf_counter() - started)
-                step += 1
-                if step % LOG_EVERY == 0 or step == spec.steps:
-                    elapsed = train_seconds + time.perf_counter() - tic
-                    history.append({"step": step, "seconds": round(elapsed, 3), **losses})
-                    rate = step / max(elapsed, 1e-9)
-                    bar.update(
-                        task, info=f"loss {losses.get('loss', float('nan')):.3f} {rate:.2f} it/s"
-                    )
-                bar.update(task, completed=step)
-                if step % spec.val_every == 0 or step == spec.steps:
-                    train_seconds += time.perf_counter() - tic
-                    self.probes = probe_scores(method, data.val, spec, self.device)
-                    record = self._evaluate(
-                        bar, data, method, "val", [full], step, train_seconds, step_seconds,
-                        selection="",
-                    )[0]  # fmt: skip
-                    val_records.append(record)
-                    if best is None or record["miou"] > best["miou"]:
-                        best = {
-                            "step": step,
-                            "miou": record["miou"],
-                            "model": copy.deepcopy(method.state_dict()),
-                        }
-                    self.store.save_checkpoint(
-                        spec.run_id,
-                        {
-                            "step": step,
-                            "method": method.checkpoint(),
-                            "best": best,
-                            "history": history,
-                            "val_records": val_records,
-                            "train_seconds": train_seconds,
-                            "step_seconds": step_seconds,
-                            "probes": self.probes,
-                            "torch_rng": torch.get_rng_state(),
-                        },
-                    )
+                losses = train_step(method, sampler, state.step, self.device)
+                state.step_seconds.append(time.perf_counter() - started)
+                state.step += 1
+                elapsed = state.train_seconds + time.perf_counter() - tic
+                rate, loss = state.step / max(elapsed, 1e-9), losses.get("loss", float("nan"))
+                lines.step(state.step, rate, loss)
+                if state.step % LOG_EVERY == 0 or state.step == spec.steps:
+                    row = {"step": state.step, "seconds": round(elapsed, 3), **losses}
+                    state.history.append(row)
+                    self.store.append_train_log(spec.run_id, row)
+                    board.scalars("train", losses, state.step)
+                    bar.update(task, info=f"loss {loss:.3f} {rate:.2f} it/s")
+                bar.update(task, completed=state.step)
+                if state.step % spec.val_every == 0 or state.step == spec.steps:
+                    state.train_seconds += time.perf_counter() - tic
+                    self._validate(bar, data, method, state)
+                    lines.validation(state.step, state.val_records[-1]["miou"])
+                    scores = {"miou": state.val_records[-1]["miou"], **state.probes}
+                    board.scalars("val", scores, state.step)
                     tic = time.perf_counter()
-            self.store.write_train_log(spec.run_id, history)
-            method.load_state_dict(best["model"])
-            self.store.save_model(spec.run_id, best["step"], best["model"])
-            records = list(val_records)
+            self.store.write_train_log(spec.run_id, state.history)
+            method.load_state_dict(state.best["model"])
+            card = model_card(spec, data, state.best["step"])
+            self.store.save_model(spec.run_id, state.best["model"], card)
+            records = list(state.val_records)
             for split in ("val", "test"):
                 records += self._evaluate(
-                    bar, data, method, split, scenarios, best["step"], train_seconds, step_seconds
+                    bar, data, method, split, scenarios, state.best["step"], state
                 )
         return records
 
-    def _resume(self, method: Method) -> dict[str, Any]:
-        fresh = {
-            "step": 0,
-            "best": None,
-            "history": [],
-            "val_records": [],
-            "train_seconds": 0.0,
-            "step_seconds": [],
-            "probes": {},
+    def _validate(self, bar: Progress, data: RunData, method: Method, state: TrainState) -> None:
+        """Validate with every modality (and the method's probes), keep the best weights, and
+        checkpoint everything a resumed run needs."""
+        spec = self.spec
+        full = Scenario(frozenset(spec.train_modalities))
+        state.probes = probe_scores(method, data.val, spec, self.device)
+        record = self._evaluate(bar, data, method, "val", [full], state.step, state, selection="")
+        state.val_records.append(record[0])
+        if state.best is None or record[0]["miou"] > state.best["miou"]:
+            weights = copy.deepcopy(method.state_dict())
+            state.best = {"step": state.step, "miou": record[0]["miou"], "model": weights}
+        kept = {f.name: getattr(state, f.name) for f in dataclasses.fields(state)}  # no copies
+        checkpoint = kept | {
+            "method": method.checkpoint(),
+            "torch_rng": torch.get_rng_state(),
         }
-        state = self.store.load_checkpoint(self.spec, self.device)
-        if state is None:
-            return fresh
-        method.restore(state["method"])
-        torch.set_rng_state(state["torch_rng"].cpu())
-        log.info("resuming %s from step %d", self.spec.run_id, state["step"])
-        return {k: state[k] for k in fresh}
+        self.store.save_checkpoint(spec.run_id, checkpoint)
+
+    def _resume(self, method: Method) -> TrainState:
+        saved = self.store.load_checkpoint(self.spec, self.device)
+        if saved is None:
+            return TrainState()
+        method.restore(saved["method"])
+        torch.set_rng_state(saved["torch_rng"].cpu())
+        log.info("resuming %s from step %d", self.spec.run_id, saved["step"])
+        names = {f.name for f in dataclasses.fields(TrainState)}
+        return TrainState(**{k: v for k, v in saved.items() if k in names})
 
     def _evaluate(
         self,
@@ -258,8 +272,7 @@ class RunExecutor:
         split: str,
         scenarios: list[Scenario],
         step: int,
-        train_seconds: float,
-        step_seconds: list[float],
+        state: TrainState,
         selection: str = SELECTION_FULL_VAL,
     ) -> list[dict[str, Any]]:
         dataset = data.val if split == "val" else data.test
@@ -273,12 +286,12 @@ class RunExecutor:
             split,
             scenarios,
             step,
-            train_seconds,
+            state.train_seconds,
             self.device,
             selection,
             cost=self.cost,
-            step_ms=1e3 * float(np.median(step_seconds)) if step_seconds else float("nan"),
-            probes=self.probes,
+            step_ms=state.median_step_ms,
+            probes=state.probes,
             on_tile=lambda: bar.advance(task),
         )
         bar.remove_task(task)

@@ -2,29 +2,24 @@
 
 from __future__ import annotations
 
-import timm
 from torch import Tensor, nn
 
-FEATURE_LEVELS = (1, 2, 3, 4)
-"""timm feature indices used everywhere: strides 4, 8, 16, 32."""
+from benchmark.core.weights import FEATURE_LEVELS, NONE, create_backbone
+
+__all__ = ["FEATURE_LEVELS", "ModalityEncoder"]
 
 
 class ModalityEncoder(nn.Module):
     """A timm backbone returning a pyramid of features at strides 4, 8, 16 and 32.
 
     timm adapts the stem to `in_chans` (for pretrained weights it re-sums the RGB filters),
-    so optical, DSM and SAR inputs all fit without special-casing.
+    so optical, DSM and SAR inputs all fit without special-casing. `weights`: none, imagenet
+    or a path to a timm state dict (`benchmark.core.weights`).
     """
 
-    def __init__(self, backbone: str, in_chans: int, pretrained: bool = False) -> None:
+    def __init__(self, backbone: str, in_chans: int, weights: str = NONE) -> None:
         super().__init__()
-        self.net = timm.create_model(
-            backbone,
-            features_only=True,
-            pretrained=pretrained,
-            in_chans=in_chans,
-            out_indices=FEATURE_LEVELS,
-        )
+        self.net = create_backbone(backbone, in_chans, weights)
         self.channels: list[int] = list(self.net.feature_info.channels())
         self.reductions: list[int] = list(self.net.feature_info.reduction())
 

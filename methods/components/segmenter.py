@@ -26,13 +26,13 @@ class FusionSegmenter(nn.Module):
         modalities: Sequence[str],
         backbone: str,
         decoder_channels: int,
-        pretrained: bool = False,
+        weights: str = "none",
     ) -> None:
         super().__init__()
         self.modalities = tuple(modalities)
         self.encoders = nn.ModuleDict(
             {
-                name: ModalityEncoder(backbone, spec.modality(name).channels, pretrained)
+                name: ModalityEncoder(backbone, spec.modality(name).channels, weights)
                 for name in self.modalities
             }
         )

@@ -19,11 +19,10 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 
-import timm
 import torch
 from torch import Tensor, nn
 
-from methods.components.encoders import FEATURE_LEVELS
+from benchmark.core.weights import NONE, create_backbone
 
 
 def _split_stem(model: nn.Module) -> tuple[list[str], list[str], dict[str, str]]:
@@ -83,7 +82,7 @@ class SharedEncoder(nn.Module):
         self,
         backbone: str,
         in_channels: Mapping[str, int],
-        pretrained: bool = False,
+        weights: str = NONE,
         norm: str = "private",
     ) -> None:
         super().__init__()
@@ -96,13 +95,7 @@ class SharedEncoder(nn.Module):
         stems = {}
         trunk = None
         for name, channels in in_channels.items():
-            model = timm.create_model(
-                backbone,
-                features_only=True,
-                pretrained=pretrained,
-                in_chans=channels,
-                out_indices=FEATURE_LEVELS,
-            )
+            model = create_backbone(backbone, channels, weights)
             stem_names, trunk_names, return_layers = _split_stem(model)
             children = dict(model.named_children())
             stems[name] = nn.Sequential(*(children[n] for n in stem_names))

@@ -196,6 +196,32 @@ def test_runs_sharing_a_label_but_not_a_budget_are_named_apart():
     assert specs[2]["_report_dataset"] == "synthetic[test_tiles=3]"
 
 
+def test_flops_matched_runs_of_one_method_stay_one_row_and_apart_from_equal_steps():
+    """Under --budget flops an oracle's per-scenario models get different steps by design."""
+    from benchmark.report.generate import distinguish
+
+    def spec(steps, budget="steps", ratio=1.0):
+        return {
+            "method": "unimodal",
+            "label": "unimodal",
+            "dataset": "synthetic",
+            "dataset_options": [],
+            "steps": steps,
+            "preset": "quick",
+            "budget": budget,
+            "budget_ratio": ratio,
+        }
+
+    flops_only = [spec(400, "flops", 1.0), spec(719, "flops", 1.7975), spec(717, "flops", 1.7925)]
+    distinguish(flops_only)
+    assert not any("_report_label" in s for s in flops_only)
+
+    mixed = [spec(400), spec(719, "flops", 1.7975)]
+    distinguish(mixed)
+    assert mixed[0]["_report_label"] == "unimodal (400 steps, quick)"
+    assert mixed[1]["_report_label"] == "unimodal (400 steps, equal FLOPs, quick)"
+
+
 @pytest.mark.slow
 def test_report_on_a_fresh_run_draws_the_qualitative_grid(data_root, tmp_path):
     """End to end: a smoke run, then `report` with the model weights and the data."""
