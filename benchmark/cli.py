@@ -246,7 +246,7 @@ def add_report(commands: Commands) -> None:
     report.add_argument(
         "--no-qualitative",
         action="store_true",
-        help="skip the qualitative grid (the one output that needs model.pt and the data)",
+        help="skip the qualitative grid (the one output that needs the model weights and the data)",
     )
 
 

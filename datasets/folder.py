@@ -32,7 +32,7 @@ directory, then from $MISSBENCH_DATA; the data sit beside the card unless it set
     classes: [impervious_surfaces, building]
     palette: [[255, 255, 255], [0, 0, 255]]   # optional for index / values encodings
     eval_classes: [0, 1]            # optional: classes in the macro means (default all)
-    splits: {train: ["a1", "a2"], val: ["a3"], test: ["a4"]}   # quote ids!
+    splits: {train: ["a1", "a2"], val: ["a3"], test: ["a4"]}   # quoted ids: letters, digits, _.+-
     # or instead: split_ratios: {train: 0.7, val: 0.1, test: 0.2}, seed: 0
 
 Any label value that is not a class (unmapped raw value, colour outside the palette) becomes
@@ -54,6 +54,8 @@ import numpy as np
 from benchmark.api import DatasetOptions, MultiModalDataset, RawSample, Window, register_dataset
 from benchmark.core.errors import BenchmarkError, DatasetNotFoundError
 from benchmark.core.spec import MASK, DatasetSpec, Modality
+from datasets.bounded_yaml import read_bounded_yaml
+from datasets.card_fields import CardFields
 from datasets.raster_io import (
     RASTER_SUFFIXES,
     decode_palette,
@@ -119,10 +121,6 @@ class Card:
         return dict(self.splits).get(split) if self.splits else None
 
 
-def _fail(where: str, message: str) -> BenchmarkError:
-    return BenchmarkError(f"card {where}: {message}")
-
-
 def default_palette(n: int) -> tuple[tuple[int, int, int], ...]:
     """Distinct colours for classes without a provider palette (deterministic)."""
     import colorsys
@@ -133,11 +131,8 @@ def default_palette(n: int) -> tuple[tuple[int, int, int], ...]:
     )
 
 
-def card_from_mapping(data: Mapping[str, Any], where: str = "<dict>") -> Card:
-    """Validate a card given as a mapping (parsed YAML); errors name the offending key."""
-    if not isinstance(data, Mapping):
-        raise _fail(where, "must be a mapping")
-    known = {
+CARD_KEYS = frozenset(
+    {
         "name",
         "description",
         "modalities",
@@ -151,117 +146,175 @@ def card_from_mapping(data: Mapping[str, Any], where: str = "<dict>") -> Card:
         "seed",
         "root",
     }
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise _fail(
-            where, f"unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}"
+)
+MODALITY_KEYS = frozenset({"folder", "channels", "pattern", "bands", "description"})
+LABEL_KEYS = frozenset({"folder", "pattern", "encoding", "values", "ignore"})
+MAX_CHANNELS = 1024
+MAX_CLASSES = 1024
+RAW_VALUES = (-(1 << 31), (1 << 31) - 1)
+"""Raw label values a card may map or ignore (int32: providers use -1, 255, 65535...)."""
+
+
+def card_from_mapping(data: Any, where: str = "<dict>") -> Card:
+    """Validate a card given as a mapping (parsed YAML): every field typed and in range; an
+    error names the key, the value and what was expected (`datasets/card_fields.py`)."""
+    f = CardFields(where)
+    if not isinstance(data, Mapping):
+        raise BenchmarkError(
+            f"card {where}: must be a mapping of keys (name:, modalities:, labels:, ...), not "
+            f"{type(data).__name__ if data is not None else 'empty'}"
         )
-    name = str(data.get("name", "folder"))
-    if not name.isidentifier():
-        raise _fail(where, f"name {name!r} must be an identifier")
-    mods = data.get("modalities")
-    if not isinstance(mods, Mapping) or not mods:
-        raise _fail(where, "needs `modalities: {name: {folder: ..., channels: N}, ...}`")
-    modalities = []
-    for mod_name, entry in mods.items():
-        if not isinstance(entry, Mapping) or "channels" not in entry:
-            raise _fail(where, f"modality {mod_name!r} needs at least `channels`")
-        bands = entry.get("bands")
-        channels = int(entry["channels"])
-        if bands is not None and len(bands) != channels:
-            raise _fail(where, f"modality {mod_name!r}: {len(bands)} bands but channels={channels}")
-        modalities.append(
-            ModalityCard(
-                name=str(mod_name),
-                channels=channels,
-                folder=str(entry.get("folder", mod_name)),
-                pattern=str(entry.get("pattern", "{id}")),
-                bands=tuple(int(b) for b in bands) if bands is not None else None,
-                description=str(entry.get("description", "")),
-            )
-        )
-    labels = data.get("labels")
-    if not isinstance(labels, Mapping) or "folder" not in labels:
-        raise _fail(where, "needs `labels: {folder: ..., encoding: index|values|palette}`")
-    encoding = str(labels.get("encoding", "index"))
-    if encoding not in ENCODINGS:
-        raise _fail(where, f"labels.encoding must be one of {', '.join(ENCODINGS)}")
-    ignore = labels.get("ignore", [])
-    ignore = [ignore] if isinstance(ignore, int | float) else list(ignore)
-    values = labels.get("values") or {}
-    if encoding == "values" and not values:
-        raise _fail(where, "labels.encoding 'values' needs `values: {raw: class, ...}`")
-    classes = data.get("classes")
-    if not isinstance(classes, Sequence) or isinstance(classes, str) or not classes:
-        raise _fail(where, "needs `classes: [name, ...]`")
-    classes = tuple(str(c) for c in classes)
-    palette = data.get("palette")
-    if palette is None:
-        if encoding == "palette":
-            raise _fail(where, "labels.encoding 'palette' needs `palette: [[r, g, b], ...]`")
-        palette = default_palette(len(classes))
-    palette = tuple(tuple(int(v) for v in colour) for colour in palette)
-    if len(palette) != len(classes) or any(len(c) != 3 for c in palette):
-        raise _fail(where, "palette needs one [r, g, b] per class")
-    splits = data.get("splits")
-    ratios = data.get("split_ratios")
-    if (splits is None) == (ratios is None):
-        raise _fail(where, "give exactly one of `splits` (id lists) or `split_ratios`")
-    split_items: tuple[tuple[str, tuple[str, ...]], ...] = ()
-    ratio_values = None
-    if splits is not None:
-        if not isinstance(splits, Mapping) or set(splits) != set(SPLITS):
-            raise _fail(where, "`splits` needs train, val and test id lists")
-        for split in SPLITS:
-            ids = splits[split]
-            if not isinstance(ids, Sequence) or isinstance(ids, str):
-                raise _fail(where, f"splits.{split} must be a list of ids")
-            if any(not isinstance(i, str) for i in ids):
-                raise _fail(where, f"splits.{split}: quote every id in YAML (e.g. '00001')")
-        split_items = tuple((s, tuple(splits[s])) for s in SPLITS)
-    else:
-        if not isinstance(ratios, Mapping) or set(ratios) != set(SPLITS):
-            raise _fail(where, "`split_ratios` needs train, val and test fractions")
-        ratio_values = tuple(float(ratios[s]) for s in SPLITS)
-        if any(r <= 0 for r in ratio_values):
-            raise _fail(where, "split_ratios must be positive")
-    eval_classes = tuple(int(c) for c in data.get("eval_classes", ()) or ())
+    _refuse_unknown(f, "(the card)", data, CARD_KEYS)
+    name = f.identifier("name", data.get("name", "folder"))
+    modalities = _modalities(f, data.get("modalities"))
+    classes = f.unique_texts("classes", data.get("classes"))
+    if len(classes) > MAX_CLASSES:
+        raise f.fail("classes", f"{len(classes)} names", f"at most {MAX_CLASSES} classes")
+    labels = _labels(f, data.get("labels"), len(classes))
+    palette = _palette(f, data.get("palette"), classes, labels.encoding)
+    split_items, ratio_values = _splits(f, data.get("splits"), data.get("split_ratios"))
+    eval_classes = tuple(
+        f.integer(f"eval_classes[{i}]", c, 0, len(classes) - 1)
+        for i, c in enumerate(f.sequence("eval_classes", data.get("eval_classes") or ()))
+    )
+    if len(set(eval_classes)) != len(eval_classes):
+        raise f.fail("eval_classes", list(eval_classes), "distinct class indices")
     return Card(
         name=name,
-        modalities=tuple(modalities),
-        labels=LabelCard(
-            folder=str(labels["folder"]),
-            pattern=str(labels.get("pattern", "{id}")),
-            encoding=encoding,
-            values=tuple((int(k), int(v)) for k, v in dict(values).items()),
-            ignore=tuple(int(v) for v in ignore),
-        ),
+        modalities=modalities,
+        labels=labels,
         classes=classes,
         palette=palette,
         eval_classes=eval_classes,
-        label_set=str(data.get("label_set", "")),
-        description=str(data.get("description", "")),
+        label_set=f.text("label_set", data.get("label_set", "")),
+        description=f.text("description", data.get("description", "")),
         splits=split_items,
         split_ratios=ratio_values,
-        seed=int(data.get("seed", 0)),
-        root=str(data.get("root", ".")),
+        seed=f.integer("seed", data.get("seed", 0), 0, 2**32 - 1),
+        root=f.text("root", data.get("root", "."), allow_empty=False),
     )
 
 
-def load_card(path: Path) -> Card:
-    import yaml
+def _refuse_unknown(f: CardFields, key: str, entry: Mapping, known: frozenset) -> None:
+    unknown = sorted(str(k) for k in set(entry) - known)
+    if unknown:
+        place = "" if key == "(the card)" else f" in {key}"
+        raise BenchmarkError(
+            f"card {f.where}: unknown key(s) {', '.join(unknown)}{place}; valid: "
+            f"{', '.join(sorted(known))}"
+        )
 
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except OSError as error:
+
+def _modalities(f: CardFields, mods: Any) -> tuple[ModalityCard, ...]:
+    if mods is None:
+        raise BenchmarkError(
+            f"card {f.where}: needs `modalities: {{name: {{folder: ..., channels: N}}, ...}}`"
+        )
+    mods = f.mapping("modalities", mods)
+    if not mods:
+        raise f.fail("modalities", mods, "{name: {folder: ..., channels: N}, ...}")
+    modalities = []
+    for mod_name, entry in mods.items():
+        key = f"modalities.{mod_name}"
+        mod_name = f.identifier("modalities", mod_name)
+        entry = f.mapping(key, entry)
+        _refuse_unknown(f, key, entry, MODALITY_KEYS)
+        if "channels" not in entry:
+            raise f.fail(key, dict(entry), "at least `channels: N`")
+        channels = f.integer(f"{key}.channels", entry["channels"], 1, MAX_CHANNELS)
+        bands = None
+        if entry.get("bands") is not None:
+            raw = f.sequence(f"{key}.bands", entry["bands"])
+            bands = tuple(f.integer(f"{key}.bands", b, 0, MAX_CHANNELS - 1) for b in raw)
+            if len(bands) != channels:
+                raise f.fail(f"{key}.bands", list(bands), f"{channels} band indices (channels)")
+        modalities.append(
+            ModalityCard(
+                name=mod_name,
+                channels=channels,
+                folder=f.relative_folder(f"{key}.folder", entry.get("folder", mod_name)),
+                pattern=f.pattern(f"{key}.pattern", entry.get("pattern", "{id}")),
+                bands=bands,
+                description=f.text(f"{key}.description", entry.get("description", "")),
+            )
+        )
+    return tuple(modalities)
+
+
+def _labels(f: CardFields, labels: Any, num_classes: int) -> LabelCard:
+    labels = f.mapping("labels", labels)
+    _refuse_unknown(f, "labels", labels, LABEL_KEYS)
+    if "folder" not in labels:
+        raise f.fail("labels", dict(labels), "`folder: ...` and `encoding: index|values|palette`")
+    encoding = f.text("labels.encoding", labels.get("encoding", "index"))
+    if encoding not in ENCODINGS:
+        raise f.fail("labels.encoding", encoding, f"one of {', '.join(ENCODINGS)}")
+    ignore = labels.get("ignore", [])
+    ignore = [ignore] if not isinstance(ignore, Sequence) or isinstance(ignore, str) else ignore
+    values = f.mapping("labels.values", labels.get("values") or {})
+    if encoding == "values" and not values:
+        raise f.fail("labels.values", dict(values), "{raw value: class index, ...}")
+    pairs = tuple(
+        (
+            f.integer("labels.values (raw value)", raw, *RAW_VALUES),
+            f.integer(f"labels.values.{raw}", cls, 0, num_classes - 1),
+        )
+        for raw, cls in values.items()
+    )
+    return LabelCard(
+        folder=f.relative_folder("labels.folder", labels["folder"]),
+        pattern=f.pattern("labels.pattern", labels.get("pattern", "{id}")),
+        encoding=encoding,
+        values=pairs,
+        ignore=tuple(f.integer("labels.ignore", v, *RAW_VALUES) for v in ignore),
+    )
+
+
+def _palette(
+    f: CardFields, palette: Any, classes: tuple[str, ...], encoding: str
+) -> tuple[tuple[int, int, int], ...]:
+    if palette is None:
+        if encoding == "palette":
+            raise f.fail("palette", None, "[[r, g, b], ...] (labels.encoding is 'palette')")
+        return default_palette(len(classes))
+    colours = f.sequence("palette", palette)
+    if len(colours) != len(classes):
+        raise f.fail(
+            "palette", f"{len(colours)} colours", f"one [r, g, b] per class ({len(classes)})"
+        )
+    return tuple(f.colour(f"palette[{i}] ({classes[i]})", c) for i, c in enumerate(colours))
+
+
+def _splits(
+    f: CardFields, splits: Any, ratios: Any
+) -> tuple[tuple[tuple[str, tuple[str, ...]], ...], tuple[float, float, float] | None]:
+    if (splits is None) == (ratios is None):
+        raise f.fail("splits / split_ratios", None, "exactly one of them")
+    if splits is not None:
+        splits = f.mapping("splits", splits)
+        if set(splits) != set(SPLITS):
+            raise f.fail("splits", sorted(map(str, splits)), "the keys train, val and test")
+        items = []
+        for split in SPLITS:
+            raw = f.sequence(f"splits.{split}", splits[split])
+            items.append((split, tuple(f.tile_id(f"splits.{split}", i) for i in raw)))
+        return tuple(items), None
+    ratios = f.mapping("split_ratios", ratios)
+    if set(ratios) != set(SPLITS):
+        raise f.fail("split_ratios", sorted(map(str, ratios)), "the keys train, val and test")
+    values = tuple(f.number(f"split_ratios.{s}", ratios[s], positive=True) for s in SPLITS)
+    return (), values  # type: ignore[return-value]
+
+
+def load_card(path: Path) -> Card:
+    """Read and validate the YAML card at `path` (bounded: `datasets/bounded_yaml.py`)."""
+    if not Path(path).is_file():
         raise DatasetNotFoundError(
-            f"folder: cannot read card {path} ({error.strerror}); pass --dataset "
+            f"folder: cannot read card {path} (no such file); pass --dataset "
             "'folder[card=PATH/card.yaml]' with the card beside your <modality>/ and labels/ "
             "folders (format: datasets/folder.py)"
-        ) from None
-    except yaml.YAMLError as error:
-        raise BenchmarkError(f"card {path}: invalid YAML ({str(error).splitlines()[0]})") from None
-    return card_from_mapping(data, str(path))
+        )
+    return card_from_mapping(read_bounded_yaml(Path(path)), str(path))
 
 
 # ---------------------------------------------------------------------------- the dataset
@@ -325,6 +378,7 @@ class TileDataset(MultiModalDataset):
                 f"{path}: {array.shape[0]} band(s), but modality {modality.name!r} expects "
                 f"{modality.channels} (select bands with `bands`)"
             )
+        check_finite(array, path, modality.name)
         return array
 
     def read_label(self, path: Path) -> np.ndarray:
@@ -519,6 +573,29 @@ class TileDataset(MultiModalDataset):
             return out
 
         return cached_stats(path, compute)
+
+
+def check_finite(array: np.ndarray, path: Path, modality: str) -> None:
+    """Refuse a raster without one finite value; warn how much of a partly invalid one is
+    nodata (NaN or inf), which the documented policy fills with the channel mean."""
+    if np.issubdtype(array.dtype, np.integer):
+        return
+    invalid = 0
+    for start in range(0, array.shape[-2], ROWS_PER_CHUNK):
+        invalid += int((~np.isfinite(array[..., start : start + ROWS_PER_CHUNK, :])).sum())
+    if invalid == array.size:
+        raise BenchmarkError(
+            f"{path}: modality {modality!r} has no finite value (all NaN or inf); a modality "
+            "file must carry data (leave the tile out, or give the modality's real raster)"
+        )
+    if invalid:
+        log.warning(
+            "%s: %.1f %% of the %s values are NaN or inf (nodata); they are filled with the "
+            "channel mean",
+            path,
+            100 * invalid / array.size,
+            modality,
+        )
 
 
 def ratio_split(

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -25,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+SAFE_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*\Z")
+"""Keys used as file names as they are (else hashed)."""
 CACHE_VERSION = 1
 CACHE_DIRNAME = ".missbench_cache"
 ROWS_PER_CHUNK = 512
@@ -94,7 +97,14 @@ class TileCache:
         self.directory = Path(directory)
 
     def path(self, key: str, fp: str) -> Path:
-        return self.directory / f"{key}--{fp}.npy"
+        """`<key>--<fp>.npy` in the cache folder; a key that is not one safe file-name
+        component (a tile id discovered from a file name with spaces, say) is replaced by its
+        hash, so no key can name a file outside the folder."""
+        name = key if SAFE_KEY.match(key) else "id-" + hashlib.sha256(key.encode()).hexdigest()[:20]
+        path = self.directory / f"{name}--{fp}.npy"
+        if path.parent != self.directory:  # defence in depth: never write outside the cache
+            raise ValueError(f"cache key {key!r} escapes {self.directory}")
+        return path
 
     def has(self, key: str, fp: str) -> bool:
         return self.path(key, fp).is_file()

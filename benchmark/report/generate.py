@@ -111,9 +111,15 @@ def load_results(root: Path, reference: str = "baseline") -> Results:
             f"report: no runs under {root / RUNS} (run `python run_benchmark.py --out {root}` "
             "first)"
         )
+    if all(r.state == "unreadable" for r in runs):
+        raise BenchmarkError(
+            f"report: all {len(runs)} run(s) under {root / RUNS} are unreadable (damaged "
+            f"records or spec.json, e.g. {runs[0].run_id}: {runs[0].status}); nothing written"
+        )
+    for run in runs:
+        if run.state == "unreadable":
+            log.warning("report: run %s left out: %s", run.run_id, run.status)
     specs = [r.spec for r in runs if r.spec is not None]
-    if not specs:
-        raise BenchmarkError(f"report: no readable spec.json under {root / RUNS}")
     distinguish(specs)
     done = [r for r in runs if r.state == "done"]
     entries = [BoardEntry(label_of(r.spec), dataset_of(r.spec), r.spec, r) for r in done]

@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
+import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -49,6 +51,8 @@ from benchmark.core.io import (
     read_jsonl,
 )
 from benchmark.core.records import HARNESS_VERSION, RunSpec
+
+log = logging.getLogger(__name__)
 
 RUNS = "runs"
 SPEC = "spec.json"
@@ -157,6 +161,7 @@ class RunStore:
             yield False
             return
         try:
+            remove_orphans(directory)
             yield True
         finally:
             lock.release()
@@ -315,6 +320,9 @@ class RunStore:
             spec = json.loads((path / SPEC).read_text(encoding="utf-8"))
         except (OSError, ValueError) as error:
             return StoredRun(run_id, path, None, "unreadable", f"spec.json ({error})")
+        mismatch = spec_mismatch(spec, run_id)
+        if mismatch:
+            return StoredRun(run_id, path, None, "unreadable", mismatch)
         state = self.state(run_id)
         if state == "failed":
             return StoredRun(run_id, path, spec, state, self._failure_detail(run_id))
@@ -326,6 +334,27 @@ class RunStore:
             return StoredRun(run_id, path, spec, "unreadable", f"records ({error})")
         return StoredRun(run_id, path, spec, "done", records=records)
 
+    def damage(self, run_id: str) -> str | None:
+        """Why a `done` run cannot be trusted (unreadable or empty records, a spec that does
+        not hash to its directory), or None when it is intact."""
+        run = self.load(run_id)
+        if run.state == "unreadable":
+            return run.status
+        if run.state == "done" and not run.records:
+            return "unreadable: records.jsonl is empty"
+        return None
+
+    def reopen(self, run_id: str) -> None:
+        """Take a damaged `done` run back to pending so it is trained again (lock held): its
+        `done` marker and whatever stands where its records belong are removed."""
+        directory = self.run_dir(run_id)
+        (directory / DONE).unlink(missing_ok=True)
+        records = directory / RECORDS
+        if records.is_dir() and not records.is_symlink():
+            shutil.rmtree(records)
+        else:
+            records.unlink(missing_ok=True)
+
     def _failure_detail(self, run_id: str) -> str:
         reason = self.failure_reason(run_id)
         return "" if reason.startswith("failed (") else reason
@@ -335,6 +364,36 @@ class RunStore:
         root = self.out / RUNS
         names = sorted(p.name for p in root.glob("*") if p.is_dir()) if root.is_dir() else []
         return [self.load(name) for name in names]
+
+
+def spec_mismatch(spec: Any, run_id: str) -> str:
+    """Why `spec` (a parsed spec.json) does not belong to the directory `run_id`, or ''.
+
+    Run directories are content-addressed: an edited spec.json would move a run's results under
+    another method's name, so a spec must hash to its directory's id.
+    """
+    try:
+        recomputed = RunSpec.from_json(spec).run_id
+    except (TypeError, KeyError, ValueError, AttributeError) as error:
+        return f"spec.json is not a run spec ({type(error).__name__})"
+    if spec.get("run_id") != run_id or recomputed != run_id:
+        return f"spec.json does not hash to this run id (it hashes to {recomputed}; edited?)"
+    return ""
+
+
+def remove_orphans(directory: Path) -> list[Path]:
+    """Remove half-written files (`.<name>.*.tmp`) a killed writer left in a run directory.
+
+    Called with the run's lock held: every writer of a run directory holds that lock, so a
+    temporary file found then belongs to no live write.
+    """
+    removed = []
+    for path in directory.glob(".*.tmp"):
+        path.unlink(missing_ok=True)
+        removed.append(path)
+    if removed:
+        log.info("%s: removed %d file(s) left by an interrupted write", directory, len(removed))
+    return removed
 
 
 def _acquire(path: Path) -> filelock.BaseFileLock | None:

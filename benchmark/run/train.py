@@ -153,15 +153,17 @@ class RunExecutor:
         start = time.perf_counter()
         run_id = self.spec.run_id
         state = self.store.state(run_id)
-        if state == "done":
+        if state == "done" and self.store.damage(run_id) is None:
             return RunOutcome(self.spec, "skipped", 0.0)
         if state == "failed" and not self.retry_failed:
             return RunOutcome(self.spec, "failed", 0.0, self.store.failure_reason(run_id))
         with self.store.lock(run_id) as locked:
             if not locked:
                 return RunOutcome(self.spec, "busy", 0.0, "running in another launcher")
-            if self.store.state(run_id) == "done":  # finished elsewhere while we waited
-                return RunOutcome(self.spec, "skipped", 0.0)
+            if self.store.state(run_id) == "done":
+                if self._intact():  # finished elsewhere while we waited
+                    return RunOutcome(self.spec, "skipped", 0.0)
+                self.store.reopen(run_id)
             self.store.clear_failure(run_id)
             self.store.write_spec(self.spec)
             try:
@@ -176,6 +178,13 @@ class RunExecutor:
         return RunOutcome(self.spec, "done", time.perf_counter() - start)
 
     # --------------------------------------------------------------------- internals
+    def _intact(self) -> bool:
+        """Whether a `done` run can be trusted; a damaged one is named and trained again."""
+        damage = self.store.damage(self.spec.run_id)
+        if damage:
+            log.warning("run %s is damaged (%s); training it again", self.spec.run_id, damage)
+        return damage is None
+
     def _train_and_evaluate(self) -> list[dict[str, Any]]:
         spec = self.spec
         data = prepare_data(spec, self.data_root)

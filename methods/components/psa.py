@@ -17,6 +17,7 @@ import functools
 import importlib
 import os
 import sys
+from pathlib import Path
 from types import ModuleType
 
 import numpy as np
@@ -183,9 +184,22 @@ def host_kernel_name() -> str:
     return "numba" if compiled_kernel(required=wanted == "numba") else "numpy"
 
 
+def use_cache_dir() -> None:
+    """Keep numba's compiled-kernel cache out of the source tree (by default it writes into
+    `methods/components/__pycache__/`, which may be read-only or a shared checkout): in
+    `$NUMBA_CACHE_DIR` when the user set it, else the user's cache folder."""
+    if "NUMBA_CACHE_DIR" not in os.environ:
+        base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+        os.environ["NUMBA_CACHE_DIR"] = str(base / "missbench" / "numba")
+        numba = sys.modules.get("numba")
+        if numba is not None:  # imported before us: its config has read the environment
+            numba.config.CACHE_DIR = os.environ["NUMBA_CACHE_DIR"]
+
+
 def compiled_kernel(required: bool) -> ModuleType | None:
     """The `psa_numba` module, or None where numba does not import; with `required`, an error
     that names the extra to install instead of None."""
+    use_cache_dir()
     try:
         return importlib.import_module("methods.components.psa_numba")
     except ImportError as error:

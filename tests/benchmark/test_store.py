@@ -100,3 +100,19 @@ def test_a_foreign_checkpoint_is_refused(tmp_path):
     )
     with pytest.raises(Exception, match="checkpoint of run 'someone_else'"):
         store.validate_checkpoint(SPEC)
+
+
+@pytest.mark.parametrize(
+    "name", [".checkpoint.pt.ab12cd.tmp", ".records.jsonl.x.tmp", ".done.1.tmp"]
+)
+def test_a_write_killed_midway_leaves_nothing_after_the_next_start(tmp_path, name):
+    """A kill between mkstemp and rename leaves `.<file>.<random>.tmp`; whoever takes the run's
+    lock next removes it (every writer of a run directory holds that lock)."""
+    store = RunStore(tmp_path)
+    run_id = SPEC.run_id
+    store.write_spec(SPEC)
+    orphan = store.run_dir(run_id) / name
+    orphan.write_bytes(b"half a checkpoint")
+    keep = store.run_dir(run_id) / "spec.json"
+    with store.lock(run_id) as mine:
+        assert mine and not orphan.exists() and keep.exists()

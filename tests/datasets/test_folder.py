@@ -65,7 +65,7 @@ def test_card_validation_messages():
         "classes": ["a", "b"],
         "splits": {"train": [1], "val": [], "test": []},
     }
-    with pytest.raises(BenchmarkError, match="quote every id"):
+    with pytest.raises(BenchmarkError, match="quoted string id"):
         card_from_mapping(base)
 
 

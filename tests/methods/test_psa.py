@@ -449,3 +449,25 @@ def test_majority_labels_with_purity():
     assert loose.tolist() == [[[0, 1], [3, 1]]]
     with pytest.raises(ValueError, match="does not divide"):
         downsample_labels(mask, (3, 3), 0.5, num_classes=6)
+
+
+@NEEDS_NUMBA
+def test_the_compiled_kernel_caches_outside_the_source_tree(tmp_path):
+    """numba's default cache is `__pycache__` beside the source; ours is the user's cache."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    import methods.components.psa as psa_module
+
+    source_cache = Path(psa_module.__file__).parent / "__pycache__"
+    before = set(source_cache.glob("*.nb[ic]"))
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    env["XDG_CACHE_HOME"] = str(tmp_path)
+    code = (
+        "import torch; from methods.components.psa import sample_pixels; "
+        "sample_pixels(torch.zeros(1, 8, 8, dtype=torch.long), 4, 2, 255, host_kernel='numba')"
+    )
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, cwd=source_cache.parents[2])
+    assert list((tmp_path / "missbench" / "numba").rglob("*.nbi"))
+    assert set(source_cache.glob("*.nb[ic]")) == before
