@@ -24,8 +24,10 @@ import torch
 from rich.markup import escape
 from rich.table import Table
 
+from benchmark.core.environment import check_data_root, check_environment
 from benchmark.core.errors import BenchmarkError
 from benchmark.core.options import parse_named, parse_named_list
+from benchmark.core.plugins import load_plugins
 from benchmark.core.presets import PRESETS
 from benchmark.core.progress import console, results_console, setup_logging
 
@@ -67,14 +69,18 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+MAX_SEED = 2**32 - 1
+"""NumPy's legacy seeding (and many libraries) take 32-bit seeds."""
+
+
 def parse_seeds(text: str) -> tuple[int, ...]:
     """`0,1,2` -> (0, 1, 2): non-negative integers, duplicates dropped."""
     try:
         seeds = tuple(int(s) for s in text.split(",") if s.strip())
     except ValueError:
         raise BenchmarkError(f"--seeds {text!r}: expected comma-separated integers") from None
-    if not seeds or any(s < 0 for s in seeds):
-        raise BenchmarkError(f"--seeds {text!r}: expected non-negative integers")
+    if not seeds or any(not 0 <= s <= MAX_SEED for s in seeds):
+        raise BenchmarkError(f"--seeds {text!r}: expected integers from 0 to {MAX_SEED}")
     return tuple(dict.fromkeys(seeds))
 
 
@@ -517,6 +523,17 @@ def command_predict(args: argparse.Namespace) -> int:
 COMMANDS = ("run", "list", "report", "profile", "predict", "show-data")
 
 
+def check_start(args: argparse.Namespace) -> None:
+    """Environment variables and the data root, checked before any command does anything."""
+    load_plugins()  # modules register the variables they read
+    check_environment()
+    if getattr(args, "data_root", None) is not None:
+        source = (
+            "--data-root" if "MISSBENCH_DATA" not in os.environ else "--data-root/MISSBENCH_DATA"
+        )
+        check_data_root(args.data_root, source)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: parse, dispatch, and turn bad input into one line and exit status 2."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -526,6 +543,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(logging.DEBUG if debug else logging.INFO)
     try:
         args = build_parser().parse_args(argv)
+        check_start(args)
         handler: Callable[[argparse.Namespace], int] = args.handler
         return handler(args)
     except BenchmarkError as error:

@@ -36,6 +36,7 @@ from benchmark.core.io import atomic_write_json
 from benchmark.core.progress import track
 from benchmark.core.spec import MASK, DatasetSpec, Modality
 from datasets.synthetic_scene import CLASSES, GENERATOR_VERSION, PALETTE, generate_scene
+from datasets.tile_cache import fallback_root, writable
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,14 @@ def scene_rng(seed: int, split: str, index: int) -> np.random.Generator:
 
 
 def cache_dir(root: Path, options: SyntheticOptions) -> Path:
-    return Path(root) / "synthetic" / f"v{GENERATOR_VERSION}-{options.cache_key()}"
+    """Where the generated tiles live: under the data root, or, when the data root is
+    read-only and does not already hold them, under the user's cache folder (the same
+    fallback as the tile cache of the real datasets)."""
+    name = f"v{GENERATOR_VERSION}-{options.cache_key()}"
+    primary = Path(root) / "synthetic" / name
+    if (primary / "train" / _SPLIT_FILE).exists() or writable(Path(root)):
+        return primary
+    return fallback_root(Path(root)) / "synthetic" / name
 
 
 def _generate_split(directory: Path, split: str, options: SyntheticOptions) -> None:

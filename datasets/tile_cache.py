@@ -51,9 +51,20 @@ def cache_root(data_root: Path) -> Path:
     data_root = Path(data_root)
     if data_root.is_dir() and _writable(data_root / CACHE_DIRNAME):
         return data_root / CACHE_DIRNAME
-    digest = hashlib.sha256(str(data_root.resolve()).encode()).hexdigest()[:12]
+    return fallback_root(data_root)
+
+
+def fallback_root(data_root: Path) -> Path:
+    """`~/.cache/missbench/<hash of the data root>/`: where what would be written under a
+    read-only data root goes instead."""
+    digest = hashlib.sha256(str(Path(data_root).resolve()).encode()).hexdigest()[:12]
     base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
     return base / "missbench" / digest
+
+
+def writable(directory: Path) -> bool:
+    """Whether files can be created in `directory` (created if absent and possible)."""
+    return _writable(Path(directory))
 
 
 def fingerprint(paths: Iterable[Path], params: Any = None) -> str:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmark.core.environment import check_environment
 from benchmark.core.errors import BenchmarkError
 from benchmark.core.hparams import resolve_hparams
 from benchmark.core.options import NamedConfig
@@ -148,11 +149,28 @@ def expand_method_names(entries: Sequence[NamedConfig]) -> list[NamedConfig]:
     return list(dict.fromkeys(out))
 
 
+def check_backbones(spec: RunSpec) -> None:
+    """Every `*backbone` hyperparameter names a timm model (an empty one means "the same as
+    `backbone`"), so a typo is one line now instead of a failed run later."""
+    import timm
+
+    for name, value in spec.hparams.items():
+        named = name.endswith("backbone") and isinstance(value, str) and value
+        if named and not timm.is_model(value):
+            raise BenchmarkError(
+                f"{spec.label}: {name}={value!r} is not a timm model (e.g. resnet10t, "
+                "resnet18, resnet50; timm.list_models() lists them)"
+            )
+
+
 def preflight(specs: Sequence[RunSpec], data_root: Path, store: RunStore) -> None:
     """Surface bad input before anything is written: every dataset split opens (and decodes
     or generates its cache under the data root), encoder weights can be had, and every existing
     checkpoint is this run's."""
     opened = set()
+    check_environment()  # the CLI checked it already; the Python API comes in here
+    for spec in specs:
+        check_backbones(spec)
     for backbone, weights in dict.fromkeys(
         (s.hparams["backbone"], s.hparams["weights"]) for s in specs
     ):

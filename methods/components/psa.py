@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from benchmark.core.environment import register_env
+
 SAMPLING_MODES = ("balanced", "uniform")
 HOST_KERNELS = ("numba", "numpy")
 HOST_KERNEL_ENV = "MISSBENCH_PSA_KERNEL"
@@ -167,6 +169,17 @@ KEY_LEVELS = 1 << KEY_BITS
 
 LOW_BYTE = 0 if sys.byteorder == "little" else np.dtype(np.intp).itemsize - 1
 """Offset of an intp's least significant byte in memory, where the host kernel writes keys."""
+
+
+def _kernel_env_problem(value: str) -> str:
+    if value not in ("auto", *HOST_KERNELS):
+        return f"expected auto, {', '.join(HOST_KERNELS)}"
+    if value == "numba" and compiled_kernel(required=False) is None:
+        return "numba does not import here; install the 'fast' extra (pip install -e '.[fast]')"
+    return ""
+
+
+register_env(HOST_KERNEL_ENV, "CPU sampling kernel of PSA", _kernel_env_problem)
 
 
 @functools.cache
