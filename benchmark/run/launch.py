@@ -88,11 +88,20 @@ def launch_sweep(
         f"{escape(str(out / 'runs'))}/<run_id>/ (spec.json, records.jsonl, train_log.jsonl, "
         f"model.safetensors, model.json) · wall {time.perf_counter() - start:.0f} s"
     )
-    failed = [o for o in outcomes if o.status in ("failed", "busy")]
+    # Judged from the store, not from what this launcher did: a run another launcher on the
+    # same --out finished meanwhile is done, not a failure.
+    final = {o.spec.run_id: store.state(o.spec.run_id) for o in outcomes}
+    running = [r for r, state in final.items() if state not in ("done", "failed")]
+    failed = [r for r, state in final.items() if state == "failed"]
+    if running:
+        console.print(
+            f"{len(running)} run(s) still running in another launcher on this --out; rerun the "
+            "same command (it skips finished runs) or `report` once they finish"
+        )
     if failed:
         console.print(
-            f"[red]{len(failed)} run(s) without results[/red] (failed or running elsewhere; "
-            "reasons in runs/<run_id>/failed.json); rerun with --retry-failed to try again"
+            f"[red]{len(failed)} run(s) failed[/red] (reasons in runs/<run_id>/failed.json); "
+            "rerun with --retry-failed to try again"
         )
         return 1
     return 0

@@ -1,0 +1,95 @@
+"""Two launchers on one --out (issue 20, class 9): neither trains a run twice, a run the other
+launcher finished meanwhile is done in the leaderboard written at the end (read from the
+store), and it is not a failure (exit status 0)."""
+
+from __future__ import annotations
+
+import multiprocessing
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+import benchmark.run.launch as launch_module
+from benchmark.run.store import RunStore
+from tests.cli_helpers import invoke
+
+ARGS = ["--methods", "baseline,moddrop", "--missing", "none", "--steps", "4"]
+
+
+def other_launcher(out: str, run_id: str, finished: str, ready, finish, gone) -> None:
+    """Holds `run_id`'s lock as a launcher that is training it; on `finish`, completes it."""
+    with RunStore(Path(out)).lock(run_id) as mine:
+        assert mine
+        shutil.copy(Path(finished) / "spec.json", Path(out) / "runs" / run_id / "spec.json")
+        ready.set()
+        finish.wait(60)
+        for path in Path(finished).iterdir():
+            if path.name != ".lock":
+                shutil.copy(path, Path(out) / "runs" / run_id / path.name)
+    gone.set()
+
+
+def test_a_run_finished_by_the_other_launcher_is_done_not_failed(
+    data_root, tmp_path, monkeypatch, capsys
+):
+    reference = tmp_path / "reference"
+    assert invoke(ARGS, data_root, reference) == 0  # the runs as the other launcher makes them
+    board = pd.read_csv(reference / "leaderboard.csv")
+    baseline_id = board.loc[board["method"] == "baseline", "run_id"].iloc[0]
+    out = tmp_path / "results"
+    RunStore(out).claim()
+    context = multiprocessing.get_context("spawn")
+    ready, finish, gone = context.Event(), context.Event(), context.Event()
+    holder = context.Process(
+        target=other_launcher,
+        args=(str(out), baseline_id, str(reference / "runs" / baseline_id), ready, finish, gone),
+    )
+    holder.start()
+    assert ready.wait(60)
+    original = launch_module.sweep_leaderboard
+
+    def leaderboard_after_the_other_finishes(sweep, store):
+        finish.set()  # the other launcher finishes baseline while we were training moddrop
+        assert gone.wait(60)
+        return original(sweep, store)
+
+    monkeypatch.setattr(launch_module, "sweep_leaderboard", leaderboard_after_the_other_finishes)
+    try:
+        capsys.readouterr()
+        assert invoke(ARGS, data_root, out) == 0
+    finally:
+        finish.set()
+        holder.join(60)
+    err = capsys.readouterr().err
+    assert "busy (locked by another launcher" in err  # this launcher did not train it
+    board = pd.read_csv(out / "leaderboard.csv")
+    assert (board["status"] == "ok").all() and set(board["method"]) == {"baseline", "moddrop"}
+
+
+def test_a_run_still_running_elsewhere_is_not_a_failure(data_root, tmp_path, capsys):
+    out = tmp_path / "results"
+    reference = tmp_path / "reference"
+    assert invoke(ARGS, data_root, reference) == 0
+    board = pd.read_csv(reference / "leaderboard.csv")
+    baseline_id = board.loc[board["method"] == "baseline", "run_id"].iloc[0]
+    RunStore(out).claim()
+    context = multiprocessing.get_context("spawn")
+    ready, finish, gone = context.Event(), context.Event(), context.Event()
+    holder = context.Process(
+        target=other_launcher,
+        args=(str(out), baseline_id, str(reference / "runs" / baseline_id), ready, finish, gone),
+    )
+    holder.start()
+    try:
+        assert ready.wait(60)
+        capsys.readouterr()
+        assert invoke(ARGS, data_root, out) == 0
+        err = capsys.readouterr().err
+        assert "still running in another launcher" in err
+        board = pd.read_csv(out / "leaderboard.csv")
+        statuses = dict(zip(board["method"], board["status"], strict=True))
+        assert statuses == {"baseline": "running", "moddrop": "ok"}
+    finally:
+        finish.set()
+        holder.join(60)
