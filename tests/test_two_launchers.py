@@ -30,66 +30,62 @@ def other_launcher(out: str, run_id: str, finished: str, ready, finish, gone) ->
     gone.set()
 
 
+class OtherLauncher:
+    """A second launcher on `out` that holds baseline's lock (training it) until told to finish."""
+
+    def __init__(self, data_root: Path, tmp_path: Path) -> None:
+        reference = tmp_path / "reference"
+        assert invoke(ARGS, data_root, reference) == 0  # the runs as the other launcher makes them
+        board = pd.read_csv(reference / "leaderboard.csv")
+        run_id = board.loc[board["method"] == "baseline", "run_id"].iloc[0]
+        self.out = tmp_path / "results"
+        RunStore(self.out).claim()
+        context = multiprocessing.get_context("spawn")
+        self.ready, self.finish, self.gone = context.Event(), context.Event(), context.Event()
+        finished = str(reference / "runs" / run_id)
+        events = (self.ready, self.finish, self.gone)
+        self.process = context.Process(
+            target=other_launcher, args=(str(self.out), run_id, finished, *events)
+        )
+
+    def __enter__(self) -> OtherLauncher:
+        self.process.start()
+        assert self.ready.wait(60)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.finish.set()
+        self.process.join(60)
+
+
 def test_a_run_finished_by_the_other_launcher_is_done_not_failed(
     data_root, tmp_path, monkeypatch, capsys
 ):
-    reference = tmp_path / "reference"
-    assert invoke(ARGS, data_root, reference) == 0  # the runs as the other launcher makes them
-    board = pd.read_csv(reference / "leaderboard.csv")
-    baseline_id = board.loc[board["method"] == "baseline", "run_id"].iloc[0]
-    out = tmp_path / "results"
-    RunStore(out).claim()
-    context = multiprocessing.get_context("spawn")
-    ready, finish, gone = context.Event(), context.Event(), context.Event()
-    holder = context.Process(
-        target=other_launcher,
-        args=(str(out), baseline_id, str(reference / "runs" / baseline_id), ready, finish, gone),
-    )
-    holder.start()
-    assert ready.wait(60)
-    original = launch_module.sweep_leaderboard
+    with OtherLauncher(data_root, tmp_path) as other:
+        original = launch_module.sweep_leaderboard
 
-    def leaderboard_after_the_other_finishes(sweep, store):
-        finish.set()  # the other launcher finishes baseline while we were training moddrop
-        assert gone.wait(60)
-        return original(sweep, store)
+        def leaderboard_after_the_other_finishes(sweep, store):
+            other.finish.set()  # the other launcher finishes baseline while we train moddrop
+            assert other.gone.wait(60)
+            return original(sweep, store)
 
-    monkeypatch.setattr(launch_module, "sweep_leaderboard", leaderboard_after_the_other_finishes)
-    try:
+        monkeypatch.setattr(
+            launch_module, "sweep_leaderboard", leaderboard_after_the_other_finishes
+        )
         capsys.readouterr()
-        assert invoke(ARGS, data_root, out) == 0
-    finally:
-        finish.set()
-        holder.join(60)
+        assert invoke(ARGS, data_root, other.out) == 0
     err = capsys.readouterr().err
     assert "busy (locked by another launcher" in err  # this launcher did not train it
-    board = pd.read_csv(out / "leaderboard.csv")
+    board = pd.read_csv(other.out / "leaderboard.csv")
     assert (board["status"] == "ok").all() and set(board["method"]) == {"baseline", "moddrop"}
 
 
 def test_a_run_still_running_elsewhere_is_not_a_failure(data_root, tmp_path, capsys):
-    out = tmp_path / "results"
-    reference = tmp_path / "reference"
-    assert invoke(ARGS, data_root, reference) == 0
-    board = pd.read_csv(reference / "leaderboard.csv")
-    baseline_id = board.loc[board["method"] == "baseline", "run_id"].iloc[0]
-    RunStore(out).claim()
-    context = multiprocessing.get_context("spawn")
-    ready, finish, gone = context.Event(), context.Event(), context.Event()
-    holder = context.Process(
-        target=other_launcher,
-        args=(str(out), baseline_id, str(reference / "runs" / baseline_id), ready, finish, gone),
-    )
-    holder.start()
-    try:
-        assert ready.wait(60)
+    with OtherLauncher(data_root, tmp_path) as other:
         capsys.readouterr()
-        assert invoke(ARGS, data_root, out) == 0
+        assert invoke(ARGS, data_root, other.out) == 0
         err = capsys.readouterr().err
         assert "still running in another launcher" in err
-        board = pd.read_csv(out / "leaderboard.csv")
+        board = pd.read_csv(other.out / "leaderboard.csv")
         statuses = dict(zip(board["method"], board["status"], strict=True))
         assert statuses == {"baseline": "running", "moddrop": "ok"}
-    finally:
-        finish.set()
-        holder.join(60)
