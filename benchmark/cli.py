@@ -14,6 +14,7 @@ every one. Bad input is one line on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import sys
@@ -523,6 +524,10 @@ def command_predict(args: argparse.Namespace) -> int:
 COMMANDS = ("run", "list", "report", "profile", "predict", "show-data")
 
 
+STORAGE_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
+"""Write failures of the file system itself (full, over quota, read-only): one line."""
+
+
 def check_start(args: argparse.Namespace) -> None:
     """Environment variables and the data root, checked before any command does anything."""
     load_plugins()  # modules register the variables they read
@@ -551,6 +556,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         console.print(f"[red]error:[/red] {escape(str(error))}", highlight=False, soft_wrap=True)
         return 2
+    except OSError as error:
+        if debug or error.errno not in STORAGE_ERRORS:
+            raise
+        # The machine's storage, not the input: one line, status 1 (written results are intact:
+        # every write is a temporary file renamed into place).
+        console.print(f"[red]error:[/red] {escape(str(error))}", highlight=False, soft_wrap=True)
+        return 1
     except KeyboardInterrupt:
         console.print("interrupted: finished runs are kept; rerun the same command to resume")
         return 130

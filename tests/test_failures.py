@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import json
 
 import pandas as pd
+import pytest
 
 from benchmark.cli import main
 from methods.baseline import Baseline
+from tests.cli_helpers import invoke
 from tests.conftest import tiny_dataset_arg
 
 RAISES, DIVERGES = 0.0011, 0.0012
@@ -69,3 +72,21 @@ def test_failed_and_diverged_runs_are_isolated(data_root, tmp_path, monkeypatch,
     assert main([*args, "--retry-failed"]) == 0
     board = pd.read_csv(out / "leaderboard.csv")
     assert (board["status"] == "ok").all() and board["miou"].notna().all()
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT, errno.EROFS])
+def test_a_full_or_read_only_file_system_is_one_line_not_a_traceback(
+    data_root, tmp_path, monkeypatch, capsys, code
+):
+    import benchmark.run.launch as launch_module
+
+    def full_disk(frame, path):
+        raise OSError(code, f"could not write {path}: its file system is full (0 MiB free)")
+
+    monkeypatch.setattr(launch_module, "write_csv", full_disk)
+    capsys.readouterr()
+    status = invoke(["--methods", "baseline", "--missing", "none", "--steps", "2"], data_root,
+                    tmp_path / "out")  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 1 and err[-1].startswith("error:") and "file system" in err[-1], err
+    assert not any("Traceback" in line for line in err)

@@ -33,6 +33,7 @@ import json
 import logging
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -54,6 +55,8 @@ from benchmark.core.records import HARNESS_VERSION, RunSpec
 
 log = logging.getLogger(__name__)
 
+STALE_TMP_S = 3600.0
+"""Age after which a temporary file outside a run directory is taken for a killed write's."""
 RUNS = "runs"
 SPEC = "spec.json"
 CHECKPOINT = "checkpoint.pt"
@@ -128,11 +131,16 @@ class RunStore:
             )
 
     def claim(self) -> None:
-        """Create the results directory (if needed) and mark it as MissBench's."""
+        """Create the results directory (if needed) and mark it as MissBench's; remove what
+        writes killed long ago left at its top (leaderboards and reports are written there
+        without a lock, so only temporary files older than `STALE_TMP_S` go)."""
         self.out.mkdir(parents=True, exist_ok=True)
         marker = self.out / OUT_MARKER
         if not marker.exists():
             marker.write_text("MissBench results directory (see results/README.md)\n")
+        for folder in (self.out, self.out / "report"):
+            if folder.is_dir():
+                remove_orphans(folder, older_than_s=STALE_TMP_S)
 
     # ----------------------------------------------------------------- states and the lock
     def state(self, run_id: str) -> str:
@@ -381,15 +389,22 @@ def spec_mismatch(spec: Any, run_id: str) -> str:
     return ""
 
 
-def remove_orphans(directory: Path) -> list[Path]:
-    """Remove half-written files (`.<name>.*.tmp`) a killed writer left in a run directory.
+def remove_orphans(directory: Path, older_than_s: float = 0.0) -> list[Path]:
+    """Remove half-written files (`.<name>.*.tmp`) a killed writer left in `directory`.
 
-    Called with the run's lock held: every writer of a run directory holds that lock, so a
-    temporary file found then belongs to no live write.
+    In a run directory this is called with the run's lock held: every writer of a run directory
+    holds that lock, so a temporary file found then belongs to no live write. Elsewhere only
+    files older than `older_than_s` go (a live write takes seconds).
     """
     removed = []
+    now = time.time()
     for path in directory.glob(".*.tmp"):
-        path.unlink(missing_ok=True)
+        try:
+            if older_than_s and now - path.stat().st_mtime < older_than_s:
+                continue
+            path.unlink()
+        except OSError:
+            continue
         removed.append(path)
     if removed:
         log.info("%s: removed %d file(s) left by an interrupted write", directory, len(removed))

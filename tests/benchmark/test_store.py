@@ -116,3 +116,22 @@ def test_a_write_killed_midway_leaves_nothing_after_the_next_start(tmp_path, nam
     keep = store.run_dir(run_id) / "spec.json"
     with store.lock(run_id) as mine:
         assert mine and not orphan.exists() and keep.exists()
+
+
+def test_old_temporary_files_at_the_top_of_out_go_on_the_next_claim(tmp_path):
+    """Leaderboards and reports are written without a lock: only stale leftovers are removed."""
+    import os
+    import time
+
+    store = RunStore(tmp_path)
+    store.claim()
+    (tmp_path / "report").mkdir()
+    stale = [tmp_path / ".leaderboard.csv.k1.tmp", tmp_path / "report" / ".report.md.k2.tmp"]
+    live = tmp_path / ".leaderboard.csv.k3.tmp"
+    for path in (*stale, live):
+        path.write_text("partial")
+    hours_ago = time.time() - 2 * 3600
+    for path in stale:
+        os.utime(path, (hours_ago, hours_ago))
+    store.claim()
+    assert not any(p.exists() for p in stale) and live.exists()
