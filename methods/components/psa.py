@@ -203,7 +203,12 @@ def use_cache_dir() -> None:
     `$NUMBA_CACHE_DIR` when the user set it, else the user's cache folder."""
     if "NUMBA_CACHE_DIR" not in os.environ:
         base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-        os.environ["NUMBA_CACHE_DIR"] = str(base / "missbench" / "numba")
+        folder = base / "missbench" / "numba"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            return  # no writable user cache: numba's own default (beside the source) it is
+        os.environ["NUMBA_CACHE_DIR"] = str(folder)
         numba = sys.modules.get("numba")
         if numba is not None:  # imported before us: its config has read the environment
             numba.config.CACHE_DIR = os.environ["NUMBA_CACHE_DIR"]
