@@ -532,11 +532,13 @@ def check_start(args: argparse.Namespace) -> None:
     """Environment variables and the data root, checked before any command does anything."""
     load_plugins()  # modules register the variables they read
     check_environment()
-    if getattr(args, "data_root", None) is not None:
-        source = (
-            "--data-root" if "MISSBENCH_DATA" not in os.environ else "--data-root/MISSBENCH_DATA"
-        )
-        check_data_root(args.data_root, source)
+    if getattr(args, "data_root", None) is not None:  # MISSBENCH_DATA itself: checked above
+        check_data_root(args.data_root, "--data-root")
+
+
+def print_error(error: Exception) -> None:
+    """The one line a refused command prints."""
+    console.print(f"[red]error:[/red] {escape(str(error))}", highlight=False, soft_wrap=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -554,14 +556,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BenchmarkError as error:
         if debug:
             raise
-        console.print(f"[red]error:[/red] {escape(str(error))}", highlight=False, soft_wrap=True)
+        print_error(error)
         return 2
     except OSError as error:
         if debug or error.errno not in STORAGE_ERRORS:
             raise
         # The machine's storage, not the input: one line, status 1 (written results are intact:
         # every write is a temporary file renamed into place).
-        console.print(f"[red]error:[/red] {escape(str(error))}", highlight=False, soft_wrap=True)
+        print_error(error)
         return 1
     except KeyboardInterrupt:
         console.print("interrupted: finished runs are kept; rerun the same command to resume")

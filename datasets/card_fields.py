@@ -14,12 +14,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from benchmark.core.errors import BenchmarkError
+from datasets.tile_cache import SAFE_NAME
 
 MAX_SHOWN = 60
 """Characters of an offending value quoted in an error (a card may hold long or binary junk)."""
-SAFE_COMPONENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*\Z")
-"""A tile id becomes part of a cache file name: letters, digits and `_ . + -`, no separators,
-not starting with a dot (so never `.` or `..`)."""
 
 
 class CardFields:
@@ -81,7 +79,7 @@ class CardFields:
         """A tile id: quoted in YAML, and safe as one component of a file name."""
         if not isinstance(value, str):
             raise self.fail(key, value, "a quoted string id (e.g. '00001')")
-        if not SAFE_COMPONENT.match(value):
+        if not SAFE_NAME.match(value):
             raise self.fail(
                 key, value, "an id of letters, digits and _ . + - (no path separators or '..')"
             )

@@ -26,8 +26,12 @@ from typing import Any
 
 import numpy as np
 
-SAFE_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*\Z")
-"""Keys used as file names as they are (else hashed)."""
+from benchmark.core.environment import user_cache_dir
+
+SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*\Z")
+"""One safe file-name component: letters, digits and `_ . + -`, no separators, not starting
+with a dot (so never `.` or `..`). Cache keys matching it are file names as they are (else
+hashed); card tile ids must match it."""
 CACHE_VERSION = 1
 CACHE_DIRNAME = ".missbench_cache"
 ROWS_PER_CHUNK = 512
@@ -58,8 +62,7 @@ def fallback_root(data_root: Path) -> Path:
     """`~/.cache/missbench/<hash of the data root>/`: where what would be written under a
     read-only data root goes instead."""
     digest = hashlib.sha256(str(Path(data_root).resolve()).encode()).hexdigest()[:12]
-    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return base / "missbench" / digest
+    return user_cache_dir() / digest
 
 
 def writable(directory: Path) -> bool:
@@ -111,7 +114,9 @@ class TileCache:
         """`<key>--<fp>.npy` in the cache folder; a key that is not one safe file-name
         component (a tile id discovered from a file name with spaces, say) is replaced by its
         hash, so no key can name a file outside the folder."""
-        name = key if SAFE_KEY.match(key) else "id-" + hashlib.sha256(key.encode()).hexdigest()[:20]
+        name = (
+            key if SAFE_NAME.match(key) else "id-" + hashlib.sha256(key.encode()).hexdigest()[:20]
+        )
         path = self.directory / f"{name}--{fp}.npy"
         if path.parent != self.directory:  # defence in depth: never write outside the cache
             raise ValueError(f"cache key {key!r} escapes {self.directory}")

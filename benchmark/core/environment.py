@@ -57,6 +57,15 @@ def directory_problem(value: str, *, must_exist: bool = False) -> str:
     return ""
 
 
+def user_cache_dir() -> Path:
+    """Return `$XDG_CACHE_HOME/missbench` (default `~/.cache/missbench`).
+
+    What cannot be written beside the data or the source goes here: tiles of a read-only data
+    root, numba's kernel cache.
+    """
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "missbench"
+
+
 def check_data_root(path: Path, source: str) -> None:
     """Refuse a data root that is not a directory.
 

@@ -57,6 +57,20 @@ def _free_mib(folder: Path) -> float:
         return math.inf
 
 
+def load_tensors(path: Path) -> Any:
+    """Read tensors saved as `.safetensors` or with `torch.save`, on the CPU.
+
+    Never unpickles code (`weights_only`); encoder weights given by path and a run's selected
+    weights are read alike.
+    """
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write `data` to `path` atomically."""
     _atomic(Path(path), lambda h: h.write(data))

@@ -74,7 +74,7 @@ def progress_bar(transient: bool = False, disable: bool = False) -> Progress:
         TextColumn("{task.fields[info]}"),
         console=console,
         transient=transient,
-        disable=disable or (not console.is_terminal and not _force_progress()),
+        disable=disable or not shows_bars(),
     )
 
 

@@ -18,10 +18,10 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import timm
-import torch
 from torch import Tensor, nn
 
 from benchmark.core.errors import BenchmarkError
+from benchmark.core.io import load_tensors
 
 NONE, IMAGENET = "none", "imagenet"
 FEATURE_LEVELS = (1, 2, 3, 4)
@@ -60,12 +60,7 @@ def _read(path: Path) -> dict[str, Tensor]:
             "or weights=none|imagenet"
         )
     try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_tensors(path)
     except Exception as error:
         raise BenchmarkError(
             f"weights={path}: not a readable state dict ({type(error).__name__}); expected "

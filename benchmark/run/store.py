@@ -49,6 +49,7 @@ from benchmark.core.io import (
     atomic_write_bytes,
     atomic_write_json,
     atomic_write_jsonl,
+    load_tensors,
     read_jsonl,
 )
 from benchmark.core.records import HARNESS_VERSION, RunSpec
@@ -264,11 +265,8 @@ class RunStore:
         """The selected weights, on the CPU (safetensors; `weights_only` for older runs)."""
         directory = self.run_dir(run_id)
         if (directory / MODEL).exists():
-            from safetensors.torch import load_file
-
-            return load_file(str(directory / MODEL))
-        state = torch.load(directory / LEGACY_MODEL, map_location="cpu", weights_only=True)
-        return state["model"]
+            return load_tensors(directory / MODEL)
+        return load_tensors(directory / LEGACY_MODEL)["model"]
 
     def has_model_card(self, run_id: str) -> bool:
         """Whether the run keeps a model card (runs made since cards exist)."""

@@ -17,7 +17,6 @@ import functools
 import importlib
 import os
 import sys
-from pathlib import Path
 from types import ModuleType
 
 import numpy as np
@@ -25,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from benchmark.core.environment import register_env
+from benchmark.core.environment import register_env, user_cache_dir
 
 SAMPLING_MODES = ("balanced", "uniform")
 HOST_KERNELS = ("numba", "numpy")
@@ -202,8 +201,7 @@ def use_cache_dir() -> None:
     `methods/components/__pycache__/`, which may be read-only or a shared checkout): in
     `$NUMBA_CACHE_DIR` when the user set it, else the user's cache folder."""
     if "NUMBA_CACHE_DIR" not in os.environ:
-        base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-        folder = base / "missbench" / "numba"
+        folder = user_cache_dir() / "numba"
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError:
