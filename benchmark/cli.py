@@ -25,7 +25,8 @@ import torch
 from rich.markup import escape
 from rich.table import Table
 
-from benchmark.core.environment import check_data_root, check_environment
+from benchmark.core.confine import confined_to
+from benchmark.core.environment import cache_folders, check_data_root, check_environment
 from benchmark.core.errors import BenchmarkError
 from benchmark.core.options import parse_named, parse_named_list
 from benchmark.core.plugins import load_plugins
@@ -301,7 +302,9 @@ def add_predict(commands: Commands) -> None:
     predict.add_argument(
         "--input",
         required=True,
-        help="modality=path.tif pairs, comma-separated, e.g. optical=scene.tif,dsm=scene_dsm.tif",
+        action="append",
+        help="modality=path.tif pairs, comma-separated or one per --input, e.g. "
+        "optical=scene.tif,dsm=scene_dsm.tif",
     )
     predict.add_argument("--out", type=Path, required=True, help="the labels GeoTIFF to write")
     predict.add_argument(
@@ -506,7 +509,7 @@ def command_predict(args: argparse.Namespace) -> int:
 
     summary = predict_scene(
         args.run_dir,
-        parse_inputs(args.input),
+        parse_inputs(",".join(args.input)),
         args.out,
         probabilities=args.probabilities,
         device=resolve_device(args.device),
@@ -536,6 +539,26 @@ def check_start(args: argparse.Namespace) -> None:
         check_data_root(args.data_root, "--data-root")
 
 
+def write_roots(args: argparse.Namespace) -> list[Path | None]:
+    """The folders (or, for `list --update-readme`, the one file) a command may write to.
+
+    Runs, reports and profiles also write the data root (generated synthetic data, the tile
+    cache beside the data) and the caches; `predict` and `show-data` write beside their
+    `--out` file.
+    """
+    command = args.command
+    if command == "list":
+        return [getattr(args, "update_readme", None)]
+    if command == "predict":
+        extra = args.probabilities.parent if args.probabilities else None
+        return [args.out.parent, extra]
+    out = args.results_dir if command == "report" else args.out
+    if command == "show-data":
+        out = args.out.parent
+    data_root = getattr(args, "data_root", None) or default_data_root()
+    return [out, data_root, *cache_folders()]
+
+
 def print_error(error: Exception) -> None:
     """The one line a refused command prints."""
     console.print(f"[red]error:[/red] {escape(str(error))}", highlight=False, soft_wrap=True)
@@ -552,7 +575,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         check_start(args)
         handler: Callable[[argparse.Namespace], int] = args.handler
-        return handler(args)
+        with confined_to(write_roots(args)):
+            return handler(args)
     except BenchmarkError as error:
         if debug:
             raise

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.core.errors import BenchmarkError
+from benchmark.core.errors import BenchmarkError, describe
 
 RASTER_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
 _TIFF = (".tif", ".tiff")
@@ -93,9 +93,7 @@ def read_raster(path: Path) -> np.ndarray:
             if "imagecodecs" in str(error)
             else ""
         )
-        raise BenchmarkError(
-            f"cannot read raster {path}: {type(error).__name__}: {error}{hint}"
-        ) from None
+        raise BenchmarkError(f"cannot read raster {path}: {describe(error)}{hint}") from None
 
 
 def raster_size(path: Path) -> tuple[int, int]:
@@ -114,9 +112,7 @@ def raster_size(path: Path) -> tuple[int, int]:
         with Image.open(path) as image:
             return int(image.height), int(image.width)
     except Exception as error:
-        raise BenchmarkError(
-            f"cannot read raster header {path}: {type(error).__name__}: {error}"
-        ) from None
+        raise BenchmarkError(f"cannot read raster header {path}: {describe(error)}") from None
 
 
 def select_bands(array: np.ndarray, bands: Iterable[int] | None, path: Path) -> np.ndarray:

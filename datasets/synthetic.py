@@ -31,6 +31,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from benchmark.api import DatasetOptions, MultiModalDataset, RawSample, Window, register_dataset
+from benchmark.core.confine import write_target
 from benchmark.core.errors import BenchmarkError
 from benchmark.core.io import atomic_write_json
 from benchmark.core.progress import track
@@ -119,7 +120,7 @@ def cache_dir(root: Path, options: SyntheticOptions) -> Path:
 def _generate_split(directory: Path, split: str, options: SyntheticOptions) -> None:
     """Generate one split into a temp dir beside `directory`, then rename it into place."""
     n, size = options.tiles(split), options.tile_size
-    directory.parent.mkdir(parents=True, exist_ok=True)
+    write_target(directory).parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{split}-tmp-"))
     try:
         arrays = {

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import tempfile
@@ -26,7 +27,11 @@ from typing import Any
 
 import numpy as np
 
+from benchmark.core.confine import write_target
 from benchmark.core.environment import user_cache_dir
+from benchmark.core.errors import describe
+
+log = logging.getLogger(__name__)
 
 SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*\Z")
 """One safe file-name component: letters, digits and `_ . + -`, no separators, not starting
@@ -38,6 +43,7 @@ ROWS_PER_CHUNK = 512
 
 
 def _writable(directory: Path) -> bool:
+    write_target(directory)  # a probe is a write too: never outside the command's folders
     try:
         directory.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=directory):
@@ -82,7 +88,7 @@ def fingerprint(paths: Iterable[Path], params: Any = None) -> str:
 
 
 def _save_atomic(path: Path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    write_target(path).parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
     os.close(fd)
     try:
@@ -128,6 +134,14 @@ class TileCache:
     def get(self, key: str, fp: str, produce: Callable[[], np.ndarray]) -> np.ndarray:
         """The cached array (read-only memmap), decoding it with `produce` the first time."""
         path = self.path(key, fp)
-        if not path.is_file():
-            _save_atomic(path, produce())
-        return np.load(path, mmap_mode="r")
+        if path.is_file():
+            try:
+                return np.load(path, mmap_mode="r", allow_pickle=False)
+            except (OSError, ValueError, EOFError) as error:
+                # A cache is disposable: a damaged entry (truncated copy, disk error, someone
+                # else's file) is decoded again from the provider's file, never trusted.
+                log.warning(
+                    "tile cache entry %s unreadable (%s): decoding it again", path, describe(error)
+                )
+        _save_atomic(path, produce())
+        return np.load(path, mmap_mode="r", allow_pickle=False)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pytest
 
 from benchmark.cli import main
 from tests.cli_helpers import invoke
@@ -27,3 +28,30 @@ def test_a_list_valued_override_trains_records_and_reports(data_root, tmp_path):
     assert main(["report", str(out), "--no-qualitative"]) == 0
     tables = next((out / "report").rglob("*.md")).read_text()
     assert "translate_levels=[2,3]" in (out / "report" / "leaderboard.csv").read_text() + tables
+
+
+@pytest.mark.parametrize(
+    "method,spaced",
+    [
+        ("moddrop[subset_weights=[2,1,1]]", "moddrop[subset_weights=[2, 1, 1]]"),
+        ("moddrop[subset_weights=[0.5,0.25,0.25]]", "moddrop[ subset_weights=[0.5,0.25, 0.25] ]"),
+        ("shaspec[subset_weights=[1,0,1]]", "shaspec[subset_weights=[1,0,1] ]"),
+        ("stars[translate_levels=[3]]", "stars[translate_levels=[ 3 ]]"),
+        ("stars[psa_level=3,translate_levels=[2,3]]", "stars[translate_levels=[2,3], psa_level=3]"),
+    ],
+)
+def test_list_valued_overrides_plan_one_run_whatever_the_spacing(
+    method, spaced, data_root, tmp_path, capsys
+):
+    """Every list-valued hyperparameter hashes to one run id however it is written."""
+    from benchmark.core.options import parse_named_list
+    from benchmark.run.sweep import expand_method_names
+
+    (written,) = expand_method_names(parse_named_list(method))
+    (respaced,) = expand_method_names(parse_named_list(spaced))
+    assert written == respaced and written.label() == respaced.label()
+    out = tmp_path / "results"
+    dry = ["--launcher", "dry_run", "--missing", "all"]
+    assert invoke(["--methods", f"{method},{spaced}", *dry], data_root, out) == 0
+    assert "1 run(s)" in capsys.readouterr().out.replace("\n", " ")
+    assert not out.exists()  # a dry run writes nothing

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -179,3 +180,55 @@ def test_row_writer_writes_whole_rows_of_tiles_in_order():
     np.testing.assert_array_equal(np.concatenate([a for *_, a in recorder.writes], 1), image)
     with pytest.raises(RuntimeError, match="out of order"):
         TileRowWriter(recorder, 1, np.int64, width, height).write(100, image[:, 100:200])
+
+
+def test_unreadable_inputs_and_weights_are_one_line_without_their_bytes(
+    finished_run, scene, tmp_path, capsys
+):
+    """Garbage where a raster or the weights should be: named, never echoed (issue 20 §10)."""
+    secret = b"II*\x00SECRET\x89PNG\xff" * 8
+    garbage = tmp_path / "garbage.tif"
+    garbage.write_bytes(secret)
+    damaged = tmp_path / "out" / "runs" / finished_run.name
+    shutil.copytree(finished_run, damaged)
+    (damaged / "model.safetensors").write_bytes(secret)
+    cases = [
+        (finished_run, {"optical": garbage, "dsm": scene["dsm"]}, "not a readable raster"),
+        (damaged, {"optical": scene["optical"]}, "unreadable model weights"),
+    ]
+    for run_dir, inputs, message in cases:
+        capsys.readouterr()
+        assert predict(run_dir, inputs, tmp_path / "never.tif") == 2
+        captured = capsys.readouterr()
+        err = captured.err.strip()
+        assert message in err and len(err.splitlines()) == 1, err
+        assert "SECRET" not in captured.out + captured.err
+        assert not (tmp_path / "never.tif").exists()
+
+
+def test_input_may_be_repeated_once_per_modality(finished_run, scene, tmp_path, capsys):
+    out = tmp_path / "labels.tif"
+    args = ["predict", str(finished_run), "--out", str(out)]
+    assert (
+        main([*args, "--input", f"optical={scene['optical']}", "--input", f"dsm={scene['dsm']}"])
+        == 0
+    )
+    with rasterio.open(out) as dst:
+        assert dst.tags()["modalities"] == "dsm+optical"
+    twice = ["--input", f"optical={scene['optical']}", "--input", f"optical={scene['dsm']}"]
+    assert main([*args[:-1], str(tmp_path / "other.tif"), *twice]) == 2
+
+
+def test_a_label_file_linked_outside_its_folder_is_refused(finished_run, scene, tmp_path, capsys):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "precious.tif").write_bytes(b"keep me")
+    here = tmp_path / "here"
+    here.mkdir()
+    (here / "labels.tif").symlink_to(elsewhere / "precious.tif")
+    capsys.readouterr()
+    assert predict(finished_run, {"optical": scene["optical"]}, here / "labels.tif", "--force") == 2
+    err = capsys.readouterr().err.strip()
+    assert "refusing to write" in err and len(err.splitlines()) == 1, err
+    assert (elsewhere / "precious.tif").read_bytes() == b"keep me"
+    assert sorted(p.name for p in here.iterdir()) == ["labels.tif"]

@@ -66,6 +66,16 @@ def user_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "missbench"
 
 
+def cache_folders() -> tuple[Path, ...]:
+    """Return the caches any command may write.
+
+    `$MISSBENCH_CACHE` when set, and the user's cache folder (tiles of a read-only data root,
+    numba's kernels).
+    """
+    env = os.environ.get("MISSBENCH_CACHE")
+    return (*((Path(env),) if env else ()), user_cache_dir())
+
+
 def check_data_root(path: Path, source: str) -> None:
     """Refuse a data root that is not a directory.
 

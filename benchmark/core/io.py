@@ -14,6 +14,8 @@ from typing import Any, BinaryIO
 
 import torch
 
+from benchmark.core.confine import write_target
+
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -23,6 +25,7 @@ FULL_DISK_MIB = 16
 
 
 def _atomic(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    write_target(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are meant to be shared

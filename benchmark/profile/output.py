@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from benchmark.core.confine import write_target
 from benchmark.core.io import atomic_write_text
 from benchmark.profile.step import PHASES
 from benchmark.report.frames import write_csv
@@ -38,7 +39,7 @@ def frame_markdown(frame: pd.DataFrame, digits: int = 2) -> str:
 
 def write_outputs(frame: pd.DataFrame, out: Path, stem: str, markdown: str, figure) -> list[Path]:
     """`<stem>.csv`, `<stem>.md` (atomically) and the figure `<stem>.png/.pdf` under `out`."""
-    out.mkdir(parents=True, exist_ok=True)
+    write_target(out).mkdir(parents=True, exist_ok=True)
     csv, md = out / f"{stem}.csv", out / f"{stem}.md"
     write_csv(frame, csv)
     atomic_write_text(md, markdown)

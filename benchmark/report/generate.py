@@ -32,7 +32,8 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
-from benchmark.core.errors import BenchmarkError
+from benchmark.core.confine import write_target
+from benchmark.core.errors import BenchmarkError, describe
 from benchmark.core.io import atomic_write_json, atomic_write_text
 from benchmark.core.provenance import git_commit
 from benchmark.core.records import SELECTION_DESCRIPTION
@@ -249,8 +250,8 @@ class ReportWriter:
     def __init__(self, out: Path) -> None:
         self.out = out
         self.files: list[ReportFile] = []
-        (out / "tables").mkdir(parents=True, exist_ok=True)
-        (out / "figures").mkdir(parents=True, exist_ok=True)
+        for folder in ("tables", "figures"):
+            write_target(out / folder).mkdir(parents=True, exist_ok=True)
 
     def csv(self, frame: pd.DataFrame, name: str, what: str) -> None:
         frames.write_csv(frame, self.out / name)
@@ -383,8 +384,8 @@ def write_qualitative(
     try:
         fig = _qualitative(results, dataset, data_root)
     except Exception as error:  # weights or data unavailable: say so, keep the rest
-        log.warning("qualitative grid for %s skipped: %s", dataset, error)
-        return [f"{dataset}: qualitative grid skipped ({error})"]
+        log.warning("qualitative grid for %s skipped: %s", dataset, describe(error))
+        return [f"{dataset}: qualitative grid skipped ({describe(error)})"]
     writer.figure(
         fig,
         f"{tables.slug(dataset, keep='-_')}_qualitative",

@@ -22,6 +22,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import MaxNLocator
 
+from benchmark.core.confine import write_target
 from benchmark.report.frames import (
     SCORE_METRICS,
     cost_frame,
@@ -72,10 +73,11 @@ def new_figure(width: float, height: float) -> Figure:
 
 def save(fig: Figure, stem: Path, dpi: int = 200) -> list[Path]:
     """Write `stem`.png and `stem`.pdf; returns both paths."""
+    write_target(stem.parent)
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = []
     for suffix in (".png", ".pdf"):
-        path = stem.with_suffix(suffix)
+        path = write_target(stem.with_suffix(suffix))
         fig.savefig(path, dpi=dpi, metadata={"CreationDate": None} if suffix == ".pdf" else None)
         paths.append(path)
     return paths

@@ -15,6 +15,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from benchmark.core.confine import write_target
 from benchmark.core.spec import MASK, DatasetSpec, Modality
 
 log = logging.getLogger(__name__)
@@ -134,7 +135,7 @@ def save_example_figure(
     fig.suptitle(f"{spec.name}: {n} test tiles", fontsize=11)
     _legend(fig, spec)
     fig.tight_layout(rect=(0, 0.04, 1, 0.97))
-    path = Path(path)
+    path = write_target(Path(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi)
     log.info("wrote %s", path)

@@ -25,6 +25,8 @@ import torch
 from rich.markup import escape
 from rich.table import Table
 
+from benchmark.core.confine import confined_to
+from benchmark.core.environment import cache_folders
 from benchmark.core.errors import BenchmarkError
 from benchmark.core.plugins import import_modules
 from benchmark.core.progress import results_console, setup_logging
@@ -112,15 +114,16 @@ def execute_one(
     setup_logging()  # a fresh process: its progress lines need a handler
     import_modules(modules)
     torch.set_num_threads(threads)
-    outcome = RunExecutor(
-        RunSpec.from_json(spec_json),
-        Path(data_root),
-        RunStore(Path(out)),
-        torch.device(device),
-        show_progress=False,
-        retry_failed=retry_failed,
-        tensorboard=tensorboard,
-    ).execute()
+    with confined_to([out, data_root, *cache_folders()]):  # the roots `run` has in the CLI
+        outcome = RunExecutor(
+            RunSpec.from_json(spec_json),
+            Path(data_root),
+            RunStore(Path(out)),
+            torch.device(device),
+            show_progress=False,
+            retry_failed=retry_failed,
+            tensorboard=tensorboard,
+        ).execute()
     return outcome.status, outcome.seconds
 
 

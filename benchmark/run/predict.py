@@ -25,13 +25,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmark.core.errors import BenchmarkError
+from benchmark.core.confine import write_target
+from benchmark.core.errors import BenchmarkError, describe
 from benchmark.core.method import evaluation_mode
 from benchmark.core.progress import ProgressLines
 from benchmark.run.deploy import DeployedModel, load_model
 from benchmark.run.inference import sliding_window_bands, sliding_window_logits
 
 log = logging.getLogger(__name__)
+# rasterio logs each GDAL error at INFO before raising it; the raised error becomes our one
+# line naming the file, so the log line would only say it twice.
+logging.getLogger("rasterio._env").setLevel(logging.WARNING)
 
 NODATA = 255
 """Output value of pixels without a prediction (255 is never a class index)."""
@@ -137,7 +141,7 @@ def _open_inputs(stack: ExitStack, model: DeployedModel, inputs: Mapping[str, Pa
             sources[name] = stack.enter_context(rasterio.open(path))
         except rasterio.errors.RasterioError as error:
             raise BenchmarkError(
-                f"--input {name}={path}: not a readable raster ({error})"
+                f"--input {name}={path}: not a readable raster ({describe(error)})"
             ) from None
         bands = model.spec.modality(name).channels
         if sources[name].count != bands:
@@ -231,9 +235,9 @@ def predict_scene(
             "blockxsize": BLOCK,
             "blockysize": BLOCK,
         }
-        labels_tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+        labels_tmp = write_target(out).with_name(f".{out.name}.{os.getpid()}.tmp")
         probs_tmp = (
-            probabilities.with_name(f".{probabilities.name}.{os.getpid()}.tmp")
+            write_target(probabilities).with_name(f".{probabilities.name}.{os.getpid()}.tmp")
             if probabilities
             else None
         )

@@ -43,7 +43,8 @@ from typing import Any
 import filelock
 import torch
 
-from benchmark.core.errors import BenchmarkError
+from benchmark.core.confine import write_target
+from benchmark.core.errors import BenchmarkError, describe
 from benchmark.core.io import (
     atomic_torch_save,
     atomic_write_bytes,
@@ -135,8 +136,8 @@ class RunStore:
         """Create the results directory (if needed) and mark it as MissBench's; remove what
         writes killed long ago left at its top (leaderboards and reports are written there
         without a lock, so only temporary files older than `STALE_TMP_S` go)."""
-        self.out.mkdir(parents=True, exist_ok=True)
-        marker = self.out / OUT_MARKER
+        write_target(self.out).mkdir(parents=True, exist_ok=True)
+        marker = write_target(self.out / OUT_MARKER)
         if not marker.exists():
             marker.write_text("MissBench results directory (see results/README.md)\n")
         for folder in (self.out, self.out / "report"):
@@ -163,7 +164,7 @@ class RunStore:
     @contextlib.contextmanager
     def lock(self, run_id: str) -> Iterator[bool]:
         """An exclusive, non-blocking lock on the run; yields False if another holds it."""
-        directory = self.run_dir(run_id)
+        directory = write_target(self.run_dir(run_id))
         directory.mkdir(parents=True, exist_ok=True)
         lock = _acquire(directory / LOCK)
         if lock is None:
@@ -187,7 +188,7 @@ class RunStore:
     def append_train_log(self, run_id: str, row: dict[str, Any]) -> None:
         """One more `train_log.jsonl` line, as training goes (a running or crashed run shows
         its curve; `write_train_log` rewrites the file whole when a run starts and ends)."""
-        with open(self.run_dir(run_id) / TRAIN_LOG, "a", encoding="utf-8") as handle:
+        with open(write_target(self.run_dir(run_id) / TRAIN_LOG), "a", encoding="utf-8") as handle:
             handle.write(json.dumps(row, sort_keys=True, default=str) + "\n")
 
     def save_model(self, run_id: str, weights: dict[str, Any], card: dict[str, Any]) -> None:
@@ -210,7 +211,7 @@ class RunStore:
         directory = self.run_dir(run_id)
         atomic_write_jsonl(directory / RECORDS, records)
         (directory / CHECKPOINT).unlink(missing_ok=True)
-        (directory / DONE).write_text(datetime.now(UTC).isoformat() + "\n")
+        write_target(directory / DONE).write_text(datetime.now(UTC).isoformat() + "\n")
 
     def record_failure(self, run_id: str, error: BaseException | str, trace: str = "") -> str:
         """Write `failed.json` (reason, type, traceback) atomically; return the one-line reason.
@@ -218,7 +219,7 @@ class RunStore:
         `error` is the exception a run raised, or a sentence for a worker that died.
         """
         if isinstance(error, BaseException):
-            reason = f"{type(error).__name__}: {error}".splitlines()[0][:500]
+            reason = describe(error, limit=500)
             kind = type(error).__name__
         else:
             reason, kind = error, "WorkerDied"
@@ -264,9 +265,15 @@ class RunStore:
     def load_model(self, run_id: str) -> dict[str, Any]:
         """The selected weights, on the CPU (safetensors; `weights_only` for older runs)."""
         directory = self.run_dir(run_id)
-        if (directory / MODEL).exists():
-            return load_tensors(directory / MODEL)
-        return load_tensors(directory / LEGACY_MODEL)["model"]
+        path = directory / MODEL if (directory / MODEL).exists() else directory / LEGACY_MODEL
+        try:
+            tensors = load_tensors(path)
+            return tensors if path.name == MODEL else tensors["model"]
+        except Exception as error:  # safetensors, pickle and torch each raise their own kind
+            raise BenchmarkError(
+                f"{path}: unreadable model weights ({describe(error)}); delete the run's folder "
+                "and run it again to make them"
+            ) from None
 
     def has_model_card(self, run_id: str) -> bool:
         """Whether the run keeps a model card (runs made since cards exist)."""
@@ -325,7 +332,7 @@ class RunStore:
         try:
             spec = json.loads((path / SPEC).read_text(encoding="utf-8"))
         except (OSError, ValueError) as error:
-            return StoredRun(run_id, path, None, "unreadable", f"spec.json ({error})")
+            return StoredRun(run_id, path, None, "unreadable", f"spec.json ({describe(error)})")
         mismatch = spec_mismatch(spec, run_id)
         if mismatch:
             return StoredRun(run_id, path, None, "unreadable", mismatch)
@@ -337,7 +344,7 @@ class RunStore:
         try:
             records = self.read_records(run_id)
         except (OSError, ValueError) as error:
-            return StoredRun(run_id, path, spec, "unreadable", f"records ({error})")
+            return StoredRun(run_id, path, spec, "unreadable", f"records ({describe(error)})")
         return StoredRun(run_id, path, spec, "done", records=records)
 
     def damage(self, run_id: str) -> str | None:

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from benchmark.core.confine import write_target
 from benchmark.core.errors import BenchmarkError
 
 FOLDER = "tensorboard"
@@ -32,7 +33,7 @@ class ScalarLog:
         if self.enabled:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._writer = SummaryWriter(log_dir=str(self.folder))
+            self._writer = SummaryWriter(log_dir=str(write_target(self.folder)))
         return self
 
     def __exit__(self, *exc_info: object) -> None:
