@@ -11,3 +11,6 @@ from methods import unimodal  # noqa: F401
 from methods import distill  # noqa: F401
 from methods import generative  # noqa: F401
 from methods import shaspec  # noqa: F401
+from methods import metars  # noqa: F401
+from methods import lckd  # noqa: F401
+from methods import mmanet  # noqa: F401

@@ -209,6 +209,24 @@ class Method(nn.Module, abc.ABC):
         """
         return {}
 
+    def feedback_scenarios(self) -> tuple[Scenario, ...]:
+        """Return the scenarios whose validation scores the method learns from.
+
+        Some methods steer training by validation results (LCKD elects teachers by
+        single-modality validation IoU, MMANet finds its weakest modality combination). At
+        every validation the harness scores these scenarios on the validation split (never
+        test) and hands the per-class IoU to `observe_validation`. None by default.
+        """
+        return ()
+
+    def observe_validation(self, iou: Mapping[Scenario, Sequence[float]], step: int) -> None:
+        """Receive the per-class validation IoU of each `feedback_scenarios` scenario.
+
+        Called after the validation at `step`; NaN marks a class absent from validation or not
+        evaluated. What the method derives from it must live in its state dict (buffers), so that a
+        resumed run continues with the same decisions.
+        """
+
     def diagnostics(self) -> dict[str, float]:
         """Return named training statistics to record with every evaluation.
 

@@ -259,6 +259,34 @@ def make_record(
     return record.to_json()
 
 
+def feedback_iou(
+    method: Method, dataset: MultiModalDataset, spec: RunSpec, device: torch.device
+) -> dict[Scenario, list[float]]:
+    """Per-class validation IoU of each scenario the method learns from (`feedback_scenarios`);
+    classes outside the evaluated set are NaN."""
+    scenarios = list(method.feedback_scenarios())
+    if not scenarios:
+        return {}
+    matrices = evaluate_split(
+        method,
+        dataset,
+        scenarios,
+        window=spec.hparams["crop_size"],
+        overlap=spec.eval_overlap,
+        batch_size=spec.eval_batch_size,
+        device=device,
+    )
+    evaluated = set(dataset.spec.eval_classes)
+    iou = {
+        s: ConfusionMatrix.total(t).compute(dataset.spec.eval_classes).iou
+        for s, t in matrices.items()
+    }
+    return {
+        s: [v if c in evaluated else float("nan") for c, v in enumerate(values)]
+        for s, values in iou.items()
+    }
+
+
 def probe_scores(
     method: Method, dataset: MultiModalDataset, spec: RunSpec, device: torch.device
 ) -> dict[str, float]:

@@ -29,7 +29,7 @@ from benchmark.core.scenarios import Scenario
 from benchmark.run.cost import measure_run_cost
 from benchmark.run.data import BatchSource, RunData, prepare_data, training_batches
 from benchmark.run.deploy import model_card
-from benchmark.run.evaluate import evaluation_records, probe_scores
+from benchmark.run.evaluate import evaluation_records, feedback_iou, probe_scores
 from benchmark.run.store import RunStore
 from benchmark.run.tensorboard import ScalarLog
 
@@ -251,6 +251,9 @@ class RunExecutor:
         spec = self.spec
         full = Scenario(frozenset(spec.train_modalities))
         state.probes = probe_scores(method, data.val, spec, self.device)
+        feedback = feedback_iou(method, data.val, spec, self.device)
+        if feedback:
+            method.observe_validation(feedback, state.step)
         record = self._evaluate(bar, data, method, "val", [full], state.step, state, selection="")
         state.val_records.append(record[0])
         if state.best is None or record[0]["miou"] > state.best["miou"]:
