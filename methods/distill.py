@@ -22,7 +22,7 @@ as `teacher_val_miou` (`validation_probes`), and `extra` says how the budget was
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -32,7 +32,6 @@ from benchmark.api import (
     Batch,
     DatasetSpec,
     HParam,
-    Method,
     Paper,
     TrainContext,
     labels_of,
@@ -44,6 +43,7 @@ from methods.components import FusionSegmenter
 from methods.components.distillation import feature_l1, logit_kl, prototype_loss
 from methods.components.dropout import SubsetSampler, sampler_hparams, zero_inputs
 from methods.components.psa import downsample_labels
+from methods.components.teacher_student import TEACHER_FRACTION, TeacherStudentMethod
 
 
 def forward_with_features(
@@ -57,7 +57,7 @@ def forward_with_features(
 
 
 @register_method("distill")
-class Distill(Method):
+class Distill(TeacherStudentMethod):
     """Full-modal teacher, frozen, distilled into a modality-dropout student (ProtoKD's loss)."""
 
     SUMMARY = (
@@ -99,9 +99,7 @@ class Distill(Method):
         "(`t_squared=true`, `feature_weight=0.1`).",
     )
     HPARAMS = {
-        "teacher_fraction": HParam(
-            0.4, "share of the step budget spent training the teacher", low=0.05, high=0.95
-        ),
+        "teacher_fraction": TEACHER_FRACTION,
         "temperature": HParam(
             10.0, "softmax temperature of the logit KL (ProtoKD: 10)", low=1.0, high=50.0
         ),
@@ -120,43 +118,16 @@ class Distill(Method):
         self, spec: DatasetSpec, hparams: Mapping[str, Any], context: TrainContext
     ) -> None:
         super().__init__(spec, hparams, context)
-        hp = self.hparams
-        total = max(2, context.total_steps)
-        self.teacher_steps = min(total - 1, max(1, round(hp["teacher_fraction"] * total)))
-        self.student_steps = total - self.teacher_steps
-
-        def network() -> FusionSegmenter:
-            return FusionSegmenter(
-                spec, self.modalities, hp["backbone"], hp["decoder_channels"], hp["weights"]
-            )
-
-        self.teacher = network()
-        self.student = network()
-        self.sampler = SubsetSampler.from_hparams(self.modalities, hp)
-        self.register_buffer("updates", torch.zeros(2, dtype=torch.long))
-        """Teacher and student optimisation steps taken so far."""
-        self.configure_optimizer(self.teacher.parameters(), "teacher", steps=self.teacher_steps)
+        self.sampler = SubsetSampler.from_hparams(self.modalities, self.hparams)
         self.configure_optimizer(self.student.parameters(), "student", steps=self.student_steps)
-
-    @property
-    def student_active(self) -> bool:
-        return int(self.updates[1]) > 0
 
     def update(self, batch: Batch, step: int) -> dict[str, float]:
         inputs = {m: v for m, v in modality_inputs(batch).items() if m in self.channels}
         mask = labels_of(batch)
         size = tuple(mask.shape[-2:])
         if step < self.teacher_steps:
-            with self.autocast():
-                logits = self.teacher(inputs)
-            loss = self.segmentation_loss(logits, mask)
-            self.optimisation_step(loss, "teacher")
-            self.updates[0] += 1
-            return {"loss": float(loss.detach()), "teacher_ce": float(loss.detach())}
-
-        self.teacher.eval()  # frozen: no gradient, no batch-norm statistics updates
-        self.teacher.requires_grad_(False)
-        self.teacher.zero_grad(set_to_none=True)
+            return self.teacher_update(inputs, mask)
+        self.freeze_teacher()
         hp = self.hparams
         keep = self.sampler.sample(mask.shape[0], mask.device)
         with self.autocast():
@@ -175,7 +146,7 @@ class Distill(Method):
         l1 = feature_l1(bottleneck, teacher_bottleneck)
         loss = ce + hp["kd_weight"] * kd + hp["proto_weight"] * proto + hp["feature_weight"] * l1
         self.optimisation_step(loss, "student")
-        self.updates[1] += 1
+        self.student_step_done()
         return {
             "loss": float(loss.detach()),
             "student_ce": float(ce.detach()),
@@ -190,26 +161,6 @@ class Distill(Method):
         present = {k: v for k, v in inputs.items() if k in self.channels}
         with self.autocast():
             return self.student(mean_fill(present, self.modalities, self.channels)).float()
-
-    def validation_probes(self) -> dict[str, Callable[[Mapping[str, Tensor]], Tensor]]:
-        """The teacher, validated with every modality next to the student."""
-        return {"teacher": self.teacher_predict}
-
-    def teacher_predict(self, inputs: Mapping[str, Tensor]) -> Tensor:
-        """The teacher's logits (a missing modality zero-filled, as the baseline does)."""
-        present = {k: v for k, v in inputs.items() if k in self.channels}
-        with self.autocast():
-            return self.teacher(mean_fill(present, self.modalities, self.channels)).float()
-
-    def diagnostics(self) -> dict[str, float]:
-        """The budget split (planned) and the steps each stage has taken so far."""
-        return {
-            "teacher_steps": float(self.teacher_steps),
-            "student_steps": float(self.student_steps),
-            "teacher_updates": float(self.updates[0]),
-            "student_updates": float(self.updates[1]),
-            "student_active": float(self.student_active),
-        }
 
 
 __all__ = ["Distill", "forward_with_features"]

@@ -14,16 +14,17 @@ L_MAD (`methods.components.margin`) relates pixels to pixels in the fused featur
 student's weakest modality combination on validation (the squared gap between its mIoU and
 the full-modality mIoU, summed over the validations before `begin_fraction` of the student
 stage has passed) and then trains an auxiliary decoder with CE on the samples that drew that
-combination, regularising the shared encoders where the student is weakest. Both terms start
-once the combination is fixed. `predict` is always the student (feature-space zero fill); the
-auxiliary decoder is used only in training.
+combination, regularising the shared encoders where the student is weakest. MAD starts at
+`begin_fraction` of the student stage (MMANet's `begin_epoch`), MAR once the combination is
+fixed (at the first validation from then on). `predict` is always the student (feature-space
+zero fill); the auxiliary decoder is used only in training.
 """
 
 from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -33,7 +34,6 @@ from benchmark.api import (
     Batch,
     DatasetSpec,
     HParam,
-    Method,
     Paper,
     TrainContext,
     labels_of,
@@ -42,16 +42,16 @@ from benchmark.api import (
 )
 from benchmark.core.scenarios import Scenario
 from methods.baseline import mean_fill
-from methods.components import FusionSegmenter
 from methods.components.dropout import SubsetSampler, sampler_hparams, zero_features
 from methods.components.margin import margin_distillation
+from methods.components.teacher_student import TEACHER_FRACTION, TeacherStudentMethod
 
 MAD_LEVELS = (3, 2, 1)
 """Fused pyramid levels distilled: strides 32, 16 and 8 (MMANet: context module, skip3, skip2)."""
 
 
 @register_method("mmanet")
-class MMANet(Method):
+class MMANet(TeacherStudentMethod):
     """Frozen full-modal teacher; dropout student with margin-aware distillation + MAR."""
 
     SUMMARY = (
@@ -77,16 +77,17 @@ class MMANet(Method):
         "MMANet scores every combination at the validations of epochs 6-9 and fixes the "
         "weakest at epoch 10 (`begin_epoch`), when MAD and MAR start. Here the gaps are summed "
         "over the student-stage validations up to the first one at or after `begin_fraction` "
-        "of the student stage, where the weakest is fixed and both terms start; validation "
-        "data only.",
+        "of the student stage, where the weakest is fixed and MAR starts (MAD starts at "
+        "`begin_fraction` itself); validation data only.",
+        "The cost columns' FLOPs probe fresh copies of the method, which have not been "
+        "validated: MAR's auxiliary decoder (on the samples that drew the weakest combination) "
+        "is not in `train_gflops_per_step`; the measured `step_ms` includes it.",
         "The suite's class-weighted CE (inverse square root of frequency) instead of "
         "median-frequency weighting; no AMP on CPU.",
         "Per-position relation rows are averaged over images and summed over the three levels.",
     )
     HPARAMS = {
-        "teacher_fraction": HParam(
-            0.4, "share of the step budget spent training the teacher", low=0.05, high=0.95
-        ),
+        "teacher_fraction": TEACHER_FRACTION,
         "mad_weight": HParam(
             4.0, "weight of margin-aware distillation (paper: 4.0)", low=0.0, high=100.0
         ),
@@ -107,39 +108,21 @@ class MMANet(Method):
     ) -> None:
         super().__init__(spec, hparams, context)
         hp = self.hparams
-        total = max(2, context.total_steps)
-        self.teacher_steps = min(total - 1, max(1, round(hp["teacher_fraction"] * total)))
-        self.student_steps = total - self.teacher_steps
         self.begin_step = self.teacher_steps + round(hp["begin_fraction"] * self.student_steps)
-
-        def network() -> FusionSegmenter:
-            return FusionSegmenter(
-                spec, self.modalities, hp["backbone"], hp["decoder_channels"], hp["weights"]
-            )
-
-        self.teacher = network()
-        self.student = network()
         self.aux_decoder = copy.deepcopy(self.student.decoder)
         self.aux_head = copy.deepcopy(self.student.head)
         self.sampler = SubsetSampler.from_hparams(self.modalities, hp)
         self.subsets = [frozenset(s) for s in self.sampler.subsets]
-        self.register_buffer("updates", torch.zeros(2, dtype=torch.long))
-        """Teacher and student optimisation steps taken so far."""
         self.register_buffer("gaps", torch.zeros(len(self.subsets)))
         """Per subset: sum over validations of (full mIoU - subset mIoU)^2 (MAR's search)."""
         self.register_buffer("weakest", torch.tensor(-1, dtype=torch.long))
         """Index in `subsets` of the weakest combination once fixed, else -1."""
-        self.configure_optimizer(self.teacher.parameters(), "teacher", steps=self.teacher_steps)
         student = [
             *self.student.parameters(),
             *self.aux_decoder.parameters(),
             *self.aux_head.parameters(),
         ]
         self.configure_optimizer(student, "student", steps=self.student_steps)
-
-    @property
-    def student_active(self) -> bool:
-        return int(self.updates[1]) > 0
 
     # ------------------------------------------------------------ MAR's validation search
     def feedback_scenarios(self) -> tuple[Scenario, ...]:
@@ -171,16 +154,8 @@ class MMANet(Method):
         mask = labels_of(batch)
         size = tuple(mask.shape[-2:])
         if step < self.teacher_steps:
-            with self.autocast():
-                logits = self.teacher(inputs)
-            loss = self.segmentation_loss(logits, mask)
-            self.optimisation_step(loss, "teacher")
-            self.updates[0] += 1
-            return {"loss": float(loss.detach()), "teacher_ce": float(loss.detach())}
-
-        self.teacher.eval()  # frozen: no gradient, no batch-norm statistics updates
-        self.teacher.requires_grad_(False)
-        self.teacher.zero_grad(set_to_none=True)
+            return self.teacher_update(inputs, mask)
+        self.freeze_teacher()
         hp = self.hparams
         keep = self.sampler.sample(mask.shape[0], mask.device)
         weakest = int(self.weakest)
@@ -188,7 +163,7 @@ class MMANet(Method):
             logits, fused = self.student_forward(inputs, keep, size)
             ce = self.segmentation_loss(logits, mask)
             mad = mar = ce.new_zeros(())
-            if weakest >= 0:
+            if step >= self.begin_step:  # MAD needs no validation: it starts on schedule
                 with torch.no_grad():
                     teacher_fused = self.teacher.fusion(self.teacher.encode(inputs))
                     teacher_logits = self.teacher.decode(teacher_fused, size)
@@ -196,13 +171,14 @@ class MMANet(Method):
                     margin_distillation(fused[level], teacher_fused[level], teacher_logits)
                     for level in MAD_LEVELS
                 )
+            if weakest >= 0:  # MAR waits for the validation that fixes the weakest combination
                 chosen = (keep == self.sampler.table[weakest].to(keep.device)).all(1)
                 if bool(chosen.any()):
                     aux = self.aux_head(self.aux_decoder([f[chosen] for f in fused]), size)
                     mar = self.segmentation_loss(aux, mask[chosen])
         loss = ce + hp["mad_weight"] * mad + hp["mar_weight"] * mar
         self.optimisation_step(loss, "student")
-        self.updates[1] += 1
+        self.student_step_done()
         return {
             "loss": float(loss.detach()),
             "student_ce": float(ce.detach()),
@@ -222,24 +198,9 @@ class MMANet(Method):
             logits, _ = self.student_forward(filled, keep, tuple(first.shape[-2:]))
             return logits.float()
 
-    def validation_probes(self) -> dict[str, Callable[[Mapping[str, Tensor]], Tensor]]:
-        """The teacher, validated with every modality next to the student."""
-        return {"teacher": self.teacher_predict}
-
-    def teacher_predict(self, inputs: Mapping[str, Tensor]) -> Tensor:
-        present = {k: v for k, v in inputs.items() if k in self.channels}
-        with self.autocast():
-            return self.teacher(mean_fill(present, self.modalities, self.channels)).float()
-
     def diagnostics(self) -> dict[str, float]:
-        """The budget split, the steps taken, and MAR's weakest combination (-1: not yet)."""
-        return {
-            "teacher_steps": float(self.teacher_steps),
-            "student_steps": float(self.student_steps),
-            "teacher_updates": float(self.updates[0]),
-            "student_updates": float(self.updates[1]),
-            "weakest_subset": float(self.weakest),
-        }
+        """The stages' bookkeeping and MAR's weakest combination (-1: not fixed yet)."""
+        return {**super().diagnostics(), "weakest_subset": float(self.weakest)}
 
 
 def _nanmean(values: Sequence[float]) -> float:

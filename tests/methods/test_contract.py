@@ -130,3 +130,61 @@ def test_method_documents_itself(case):
     assert cls.__doc__ and cls.SUMMARY and cls.MISSING_MODALITY and cls.DEVIATIONS
     for name, hp in cls.hparam_space().items():
         hp.validate(name, hp.default)  # every default lies in its own declared range
+
+
+@pytest.fixture(scope="module")
+def four_modality_card(tmp_path_factory):
+    """A user folder dataset with four modalities of distinct band counts (15 scenarios)."""
+    import tifffile
+    import yaml
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("four_modalities")
+    bands = {"optical": 3, "nir": 1, "dsm": 1, "sar": 2}
+    rng = np.random.default_rng(0)
+    ids = [f"t{i}" for i in range(5)]
+    for name in [*bands, "labels"]:
+        (root / name).mkdir()
+    for tile in ids:
+        labels = rng.integers(0, 3, (64, 64)).astype(np.uint8)
+        for name, count in bands.items():
+            raster = labels[None] * (0.5 + count) + rng.normal(0, 0.3, (count, 64, 64))
+            tifffile.imwrite(root / name / f"{tile}.tif", raster.astype(np.float32))
+        Image.fromarray(labels).save(root / "labels" / f"{tile}.png")
+    card = {
+        "name": "four",
+        "modalities": {m: {"folder": m, "channels": c} for m, c in bands.items()},
+        "labels": {"folder": "labels", "encoding": "index"},
+        "classes": ["a", "b", "c"],
+        "splits": {"train": ids[:3], "val": ids[3:4], "test": ids[4:]},
+    }
+    (root / "card.yaml").write_text(yaml.safe_dump(card))
+    return root / "card.yaml"
+
+
+@pytest.mark.parametrize("method_name", METHODS.names())
+def test_every_method_trains_and_predicts_with_four_modalities(method_name, four_modality_card):
+    cls = DATASETS.get("folder")
+    train = cls(
+        four_modality_card.parent, "train", cls.make_options({"card": str(four_modality_card)})
+    )
+    method_cls = METHODS.get(method_name)
+    hparams = resolve_hparams(method_cls.hparam_space(), PRESETS.get("smoke").hparams)
+    for modalities in method_cls.training_subsets(train.spec.modality_names, []) or [
+        train.spec.modality_names
+    ]:
+        context = TrainContext(
+            total_steps=4, class_frequencies=(1 / 3,) * 3, train_modalities=modalities
+        )
+        torch.manual_seed(0)
+        method = method_cls(train.spec, hparams, context)
+        sampler = PatchSampler(train, hparams["batch_size"], hparams["crop_size"], 0, modalities)
+        for step in range(4):  # both stages of the two-stage methods
+            losses = method.update(sampler.batch(step), step)
+            assert all(np.isfinite(v) for v in losses.values()), (step, losses)
+        batch = sampler.batch(5)
+        outputs = predictions(method, {m: batch[m] for m in modalities} | {"mask": batch["mask"]})
+        assert len(outputs) == 2 ** len(modalities) - 1
+        for scenario, logits in outputs.items():
+            assert logits.shape[:2] == (batch["mask"].shape[0], 3), scenario
+            assert torch.isfinite(logits).all(), scenario

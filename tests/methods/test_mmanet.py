@@ -67,3 +67,12 @@ def test_mar_fixes_the_weakest_combination_from_validation(data_root):
     method.observe_validation(scores, step=method.begin_step)
     assert int(method.weakest) == 2 and method.feedback_scenarios() == ()
     assert math.isclose(float(method.gaps[2]), 2 * 0.6**2, rel_tol=1e-5)
+
+
+def test_mad_starts_on_schedule_and_mar_waits_for_validation(data_root):
+    overrides = {"teacher_fraction": 0.5, "begin_fraction": 0.5}
+    method, sampler, _ = build_method("mmanet", data_root, overrides, steps=8)
+    assert (method.teacher_steps, method.begin_step) == (4, 6)
+    losses = [method.update(sampler.batch(step), step) for step in range(8)]
+    assert [x["mad"] > 0 for x in losses[4:]] == [False, False, True, True]
+    assert all(x.get("mar", 0) == 0 for x in losses)  # nobody validated: no weakest combination
