@@ -149,7 +149,9 @@ def four_modality_card(tmp_path_factory):
         labels = rng.integers(0, 3, (64, 64)).astype(np.uint8)
         for name, count in bands.items():
             raster = labels[None] * (0.5 + count) + rng.normal(0, 0.3, (count, 64, 64))
-            tifffile.imwrite(root / name / f"{tile}.tif", raster.astype(np.float32))
+            tifffile.imwrite(
+                root / name / f"{tile}.tif", raster.astype(np.float32), photometric="minisblack"
+            )
         Image.fromarray(labels).save(root / "labels" / f"{tile}.png")
     card = {
         "name": "four",
