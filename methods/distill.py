@@ -29,13 +29,10 @@ import torch
 from torch import Tensor
 
 from benchmark.api import (
-    Batch,
     DatasetSpec,
     HParam,
     Paper,
     TrainContext,
-    labels_of,
-    modality_inputs,
     register_method,
 )
 from methods.baseline import mean_fill
@@ -121,13 +118,10 @@ class Distill(TeacherStudentMethod):
         self.sampler = SubsetSampler.from_hparams(self.modalities, self.hparams)
         self.configure_optimizer(self.student.parameters(), "student", steps=self.student_steps)
 
-    def update(self, batch: Batch, step: int) -> dict[str, float]:
-        inputs = {m: v for m, v in modality_inputs(batch).items() if m in self.channels}
-        mask = labels_of(batch)
+    def student_update(
+        self, inputs: Mapping[str, Tensor], mask: Tensor, step: int
+    ) -> dict[str, float]:
         size = tuple(mask.shape[-2:])
-        if step < self.teacher_steps:
-            return self.teacher_update(inputs, mask)
-        self.freeze_teacher()
         hp = self.hparams
         keep = self.sampler.sample(mask.shape[0], mask.device)
         with self.autocast():
@@ -146,7 +140,6 @@ class Distill(TeacherStudentMethod):
         l1 = feature_l1(bottleneck, teacher_bottleneck)
         loss = ce + hp["kd_weight"] * kd + hp["proto_weight"] * proto + hp["feature_weight"] * l1
         self.optimisation_step(loss, "student")
-        self.student_step_done()
         return {
             "loss": float(loss.detach()),
             "student_ce": float(ce.detach()),

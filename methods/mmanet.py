@@ -31,13 +31,10 @@ import torch
 from torch import Tensor
 
 from benchmark.api import (
-    Batch,
     DatasetSpec,
     HParam,
     Paper,
     TrainContext,
-    labels_of,
-    modality_inputs,
     register_method,
 )
 from benchmark.core.scenarios import Scenario
@@ -149,13 +146,10 @@ class MMANet(TeacherStudentMethod):
         fused = self.student.fusion(pyramids)
         return self.student.decode(fused, size), fused
 
-    def update(self, batch: Batch, step: int) -> dict[str, float]:
-        inputs = {m: v for m, v in modality_inputs(batch).items() if m in self.channels}
-        mask = labels_of(batch)
+    def student_update(
+        self, inputs: Mapping[str, Tensor], mask: Tensor, step: int
+    ) -> dict[str, float]:
         size = tuple(mask.shape[-2:])
-        if step < self.teacher_steps:
-            return self.teacher_update(inputs, mask)
-        self.freeze_teacher()
         hp = self.hparams
         keep = self.sampler.sample(mask.shape[0], mask.device)
         weakest = int(self.weakest)
@@ -178,7 +172,6 @@ class MMANet(TeacherStudentMethod):
                     mar = self.segmentation_loss(aux, mask[chosen])
         loss = ce + hp["mad_weight"] * mad + hp["mar_weight"] * mar
         self.optimisation_step(loss, "student")
-        self.student_step_done()
         return {
             "loss": float(loss.detach()),
             "student_ce": float(ce.detach()),

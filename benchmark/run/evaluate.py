@@ -152,16 +152,7 @@ def evaluation_records(
     validation probes' latest scores) join the method's diagnostics in `extra`."""
     dataset = data.val if split == "val" else data.test
     tic = time.perf_counter()
-    matrices = evaluate_split(
-        method,
-        dataset,
-        scenarios,
-        window=spec.hparams["crop_size"],
-        overlap=spec.eval_overlap,
-        batch_size=spec.eval_batch_size,
-        device=device,
-        on_tile=on_tile,
-    )
+    matrices = evaluate_run_split(method, dataset, scenarios, spec, device, on_tile=on_tile)
     seconds = (time.perf_counter() - tic) / max(1, len(scenarios))
     extra = {**method.diagnostics(), **(probes or {})}
     timing = Timing(seconds, train_seconds, step_ms)
@@ -259,6 +250,27 @@ def make_record(
     return record.to_json()
 
 
+def evaluate_run_split(
+    method: Method,
+    dataset: MultiModalDataset,
+    scenarios: Sequence[Scenario],
+    spec: RunSpec,
+    device: torch.device,
+    **options: Any,
+) -> dict[Scenario, list[ConfusionMatrix]]:
+    """`evaluate_split` with the run's own window, overlap and evaluation batch size."""
+    return evaluate_split(
+        method,
+        dataset,
+        scenarios,
+        window=spec.hparams["crop_size"],
+        overlap=spec.eval_overlap,
+        batch_size=spec.eval_batch_size,
+        device=device,
+        **options,
+    )
+
+
 def feedback_iou(
     method: Method, dataset: MultiModalDataset, spec: RunSpec, device: torch.device
 ) -> dict[Scenario, list[float]]:
@@ -267,15 +279,7 @@ def feedback_iou(
     scenarios = list(method.feedback_scenarios())
     if not scenarios:
         return {}
-    matrices = evaluate_split(
-        method,
-        dataset,
-        scenarios,
-        window=spec.hparams["crop_size"],
-        overlap=spec.eval_overlap,
-        batch_size=spec.eval_batch_size,
-        device=device,
-    )
+    matrices = evaluate_run_split(method, dataset, scenarios, spec, device)
     evaluated = set(dataset.spec.eval_classes)
     iou = {
         s: ConfusionMatrix.total(t).compute(dataset.spec.eval_classes).iou
@@ -294,16 +298,7 @@ def probe_scores(
     full = Scenario(frozenset(spec.train_modalities))
     scores = {}
     for name, predict in method.validation_probes().items():
-        tiles = evaluate_split(
-            method,
-            dataset,
-            [full],
-            window=spec.hparams["crop_size"],
-            overlap=spec.eval_overlap,
-            batch_size=spec.eval_batch_size,
-            device=device,
-            predict=predict,
-        )[full]
+        tiles = evaluate_run_split(method, dataset, [full], spec, device, predict=predict)[full]
         matrix = ConfusionMatrix.total(tiles)
         scores[f"{name}_val_miou"] = matrix.compute(dataset.spec.eval_classes).miou
     return scores

@@ -11,13 +11,22 @@ a teacher checkpoint; the teacher's own full-modality validation mIoU is recorde
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from benchmark.api import DatasetSpec, HParam, Method, TrainContext
+from benchmark.api import (
+    Batch,
+    DatasetSpec,
+    HParam,
+    Method,
+    TrainContext,
+    labels_of,
+    modality_inputs,
+)
 from methods.baseline import mean_fill
 from methods.components.segmenter import FusionSegmenter
 
@@ -30,8 +39,7 @@ class TeacherStudentMethod(Method):
     """A fusion teacher and a same-size fusion student, each with its own stage and schedule.
 
     Subclasses configure the student's optimiser (`"student"`, over `student_steps`) with
-    whatever else trains beside the student, and call `teacher_update` then `freeze_teacher`
-    from `update`.
+    whatever else trains beside the student, and implement `student_update`.
     """
 
     def __init__(
@@ -58,6 +66,23 @@ class TeacherStudentMethod(Method):
     def student_active(self) -> bool:
         return int(self.updates[1]) > 0
 
+    def update(self, batch: Batch, step: int) -> dict[str, float]:
+        """The teacher's step during its stage; afterwards, frozen, the student's."""
+        inputs = {m: v for m, v in modality_inputs(batch).items() if m in self.channels}
+        mask = labels_of(batch)
+        if step < self.teacher_steps:
+            return self.teacher_update(inputs, mask)
+        self.freeze_teacher()
+        losses = self.student_update(inputs, mask, step)
+        self.updates[1] += 1
+        return losses
+
+    @abc.abstractmethod
+    def student_update(
+        self, inputs: Mapping[str, Tensor], mask: Tensor, step: int
+    ) -> dict[str, float]:
+        """One student-stage step (the teacher is frozen); returns named scalar losses."""
+
     def teacher_update(self, inputs: Mapping[str, Tensor], mask: Tensor) -> dict[str, float]:
         """One teacher-stage step: CE on complete inputs."""
         with self.autocast():
@@ -72,9 +97,6 @@ class TeacherStudentMethod(Method):
         self.teacher.eval()
         self.teacher.requires_grad_(False)
         self.teacher.zero_grad(set_to_none=True)
-
-    def student_step_done(self) -> None:
-        self.updates[1] += 1
 
     def validation_probes(self) -> dict[str, Callable[[Mapping[str, Tensor]], Tensor]]:
         """The teacher, validated with every modality next to the student."""
