@@ -26,7 +26,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from benchmark.core.confine import confined_to
-from benchmark.core.environment import cache_folders, check_data_root, check_environment
+from benchmark.core.environment import check_data_root, check_environment, run_roots
 from benchmark.core.errors import BenchmarkError
 from benchmark.core.options import parse_named, parse_named_list
 from benchmark.core.plugins import load_plugins
@@ -555,8 +555,7 @@ def write_roots(args: argparse.Namespace) -> list[Path | None]:
     out = args.results_dir if command == "report" else args.out
     if command == "show-data":
         out = args.out.parent
-    data_root = getattr(args, "data_root", None) or default_data_root()
-    return [out, data_root, *cache_folders()]
+    return run_roots(out, getattr(args, "data_root", None) or default_data_root())
 
 
 def print_error(error: Exception) -> None:

@@ -38,8 +38,8 @@ from benchmark.core.scenarios import Scenario
 from methods.components import ConcatFusion, FPNDecoder, SegmentationHead
 from methods.components.dropout import SubsetSampler, sampler_hparams
 from methods.components.election import elect_teachers, teacher_l1
+from methods.components.feature_fill import complete_with_mean, replace_dropped, shared_fill
 from methods.components.shared_encoder import NORMS, SharedEncoder
-from methods.shaspec import shared_fill
 
 
 @register_method("lckd")
@@ -137,7 +137,7 @@ class LCKD(Method):
     def observe_validation(self, iou: Mapping[Scenario, Sequence[float]], step: int) -> None:
         """Re-elect the teachers from single-modality validation IoU (every validation)."""
         single = {next(iter(s.present)): values for s, values in iou.items() if len(s.present) == 1}
-        elected, _ = elect_teachers(single, self.modalities)
+        elected = elect_teachers(single, self.modalities)
         self.elected.copy_(torch.tensor(elected, dtype=torch.long))
         self.elections += 1
 
@@ -154,14 +154,7 @@ class LCKD(Method):
         keep = self.sampler.as_dict(keep)
         with self.autocast():
             encoded = self.encoder(inputs)
-            fill = shared_fill(encoded, keep)
-            features = {
-                m: [
-                    torch.where(keep[m].view(-1, 1, 1, 1), f, g)
-                    for f, g in zip(encoded[m], fill, strict=True)
-                ]
-                for m in self.modalities
-            }
+            features = replace_dropped(encoded, shared_fill(encoded, keep), keep, self.modalities)
             logits = self.decode(features, tuple(mask.shape[-2:]))
         ce = self.segmentation_loss(logits, mask)
         bottleneck = {m: encoded[m][-1].float() for m in self.modalities}
@@ -174,11 +167,7 @@ class LCKD(Method):
         present = {m: inputs[m] for m in self.modalities if m in inputs}
         first = next(iter(present.values()))
         with self.autocast():
-            encoded = self.encoder(present)
-            if len(encoded) < len(self.modalities):
-                ones = first.new_ones(first.shape[0], dtype=torch.bool)
-                fill = shared_fill(encoded, {m: ones for m in encoded})
-                encoded = {m: encoded.get(m, fill) for m in self.modalities}
+            encoded = complete_with_mean(self.encoder(present), self.modalities)
             return self.decode(encoded, tuple(first.shape[-2:])).float()
 
     def diagnostics(self) -> dict[str, float]:

@@ -44,9 +44,9 @@ from benchmark.api import (
 )
 from methods.components import ConcatFusion, FPNDecoder, ModalityEncoder, SegmentationHead
 from methods.components.compose import Composer
+from methods.components.feature_fill import complete_with_mean, cyclic_pairs
 from methods.components.shared_encoder import SharedEncoder
 from methods.components.whitening import CovarianceMask, whitening_loss
-from methods.shaspec import shared_fill
 
 ALIGNED_LEVELS = (2, 3)
 """Content levels aligned by MSE: strides 16 and 32 (MetaRS: ResNet stages 3 and 4)."""
@@ -167,9 +167,7 @@ class MetaRS(Method):
 
     # ------------------------------------------------------------ training
     def alignment_loss(self, content: Mapping[str, list[Tensor]]) -> Tensor:
-        names = self.modalities
-        pairs = [(names[i], names[(i + 1) % len(names)]) for i in range(len(names))]
-        pairs = pairs[:1] if len(names) == 2 else pairs
+        pairs = cyclic_pairs(self.modalities)
         terms = [
             F.mse_loss(content[a][level].float(), content[b][level].float())
             for a, b in pairs
@@ -233,10 +231,7 @@ class MetaRS(Method):
             logits = self.modality_logits(joined, size)
             if len(present) == 1:
                 return next(iter(logits.values())).float()
-            if len(content) < len(self.modalities):
-                ones = first.new_ones(first.shape[0], dtype=torch.bool)
-                fill = shared_fill(content, {m: ones for m in content})
-                content = {m: content.get(m, fill) for m in self.modalities}
+            content = complete_with_mean(content, self.modalities)
             heads = [*logits.values(), self.fused_logits(content, size)]
             probs = torch.stack([h.float().softmax(1) for h in heads]).mean(0)
             return probs.clamp_min(1e-12).log()

@@ -27,6 +27,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -38,6 +39,7 @@ from benchmark.api import (
     register_method,
 )
 from benchmark.core.scenarios import Scenario
+from benchmark.run.metrics import nan_mean
 from methods.baseline import mean_fill
 from methods.components.dropout import SubsetSampler, sampler_hparams, zero_features
 from methods.components.margin import margin_distillation
@@ -130,7 +132,9 @@ class MMANet(TeacherStudentMethod):
 
     def observe_validation(self, iou: Mapping[Scenario, Sequence[float]], step: int) -> None:
         """Add each combination's squared gap to the full set; fix the weakest once due."""
-        miou = {s.present: _nanmean(values) for s, values in iou.items()}
+        miou = {
+            s.present: nan_mean(np.asarray(values, dtype=np.float64)) for s, values in iou.items()
+        }
         full = miou.get(self.subsets[0], math.nan)
         for i, subset in enumerate(self.subsets[1:], start=1):
             if subset in miou and not math.isnan(full) and not math.isnan(miou[subset]):
@@ -194,11 +198,6 @@ class MMANet(TeacherStudentMethod):
     def diagnostics(self) -> dict[str, float]:
         """The stages' bookkeeping and MAR's weakest combination (-1: not fixed yet)."""
         return {**super().diagnostics(), "weakest_subset": float(self.weakest)}
-
-
-def _nanmean(values: Sequence[float]) -> float:
-    finite = [v for v in values if not math.isnan(v)]
-    return sum(finite) / len(finite) if finite else math.nan
 
 
 __all__ = ["MMANet"]

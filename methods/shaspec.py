@@ -40,22 +40,13 @@ from benchmark.api import (
 from methods.components import ConcatFusion, FPNDecoder, ModalityEncoder, SegmentationHead
 from methods.components.compose import COMPOSE_NORMS, Composer
 from methods.components.dropout import SubsetSampler, sampler_hparams
+from methods.components.feature_fill import (
+    complete_with_mean,
+    cyclic_pairs,
+    replace_dropped,
+    shared_fill,
+)
 from methods.components.shared_encoder import NORMS, SharedEncoder
-
-
-def shared_fill(shared: Mapping[str, list[Tensor]], keep: Mapping[str, Tensor]) -> list[Tensor]:
-    """Per level, per sample: the mean of the shared features of the modalities kept there.
-
-    `keep[m]` is bool[B]; every sample must keep at least one modality of `shared`.
-    """
-    names = list(shared)
-    weights = torch.stack([keep[m] for m in names], dim=1).float()  # [B, M]
-    weights = weights / weights.sum(1, keepdim=True).clamp_min(1.0)
-    levels = len(shared[names[0]])
-    return [
-        sum(shared[m][level] * weights[:, i].view(-1, 1, 1, 1) for i, m in enumerate(names))
-        for level in range(levels)
-    ]
 
 
 @register_method("shaspec")
@@ -153,14 +144,7 @@ class ShaSpec(Method):
         """Training forward with every modality real: per sample, a modality with keep False
         has its composed features replaced by the mean shared features of the kept ones."""
         shared, specific, composed = self.encode(inputs)
-        fill = shared_fill(shared, keep)
-        features = {
-            m: [
-                torch.where(keep[m].view(-1, 1, 1, 1), f, g)
-                for f, g in zip(composed[m], fill, strict=True)
-            ]
-            for m in self.modalities
-        }
+        features = replace_dropped(composed, shared_fill(shared, keep), keep, self.modalities)
         return shared, specific, features
 
     def decode(self, pyramids: Mapping[str, list[Tensor]], size: tuple[int, int]) -> Tensor:
@@ -169,9 +153,7 @@ class ShaSpec(Method):
 
     def alignment_loss(self, shared: Mapping[str, list[Tensor]]) -> Tensor:
         """L_dao: L1 between the deepest shared features of cyclic modality pairs."""
-        names = self.modalities
-        pairs = [(names[i], names[(i + 1) % len(names)]) for i in range(len(names))]
-        pairs = pairs[:1] if len(names) == 2 else pairs
+        pairs = cyclic_pairs(self.modalities)
         return torch.stack(
             [F.l1_loss(shared[a][-1].float(), shared[b][-1].float()) for a, b in pairs]
         ).mean()
@@ -211,11 +193,8 @@ class ShaSpec(Method):
         first = next(iter(present.values()))
         with self.autocast():
             shared, _, composed = self.encode(present)
-            if len(composed) < len(self.modalities):
-                ones = first.new_ones(first.shape[0], dtype=torch.bool)
-                fill = shared_fill(shared, {m: ones for m in shared})
-                composed = {m: composed.get(m, fill) for m in self.modalities}
+            composed = complete_with_mean(composed, self.modalities, source=shared)
             return self.decode(composed, tuple(first.shape[-2:])).float()
 
 
-__all__ = ["ShaSpec", "shared_fill"]
+__all__ = ["ShaSpec"]

@@ -76,6 +76,15 @@ def cache_folders() -> tuple[Path, ...]:
     return (*((Path(env),) if env else ()), user_cache_dir())
 
 
+def run_roots(out: Path | str | None, data_root: Path | str) -> list[Path | str | None]:
+    """Return where a command that trains, reports or profiles may write.
+
+    Its output folder, the data root (generated synthetic data, the tile cache beside the data)
+    and the caches; the CLI and every worker process confine their writes to the same list.
+    """
+    return [out, data_root, *cache_folders()]
+
+
 def check_data_root(path: Path, source: str) -> None:
     """Refuse a data root that is not a directory.
 

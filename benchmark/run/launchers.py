@@ -26,7 +26,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from benchmark.core.confine import confined_to
-from benchmark.core.environment import cache_folders
+from benchmark.core.environment import run_roots
 from benchmark.core.errors import BenchmarkError
 from benchmark.core.plugins import import_modules
 from benchmark.core.progress import results_console, setup_logging
@@ -114,7 +114,7 @@ def execute_one(
     setup_logging()  # a fresh process: its progress lines need a handler
     import_modules(modules)
     torch.set_num_threads(threads)
-    with confined_to([out, data_root, *cache_folders()]):  # the roots `run` has in the CLI
+    with confined_to(run_roots(out, data_root)):
         outcome = RunExecutor(
             RunSpec.from_json(spec_json),
             Path(data_root),

@@ -100,8 +100,8 @@ def scores_from_confusion(
     else:
         kappa = float("nan")
     idx = list(eval_classes)
-    miou = _nanmean(iou[idx])
-    mf1 = _nanmean(f1[idx])
+    miou = nan_mean(iou[idx])
+    mf1 = nan_mean(f1[idx])
     return SegScores(
         miou=miou,
         mf1=mf1,
@@ -117,9 +117,10 @@ def scores_from_confusion(
 
 def tier_mean(per_class: tuple[float, ...], classes: tuple[int, ...]) -> float:
     """Macro mean over a subset of classes (NaN when the subset is empty or all undefined)."""
-    return _nanmean(np.asarray([per_class[c] for c in classes], dtype=np.float64))
+    return nan_mean(np.asarray([per_class[c] for c in classes], dtype=np.float64))
 
 
-def _nanmean(values: np.ndarray) -> float:
+def nan_mean(values: np.ndarray) -> float:
+    """Return the mean of the entries of `values` that are not NaN (NaN when none are)."""
     values = values[~np.isnan(values)]
     return float(values.mean()) if values.size else float("nan")

@@ -16,10 +16,8 @@ from collections.abc import Mapping, Sequence
 from torch import Tensor
 
 
-def elect_teachers(
-    iou: Mapping[str, Sequence[float]], modalities: Sequence[str]
-) -> tuple[list[int], list[bool]]:
-    """Return (per class: index of the elected modality or -1, per modality: is a teacher).
+def elect_teachers(iou: Mapping[str, Sequence[float]], modalities: Sequence[str]) -> list[int]:
+    """Return, per class, the index (in `modalities`) of the elected modality, or -1.
 
     `iou[m]` holds the per-class validation IoU of modality m alone (NaN: class not scored).
     Ties go to the first modality in `modalities`; a class no modality scores elects nobody.
@@ -30,8 +28,7 @@ def elect_teachers(
         scores = [(iou[m][c], -i) for i, m in enumerate(modalities) if m in iou]
         scores = [(s, i) for s, i in scores if not math.isnan(s)]
         elected.append(-max(scores)[1] if scores else -1)
-    teachers = [i in elected for i in range(len(modalities))]
-    return elected, teachers
+    return elected
 
 
 def teacher_l1(
