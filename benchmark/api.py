@@ -30,13 +30,19 @@ from benchmark.core.dataset import DatasetOptions, MultiModalDataset, RawSample,
 from benchmark.core.errors import BenchmarkError, DatasetNotFoundError
 from benchmark.core.hparams import HParam, Params
 from benchmark.core.method import (
+    AVAILABLE_PREFIX,
     Batch,
     Method,
     Paper,
     TrainContext,
+    availability,
+    availability_matrix,
+    complete_samples,
     evaluation_mode,
     labels_of,
     modality_inputs,
+    select_rows,
+    zero_fill_missing,
 )
 from benchmark.core.plugins import register_dataset, register_method
 from benchmark.core.scenarios import Scenario, all_scenarios
@@ -63,6 +69,10 @@ def run(
     steps: int | None = None,
     budget: str = "steps",
     imbalance: str | Sequence[float] = (1.0,),
+    train_missing: str | Sequence[str] = "none",
+    corruptions: str = "none",
+    severities: str = "1-5",
+    selection: str = "full_val",
     device: str = "auto",
     data_root: str | Path | None = None,
     launcher: str = "local",
@@ -72,12 +82,20 @@ def run(
     """Run a sweep as `run_benchmark.py run` does and return its leaderboard.
 
     Arguments take the command line's forms (`methods="stars,baseline[lr=3e-4]"`) or lists
-    (`methods=["stars", "baseline"]`, `seeds=[0, 1, 2]`). Bad input raises `BenchmarkError`
-    before anything runs; runs that fail are rows with `status` failed, as on the command line.
+    (`methods=["stars", "baseline"]`, `seeds=[0, 1, 2]`, `train_missing=["none", "dsm=0.3"]`).
+    Bad input raises `BenchmarkError` before anything runs; runs that fail are rows with
+    `status` failed, as on the command line.
     """
     import pandas as pd
 
-    from benchmark.cli import default_data_root, parse_factors, parse_seeds, resolve_device
+    from benchmark.cli import (
+        default_data_root,
+        parse_corruption_grid,
+        parse_factors,
+        parse_seeds,
+        parse_train_missing,
+        resolve_device,
+    )
     from benchmark.core.options import parse_named_list
     from benchmark.core.presets import PRESETS
     from benchmark.run.launch import LEADERBOARD, launch_sweep
@@ -92,6 +110,11 @@ def run(
         imbalances=parse_factors(_text(imbalance)),
         missing=missing,
         budget=budget,
+        train_missing=parse_train_missing(
+            [train_missing] if isinstance(train_missing, str) else list(train_missing)
+        ),
+        selection=selection,
+        corruptions=parse_corruption_grid(corruptions, severities),
     )
     out = Path(out)
     launch_sweep(
@@ -140,6 +163,7 @@ def load_model(run_dir: str | Path, device: str = "cpu") -> DeployedModel:
 
 
 __all__ = [
+    "AVAILABLE_PREFIX",
     "MASK",
     "Batch",
     "BenchmarkError",
@@ -158,6 +182,9 @@ __all__ = [
     "TrainContext",
     "Window",
     "all_scenarios",
+    "availability",
+    "availability_matrix",
+    "complete_samples",
     "evaluation_mode",
     "load_model",
     "labels_of",
@@ -167,4 +194,6 @@ __all__ = [
     "register_profiler",
     "report",
     "run",
+    "select_rows",
+    "zero_fill_missing",
 ]

@@ -28,10 +28,11 @@ from rich.table import Table
 from benchmark.core.confine import confined_to
 from benchmark.core.environment import check_data_root, check_environment, run_roots
 from benchmark.core.errors import BenchmarkError
-from benchmark.core.options import parse_named, parse_named_list
+from benchmark.core.options import parse_named, parse_named_list, split_top_level
 from benchmark.core.plugins import load_plugins
 from benchmark.core.presets import PRESETS
 from benchmark.core.progress import console, results_console, setup_logging
+from benchmark.core.records import SELECTION_DESCRIPTION, SELECTION_FULL_VAL
 
 log = logging.getLogger("missbench")
 
@@ -97,6 +98,43 @@ def parse_factors(text: str) -> tuple[float, ...]:
     if not factors or any(not f >= 1 or f == float("inf") for f in factors):
         raise BenchmarkError(f"--imbalance {text!r}: expected comma-separated numbers >= 1")
     return tuple(dict.fromkeys(factors))
+
+
+def parse_train_missing(values: Sequence[str] | None) -> tuple[tuple[tuple[str, float], ...], ...]:
+    """`["none", "dsm=0.3", "dsm=0.3,sar=0.5"]` -> ((), (("dsm", 0.3),), ...): the training-data
+    settings to sweep; each maps modalities to the share of training tiles without them."""
+    settings = []
+    for text in values or ["none"]:
+        if text.strip().lower() in ("none", "0", ""):
+            settings.append(())
+            continue
+        pairs = {}
+        for part in split_top_level(text):
+            name, sep, rate = part.partition("=")
+            try:
+                value = float(rate)
+            except ValueError:
+                value = float("nan")
+            if not sep or not name.strip() or not 0.0 <= value < 1.0:
+                raise BenchmarkError(
+                    f"--train-missing {text!r}: expected modality=share pairs with shares in "
+                    "[0, 1), e.g. dsm=0.3 or dsm=0.3,sar=0.5 (or none)"
+                )
+            if value > 0:
+                pairs[name.strip()] = value
+        settings.append(tuple(sorted(pairs.items())))
+    return tuple(dict.fromkeys(settings))
+
+
+def parse_corruption_grid(names: str, severities: str) -> tuple:
+    """`--corruptions clouds,haze|all` x `--severities 1-5` -> the `TileCorruption`s to run."""
+    from benchmark.run.corruptions import parse_corruptions, parse_severities
+    from benchmark.run.evaluate import TileCorruption
+
+    if not names.strip() or names.strip().lower() == "none":
+        return ()
+    levels = parse_severities(severities)
+    return tuple(TileCorruption(n, s) for n in parse_corruptions(names) for s in levels)
 
 
 def positive(name: str, value: int | None, allow_zero: bool = False) -> None:
@@ -345,6 +383,36 @@ def add_run_flags(run: argparse.ArgumentParser) -> None:
         "blocks (same for every method and seed; see benchmark/run/imbalance.py) (default: 1)",
     )
     run.add_argument(
+        "--train-missing",
+        action="append",
+        default=None,
+        metavar="MODALITY=SHARE[,...]",
+        help="train with that share of training tiles lacking the modality, e.g. dsm=0.3 or "
+        "dsm=0.3,sar=0.5 (the same tiles for every method, drawn from the seed; a tile never "
+        "loses every modality); repeat the flag to sweep settings, 'none' = complete data "
+        "(default: none)",
+    )
+    run.add_argument(
+        "--corruptions",
+        default="none",
+        help="also evaluate every finished run on the test split under these corruptions: "
+        "clouds, haze, dsm_voids, speckle, misregistration, noise, or all (docs/corruptions.md); "
+        "trained models are reused (default: none)",
+    )
+    run.add_argument(
+        "--severities",
+        default="1-5",
+        help="corruption severities, e.g. 1-5, 1,3,5 or 3 (default: 1-5)",
+    )
+    run.add_argument(
+        "--selection",
+        default=SELECTION_FULL_VAL,
+        choices=tuple(SELECTION_DESCRIPTION),
+        help="model selection on validation data: full_val (best mIoU with every modality) or "
+        "mean_val (best mean mIoU over every scenario); recorded in every row (default: "
+        "full_val)",
+    )
+    run.add_argument(
         "--steps", type=int, default=None, help="override the preset's training steps, e.g. 200"
     )
     run.add_argument(
@@ -408,6 +476,9 @@ def command_run(args: argparse.Namespace) -> int:
         imbalances=parse_factors(args.imbalance),
         missing=args.missing,
         budget=args.budget,
+        train_missing=parse_train_missing(args.train_missing),
+        selection=args.selection,
+        corruptions=parse_corruption_grid(args.corruptions, args.severities),
     )
     from benchmark.run.launch import launch_sweep
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 """Bump whenever the generated content changes, so stale caches are not reused."""
 
 PIXEL_M = 0.5
@@ -36,6 +36,105 @@ PIXEL_M = 0.5
 IMPERVIOUS, BUILDING, LOW_VEG, TREE, CAR, CLUTTER = range(6)
 CLASSES = ("impervious_surfaces", "building", "low_vegetation", "tree", "car", "clutter")
 PALETTE = ((255, 255, 255), (0, 0, 255), (0, 255, 255), (0, 255, 0), (255, 255, 0), (255, 0, 0))
+
+
+@dataclass(frozen=True)
+class SceneStyle:
+    """How much each sensor gives away: the two calibration knobs of the generator.
+
+    Both are in [0, 1] and interpolate every affected constant linearly between the original
+    (`GENERATOR_VERSION` 1) design at 1.0 and a "clear" design at 0.0. At exactly 1.0 every
+    constant is the original one and no random draw is added or removed, so the scenes of the
+    original generator come back bit for bit.
+
+    `optical_ambiguity` is how often optical alone cannot tell classes apart: the share of
+    roofs painted from the road grey range (0.50 at 1, none at 0) or dark (0.15 at 1, none at 0),
+    of dark or grey cars (0.40 at 1, 0.15 at 0), and how similar tree crowns look to lawns
+    (at 0 crowns keep their NIR but are 40 % darker in the visible bands, and carry three times
+    the crown shading and three times the pixel and clump texture, as crowns do in real IRRG /
+    RGB orthophotos).
+
+    `dsm_quality` is how much a matching DSM resolves: blur (0.8 px at 1, 2.5 px at 0), white
+    height noise (8 cm at 1, 30 cm at 0), blotchy matching errors a few pixels wide (none at 1,
+    60 cm at 0: they bury cars and low clutter), crowns reconstructed too low (full height at 1,
+    60 % at 0: image matching on foliage fails) and the roughness that tells lawns from
+    pavement (8 cm at 1; at 0 lawns are as smooth as asphalt, 2 cm, so a DSM alone separates
+    them only by shape). Below 1 the blotches take extra random draws after the DSM's own, so
+    only the DSM and SAR of a scene change with `dsm_quality`, never its layout or optical.
+    """
+
+    optical_ambiguity: float = 1.0
+    dsm_quality: float = 1.0
+
+    def _clear(self, legacy: float, clear: float) -> float:
+        return legacy + (clear - legacy) * (1.0 - self.optical_ambiguity)
+
+    def _poor(self, legacy: float, poor: float) -> float:
+        return legacy + (poor - legacy) * (1.0 - self.dsm_quality)
+
+    @property
+    def grey_roof_share(self) -> float:
+        return self._clear(0.5, 0.0)
+
+    @property
+    def grey_or_dark_roof_share(self) -> float:
+        return self._clear(0.65, 0.0)
+
+    @property
+    def dark_car_share(self) -> float:
+        return self._clear(0.4, 0.15)
+
+    @property
+    def grey_or_dark_car_share(self) -> float:
+        return self._clear(0.6, 0.35)
+
+    @property
+    def crown_albedo(self) -> tuple[float, float, float, float]:
+        """Per-band (NIR, R, G, B) multiplier on a crown's colour; lawns keep theirs. Clear
+        crowns keep their NIR but are darker in the visible bands (a denser canopy absorbs
+        more visible light: the deep red of trees in CIR orthophotos), so they neither look
+        like lawns nor like shadowed lawns."""
+        return (
+            1.0,
+            self._clear(1.0, 0.6),
+            self._clear(1.0, 0.6),
+            self._clear(1.0, 0.6),
+        )
+
+    @property
+    def crown_contrast(self) -> float:
+        """Fraction of a sphere's Lambertian contrast that a crown shows."""
+        return self._clear(0.22, 0.66)
+
+    @property
+    def tree_texture_gain(self) -> float:
+        """Multiplier on a crown's pixel and clump texture (foliage, gaps, inner shadows)."""
+        return self._clear(1.0, 3.0)
+
+    @property
+    def dsm_blur_px(self) -> float:
+        return self._poor(0.8, 2.5)
+
+    @property
+    def dsm_noise_m(self) -> float:
+        return self._poor(0.08, 0.30)
+
+    @property
+    def lawn_roughness_m(self) -> float:
+        return self._poor(0.08, 0.02)
+
+    @property
+    def matching_blotch_m(self) -> float:
+        """Amplitude of spatially correlated matching errors (a few pixels across)."""
+        return self._poor(0.0, 0.6)
+
+    @property
+    def crown_height_scale(self) -> float:
+        return self._poor(1.0, 0.6)
+
+
+LEGACY_STYLE = SceneStyle(1.0, 1.0)
+"""The original generator (`GENERATOR_VERSION` 1): optical ambiguous, DSM clean."""
 
 # Per-class texture and roughness (indexed by class id).
 _OPT_FINE = np.array([0.035, 0.025, 0.06, 0.09, 0.03, 0.05], np.float32)
@@ -117,10 +216,16 @@ def cast_shadow(
 # ------------------------------------------------------------------------------ colour models
 
 
+def _with_blue(colour: np.ndarray, blue: float) -> np.ndarray:
+    """Append the blue reflectance, derived without a random draw (see `generate_scene`)."""
+    return np.append(colour.astype(np.float32), np.float32(blue))
+
+
 def grey_colour(rng: np.random.Generator, lo: float = 0.10, hi: float = 0.40) -> np.ndarray:
     """Asphalt / concrete / grey roof: a flat spectrum with a slight random tint."""
     g = rng.uniform(lo, hi)
-    return (g * (1 + rng.normal(0, 0.04, 3))).astype(np.float32)
+    colour = (g * (1 + rng.normal(0, 0.04, 3))).astype(np.float32)
+    return _with_blue(colour, float(colour.mean()))
 
 
 def veg_colour(rng: np.random.Generator) -> np.ndarray:
@@ -131,37 +236,46 @@ def veg_colour(rng: np.random.Generator) -> np.ndarray:
     if rng.random() < 0.15:  # dry patch
         red += rng.uniform(0.03, 0.08)
         green += rng.uniform(0.02, 0.05)
-    return np.array([nir, red, green], np.float32)
+    # Chlorophyll absorbs blue about as strongly as red.
+    return np.array([nir, red, green, 0.7 * red], np.float32)
 
 
-def roof_colour(rng: np.random.Generator, commercial: bool) -> np.ndarray:
-    """Half the roofs grey like roads, some dark, the rest tiles (houses) or white (commercial)."""
+def roof_colour(
+    rng: np.random.Generator, commercial: bool, style: SceneStyle = LEGACY_STYLE
+) -> np.ndarray:
+    """Grey like roads, dark, or tiles (houses) / white (commercial); `style` sets the shares
+    (legacy: half grey, 15 % dark)."""
     u = rng.random()
-    if u < 0.5:
+    if u < style.grey_roof_share:
         return grey_colour(rng)
-    if u < 0.65:
+    if u < style.grey_or_dark_roof_share:
         return grey_colour(rng, 0.05, 0.12)
     if commercial:
         return grey_colour(rng, 0.45, 0.7)
-    return np.array(
+    tile = np.array(
         [rng.uniform(0.25, 0.45), rng.uniform(0.3, 0.55), rng.uniform(0.12, 0.25)], np.float32
     )
+    return _with_blue(tile, 0.6 * float(tile[2]))  # fired clay: little blue
 
 
-def car_colour(rng: np.random.Generator) -> np.ndarray:
-    """About 40 % dark or grey cars (hard for optical), the rest bright or saturated."""
+def car_colour(rng: np.random.Generator, style: SceneStyle = LEGACY_STYLE) -> np.ndarray:
+    """Dark or grey cars (hard for optical; 40 % in the legacy style), white or silver ones,
+    the rest saturated paint."""
     u = rng.random()
-    if u < 0.4:
+    if u < style.dark_car_share:
         return grey_colour(rng, 0.03, 0.30)
-    if u < 0.6:
+    if u < style.grey_or_dark_car_share:
         return grey_colour(rng, 0.55, 0.8)
     rgb = rng.uniform(0.05, 0.7, 3)
     rgb[rng.integers(3)] = rng.uniform(0.5, 0.85)
-    return rgb.astype(np.float32)
+    # Paint pigments: the blue reflectance follows the first (NIR) draw, so a car's visible
+    # colour is not predictable from its NIR-R-G appearance alone.
+    return _with_blue(rgb, float(rgb[0]))
 
 
 def clutter_colour(rng: np.random.Generator) -> np.ndarray:
-    return rng.uniform(0.05, 0.75, 3).astype(np.float32)
+    colour = rng.uniform(0.05, 0.75, 3).astype(np.float32)
+    return _with_blue(colour, float(colour[0]))
 
 
 # ---------------------------------------------------------------------------------- the canvas
@@ -177,7 +291,7 @@ class _Canvas:
 
     cls: np.ndarray  # uint8 [S, S]
     height: np.ndarray  # float32 object height above ground, metres
-    alb: np.ndarray  # float32 [3, S, S] NIR, R, G reflectance
+    alb: np.ndarray  # float32 [4, S, S] NIR, R, G, B reflectance
     shade: np.ndarray  # float32 multiplicative optical slope shading
     sar: np.ndarray  # float32 base backscatter, dB
     sun: np.ndarray  # horizontal unit vector towards the sun (y, x)
@@ -186,6 +300,7 @@ class _Canvas:
     incidence: float
     rng: np.random.Generator
     keep_prob: float  # chance that a car / clutter object is kept (1 / imbalance)
+    style: SceneStyle = LEGACY_STYLE
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -223,6 +338,7 @@ class _Canvas:
             self.incidence,
             self.rng,
             self.keep_prob,
+            self.style,
         )
 
     def box(self, y0: float, y1: float, x0: float, x1: float) -> tuple[slice, slice] | None:
@@ -273,7 +389,7 @@ class _Canvas:
         inside = (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
         self.cls[sl][inside] = cls
         self.height[sl][inside] = height
-        for b in range(3):
+        for b in range(len(colour)):
             self.alb[b][sl][inside] = colour[b]
         self.shade[sl][inside] = 1.0
         self.sar[sl][inside] = sar_db
@@ -338,14 +454,17 @@ class _Canvas:
         if not cover.any():
             return
         sun = self._sun_vec()
-        # Weak crown shading: only a quarter of a sphere's Lambertian contrast.
+        # Crown shading: a fraction of a sphere's Lambertian contrast (a quarter in the legacy
+        # style, so crowns look like lawns).
         lam = (dy * sun[0] + dx * sun[1] + nz * sun[2]) / sun[2]
-        shade = 1 + 0.22 * (np.clip(lam, 0, 1.6) - 1)
+        shade = 1 + self.style.crown_contrast * (np.clip(lam, 0, 1.6) - 1)
         shade = np.broadcast_to(shade, cover.shape)
         dome = np.broadcast_to(dome, cover.shape)
         self.cls[sl][cover] = TREE
         self.height[sl][cover] = dome[cover]
-        for b in range(3):
+        if self.style.crown_albedo != (1.0, 1.0, 1.0, 1.0):
+            colour = colour * np.asarray(self.style.crown_albedo, np.float32)
+        for b in range(len(colour)):
             self.alb[b][sl][cover] = colour[b]
         self.shade[sl][cover] = shade[cover]
         self.sar[sl][cover] = -7.5 + self.rng.normal(0, 1.0)
@@ -353,7 +472,7 @@ class _Canvas:
     def car(self, cy: float, cx: float, along_x: bool) -> None:
         """A 9 x 4 px car (kept with probability 1/imbalance; attributes drawn regardless)."""
         rng = self.rng
-        colour = car_colour(rng)
+        colour = car_colour(rng, self.style)
         height = rng.uniform(1.3, 1.7)
         jitter = rng.uniform(-0.6, 0.6, 2)
         point = rng.integers(0, 9), rng.integers(0, 4)
@@ -399,9 +518,10 @@ class _Canvas:
     def pool(self, cy: float, cx: float, ly: float, lx: float) -> None:
         """Water (labelled clutter as in ISPRS): blue-ish, flat, radar-dark."""
         rng = self.rng
-        colour = np.array(
+        water = np.array(
             [rng.uniform(0.01, 0.04), rng.uniform(0.05, 0.15), rng.uniform(0.15, 0.35)], np.float32
         )
+        colour = _with_blue(water, min(1.4 * float(water[2]), 0.6))  # pools are blue
         keep = rng.random() < self.keep_prob
         if keep:
             self.rect(cy - ly / 2, cy + ly / 2, cx - lx / 2, cx + lx / 2, CLUTTER, colour, -24.0)
@@ -471,7 +591,7 @@ def _residential(cv: _Canvas, y0: int, y1: int, x0: int, x1: int) -> None:
                 eave,
                 eave + rng.uniform(2, 4.5),
                 gabled,
-                roof_colour(rng, False),
+                roof_colour(rng, False, cv.style),
                 -11.0 + rng.normal(0, 2),
             )
             back0, back1 = ry0 + setback + depth + 2, ry0 + half - 2
@@ -511,7 +631,7 @@ def _apartments(cv: _Canvas, y0: int, y1: int, x0: int, x1: int) -> None:
     wing = rng.uniform(18, 28)
     height = rng.uniform(12, 22)
     gabled = rng.random() < 0.5
-    roof = roof_colour(rng, False)
+    roof = roof_colour(rng, False, cv.style)
     sar_roof = -11.0 + rng.normal(0, 2)
     sides = [s for s in range(4) if rng.random() < 0.8] or [0]
     for side in sides:
@@ -566,7 +686,7 @@ def _commercial(cv: _Canvas, y0: int, y1: int, x0: int, x1: int) -> None:
     m = rng.uniform(4, 10)
     depth = (y1 - y0 - 2 * m) * rng.uniform(0.45, 0.7)
     height = rng.uniform(8, 25)
-    roof = roof_colour(rng, True)
+    roof = roof_colour(rng, True, cv.style)
     sar_roof = rng.uniform(-14, -8)
     if rng.random() < 0.5 and x1 - x0 > 70:  # two buildings side by side
         split = x0 + (x1 - x0) * rng.uniform(0.4, 0.6)
@@ -580,7 +700,7 @@ def _commercial(cv: _Canvas, y0: int, y1: int, x0: int, x1: int) -> None:
             h2,
             h2,
             False,
-            roof_colour(rng, True),
+            roof_colour(rng, True, cv.style),
             rng.uniform(-14, -8),
         )
     else:
@@ -618,7 +738,7 @@ def _park(cv: _Canvas, y0: int, y1: int, x0: int, x1: int) -> None:
             path = dist < rng.uniform(1.5, 3)
             colour = grey_colour(rng, 0.25, 0.5)
             cv.cls[sl][path] = IMPERVIOUS
-            for b in range(3):
+            for b in range(len(colour)):
                 cv.alb[b][sl][path] = colour[b]
             cv.sar[sl][path] = -16.0
     if rng.random() < 0.1:
@@ -635,7 +755,8 @@ def _park(cv: _Canvas, y0: int, y1: int, x0: int, x1: int) -> None:
             r, h = _tree_params(rng)
             ty = np.clip(cy + rng.normal(0, 11), y0 + 2, y1 - 2)
             tx = np.clip(cx + rng.normal(0, 11), x0 + 2, x1 - 2)
-            tint = colour * rng.uniform(0.9, 1.1, 3).astype(np.float32)
+            jitter = rng.uniform(0.9, 1.1, 3).astype(np.float32)
+            tint = colour * np.append(jitter, jitter.mean())
             cv.tree(ty, tx, r, h, tint)
     for _ in range(rng.integers(1, 4)):
         cv.clutter(rng.uniform(y0, y1), rng.uniform(x0, x1))
@@ -769,13 +890,21 @@ def _to_canvas_dir(vec: np.ndarray, angle: float) -> np.ndarray:
 
 
 def generate_scene(
-    size: int, rng: np.random.Generator, imbalance: float = 1.0
+    size: int,
+    rng: np.random.Generator,
+    imbalance: float = 1.0,
+    style: SceneStyle = LEGACY_STYLE,
 ) -> dict[str, np.ndarray]:
-    """One random scene: `mask` uint8 [H,W], `optical` [3,H,W], `dsm` [1,H,W], `sar` [1,H,W].
+    """One random scene: `mask` uint8 [H,W], `optical` [3,H,W] (NIR, R, G), `dsm` [1,H,W],
+    `sar` [1,H,W] and `blue` [1,H,W] (the blue band, which only `synthetic_4m` shows).
 
     `imbalance` >= 1 keeps each car, clutter object and pool with probability 1/imbalance
     (the surface below stays); every random draw still happens, so the rest of the scene is
     identical for any imbalance with the same generator state.
+
+    `style` sets how much optical and DSM reveal (`SceneStyle`). The blue band is derived from
+    the material colours without random draws, and its sensor noise is drawn after everything
+    else, so with `LEGACY_STYLE` mask, optical, DSM and SAR equal the original generator's.
     """
     canvas = int(math.ceil(size * math.sqrt(2))) + 4
     angle = rng.uniform(0, math.pi / 2)
@@ -789,7 +918,7 @@ def generate_scene(
     cv = _Canvas(
         cls=np.full((canvas, canvas), LOW_VEG, np.uint8),
         height=np.zeros((canvas, canvas), np.float32),
-        alb=np.zeros((3, canvas, canvas), np.float32),
+        alb=np.zeros((4, canvas, canvas), np.float32),
         shade=np.ones((canvas, canvas), np.float32),
         sar=np.full((canvas, canvas), -13.0, np.float32),
         sun=_to_canvas_dir(sun_out, angle),
@@ -798,6 +927,7 @@ def generate_scene(
         incidence=incidence,
         rng=rng,
         keep_prob=1.0 / imbalance,
+        style=style,
     )
     cv.alb[:] = veg_colour(rng)[:, None, None]
     _draw_layout(cv)
@@ -809,10 +939,17 @@ def generate_scene(
     shade = cv.shade[iy, ix]
     sar_base = cv.sar[iy, ix]
 
-    optical = _optical(rng, mask, height, alb, shade, sun_out, sun_elev)
-    dsm = _dsm(rng, mask, height)
+    optical, light, gain = _optical(rng, mask, height, alb[:3], shade, sun_out, sun_elev, style)
+    dsm = _dsm(rng, mask, height, style)
     sar = _sar(rng, mask, height, sar_base, look_out, incidence)
-    return {"mask": mask, "optical": optical, "dsm": dsm[None], "sar": sar[None]}
+    blue = _blue(rng, alb[3], light, gain)
+    return {
+        "mask": mask,
+        "optical": optical,
+        "dsm": dsm[None],
+        "sar": sar[None],
+        "blue": blue[None],
+    }
 
 
 def _optical(
@@ -823,24 +960,43 @@ def _optical(
     shade: np.ndarray,
     sun: np.ndarray,
     sun_elev: float,
-) -> np.ndarray:
+    style: SceneStyle,
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """NIR-R-G image, plus the per-pixel illumination and the mean band gain (for `_blue`)."""
     size = mask.shape[0]
+    fine, clumps = _OPT_FINE, _OPT_SMOOTH
+    if style.tree_texture_gain != 1.0:
+        fine, clumps = _OPT_FINE.copy(), _OPT_SMOOTH.copy()
+        fine[TREE] *= np.float32(style.tree_texture_gain)
+        clumps[TREE] *= np.float32(style.tree_texture_gain)
     texture = (
         1
-        + _OPT_FINE[mask] * rng.standard_normal((size, size), dtype=np.float32)
-        + _OPT_SMOOTH[mask] * smooth_noise(rng, size, max(2, size // 24))
+        + fine[mask] * rng.standard_normal((size, size), dtype=np.float32)
+        + clumps[mask] * smooth_noise(rng, size, max(2, size // 24))
     )
     shadow = cast_shadow(height, (-sun[0], -sun[1]), math.tan(math.radians(sun_elev)) * PIXEL_M)
     darkness = np.where(shadow, rng.uniform(0.3, 0.45), 1.0).astype(np.float32)
     gain = rng.uniform(0.85, 1.15) * rng.uniform(0.95, 1.05, 3).astype(np.float32)
-    img = alb * (texture * shade * darkness)[None] * gain[:, None, None]
+    light = texture * shade * darkness
+    img = alb * light[None] * gain[:, None, None]
     img = gaussian_blur(img, 0.6)
+    img += rng.normal(0, 0.01, img.shape).astype(np.float32)
+    return np.clip(img, 0.0, 1.0).astype(np.float32), light, float(gain.mean())
+
+
+def _blue(rng: np.random.Generator, alb: np.ndarray, light: np.ndarray, gain: float) -> np.ndarray:
+    """The blue band under the same illumination as the others; its noise is the scene's last
+    random draw, so adding this band changed nothing else."""
+    img = gaussian_blur(alb * light * np.float32(gain), 0.6)
     img += rng.normal(0, 0.01, img.shape).astype(np.float32)
     return np.clip(img, 0.0, 1.0).astype(np.float32)
 
 
-def _dsm(rng: np.random.Generator, mask: np.ndarray, height: np.ndarray) -> np.ndarray:
-    """Matching-style DSM: terrain + objects + roughness, smoothed, with ~8 cm noise."""
+def _dsm(
+    rng: np.random.Generator, mask: np.ndarray, height: np.ndarray, style: SceneStyle
+) -> np.ndarray:
+    """Matching-style DSM: terrain + objects + roughness, smoothed, with noise (8 cm at
+    legacy quality; `SceneStyle.dsm_quality` sets blur, noise and lawn roughness)."""
     size = mask.shape[0]
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     slope = rng.normal(0, 0.006, 2)  # metres per pixel
@@ -850,9 +1006,17 @@ def _dsm(rng: np.random.Generator, mask: np.ndarray, height: np.ndarray) -> np.n
         + slope[1] * xx
         + 0.4 * smooth_noise(rng, size, max(2, size // 96))
     )
-    surface = terrain + height + _DSM_ROUGH[mask] * rng.standard_normal((size, size), np.float32)
-    surface = gaussian_blur(surface.astype(np.float32), 0.8)
-    surface += rng.normal(0, 0.08, surface.shape).astype(np.float32)
+    rough = _DSM_ROUGH
+    if style.dsm_quality != 1.0:
+        rough = _DSM_ROUGH.copy()
+        rough[LOW_VEG] = np.float32(style.lawn_roughness_m)
+        height = np.where(mask == TREE, height * np.float32(style.crown_height_scale), height)
+    surface = terrain + height + rough[mask] * rng.standard_normal((size, size), np.float32)
+    surface = gaussian_blur(surface.astype(np.float32), style.dsm_blur_px)
+    surface += rng.normal(0, style.dsm_noise_m, surface.shape).astype(np.float32)
+    if style.dsm_quality != 1.0:  # extra draws only off the legacy style (see SceneStyle)
+        blotches = smooth_noise(rng, size, max(2, size // 4))
+        surface += np.float32(style.matching_blotch_m) * blotches
     return surface.astype(np.float32)
 
 

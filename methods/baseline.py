@@ -13,8 +13,8 @@ from benchmark.api import (
     Method,
     TrainContext,
     labels_of,
-    modality_inputs,
     register_method,
+    zero_fill_missing,
 )
 from methods.components import FusionSegmenter
 
@@ -38,6 +38,7 @@ class Baseline(Method):
 
     SUMMARY = "Per-modality timm encoders, concat fusion at every scale, FPN decoder."
     MISSING_MODALITY = "zero-fills it in normalised input space (= the training mean)"
+    TRAIN_MISSING = "trains on its zero fill: a sample's absent modality is zero, as at test"
     PAPER = None
     DEVIATIONS = (
         "Not a published method: the standard lower bound of the missing-modality literature.",
@@ -58,7 +59,7 @@ class Baseline(Method):
 
     def update(self, batch: Batch, step: int) -> dict[str, float]:
         with self.autocast():
-            logits = self.net(modality_inputs(batch))
+            logits = self.net(zero_fill_missing(batch, self.modalities))
         loss = self.segmentation_loss(logits, labels_of(batch))
         self.optimisation_step(loss)
         return {"loss": float(loss.detach())}

@@ -65,6 +65,10 @@ class Distill(TeacherStudentMethod):
     MISSING_MODALITY = (
         "the distilled student zero-fills it in normalised input space, as in its training"
     )
+    TRAIN_MISSING = (
+        "the teacher trains on complete samples only; the student's dropout never keeps what a "
+        "sample lacks, and it is distilled (KL, prototypes) on complete samples only"
+    )
     PAPER = Paper(
         title="Prototype Knowledge Distillation for Medical Segmentation with Missing Modality",
         venue="ICASSP",
@@ -119,11 +123,12 @@ class Distill(TeacherStudentMethod):
         self.configure_optimizer(self.student.parameters(), "student", steps=self.student_steps)
 
     def student_update(
-        self, inputs: Mapping[str, Tensor], mask: Tensor, step: int
+        self, inputs: Mapping[str, Tensor], mask: Tensor, step: int, available: Tensor
     ) -> dict[str, float]:
         size = tuple(mask.shape[-2:])
         hp = self.hparams
-        keep = self.sampler.sample(mask.shape[0], mask.device)
+        keep = self.sampler.sample_available(available)
+        complete = available.all(1)
         with self.autocast():
             with torch.no_grad():
                 teacher_logits, teacher_features, teacher_bottleneck = forward_with_features(
@@ -132,12 +137,20 @@ class Distill(TeacherStudentMethod):
             dropped = zero_inputs(inputs, self.sampler.as_dict(keep))
             logits, features, bottleneck = forward_with_features(self.student, dropped, size)
         ce = self.segmentation_loss(logits, mask)
-        kd = logit_kl(logits, teacher_logits, hp["temperature"], hp["t_squared"])
         labels = downsample_labels(mask, tuple(features.shape[-2:]))
-        proto = prototype_loss(
-            features, teacher_features, labels, self.spec.num_classes, self.spec.ignore_index
-        )
-        l1 = feature_l1(bottleneck, teacher_bottleneck)
+        if bool(complete.any()):  # the teacher teaches from complete samples only
+            rows = slice(None) if bool(complete.all()) else complete
+            kd = logit_kl(logits[rows], teacher_logits[rows], hp["temperature"], hp["t_squared"])
+            proto = prototype_loss(
+                features[rows],
+                teacher_features[rows],
+                labels[rows],
+                self.spec.num_classes,
+                self.spec.ignore_index,
+            )
+            l1 = feature_l1(bottleneck[rows], teacher_bottleneck[rows])
+        else:
+            kd = proto = l1 = ce.new_zeros(())
         loss = ce + hp["kd_weight"] * kd + hp["proto_weight"] * proto + hp["feature_weight"] * l1
         self.optimisation_step(loss, "student")
         return {

@@ -33,9 +33,11 @@ from benchmark.api import (
     Method,
     Paper,
     TrainContext,
+    availability_matrix,
     labels_of,
-    modality_inputs,
     register_method,
+    select_rows,
+    zero_fill_missing,
 )
 from methods.components import FusionSegmenter
 from methods.components.dropout import SubsetSampler, sampler_hparams
@@ -65,6 +67,14 @@ class Generative(Method):
     )
     MISSING_MODALITY = (
         "imputes its image with a U-Net translator from the present modalities, then segments"
+    )
+    TRAIN_MISSING = (
+        "translators learn only from complete pairs (target present, a present source); the "
+        "segmenter sees a sample's absent modality as its imputed image"
+    )
+    INVALID_PIXELS = (
+        "imputes them per pixel with its translator from the other present modalities (the "
+        "mean fill where it is the only one present)"
     )
     PAPER = Paper(
         title=(
@@ -184,63 +194,85 @@ class Generative(Method):
         return {m: present[m] if m in present else self.impute(present, m) for m in self.modalities}
 
     # ------------------------------------------------------------------ training pieces
-    def source_keep(self, keep: Mapping[str, Tensor], target: str) -> dict[str, Tensor]:
+    def source_keep(
+        self, keep: Mapping[str, Tensor], target: str, have: Mapping[str, Tensor]
+    ) -> dict[str, Tensor]:
         """Per sample: the scenario's present sources where `target` is dropped, otherwise a
-        random non-empty subset of the other modalities (so translators see every subset)."""
+        random non-empty subset of the other modalities the sample has (`have[m]`, bool [B]),
+        so translators see every subset."""
         dropped = ~keep[target]
-        drawn = self.source_samplers[target].sample(dropped.shape[0], dropped.device)
-        drawn = self.source_samplers[target].as_dict(drawn)
+        sampler = self.source_samplers[target]
+        available = torch.stack([have[s] for s in self.sources[target]], dim=1)
+        drawn = sampler.as_dict(sampler.sample_available(available))
         return {s: torch.where(dropped, keep[s], drawn[s]) for s in self.sources[target]}
 
     def translator_step(
-        self, inputs: Mapping[str, Tensor], keep: Mapping[str, Tensor]
+        self,
+        inputs: Mapping[str, Tensor],
+        keep: Mapping[str, Tensor],
+        have: Mapping[str, Tensor],
     ) -> tuple[dict[str, Tensor], dict[str, float]]:
-        """Discriminator then generator updates for every target; returns detached fakes."""
+        """Discriminator then generator updates for every target; returns detached fakes.
+
+        A translator learns only from complete pairs: samples that have its target (`have`)
+        and at least one source in its condition; a batch without any skips the updates."""
         hp = self.hparams
-        conditions, fakes, l1s = {}, {}, {}
+        fakes, learn = {}, {}
         with self.autocast():
             for m in self.generators:
-                conditions[m] = self.condition(inputs, m, self.source_keep(keep, m))
-                fakes[m] = self.generators[m](conditions[m])
-                l1s[m] = (fakes[m].float() - inputs[m].float()).abs().mean()
-        self._track({m: imputation_quality(fakes[m], inputs[m]) for m in fakes})
+                sources = self.source_keep(keep, m, have)
+                condition = self.condition(inputs, m, sources)
+                fakes[m] = self.generators[m](condition)
+                rows = have[m] & torch.stack(list(sources.values())).any(0)
+                if bool(rows.any()):  # (condition, real, fake) of the complete pairs
+                    learn[m] = tuple(select_rows(x, rows) for x in (condition, inputs[m], fakes[m]))
+        self._track({m: imputation_quality(fake, real) for m, (_, real, fake) in learn.items()})
         out: dict[str, float] = {}
-        adversarial = {m: l1s[m].new_zeros(()) for m in fakes}
+        if not learn:
+            for name in ("discriminator", "generator"):
+                if name in self._optimizers:
+                    self.skip_step(name)
+            return {m: f.detach() for m, f in fakes.items()}, out
+        l1s = {
+            m: (fake.float() - real.float()).abs().mean() for m, (_, real, fake) in learn.items()
+        }
+        adversarial = {m: l1s[m].new_zeros(()) for m in learn}
         if self.discriminators:
             with self.autocast():
                 d_loss = sum(
                     0.5
                     * (
-                        adversarial_loss(d(conditions[m], inputs[m]), True)
-                        + adversarial_loss(d(conditions[m], fakes[m].detach()), False)
+                        adversarial_loss(self.discriminators[m](condition, real), True)
+                        + adversarial_loss(self.discriminators[m](condition, fake.detach()), False)
                     )
-                    for m, d in self.discriminators.items()
+                    for m, (condition, real, fake) in learn.items()
                 )
             self.optimisation_step(d_loss, "discriminator")
             self.discriminators.requires_grad_(False)
             with self.autocast():
-                for m, d in self.discriminators.items():
-                    adversarial[m] = adversarial_loss(d(conditions[m], fakes[m]), True)
+                for m, (condition, _, fake) in learn.items():
+                    adversarial[m] = adversarial_loss(self.discriminators[m](condition, fake), True)
             self.discriminators.requires_grad_(True)
             out["d_loss"] = float(d_loss.detach())
-        g_loss = sum(hp["gan_weight"] * adversarial[m] + hp["l1_weight"] * l1s[m] for m in fakes)
+        g_loss = sum(hp["gan_weight"] * adversarial[m] + hp["l1_weight"] * l1s[m] for m in learn)
         self.optimisation_step(g_loss, "generator")
         out["g_loss"] = float(g_loss.detach())
         out.update({f"l1_{m}": float(v.detach()) for m, v in l1s.items()})
         return {m: f.detach() for m, f in fakes.items()}, out
 
     def update(self, batch: Batch, step: int) -> dict[str, float]:
-        inputs = {m: v for m, v in modality_inputs(batch).items() if m in self.channels}
+        inputs = zero_fill_missing(batch, self.modalities)
         mask = labels_of(batch)
-        batch_size = mask.shape[0]
+        available = availability_matrix(batch, self.modalities)
+        have = self.scenarios.as_dict(available)
         if step >= self.impute_from:
-            keep = self.scenarios.as_dict(self.scenarios.sample(batch_size, mask.device))
+            keep = self.scenarios.as_dict(self.scenarios.sample_available(available))
         else:
-            keep = {m: mask.new_ones(batch_size, dtype=torch.bool) for m in self.modalities}
+            keep = have
         out: dict[str, float] = {}
         fakes = {}
         if self.generators:
-            fakes, out = self.translator_step(inputs, keep)
+            fakes, out = self.translator_step(inputs, keep, have)
         seg_inputs = {
             m: torch.where(keep[m].view(-1, 1, 1, 1), x, fakes[m]) if m in fakes else x
             for m, x in inputs.items()
@@ -257,6 +289,21 @@ class Generative(Method):
         present = {m: inputs[m] for m in self.modalities if m in inputs}
         with self.autocast():
             return self.segmenter(self.complete(present)).float()
+
+    def fill_invalid(
+        self, inputs: Mapping[str, Tensor], validity: Mapping[str, Tensor]
+    ) -> dict[str, Tensor]:
+        """Return the inputs with invalid pixels (clouds, voids) imputed from the other
+        present modalities, the per-pixel form of what the method does for a missing one."""
+        out = dict(inputs)
+        for m, valid in validity.items():
+            others = {s: inputs[s] for s in self.modalities if s in inputs and s != m}
+            if m not in out or not others or m not in self.generators:
+                continue
+            with self.autocast():
+                guess = self.impute(others, m).to(out[m].dtype)
+            out[m] = torch.where(valid, out[m], guess)
+        return super().fill_invalid(out, validity)
 
     # ------------------------------------------------------------------ diagnostics
     @torch.no_grad()

@@ -30,9 +30,10 @@ from benchmark.api import (
     Method,
     Paper,
     TrainContext,
+    availability_matrix,
     labels_of,
-    modality_inputs,
     register_method,
+    zero_fill_missing,
 )
 from benchmark.core.scenarios import Scenario
 from methods.components import ConcatFusion, FPNDecoder, SegmentationHead
@@ -52,6 +53,10 @@ class LCKD(Method):
         "present modality's bottleneck is pulled (L1) towards the detached teachers'."
     )
     MISSING_MODALITY = "fills its features with the mean of the present modalities' features"
+    TRAIN_MISSING = (
+        "a sample's absent modality is filled like a dropped one (mean of its present "
+        "features); teachers distil only into samples that have both teacher and student"
+    )
     PAPER = Paper(
         title="Learnable Cross-modal Knowledge Distillation for Multi-modal Learning with "
         "Missing Modality",
@@ -146,11 +151,11 @@ class LCKD(Method):
         return self.head(self.decoder(fused), size)
 
     def update(self, batch: Batch, step: int) -> dict[str, float]:
-        inputs = {m: v for m, v in modality_inputs(batch).items() if m in self.modalities}
+        inputs = zero_fill_missing(batch, self.modalities)
         mask = labels_of(batch)
-        keep = self.sampler.sample(mask.shape[0], mask.device)
-        if step < self.random_from:
-            keep = torch.ones_like(keep)
+        available = availability_matrix(batch, self.modalities)
+        drawn = self.sampler.sample_available(available)  # drawn every step: one RNG stream
+        keep = available if step < self.random_from else drawn
         keep = self.sampler.as_dict(keep)
         with self.autocast():
             encoded = self.encoder(inputs)

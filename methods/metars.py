@@ -38,13 +38,20 @@ from benchmark.api import (
     Method,
     Paper,
     TrainContext,
+    availability_matrix,
     labels_of,
-    modality_inputs,
     register_method,
+    select_rows,
+    zero_fill_missing,
 )
 from methods.components import ConcatFusion, FPNDecoder, ModalityEncoder, SegmentationHead
 from methods.components.compose import Composer
-from methods.components.feature_fill import complete_with_mean, cyclic_pairs
+from methods.components.feature_fill import (
+    complete_with_mean,
+    cyclic_pairs,
+    replace_dropped,
+    shared_fill,
+)
 from methods.components.shared_encoder import SharedEncoder
 from methods.components.whitening import CovarianceMask, whitening_loss
 
@@ -66,6 +73,11 @@ class MetaRS(Method):
     MISSING_MODALITY = (
         "uses the present modality's own head; with several present, averages their heads and "
         "the fused head (missing content = mean of present content)"
+    )
+    TRAIN_MISSING = (
+        "each modality's head learns from the samples that have it; the fused head sees an "
+        "absent content as the mean of the present ones; alignment on pairs present, MMR "
+        "statistics from complete samples"
     )
     PAPER = Paper(
         title="Remote sensing meta modal representation for missing modality land cover "
@@ -166,39 +178,61 @@ class MetaRS(Method):
         return self.fused_head(self.fused_decoder(fused), size)
 
     # ------------------------------------------------------------ training
-    def alignment_loss(self, content: Mapping[str, list[Tensor]]) -> Tensor:
-        pairs = cyclic_pairs(self.modalities)
-        terms = [
-            F.mse_loss(content[a][level].float(), content[b][level].float())
-            for a, b in pairs
-            for level in ALIGNED_LEVELS
-        ]
+    def alignment_loss(self, content: Mapping[str, list[Tensor]], have: Mapping) -> Tensor:
+        """MSE between the content features of cyclic pairs, on samples that have both."""
+        terms = []
+        for a, b in cyclic_pairs(self.modalities):
+            rows = have[a] & have[b]
+            if bool(rows.any()):
+                terms += [
+                    F.mse_loss(
+                        select_rows(content[a][level], rows).float(),
+                        select_rows(content[b][level], rows).float(),
+                    )
+                    for level in ALIGNED_LEVELS
+                ]
+        if not terms:
+            return next(iter(content.values()))[0].new_zeros(()).float()
         return torch.stack(terms).mean()
 
-    def mmr_loss(self, content: Mapping[str, list[Tensor]]) -> Tensor:
+    def mmr_loss(self, content: Mapping[str, list[Tensor]], have: Mapping) -> Tensor:
         terms = [
-            whitening_loss(content[m][level], mask.mask)
+            whitening_loss(select_rows(content[m][level], have[m]), mask.mask)
             for mask, level in zip(self.masks, WHITENED_LEVELS, strict=True)
             for m in self.modalities
+            if bool(have[m].any())
         ]
         return torch.stack(terms).mean()
 
-    def observe_content(self, content: Mapping[str, list[Tensor]]) -> None:
-        """Feed MMR's mask statistics with this (training) batch's content features."""
+    def observe_content(self, content: Mapping[str, list[Tensor]], rows: Tensor) -> None:
+        """Feed MMR's mask statistics with this (training) batch's content features, from its
+        complete samples (`rows`, all of them when none is complete)."""
+        rows = rows if bool(rows.any()) else torch.ones_like(rows)
         for mask, level in zip(self.masks, WHITENED_LEVELS, strict=True):
-            mask.observe([content[m][level].detach() for m in self.modalities])
+            mask.observe([select_rows(content[m][level], rows).detach() for m in self.modalities])
 
     def update(self, batch: Batch, step: int) -> dict[str, float]:
         hp = self.hparams
-        inputs = {m: v for m, v in modality_inputs(batch).items() if m in self.modalities}
+        inputs = zero_fill_missing(batch, self.modalities)
+        available = availability_matrix(batch, self.modalities)
+        have = {m: available[:, i] for i, m in enumerate(self.modalities)}
+        complete = available.all(1)
         mask = labels_of(batch)
         size = tuple(mask.shape[-2:])
         aligning = len(self.modalities) > 1 and step >= self.begin_step
         with self.autocast():
             content, joined = self.encode(inputs)
             logits = self.modality_logits(joined, size)
+            if not bool(complete.all()):  # an absent modality's content: the present ones' mean
+                content = replace_dropped(
+                    content, shared_fill(content, have), have, self.modalities
+                )
             fused = self.fused_logits(content, size)
-        ce = {m: self.segmentation_loss(v, mask) for m, v in logits.items()}
+        ce = {  # each modality's own head learns from the samples that have it
+            m: self.segmentation_loss(select_rows(v, have[m]), select_rows(mask, have[m]))
+            for m, v in logits.items()
+            if bool(have[m].any())
+        }
         ce_fused = self.segmentation_loss(fused, mask)
         loss = sum(ce.values()) + ce_fused
         align = mmr = loss.new_zeros(())
@@ -206,15 +240,15 @@ class MetaRS(Method):
             len(self.modalities) > 1
             and self.begin_step - hp["mask_batches"] <= step < self.begin_step
         ):
-            self.observe_content(content)
+            self.observe_content(content, complete)
         if aligning:
             if not bool(self.masks[0].built):
                 if int(self.masks[0].images) == 0:  # a start at step 0: this batch it is
-                    self.observe_content(content)
+                    self.observe_content(content, complete)
                 for covariance_mask in self.masks:
                     covariance_mask.build()
-            align = self.alignment_loss(content)
-            mmr = self.mmr_loss(content)
+            align = self.alignment_loss(content, have)
+            mmr = self.mmr_loss(content, have)
             loss = loss + hp["alpha"] * align + hp["mmr_weight"] * mmr
         self.optimisation_step(loss)
         out = {"loss": float(loss.detach()), "ce_fused": float(ce_fused.detach())}

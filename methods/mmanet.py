@@ -59,6 +59,10 @@ class MMANet(TeacherStudentMethod):
         "(MAD) and an auxiliary decoder on its weakest combination found on validation (MAR)."
     )
     MISSING_MODALITY = "zeroes its features at every scale, as the student's training dropout"
+    TRAIN_MISSING = (
+        "the teacher trains on complete samples only; the student's dropout never keeps what a "
+        "sample lacks, and MAD distils from complete samples only"
+    )
     PAPER = Paper(
         title="MMANet: Margin-aware Distillation and Modality-aware Regularization for "
         "Incomplete Multimodal Learning",
@@ -151,22 +155,26 @@ class MMANet(TeacherStudentMethod):
         return self.student.decode(fused, size), fused
 
     def student_update(
-        self, inputs: Mapping[str, Tensor], mask: Tensor, step: int
+        self, inputs: Mapping[str, Tensor], mask: Tensor, step: int, available: Tensor
     ) -> dict[str, float]:
         size = tuple(mask.shape[-2:])
         hp = self.hparams
-        keep = self.sampler.sample(mask.shape[0], mask.device)
+        keep = self.sampler.sample_available(available)
+        complete = available.all(1)
         weakest = int(self.weakest)
         with self.autocast():
             logits, fused = self.student_forward(inputs, keep, size)
             ce = self.segmentation_loss(logits, mask)
             mad = mar = ce.new_zeros(())
-            if step >= self.begin_step:  # MAD needs no validation: it starts on schedule
+            # MAD needs no validation: it starts on schedule, from complete samples only
+            if step >= self.begin_step and bool(complete.any()):
+                rows = slice(None) if bool(complete.all()) else complete
                 with torch.no_grad():
-                    teacher_fused = self.teacher.fusion(self.teacher.encode(inputs))
+                    taught = {m: x[rows] for m, x in inputs.items()}
+                    teacher_fused = self.teacher.fusion(self.teacher.encode(taught))
                     teacher_logits = self.teacher.decode(teacher_fused, size)
                 mad = sum(
-                    margin_distillation(fused[level], teacher_fused[level], teacher_logits)
+                    margin_distillation(fused[level][rows], teacher_fused[level], teacher_logits)
                     for level in MAD_LEVELS
                 )
             if weakest >= 0:  # MAR waits for the validation that fixes the weakest combination

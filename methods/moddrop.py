@@ -22,9 +22,10 @@ from benchmark.api import (
     HParam,
     Paper,
     TrainContext,
+    availability_matrix,
     labels_of,
-    modality_inputs,
     register_method,
+    zero_fill_missing,
 )
 from methods.baseline import Baseline
 from methods.components.dropout import SubsetSampler, sampler_hparams, zero_features, zero_inputs
@@ -42,6 +43,10 @@ class ModDrop(Baseline):
     )
     MISSING_MODALITY = (
         "zero-fills it as in training: in normalised input space (default) or in its features"
+    )
+    TRAIN_MISSING = (
+        "keeps dropping on top: a sample's absent modality counts as dropped; where the drawn "
+        "subset keeps nothing the sample has, it keeps what it has"
     )
     PAPER = Paper(
         title="ModDrop: adaptive multi-modal gesture recognition",
@@ -72,9 +77,10 @@ class ModDrop(Baseline):
         self.sampler = SubsetSampler.from_hparams(self.modalities, self.hparams)
 
     def update(self, batch: Batch, step: int) -> dict[str, float]:
-        inputs = {m: v for m, v in modality_inputs(batch).items() if m in self.channels}
+        inputs = zero_fill_missing(batch, self.modalities)
         mask = labels_of(batch)
-        keep = self.sampler.sample(mask.shape[0], mask.device)
+        available = availability_matrix(batch, self.modalities)
+        keep = self.sampler.sample_available(available)
         with self.autocast():
             if self.hparams["fill"] == "input_zero":
                 logits = self.net(zero_inputs(inputs, self.sampler.as_dict(keep)))

@@ -33,9 +33,11 @@ from benchmark.api import (
     Method,
     Paper,
     TrainContext,
+    availability_matrix,
     labels_of,
-    modality_inputs,
     register_method,
+    select_rows,
+    zero_fill_missing,
 )
 from methods.components import ConcatFusion, FPNDecoder, ModalityEncoder, SegmentationHead
 from methods.components.compose import COMPOSE_NORMS, Composer
@@ -59,6 +61,11 @@ class ShaSpec(Method):
         "specific features."
     )
     MISSING_MODALITY = "fills its features with the mean of the present modalities' shared features"
+    TRAIN_MISSING = (
+        "a sample's absent modality is filled like a dropped one (mean shared features of what "
+        "it has); the alignment loss runs on samples with both modalities of a pair, the "
+        "modality classifier on present modalities only"
+    )
     PAPER = Paper(
         title="Multi-modal Learning with Missing Modality via Shared-Specific Feature Modelling",
         venue="CVPR",
@@ -151,34 +158,51 @@ class ShaSpec(Method):
         fused = self.fusion([pyramids[m] for m in self.modalities])
         return self.head(self.decoder(fused), size)
 
-    def alignment_loss(self, shared: Mapping[str, list[Tensor]]) -> Tensor:
-        """L_dao: L1 between the deepest shared features of cyclic modality pairs."""
-        pairs = cyclic_pairs(self.modalities)
-        return torch.stack(
-            [F.l1_loss(shared[a][-1].float(), shared[b][-1].float()) for a, b in pairs]
-        ).mean()
+    def alignment_loss(self, shared: Mapping[str, list[Tensor]], have: Mapping) -> Tensor | None:
+        """L_dao: L1 between the deepest shared features of cyclic modality pairs, on the
+        samples that have both (`have[m]`, bool [B]); None when no sample has a pair."""
+        terms = []
+        for a, b in cyclic_pairs(self.modalities):
+            rows = have[a] & have[b]
+            if bool(rows.any()):
+                terms.append(
+                    F.l1_loss(
+                        select_rows(shared[a][-1], rows).float(),
+                        select_rows(shared[b][-1], rows).float(),
+                    )
+                )
+        return torch.stack(terms).mean() if terms else None
 
-    def classifier_loss(self, specific: Mapping[str, list[Tensor]]) -> Tensor:
-        """L_dco: which modality produced these (globally pooled) specific features?"""
-        pooled = torch.cat([specific[m][-1].mean((2, 3)) for m in self.modalities])
-        batch = specific[self.modalities[0]][-1].shape[0]
-        target = torch.arange(len(self.modalities), device=pooled.device).repeat_interleave(batch)
+    def classifier_loss(self, specific: Mapping[str, list[Tensor]], have: Mapping) -> Tensor:
+        """L_dco: which modality produced these (globally pooled) specific features? Only the
+        samples that have the modality count (`have[m]`, bool [B])."""
+        pooled = torch.cat(
+            [select_rows(specific[m][-1].mean((2, 3)), have[m]) for m in self.modalities]
+        )
+        target = torch.cat(
+            [
+                torch.full((int(have[m].sum()),), i, device=pooled.device)
+                for i, m in enumerate(self.modalities)
+            ]
+        )
         return F.cross_entropy(self.modality_classifier(pooled.float()), target)
 
     def update(self, batch: Batch, step: int) -> dict[str, float]:
         hp = self.hparams
-        inputs = {m: v for m, v in modality_inputs(batch).items() if m in self.modalities}
+        inputs = zero_fill_missing(batch, self.modalities)
         mask = labels_of(batch)
-        keep = self.sampler.sample(mask.shape[0], mask.device)
-        if step < self.random_from:
-            keep = torch.ones_like(keep)
+        available = availability_matrix(batch, self.modalities)
+        drawn = self.sampler.sample_available(available)  # drawn every step: one RNG stream
+        keep = available if step < self.random_from else drawn
         keep = self.sampler.as_dict(keep)
+        have = self.sampler.as_dict(available)
         with self.autocast():
             shared, specific, features = self.masked_features(inputs, keep)
             logits = self.decode(features, tuple(mask.shape[-2:]))
             ce = self.segmentation_loss(logits, mask)
-            dao = self.alignment_loss(shared) if len(self.modalities) > 1 else ce * 0
-            dco = self.classifier_loss(specific)
+            dao = self.alignment_loss(shared, have) if len(self.modalities) > 1 else None
+            dao = ce * 0 if dao is None else dao
+            dco = self.classifier_loss(specific, have)
         loss = ce + hp["alpha"] * dao + hp["beta"] * dco
         self.optimisation_step(loss)
         return {

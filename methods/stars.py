@@ -49,10 +49,12 @@ from benchmark.api import (
     Paper,
     Profiler,
     TrainContext,
+    availability_matrix,
     labels_of,
-    modality_inputs,
     register_method,
     register_profiler,
+    select_rows,
+    zero_fill_missing,
 )
 from methods.components import ConcatFusion, FPNDecoder, ModalityEncoder, SegmentationHead
 from methods.components.attention import SCSE
@@ -106,6 +108,10 @@ class Stars(Method):
     )
     MISSING_MODALITY = (
         "recovers its features as the mean translation from the present modalities' features"
+    )
+    TRAIN_MISSING = (
+        "recovers a sample's absent modalities by translation in both passes, and aligns and "
+        "translates (and samples PSA pixels) only on samples that have both modalities of a pair"
     )
     PAPER = Paper(
         title=(
@@ -300,13 +306,14 @@ class Stars(Method):
         ]
 
     def recovered(
-        self, features: Mapping[str, list[Tensor]], translations: Mapping
+        self, features: Mapping[str, list[Tensor]], translations: Mapping, available: Tensor
     ) -> list[list[Tensor]]:
         """Pyramids with a random missing scenario (per sample or per batch) recovered by
-        translation from the real features of that scenario's present modalities."""
-        batch = next(iter(features.values()))[0].shape[0]
-        keep = self.recovery_sampler.sample(batch, next(iter(features.values()))[0].device)
-        keep = self.recovery_sampler.as_dict(keep)
+        translation from the real features of that scenario's present modalities.
+
+        A sample keeps only modalities it has (`available`, bool [B, M]); where the drawn
+        scenario keeps none of them it keeps what it has."""
+        keep = self.recovery_sampler.as_dict(self.recovery_sampler.sample_available(available))
         pyramids = self.translators.recover_per_sample(features, translations, keep)
         return [pyramids[m] for m in self.modalities]
 
@@ -336,20 +343,39 @@ class Stars(Method):
         return self.head(self.decoder(fused), size)
 
     # ------------------------------------------------------------------ losses
-    def translation_loss(self, features: Mapping, translations: Mapping) -> Tensor:
+    def translation_loss(
+        self, features: Mapping, translations: Mapping, both: Mapping[tuple[str, str], Tensor]
+    ) -> Tensor | None:
+        """Alignment of each translation with its real target, on the samples that have both
+        modalities of the pair (`both`, bool [B]); None when no sample has any pair."""
         terms = []
-        for (_, target), translated in translations.items():
+        for pair, translated in translations.items():
+            rows = both[pair]
+            if not bool(rows.any()):
+                continue
             for level, prediction in translated.items():
-                goal = features[target][level]
+                goal = features[pair[1]][level]
                 if self.hparams["stop_grad"]:
                     goal = goal.detach()
-                terms.append(alignment_loss(prediction, goal, self.hparams["align_loss"]))
-        return torch.stack(terms).mean()
+                terms.append(
+                    alignment_loss(
+                        select_rows(prediction, rows),
+                        select_rows(goal, rows),
+                        self.hparams["align_loss"],
+                    )
+                )
+        return torch.stack(terms).mean() if terms else None
 
     def psa_loss(
-        self, features: Mapping, translations: Mapping, mask: Tensor, logits: Tensor
+        self,
+        features: Mapping,
+        translations: Mapping,
+        mask: Tensor,
+        logits: Tensor,
+        both: Mapping[tuple[str, str], Tensor],
     ) -> Tensor:
-        """Class-balanced pixels on the PSA grid; translated anchors vs real target keys."""
+        """Class-balanced pixels on the PSA grid; translated anchors vs real target keys, for
+        each pair only at pixels of samples that have both its modalities (`both`)."""
         hp = self.hparams
         level = hp["psa_level"]
         grid = tuple(features[self.modalities[0]][level].shape[-2:])
@@ -371,39 +397,62 @@ class Stars(Method):
         if index.numel() < 2:
             return logits.sum() * 0.0
         classes = labels.reshape(-1)[index]
+        sample_of = index // (grid[0] * grid[1])
         terms = []
-        for (_, target), translated in translations.items():
-            keys = gather_pixels(features[target][level], index)
+        for (source, target), translated in translations.items():
+            usable = both[(source, target)][sample_of]
+            pair_index = index if bool(usable.all()) else index[usable]
+            if pair_index.numel() < 2:
+                continue
+            keys = gather_pixels(features[target][level], pair_index)
             if hp["stop_grad"]:
                 keys = keys.detach()
-            anchors = self.projector(gather_pixels(translated[level], index))
+            anchors = self.projector(gather_pixels(translated[level], pair_index))
             terms.append(
-                supervised_infonce(anchors, self.projector(keys), classes, hp["temperature"])
+                supervised_infonce(
+                    anchors, self.projector(keys), select_rows(classes, usable), hp["temperature"]
+                )
             )
+        if not terms:
+            return logits.sum() * 0.0
         return torch.stack(terms).mean()
 
     # ------------------------------------------------------------------ the two verbs
     def update(self, batch: Batch, step: int) -> dict[str, float]:
         hp = self.hparams
-        inputs = {m: v for m, v in modality_inputs(batch).items() if m in self.modalities}
+        inputs = zero_fill_missing(batch, self.modalities)
+        available = availability_matrix(batch, self.modalities)
+        everything = bool(available.all())
         mask = labels_of(batch)
         size = tuple(mask.shape[-2:])
         with self.autocast():
             shared, features = self.encode(inputs)
-            full = self.complete(features)
             translations = self.translators.translate_all(features)
+            if everything or not translations:
+                full = self.complete(features)
+            else:  # a sample's absent modalities are recovered from what it has, as at test
+                columns = self.recovery_sampler.as_dict(available)
+                pyramids = self.translators.recover_per_sample(features, translations, columns)
+                full = [pyramids[m] for m in self.modalities]
             if translations:
                 logits, recovered = self.decode_passes(
-                    full, self.recovered(features, translations), size
+                    full, self.recovered(features, translations, available), size
                 )
             else:
                 logits = self.decode(full, size)
             terms = {"ce": self.segmentation_loss(logits, mask)}
             if translations:
+                both = {
+                    (s, t): available[:, self.modalities.index(s)]
+                    & available[:, self.modalities.index(t)]
+                    for s, t in translations
+                }
                 terms["ce_recovered"] = self.segmentation_loss(recovered, mask)
-                terms["align"] = self.translation_loss(features, translations)
-                if self.projector is not None:
-                    terms["psa"] = self.psa_loss(features, translations, mask, logits)
+                align = self.translation_loss(features, translations, both)
+                if align is not None:
+                    terms["align"] = align
+                    if self.projector is not None:
+                        terms["psa"] = self.psa_loss(features, translations, mask, logits, both)
         active = step >= hp["warmup"]
         loss = terms["ce"]
         if "ce_recovered" in terms:

@@ -9,7 +9,7 @@ for a single modality), so the only difference to `baseline` is the data it sees
 
 from __future__ import annotations
 
-from benchmark.api import register_method
+from benchmark.api import Batch, complete_samples, register_method
 from methods.baseline import Baseline
 
 
@@ -34,6 +34,20 @@ class Unimodal(Baseline):
         "If asked for a subset of its modalities (only the contract tests do), it zero-fills "
         "the absent ones like `baseline`; the harness only evaluates its own scenario.",
     )
+    TRAIN_MISSING = (
+        "each subset model trains only on the samples that have all its modalities (a batch "
+        "with none advances the schedule without an update)"
+    )
+
+    def update(self, batch: Batch, step: int) -> dict[str, float]:
+        rows = complete_samples(batch, self.modalities)
+        if bool(rows.all()):
+            return super().update(batch, step)
+        if not bool(rows.any()):
+            self.skip_step()
+            return {"skipped_update": 1.0}
+        losses = super().update({k: v[rows] for k, v in batch.items()}, step)
+        return {**losses, "samples_used": float(rows.sum())}
 
 
 __all__ = ["Unimodal"]

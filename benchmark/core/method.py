@@ -10,6 +10,7 @@ import abc
 import contextlib
 import contextvars
 import copy
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
@@ -23,7 +24,14 @@ from benchmark.core.scenarios import Scenario, all_scenarios
 from benchmark.core.spec import MASK, DatasetSpec
 
 Batch = dict[str, Tensor]
-"""Normalised modalities [B, C, H, W] plus `mask` [B, H, W] (int64, ignore_index allowed)."""
+"""Normalised modalities [B, C, H, W] plus `mask` [B, H, W] (int64, ignore_index allowed), and
+under `--train-missing` one `available:<modality>` bool [B] per modality (see `availability`)."""
+
+AVAILABLE_PREFIX = "available:"
+"""Batch key prefix of a modality's per-sample availability (training with missing data).
+
+Where a sample lacks a modality its tensor is NaN (never a plausible value), so a method that
+reads it by accident diverges instead of silently learning from a fill it did not choose."""
 
 
 FUSED_ADAMW_DEVICES = frozenset({"cpu", "cuda"})
@@ -135,6 +143,12 @@ class Method(nn.Module, abc.ABC):
     """One line: what the method does, for the README table."""
     MISSING_MODALITY: ClassVar[str] = ""
     """One line: what the method does when a modality is missing at test time."""
+    TRAIN_MISSING: ClassVar[str] = ""
+    """One line: how it trains when some samples lack a modality (`--train-missing`)."""
+    INVALID_PIXELS: ClassVar[str] = (
+        "mean-fills them (zero in normalised space) and predicts as usual (`fill_invalid`)"
+    )
+    """One line: what it does with pixels a corruption marks invalid (clouds, DSM voids)."""
     DEDICATED: ClassVar[bool] = False
     """True for per-scenario reference models (an oracle): the harness trains one run per
     reported modality subset and evaluates each only on its own subset (see `kind`,
@@ -199,6 +213,22 @@ class Method(nn.Module, abc.ABC):
 
         `inputs` holds only present modalities (absence is a missing key) and never labels.
         """
+
+    def fill_invalid(
+        self, inputs: Mapping[str, Tensor], validity: Mapping[str, Tensor]
+    ) -> dict[str, Tensor]:
+        """Return the inputs with pixels a corruption marks invalid treated as missing.
+
+        `validity` holds, for the present modalities that have invalid pixels, a bool
+        [B, 1, H, W] (True = valid). The default fills invalid pixels with the training mean
+        (zero after normalising), the per-pixel analogue of a wholly missing modality; a method
+        with a better estimate of a missing modality may override it.
+        """
+        out = dict(inputs)
+        for m, valid in validity.items():
+            if m in out:
+                out[m] = torch.where(valid, out[m], torch.zeros((), dtype=out[m].dtype))
+        return out
 
     def validation_probes(self) -> dict[str, Callable[[Mapping[str, Tensor]], Tensor]]:
         """Return extra predictors the harness validates next to `predict`, by name.
@@ -272,6 +302,18 @@ class Method(nn.Module, abc.ABC):
         self._optimizers[name] = optimizer
         self._schedulers[name] = scheduler
 
+    def skip_step(self, name: str = "main") -> None:
+        """Advance the schedule of `name` without an update.
+
+        For a batch that held nothing this optimiser may learn from (e.g. no sample with the
+        modalities a model needs, under `--train-missing`): its step count stays aligned.
+        """
+        scheduler = self._schedulers[name]
+        if scheduler.last_epoch < scheduler.total_steps - 1:
+            with warnings.catch_warnings():  # a skip may come before any optimiser step
+                warnings.filterwarnings("ignore", "Detected call of `lr_scheduler", UserWarning)
+                scheduler.step()
+
     def optimisation_step(self, loss: Tensor, name: str = "main") -> None:
         """zero_grad, backward, clip, step, schedule: identical for every method."""
         optimizer = self._optimizers[name]
@@ -340,8 +382,61 @@ def labels_of(batch: Mapping[str, Tensor]) -> Tensor:
 
 
 def modality_inputs(batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    """Return the batch without its labels."""
-    return {k: v for k, v in batch.items() if k != MASK}
+    """Return the batch's modality tensors (no labels, no availability flags), as they are.
+
+    A sample that lacks a modality holds NaN there (`zero_fill_missing` neutralises it).
+    """
+    return {k: v for k, v in batch.items() if k != MASK and not k.startswith(AVAILABLE_PREFIX)}
+
+
+def availability(batch: Mapping[str, Tensor], modalities: Sequence[str]) -> dict[str, Tensor]:
+    """Return, per modality, which samples of a training batch have it (bool [B]).
+
+    Every sample has every modality unless the run trains with `--train-missing`.
+    """
+    size = batch[MASK].shape[0]
+    device = batch[MASK].device
+    everyone = torch.ones(size, dtype=torch.bool, device=device)
+    return {m: batch.get(AVAILABLE_PREFIX + m, everyone).bool() for m in modalities}
+
+
+def availability_matrix(batch: Mapping[str, Tensor], modalities: Sequence[str]) -> Tensor:
+    """`availability` as bool [B, M] in the order of `modalities`."""
+    columns = availability(batch, modalities)
+    return torch.stack([columns[m] for m in modalities], dim=1)
+
+
+def complete_samples(batch: Mapping[str, Tensor], modalities: Sequence[str]) -> Tensor:
+    """Return which samples (bool [B]) have every one of `modalities`."""
+    return availability_matrix(batch, modalities).all(dim=1)
+
+
+def select_rows(x: Tensor, keep: Tensor) -> Tensor:
+    """Return `x[keep]` along the batch dimension, or `x` itself when every row is kept.
+
+    No copy and no change of memory layout for complete data, so a run without missing data
+    computes bit for bit what it computed before missing data existed.
+    """
+    return x if bool(keep.all()) else x[keep]
+
+
+def zero_fill_missing(batch: Mapping[str, Tensor], modalities: Sequence[str]) -> dict[str, Tensor]:
+    """Return the batch's `modalities` with absent samples replaced by zeros.
+
+    Zero is the training mean in normalised space, which is also how a wholly missing modality
+    is filled at test time.
+
+    `torch.where`, not a multiplication: NaN * 0 is NaN.
+    """
+    present = availability(batch, modalities)
+    out = {}
+    for m in modalities:
+        x = batch[m]
+        if m in present and not bool(present[m].all()):
+            keep = present[m].view(-1, *([1] * (x.dim() - 1)))
+            x = torch.where(keep, x, torch.zeros((), dtype=x.dtype, device=x.device))
+        out[m] = x
+    return out
 
 
 @contextlib.contextmanager

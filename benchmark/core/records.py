@@ -9,17 +9,18 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from benchmark.core.hparams import Params
+from benchmark.core.selection import FULL_VAL, MEAN_VAL, RuleDescriptions
 
 HARNESS_VERSION = 1
 """Bump when a change to training or evaluation makes old runs incomparable."""
 
-SELECTION_FULL_VAL = "full_val"
-SELECTION_DESCRIPTION = {
-    SELECTION_FULL_VAL: (
-        "one model per run: the checkpoint with the best validation mIoU with all "
-        "modalities present, reported on every test scenario"
-    ),
-}
+SELECTION_FULL_VAL = FULL_VAL
+SELECTION_MEAN_VAL = MEAN_VAL
+SELECTION_DESCRIPTION = RuleDescriptions()
+"""Model-selection rules (`--selection`, `benchmark.core.selection`) by name: description."""
+
+CLEAN = "none"
+"""`corruption` of a record evaluated on clean data (severity 0)."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,10 @@ class RunSpec:
     """`steps`: the preset's step budget; `flops`: steps scaled to the baseline's FLOPs."""
     budget_ratio: float = 1.0
     """Under `flops`: baseline FLOPs per step / this method's (measured), steps scaled by it."""
+    train_missing: tuple[tuple[str, float], ...] = ()
+    """(modality, share of training tiles without it), sorted; empty = complete training data."""
+    selection: str = SELECTION_FULL_VAL
+    """Model-selection rule (`SELECTION_DESCRIPTION`)."""
     harness_version: int = HARNESS_VERSION
     label: str = field(default="", compare=False)
     """Display name, e.g. `baseline[lr=0.0003]`; not part of the hash."""
@@ -53,7 +58,13 @@ class RunSpec:
         data["hparams"] = self.hparams.pairs()
         data["dataset_options"] = self.dataset_options.pairs()
         data["train_modalities"] = list(self.train_modalities)
+        data["train_missing"] = [list(pair) for pair in self.train_missing]
         return data
+
+    @property
+    def train_missing_label(self) -> str:
+        """`dsm=0.3,sar=0.5`, or "" for complete training data (records and tables)."""
+        return ",".join(f"{m}={rate:g}" for m, rate in self.train_missing)
 
     def to_json(self) -> dict[str, Any]:
         """Return the `spec.json` form: every field, mappings as sorted `[name, value]` pairs."""
@@ -71,6 +82,10 @@ class RunSpec:
         if self.budget == "steps":  # the default budget hashes as before it existed
             data.pop("budget")
             data.pop("budget_ratio")
+        if not self.train_missing:  # so do complete training data and the default selection
+            data.pop("train_missing")
+        if self.selection == SELECTION_FULL_VAL:
+            data.pop("selection")
         return data
 
     @property
@@ -91,6 +106,7 @@ class RunSpec:
         data["hparams"] = Params((k, v) for k, v in data["hparams"])
         data["dataset_options"] = Params((k, v) for k, v in data["dataset_options"])
         data["train_modalities"] = tuple(data["train_modalities"])
+        data["train_missing"] = tuple((m, float(r)) for m, r in data.get("train_missing", ()))
         return cls(**data)
 
 
@@ -153,6 +169,12 @@ class EvalRecord:
     """Median wall milliseconds of a training step (validation excluded)."""
     budget: str
     budget_ratio: float
+    train_missing: str
+    """`RunSpec.train_missing_label`: "" for complete training data."""
+    corruption: str
+    """Test-time corruption (`benchmark.run.corruptions`), or `none` (`CLEAN`)."""
+    severity: int
+    """Its severity 1-5; 0 for clean data."""
     device: str
     commit: str
     versions: dict[str, str]

@@ -8,6 +8,24 @@ from typing import Any
 MASK = "mask"
 """Reserved sample key for the label map; no modality may use it."""
 
+MODALITY_KINDS = ("optical", "elevation", "sar", "other")
+"""What a modality physically measures; corruptions (`benchmark.run.corruptions`) pick their
+targets by kind (clouds fall on optical bands, voids on elevation, speckle on SAR)."""
+
+_KIND_BY_NAME = {
+    "optical": ("optical", "rgb", "irrg", "rgbir", "nir", "ms", "msi", "s2", "multispectral"),
+    "elevation": ("dsm", "ndsm", "dem", "dtm", "height", "lidar", "elevation"),
+    "sar": ("sar", "s1", "radar"),
+}
+
+
+def infer_modality_kind(name: str) -> str:
+    """Return the kind a modality's name suggests (`dsm` -> elevation, ...), else other."""
+    for kind, names in _KIND_BY_NAME.items():
+        if name in names or any(name.startswith(n + "_") for n in names):
+            return kind
+    return "other"
+
 
 @dataclass(frozen=True)
 class Modality:
@@ -22,8 +40,16 @@ class Modality:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     description: str = ""
+    kind: str = ""
+    """One of `MODALITY_KINDS`; empty means inferred from the name (`infer_modality_kind`)."""
 
     def __post_init__(self) -> None:
+        if not self.kind:
+            object.__setattr__(self, "kind", infer_modality_kind(self.name))
+        if self.kind not in MODALITY_KINDS:
+            raise ValueError(
+                f"modality {self.name!r}: kind {self.kind!r} is not one of {MODALITY_KINDS}"
+            )
         if self.name == MASK or not self.name.isidentifier() or self.name != self.name.lower():
             raise ValueError(
                 f"modality name {self.name!r} must be a lower-case identifier, not 'mask'"
@@ -101,7 +127,14 @@ class DatasetSpec:
     def from_json(cls, data: dict[str, Any]) -> DatasetSpec:
         """Rebuild the spec that `to_json` wrote."""
         modalities = tuple(
-            Modality(m["name"], m["channels"], tuple(m["mean"]), tuple(m["std"]), m["description"])
+            Modality(
+                m["name"],
+                m["channels"],
+                tuple(m["mean"]),
+                tuple(m["std"]),
+                m["description"],
+                m.get("kind", ""),
+            )
             for m in data["modalities"]
         )
         return cls(

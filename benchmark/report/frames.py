@@ -17,8 +17,9 @@ import pandas as pd
 
 from benchmark.core.io import atomic_write_text
 from benchmark.core.plugins import METHODS
+from benchmark.core.records import CLEAN, SELECTION_FULL_VAL
 from benchmark.core.scenarios import Scenario
-from benchmark.report.stats import paired_bootstrap, summarize, test_description
+from benchmark.report.stats import PairedResult, paired_bootstrap, summarize, test_description
 from benchmark.run.store import StoredRun
 
 BASE_COLUMNS = [
@@ -26,9 +27,12 @@ BASE_COLUMNS = [
     "method",
     "kind",
     "imbalance",
+    "train_missing",
     "scenario",
     "missing",
     "n_present",
+    "corruption",
+    "severity",
     "seed",
     "split",
     "status",
@@ -83,6 +87,52 @@ SCORE_METRICS = {
 SIGNIFICANCE_METRICS = ("miou", "miou_tail")
 UNFINISHED_STATUS = {"failed": "failed", "busy": "running"}
 """Leaderboard `status` of a run without results, by store state (otherwise `missing`)."""
+COMPLETE = "none"
+"""`train_missing` of a run trained on complete data, as the leaderboard shows it."""
+
+
+def train_missing_pairs(value: str | Sequence | None) -> tuple[tuple[str, float], ...]:
+    """(modality, rate) pairs, sorted by modality, of a record's `train_missing` text
+    (`dsm=0.3,sar=0.5`; "" or `none` for complete data) or a spec's list of pairs.
+
+    Records and specs spell the same condition in two forms; reading both into one canonical
+    form means a run is never told apart from itself (or merged with another) by spelling.
+    """
+    if value is None or (isinstance(value, str) and value.strip() in ("", COMPLETE)):
+        return ()
+    if isinstance(value, str):
+        pairs = []
+        for part in value.split(","):
+            name, _, rate = part.partition("=")
+            pairs.append((name.strip(), float(rate)))
+    else:
+        pairs = [(str(name), float(rate)) for name, rate in value]
+    return tuple(sorted(pairs))
+
+
+def train_missing_text(value: str | Sequence | None) -> str:
+    """Canonical `train_missing` for the leaderboard: `dsm=0.3,sar=0.5`, or `none`."""
+    pairs = train_missing_pairs(value)
+    return ",".join(f"{name}={rate:g}" for name, rate in pairs) if pairs else COMPLETE
+
+
+def train_missing_phrase(value: str | Sequence | None) -> str:
+    """Short reading of a training condition for labels: `−dsm 30%, −sar 50%` ("" if complete)."""
+    return ", ".join(f"−{name} {100 * rate:g}%" for name, rate in train_missing_pairs(value))
+
+
+def is_clean(record: Mapping[str, Any]) -> bool:
+    """Whether an evaluation record is on clean test data (records before corruptions were
+    evaluated have no `corruption` key and are all clean)."""
+    return record.get("corruption", CLEAN) == CLEAN
+
+
+def clean_rows(board: pd.DataFrame) -> pd.DataFrame:
+    """The leaderboard rows on clean test data: what every table but the corruption report
+    shows, so that adding corrupted evaluations changes none of them."""
+    if "corruption" not in board:
+        return board
+    return board[board["corruption"] == CLEAN]
 
 
 def label_of(spec: Mapping[str, Any]) -> str:
@@ -127,9 +177,10 @@ def leaderboard(
     reported: Mapping[str, Sequence[str]] | None = None,
     modalities: Mapping[str, Sequence[str]] | None = None,
 ) -> pd.DataFrame:
-    """Tidy long table: one row per dataset x method x imbalance x scenario x seed (test split,
-    selected checkpoint); per-class IoU/F1 as `iou_<class>` / `f1_<class>`, tier means as
-    `miou_<tier>` / `mf1_<tier>`.
+    """Tidy long table: one row per dataset x method x imbalance x training condition x
+    scenario x corruption x severity x seed (test split, selected checkpoint); per-class IoU/F1
+    as `iou_<class>` / `f1_<class>`, tier means as `miou_<tier>` / `mf1_<tier>`. Clean test
+    data has `corruption` none and `severity` 0; complete training data `train_missing` none.
 
     With `reported` (dataset -> scenarios, and `modalities`, dataset -> its modalities: a
     sweep's board), only those scenarios are kept and every run without results gets rows for
@@ -165,6 +216,10 @@ def record_frame(records: Iterable[dict], split: str = "test") -> pd.DataFrame:
             key: rec[key] for key in BASE_COLUMNS + COST_COLUMNS + TRAILING_COLUMNS if key in rec
         }
         row.setdefault("kind", method_kind(rec["method_name"]))
+        # records written before these keys existed are clean evaluations of complete data
+        row["train_missing"] = train_missing_text(rec.get("train_missing"))
+        row["corruption"] = rec.get("corruption", CLEAN)
+        row["severity"] = int(rec.get("severity", 0))
         row["eval_classes"] = "|".join(rec["eval_classes"])
         row["status"], row["error"] = "ok", ""
         for tier in TIERS:
@@ -213,9 +268,12 @@ def unfinished_rows(
                 "method": entry.label,
                 "kind": method_kind(spec["method"]),
                 "imbalance": spec["imbalance"],
+                "train_missing": train_missing_text(spec.get("train_missing")),
                 "scenario": scenario,
                 "missing": parsed.missing_label(modalities),
                 "n_present": len(parsed.present),
+                "corruption": CLEAN,
+                "severity": 0,
                 "seed": spec["seed"],
                 "split": "test",
                 "status": status,
@@ -224,6 +282,7 @@ def unfinished_rows(
                 "budget": spec.get("budget", "steps"),
                 "budget_ratio": spec.get("budget_ratio", 1.0),
                 "preset": spec["preset"],
+                "selection": spec.get("selection", SELECTION_FULL_VAL),
                 "method_name": spec["method"],
                 "run_id": entry.run.run_id,
             }
@@ -313,12 +372,8 @@ def significance_frame(
     records: Sequence[dict], methods: Sequence[str], reference: str
 ) -> pd.DataFrame:
     """Paired bootstrap (benchmark.report.stats) of every method against `reference`, per dataset x
-    imbalance x scenario, on mIoU and tail-tier mIoU, from the selected test records."""
-    selected = [r for r in records if r["split"] == "test" and r["selection"]]
-    index: dict[tuple, dict[int, dict]] = {}
-    for rec in selected:
-        key = (rec["dataset"], rec["imbalance"], rec["method"], rec["scenario"])
-        index.setdefault(key, {}).setdefault(rec["seed"], rec)
+    imbalance x scenario, on mIoU and tail-tier mIoU, from the selected clean test records."""
+    index = records_by_seed(records, ("dataset", "imbalance", "method", "scenario"))
     rows = []
     for (dataset, factor, method, scenario), by_seed in index.items():
         if method == reference:
@@ -326,32 +381,7 @@ def significance_frame(
         ref = index.get((dataset, factor, reference, scenario))
         if not ref:
             continue
-        seeds = sorted(set(by_seed) & set(ref))
-        if not seeds:
-            continue
-        first = by_seed[seeds[0]]
-        tiles = [t for t in first["tile_names"] if all(t in ref[s]["tile_names"] for s in seeds)]
-        tiles = [t for t in tiles if all(t in by_seed[s]["tile_names"] for s in seeds)]
-        if not tiles:
-            continue
-
-        def stack(recs, tiles=tiles, seeds=seeds):
-            return np.asarray(
-                [
-                    [recs[s]["tile_confusions"][recs[s]["tile_names"].index(t)] for t in tiles]
-                    for s in seeds
-                ],
-                dtype=np.float64,
-            )
-
-        a, b = stack(by_seed), stack(ref)
-        classes = list(first["classes"])
-        for metric in SIGNIFICANCE_METRICS:
-            names = first["eval_classes"] if metric == "miou" else first["tiers"]["tail"]
-            subset = [classes.index(n) for n in names]
-            if not subset:
-                continue
-            result = paired_bootstrap(a, b, subset)
+        for metric, result in paired_comparison(by_seed, ref):
             rows.append(
                 {
                     "dataset": dataset,
@@ -379,3 +409,51 @@ def significance_frame(
     frame["_m"] = frame["method"].map(lambda m: order.get(m, len(order)))
     frame = frame.sort_values(["dataset", "imbalance", "_m", "scenario", "metric"], kind="stable")
     return frame.drop(columns="_m").reset_index(drop=True)
+
+
+def records_by_seed(records: Iterable[dict], keys: Sequence[str]) -> dict[tuple, dict[int, dict]]:
+    """The selected clean test records, indexed by the values of `keys`, then by seed (the
+    first record of a seed wins, as in the leaderboard)."""
+    index: dict[tuple, dict[int, dict]] = {}
+    for rec in records:
+        if rec["split"] != "test" or not rec["selection"] or not is_clean(rec):
+            continue
+        index.setdefault(tuple(rec[k] for k in keys), {}).setdefault(rec["seed"], rec)
+    return index
+
+
+def paired_comparison(
+    by_seed: Mapping[int, dict],
+    ref: Mapping[int, dict],
+    metrics: Sequence[str] = SIGNIFICANCE_METRICS,
+) -> list[tuple[str, PairedResult]]:
+    """Paired bootstrap of the records `by_seed` against `ref` on the seeds and test tiles both
+    have, per metric (`miou`: the eval classes; `miou_tail`: the tail tier); empty when they
+    share no seed or tile."""
+    seeds = sorted(set(by_seed) & set(ref))
+    if not seeds:
+        return []
+    first = by_seed[seeds[0]]
+    tiles = [t for t in first["tile_names"] if all(t in ref[s]["tile_names"] for s in seeds)]
+    tiles = [t for t in tiles if all(t in by_seed[s]["tile_names"] for s in seeds)]
+    if not tiles:
+        return []
+
+    def stack(recs: Mapping[int, dict]) -> np.ndarray:
+        return np.asarray(
+            [
+                [recs[s]["tile_confusions"][recs[s]["tile_names"].index(t)] for t in tiles]
+                for s in seeds
+            ],
+            dtype=np.float64,
+        )
+
+    a, b = stack(by_seed), stack(ref)
+    classes = list(first["classes"])
+    out = []
+    for metric in metrics:
+        names = first["eval_classes"] if metric == "miou" else first["tiers"]["tail"]
+        subset = [classes.index(n) for n in names]
+        if subset:
+            out.append((metric, paired_bootstrap(a, b, subset)))
+    return out

@@ -6,7 +6,8 @@ and writes into `<results-dir>/report/` (never touching the runs or the sweep's 
 
     report.md                 index: every file below with a one-line explanation
     runs.csv                  every run directory and its status (done / incomplete / unreadable)
-    leaderboard.csv           long: one row per dataset x method x imbalance x scenario x seed
+    leaderboard.csv           long: one row per dataset x method x imbalance x training
+                              condition x scenario x corruption x severity x seed
     leaderboard_wide.csv      one row per dataset x imbalance x method x scenario: mean, std,
                               n and 95 % t-CI over seeds of mIoU, mF1 and tier mIoU
     robustness.csv            full / mean missing / worst / retention / drop / vs reference,
@@ -14,6 +15,19 @@ and writes into `<results-dir>/report/` (never touching the runs or the sweep's 
     significance.csv          paired bootstrap of each method against the reference
     tables/<dataset>.md|.tex  Markdown and booktabs LaTeX tables
     figures/<dataset>_*.png|.pdf
+
+    where runs have corrupted test records (`benchmark.report.corruption`):
+    corruption.csv            mIoU over seeds per ... x corruption x severity (0 = clean)
+    corruption_error.csv      CE / mCE and relative mCE, normalised by the reference
+    tables/<dataset>_corruption.md|.tex, figures/<dataset>_corruption[_<scenario>].png|.pdf
+
+    where a method was trained under several training conditions (`.train_missing`):
+    train_missing.csv         mIoU per condition, paired bootstrap against complete data
+    tables/<dataset>_train_missing.md|.tex, figures/<dataset>_train_missing_<modality>.png|.pdf
+
+Every table and figure but the corruption section uses clean test data only, so corrupted
+records change none of them. Runs that differ in training condition or selection rule are
+labelled apart (`distinguish`), never averaged together.
 
 The grid a sweep asked for is reconstructed from every run directory's spec.json (finished or
 not) as the product of the datasets' methods x imbalance factors x seeds; a cell without
@@ -25,9 +39,11 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from matplotlib.figure import Figure
@@ -36,9 +52,9 @@ from benchmark.core.confine import write_target
 from benchmark.core.errors import BenchmarkError, describe
 from benchmark.core.io import atomic_write_json, atomic_write_text
 from benchmark.core.provenance import git_commit
-from benchmark.core.records import SELECTION_DESCRIPTION
+from benchmark.core.records import SELECTION_DESCRIPTION, SELECTION_FULL_VAL
 from benchmark.report import frames, plots, render, tables
-from benchmark.report.frames import BoardEntry, budget_of, dataset_of, label_of
+from benchmark.report.frames import COMPLETE, BoardEntry, budget_of, dataset_of, label_of
 from benchmark.report.robustness import robustness
 from benchmark.report.stats import test_description
 from benchmark.run.store import RUNS, RunStore, StoredRun
@@ -46,6 +62,8 @@ from benchmark.run.store import RUNS, RunStore, StoredRun
 log = logging.getLogger(__name__)
 
 REPORT_DIR = "report"
+CORRUPTION = "Corrupted test data"
+TRAIN_MISSING = "Training with missing modalities"
 
 
 @dataclass
@@ -72,7 +90,8 @@ class Results:
 
 
 def distinguish(specs: Sequence[dict]) -> None:
-    """Name runs apart that share a label but not a budget or dataset options.
+    """Name runs apart that share a label but not a budget, dataset options, selection rule or
+    training condition.
 
     Two sweeps into one results directory may train `baseline` for 200 and for 400 steps, or
     use `synthetic` with other options; averaging them as one cell would be wrong, so the label
@@ -80,6 +99,14 @@ def distinguish(specs: Sequence[dict]) -> None:
     `--budget flops` a method's runs differ in steps by design (an oracle's per-scenario models
     cost different FLOPs), so runs are told apart by the budget they were given, not the steps
     it became.
+
+    Where a dataset's runs use more than one selection rule, the runs not selected by
+    `full_val` get ` (sel. <rule>)`; where they span more than one training condition, the runs
+    trained with a modality missing get ` (train −dsm 30%)` (30 % of the training tiles lacked
+    dsm). The default (full_val, complete data) keeps the plain label, so the reference stays
+    the reference and a dataset of one condition shows it in the captions, not in every row.
+    `_report_family` keeps the label before the training condition: the runs the
+    training-missing report draws as one line.
     """
     by_dataset: dict[str, set] = {}
     for spec in specs:
@@ -89,6 +116,15 @@ def distinguish(specs: Sequence[dict]) -> None:
         if len(by_dataset[spec["dataset"]]) > 1:
             inner = ",".join(f"{k}={v}" for k, v in spec["dataset_options"])
             spec["_report_dataset"] = f"{spec['dataset']}[{inner}]"
+    selections: dict[str, set] = {}
+    conditions: dict[str, set] = {}
+    for spec in specs:
+        selections.setdefault(dataset_of(spec), set()).add(selection_of(spec))
+        conditions.setdefault(dataset_of(spec), set()).add(train_missing_text(spec))
+    for spec in specs:
+        rule = selection_of(spec)
+        if len(selections[dataset_of(spec)]) > 1 and rule != SELECTION_FULL_VAL:
+            spec["_report_label"] = f"{label_of(spec)} (sel. {rule})"
     by_label: dict[tuple, set] = {}
     for spec in specs:
         key = (dataset_of(spec), label_of(spec))
@@ -98,6 +134,25 @@ def distinguish(specs: Sequence[dict]) -> None:
             budget, steps, preset = budget_of(spec)
             flops = ", equal FLOPs" if budget == "flops" else ""
             spec["_report_label"] = f"{label_of(spec)} ({steps} steps{flops}, {preset})"
+    for spec in specs:
+        spec["_report_family"] = label_of(spec)
+        if len(conditions[dataset_of(spec)]) > 1 and train_missing_text(spec) != COMPLETE:
+            spec["_report_label"] = f"{label_of(spec)} (train {train_missing_phrase(spec)})"
+
+
+def selection_of(spec: Mapping[str, Any]) -> str:
+    """A run's selection rule (specs written before the rule was a choice: `full_val`)."""
+    return spec.get("selection", SELECTION_FULL_VAL)
+
+
+def train_missing_text(spec: Mapping[str, Any]) -> str:
+    """A run's training condition as the leaderboard spells it (`none` = complete data)."""
+    return frames.train_missing_text(spec.get("train_missing"))
+
+
+def train_missing_phrase(spec: Mapping[str, Any]) -> str:
+    """A run's training condition for its label, e.g. `−dsm 30%`."""
+    return frames.train_missing_phrase(spec.get("train_missing"))
 
 
 def load_results(root: Path, reference: str = "baseline") -> Results:
@@ -146,15 +201,44 @@ def order_methods(label_to_method: dict[str, str], reference: str) -> list[str]:
 
     def key(label: str) -> tuple:
         base = label_to_method[label]
-        return (label != reference, registry.get(base, len(registry)), label != base, label)
+        return (
+            label != reference,
+            registry.get(base, len(registry)),
+            label != base,
+            _natural(label),
+        )
 
     return sorted(label_to_method, key=key)
+
+
+def _natural(label: str) -> list:
+    """`label` split into text and numbers, so `(train −dsm 30%)` sorts before `100%`; the
+    split alternates text and number, so two keys never compare a number with text."""
+    parts = re.split(r"(\d+(?:\.\d+)?)", label)
+    return [float(part) if index % 2 else part for index, part in enumerate(parts)]
 
 
 @dataclass
 class ReportFile:
     path: Path
     what: str
+    section: str = ""
+    """Heading it is listed under in report.md ("" = the main file list)."""
+
+
+SECTIONS = {
+    CORRUPTION: (
+        "Corrupted test inputs: each run's selected checkpoint evaluated with every corruption "
+        "at severities 1-5 on the scenarios whose modalities it touches (severity 0 = clean "
+        "test data). Every other table and figure of this report uses clean test data only."
+    ),
+    TRAIN_MISSING: (
+        "Methods trained with a share of the training tiles lacking a modality, against the "
+        "same method trained on complete data (clean test data; labelled '(train −m p%)' in "
+        "the other tables)."
+    ),
+}
+"""Report sections beyond the main file list, with the sentence that opens each."""
 
 
 def build_tables(
@@ -166,6 +250,7 @@ def build_tables(
     dataset: str,
 ) -> list[tables.TextTable]:
     """Every table of one dataset, in report order."""
+    board = frames.clean_rows(board)
     part = board[board["dataset"] == dataset]
     tiles = _n_tiles(results.records, dataset)
     conventions = tables.caption_conventions(part, tiles)
@@ -212,14 +297,22 @@ def build_tables(
 
 def _n_tiles(records: Sequence[dict], dataset: str) -> int | None:
     for rec in records:
-        if rec["dataset"] == dataset and rec["split"] == "test" and rec["selection"]:
+        if (
+            rec["dataset"] == dataset
+            and rec["split"] == "test"
+            and rec["selection"]
+            and frames.is_clean(rec)
+        ):
             return len(rec["tile_names"])
     return None
 
 
-def render_tables(built: Sequence[tables.TextTable], dataset: str) -> tuple[str, str]:
-    """The dataset's Markdown document and LaTeX fragment (one table environment each)."""
-    selection = _selection_line()
+def render_tables(
+    built: Sequence[tables.TextTable], dataset: str, rules: Sequence[str] = ()
+) -> tuple[str, str]:
+    """The dataset's Markdown document and LaTeX fragment (one table environment each), headed
+    by the selection rules of the runs they show (`rules`; every registered rule if empty)."""
+    selection = selection_line(rules)
     markdown = [f"# {dataset}\n", f"{selection}\n"] + [render.to_markdown(t) for t in built]
     latex = [
         f"% {dataset}: generated by `python run_benchmark.py report`; "
@@ -229,9 +322,21 @@ def render_tables(built: Sequence[tables.TextTable], dataset: str) -> tuple[str,
     return "\n".join(markdown), "\n".join(latex)
 
 
-def _selection_line() -> str:
-    names = ", ".join(f"{k} ({v})" for k, v in SELECTION_DESCRIPTION.items())
+def selection_line(rules: Sequence[str] = ()) -> str:
+    """`Model selection: <rule> (<what it does>).` for the rules a document shows: naming rules
+    no run used would leave a reader guessing which one a number comes from."""
+    names = ", ".join(
+        f"{k} ({SELECTION_DESCRIPTION.get(k, 'see the records')})"
+        for k in (sorted(set(rules)) or SELECTION_DESCRIPTION)
+    )
     return f"Model selection: {names}."
+
+
+def _rules(board: pd.DataFrame) -> list[str]:
+    """The selection rules of a board's finished rows."""
+    if board.empty or "selection" not in board:
+        return []
+    return sorted({str(r) for r in board["selection"].dropna() if r})
 
 
 @dataclass
@@ -239,6 +344,10 @@ class ReportFrames:
     """The frames every table and figure of a report is drawn from."""
 
     board: pd.DataFrame
+    """The long leaderboard, corrupted test data included (`leaderboard.csv`)."""
+    clean: pd.DataFrame
+    """Its rows on clean test data: what every table and figure but the corruption report
+    shows."""
     robust: pd.DataFrame
     significance: pd.DataFrame
     wide: pd.DataFrame
@@ -253,17 +362,17 @@ class ReportWriter:
         for folder in ("tables", "figures"):
             write_target(out / folder).mkdir(parents=True, exist_ok=True)
 
-    def csv(self, frame: pd.DataFrame, name: str, what: str) -> None:
+    def csv(self, frame: pd.DataFrame, name: str, what: str, section: str = "") -> None:
         frames.write_csv(frame, self.out / name)
-        self.files.append(ReportFile(self.out / name, what))
+        self.files.append(ReportFile(self.out / name, what, section))
 
-    def text(self, relative: str, text: str, what: str) -> None:
+    def text(self, relative: str, text: str, what: str, section: str = "") -> None:
         atomic_write_text(self.out / relative, text)
-        self.files.append(ReportFile(self.out / relative, what))
+        self.files.append(ReportFile(self.out / relative, what, section))
 
-    def figure(self, fig: Figure, stem: str, what: str) -> None:
+    def figure(self, fig: Figure, stem: str, what: str, section: str = "") -> None:
         for path in plots.save(fig, self.out / "figures" / stem):
-            self.files.append(ReportFile(path, what))
+            self.files.append(ReportFile(path, what, section))
 
 
 def generate_report(
@@ -285,6 +394,8 @@ def generate_report(
         write_figures(writer, built, results, dataset)
         if qualitative:
             notes += write_qualitative(writer, results, dataset, data_root)
+    notes += write_corruption(writer, built, results, reference)
+    write_train_missing(writer, built, results)
     provenance = {
         "results_dir": str(root),
         "reference": reference,
@@ -292,7 +403,11 @@ def generate_report(
         "runs_done": sum(r.state == "done" for r in results.runs),
         "records": len(results.records),
         "methods": results.methods,
-        "selection": sorted(set(built.board["selection"])) if len(built.board) else [],
+        "selection": sorted(set(built.clean["selection"])) if len(built.clean) else [],
+        "train_missing": sorted(set(built.clean["train_missing"])) if len(built.clean) else [],
+        "corruptions": sorted(set(built.board["corruption"]) - {frames.CLEAN})
+        if len(built.board)
+        else [],
         "significance_test": test_description(),
         "report_commit": git_commit(),
     }
@@ -306,12 +421,14 @@ def generate_report(
 
 
 def build_frames(results: Results, reference: str) -> ReportFrames:
-    """The leaderboard and everything derived from it."""
+    """The leaderboard and everything derived from it (from its clean rows: corrupted test data
+    has its own report, `benchmark.report.corruption`)."""
     board = frames.leaderboard(results.entries)
-    robust = robustness(board, results.methods, reference) if len(board) else pd.DataFrame()
+    clean = frames.clean_rows(board)
+    robust = robustness(clean, results.methods, reference) if len(clean) else pd.DataFrame()
     significance = frames.significance_frame(results.records, results.methods, reference)
-    wide = frames.wide_frame(board, results.methods, results.expected)
-    return ReportFrames(board, robust, significance, wide)
+    wide = frames.wide_frame(clean, results.methods, results.expected)
+    return ReportFrames(board, clean, robust, significance, wide)
 
 
 def write_frames(
@@ -322,8 +439,10 @@ def write_frames(
     writer.csv(
         built.board,
         "leaderboard.csv",
-        "long table: one row per dataset × method × imbalance × "
-        "scenario × seed (test split, selected checkpoint), per-class and per-tier scores",
+        "long table: one row per dataset × method × imbalance × training condition × "
+        "scenario × corruption × severity × seed (test split, selected checkpoint), per-class "
+        "and per-tier scores; `corruption` none = clean test data, `train_missing` none = "
+        "complete training data",
     )
     writer.csv(
         built.wide,
@@ -349,8 +468,9 @@ def write_tables(
     writer: ReportWriter, built: ReportFrames, results: Results, reference: str, dataset: str
 ) -> None:
     """One dataset's tables, as Markdown and as LaTeX."""
-    made = build_tables(built.board, built.robust, built.significance, results, reference, dataset)
-    markdown, latex = render_tables(made, dataset)
+    made = build_tables(built.clean, built.robust, built.significance, results, reference, dataset)
+    part = built.clean[built.clean["dataset"] == dataset]
+    markdown, latex = render_tables(made, dataset, _rules(part))
     stem = tables.slug(dataset, keep="-_")
     writer.text(
         f"tables/{stem}.md",
@@ -369,12 +489,166 @@ def write_figures(
     writer: ReportWriter, built: ReportFrames, results: Results, dataset: str
 ) -> None:
     """One dataset's figures (PNG and PDF each)."""
-    val_records = [r for r in results.records if r["split"] == "val" and not r["selection"]]
+    val_records = [
+        r
+        for r in results.records
+        if r["split"] == "val" and not r["selection"] and frames.is_clean(r)
+    ]
     stem = tables.slug(dataset, keep="-_")
     for kind, (fig, what) in _figures(
-        built.board, built.robust, results, dataset, val_records
+        built.clean, built.robust, results, dataset, val_records
     ).items():
         writer.figure(fig, f"{stem}_{kind}", f"{dataset}: {what}")
+
+
+def write_corruption(
+    writer: ReportWriter, built: ReportFrames, results: Results, reference: str
+) -> list[str]:
+    """The corrupted-test-data section: CSVs, and per dataset with corrupted evaluations its
+    severity and corruption-error tables and a severity figure per scenario (nothing when no
+    run has corrupted records). Returns notes for report.md."""
+    from benchmark.report import corruption
+
+    if not corruption.has_corruptions(built.board):
+        return []
+    methods, expected = results.methods, results.expected
+    severity = corruption.severity_frame(built.board, methods, expected)
+    errors = corruption.error_frame(built.board, methods, expected, reference)
+    writer.csv(
+        severity,
+        "corruption.csv",
+        "mean, std, n and 95 % t-CI over seeds of test mIoU per dataset × imbalance × method × "
+        "scenario × corruption × severity (severity 0 = clean, repeated under each corruption; "
+        "n = 0 = not evaluated)",
+        CORRUPTION,
+    )
+    normalised = set(errors["normalised_by"]) - {""} if len(errors) else set()
+    writer.csv(
+        errors,
+        "corruption_error.csv",
+        "corruption error per dataset × imbalance × scenario × method × corruption (CE, "
+        "relative CE; row `mean` = mCE, relative mCE), "
+        + (
+            f"normalised by {reference} as ImageNet-C's mCE (its mCE = 100)"
+            if normalised
+            else f"unnormalised ({reference} has no corrupted records)"
+        ),
+        CORRUPTION,
+    )
+    notes = []
+    for dataset in dict.fromkeys(d for d, _f, _m in expected):
+        if not corruption.has_corruptions(built.board, dataset):
+            continue
+        part = built.board[built.board["dataset"] == dataset]
+        clean = frames.clean_rows(part)
+        conventions = tables.caption_conventions(clean, _n_tiles(results.records, dataset))
+        grid = corruption.grid_of(part, expected, dataset)
+        made = [
+            corruption.severity_table(built.board, dataset, s, methods, expected, conventions)
+            for s in grid.scenarios
+            if grid.applicable[s]
+        ]
+        made.append(
+            corruption.error_table(
+                errors, dataset, methods, expected, reference, tables.oracles(clean), conventions
+            )
+        )
+        markdown, latex = render_tables(made, f"{dataset}: corrupted test data", _rules(clean))
+        stem = tables.slug(dataset, keep="-_")
+        writer.text(
+            f"tables/{stem}_corruption.md",
+            markdown,
+            f"{dataset}: Markdown tables — test mIoU per corruption × severity for each scenario, "
+            "then the corruption error (CE, mCE, relative mCE) per scenario",
+            CORRUPTION,
+        )
+        writer.text(
+            f"tables/{stem}_corruption.tex",
+            latex,
+            f"{dataset}: the same tables, booktabs LaTeX",
+            CORRUPTION,
+        )
+        if reference not in set(corruption.corrupted(part)["method"]):
+            notes.append(
+                f"{dataset}: corruption errors not normalised ({reference} has no corrupted "
+                "records)"
+            )
+        for scenario in grid.scenarios:
+            if not grid.applicable[scenario]:
+                continue
+            full = grid.missing_of[scenario] == "none"
+            suffix = "" if full else f"_{tables.slug(scenario, keep='-_')}"
+            writer.figure(
+                corruption.severity_curves(built.board, dataset, scenario, methods, expected),
+                f"{stem}_corruption{suffix}",
+                f"{dataset}: test mIoU against corruption severity (0 = clean), one panel per "
+                f"corruption, present: {scenario}"
+                + (" (all modalities)" if full else f" (missing: {grid.missing_of[scenario]})"),
+                CORRUPTION,
+            )
+    return notes
+
+
+def write_train_missing(writer: ReportWriter, built: ReportFrames, results: Results) -> None:
+    """The training-missing section, where some method was trained under several training
+    conditions: a CSV, and per such dataset a table and a figure per modality varied."""
+    from benchmark.report import train_missing
+
+    conditions = {
+        label_of(s): train_missing.Condition(
+            s.get("_report_family", label_of(s)), train_missing_text(s)
+        )
+        for s in (r.spec for r in results.runs)
+        if s is not None
+    }
+    datasets = [
+        d
+        for d in dict.fromkeys(d for d, _f, _m in results.expected)
+        if train_missing.has_conditions(conditions, d, results.expected)
+    ]
+    if not datasets:
+        return
+    frame = train_missing.condition_frame(
+        built.clean, results.records, results.methods, results.expected, conditions
+    )
+    writer.csv(
+        frame,
+        "train_missing.csv",
+        "mean, std, n and 95 % t-CI over seeds of clean test mIoU per dataset × imbalance × "
+        "method × training condition × scenario, with the paired bootstrap against the same "
+        "method trained on complete data",
+        TRAIN_MISSING,
+    )
+    for dataset in datasets:
+        part = built.clean[built.clean["dataset"] == dataset]
+        conventions = tables.caption_conventions(part, _n_tiles(results.records, dataset))
+        table = train_missing.condition_table(
+            frame, built.clean, dataset, results.methods, conventions
+        )
+        markdown, latex = render_tables(
+            [table], f"{dataset}: training with missing modalities", _rules(part)
+        )
+        stem = tables.slug(dataset, keep="-_")
+        writer.text(
+            f"tables/{stem}_train_missing.md",
+            markdown,
+            f"{dataset}: Markdown table — test mIoU per training condition and scenario",
+            TRAIN_MISSING,
+        )
+        writer.text(
+            f"tables/{stem}_train_missing.tex",
+            latex,
+            f"{dataset}: the same table, booktabs LaTeX",
+            TRAIN_MISSING,
+        )
+        for modality in train_missing.varied_modalities(frame, dataset):
+            writer.figure(
+                train_missing.rate_curves(frame, built.clean, dataset, modality, results.methods),
+                f"{stem}_train_missing_{tables.slug(modality, keep='-_')}",
+                f"{dataset}: test mIoU against the share of training tiles without {modality} "
+                "(0 = complete data), one panel per scenario",
+                TRAIN_MISSING,
+            )
 
 
 def write_qualitative(
@@ -455,6 +729,8 @@ def _runs_frame(results: Results) -> pd.DataFrame:
                 "dataset": dataset_of(spec) if spec else "",
                 "method": label_of(spec) if spec else "",
                 "imbalance": spec.get("imbalance", float("nan")),
+                "train_missing": train_missing_text(spec) if spec else "",
+                "selection": selection_of(spec) if spec else "",
                 "seed": spec.get("seed", -1),
                 "steps": spec.get("steps", -1),
                 "preset": spec.get("preset", ""),
@@ -467,12 +743,13 @@ def report_markdown(
     results: Results, files: Sequence[ReportFile], out: Path, reference: str, notes: list[str]
 ) -> str:
     done = sum(r.state == "done" for r in results.runs)
+    rules = [selection_of(r.spec) for r in results.runs if r.spec]
     lines = [
         "# MissBench report",
         "",
         f"Built by `python run_benchmark.py report {results.root}` from the records of "
         f"{done} finished run(s) of {len(results.runs)} under `{results.root / 'runs'}`. "
-        f"Reference method: `{reference}`. {_selection_line()}",
+        f"Reference method: `{reference}`. {selection_line(rules)}",
         "",
         f"Methods (colour order in every figure): {', '.join(f'`{m}`' for m in results.methods)}.",
         f"Significance: {test_description()}.",
@@ -493,7 +770,20 @@ def report_markdown(
         lines.append("")
     if notes:
         lines += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
-    lines += ["## Files", ""]
+    for section in ["", *SECTIONS]:
+        mine = [f for f in files if f.section == section]
+        if section and not mine:
+            continue
+        lines += [f"## {section or 'Files'}", ""]
+        if section:
+            lines += [SECTIONS[section], ""]
+        lines += _file_lines(mine, out) + [""]
+    return "\n".join(lines)
+
+
+def _file_lines(files: Sequence[ReportFile], out: Path) -> list[str]:
+    """One list item per file, a figure's PDF beside its PNG."""
+    lines = []
     for index, item in enumerate(files):
         rel = item.path.relative_to(out)
         if (
@@ -507,5 +797,4 @@ def report_markdown(
         if item.path.suffix == ".png" and any(f.path == pdf for f in files):
             link += f" ([pdf]({pdf.relative_to(out)}))"
         lines.append(f"- {link} — {item.what}")
-    lines.append("")
-    return "\n".join(lines)
+    return lines

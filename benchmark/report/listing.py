@@ -24,9 +24,8 @@ def registry_tables() -> list[tuple[str, list[str], list[list[str]]]]:
         cls = METHODS.get(name)
         aliases = METHODS.aliases_of(name)
         shown = f"`{name}`" + (f" (alias `{'`, `'.join(aliases)}`)" if aliases else "")
-        methods.append(
-            [shown, str(cls.PAPER) if cls.PAPER else "—", cls.SUMMARY, cls.MISSING_MODALITY]
-        )
+        paper = str(cls.PAPER) if cls.PAPER else "—"
+        methods.append([shown, paper, cls.SUMMARY, cls.MISSING_MODALITY, cls.TRAIN_MISSING])
     datasets = []
     for name in DATASETS.names():
         cls = DATASETS.get(name)
@@ -41,7 +40,17 @@ def registry_tables() -> list[tuple[str, list[str], list[list[str]]]]:
 
     profilers = [[f"`{p}`", PROFILERS.get(p).description] for p in PROFILERS.names()]
     return [
-        ("Methods", ["name", "paper", "what it does", "with a missing modality"], methods),
+        (
+            "Methods",
+            [
+                "name",
+                "paper",
+                "what it does",
+                "with a missing modality",
+                "with missing training data",
+            ],
+            methods,
+        ),
         ("Datasets", ["name", "modalities", "description"], datasets),
         ("Presets", ["name", "steps", "description"], presets),
         ("Profilers (`run_benchmark.py profile <name>`)", ["name", "what it measures"], profilers),

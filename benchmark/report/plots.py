@@ -527,3 +527,113 @@ def cost_scatter(
     )
     fig.suptitle(f"{dataset}: score against training cost (mean ± std over seeds)", fontsize=8)
     return fig
+
+
+def band_line(
+    ax,  # noqa: ANN001  (a matplotlib Axes)
+    xs: Sequence[float],
+    means: Sequence[float],
+    stds: Sequence[float],
+    colour: str,
+    oracle: bool = False,
+    label: str | None = None,
+) -> None:
+    """Seed means (in %) as a line with markers and a shaded ± std band.
+
+    NaN means break the line instead of bridging a missing point; a NaN std (one seed) draws
+    no band there. Oracles are dashed with hollow markers, as they are hollow in the cost
+    scatter: a reference, not a competitor.
+    """
+    xs = np.asarray(xs, dtype=np.float64)
+    means = 100 * np.asarray(means, dtype=np.float64)
+    stds = 100 * np.asarray(stds, dtype=np.float64)
+    ax.plot(
+        xs,
+        means,
+        color=colour,
+        linestyle="--" if oracle else "-",
+        linewidth=1.1,
+        marker="o",
+        markersize=2.8,
+        markerfacecolor="white" if oracle else colour,
+        markeredgewidth=0.8,
+        label=label,
+    )
+    band = np.isfinite(means) & np.isfinite(stds)
+    if band.any():
+        ax.fill_between(
+            xs,
+            np.where(band, means - stds, np.nan),
+            np.where(band, means + stds, np.nan),
+            color=colour,
+            alpha=0.15,
+            linewidth=0,
+        )
+
+
+def method_handles(
+    methods: Sequence[str], colours: Mapping[str, str], oracle_methods: set[str]
+) -> list[Line2D]:
+    """Legend entries for `band_line` plots: one per method, oracles dashed and hollow."""
+    return [
+        Line2D(
+            [],
+            [],
+            color=colours[m],
+            linestyle="--" if m in oracle_methods else "-",
+            marker="o",
+            markersize=3,
+            markerfacecolor="white" if m in oracle_methods else colours[m],
+            label=f"{m} (oracle)" if m in oracle_methods else m,
+        )
+        for m in methods
+    ]
+
+
+def gap_note(
+    ax,  # noqa: ANN001  (a matplotlib Axes)
+    gaps: Mapping[str, Sequence[float]],
+    grid: Sequence[float],
+    what: str,
+    unit: str = "",
+) -> None:
+    """Name, in the panel's corner, the points each method lacks (a line broken without a word
+    would read as a plotting glitch): `missing: m (no results)` or `missing: m (severity 3, 4)`."""
+    lines = []
+    for method, points in gaps.items():
+        if len(points) == len(grid):
+            lines.append(f"missing: {method} (no results)")
+        else:
+            listed = ", ".join(f"{p:g}{unit}" for p in points)
+            lines.append(f"missing: {method} ({what} {listed})")
+    if lines:
+        ax.text(
+            0.02,
+            0.02,
+            "\n".join(lines),
+            transform=ax.transAxes,
+            fontsize=5.5,
+            va="bottom",
+            color="#B00000",
+        )
+
+
+def wrapped_title(width: float, lines: Sequence[str]) -> str:
+    """A figure title of several lines, each wrapped to the figure's width: one-column figures
+    otherwise cut long titles off at both edges."""
+    import textwrap
+
+    chars = max(30, int(width * 17))  # about 17 characters per inch at 8 pt
+    return "\n".join(textwrap.fill(line, chars) for line in lines if line)
+
+
+def legend_columns(width: float, labels: Sequence[str]) -> int:
+    """Legend columns that fit the figure's width (at most four), from its longest label."""
+    longest = max((len(label) for label in labels), default=1) + 5  # the line sample
+    return max(1, min(4, len(labels), int(width * 19) // longest))
+
+
+def framed_height(panel_rows: int, panel_height: float, title: str, legend_rows: int) -> float:
+    """Figure height that leaves each panel `panel_height` inches after the title's lines and
+    the legend's rows (constrained layout shrinks the panels otherwise)."""
+    return panel_rows * panel_height + 0.3 + 0.14 * (title.count("\n") + 1) + 0.15 * legend_rows

@@ -11,7 +11,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from benchmark.core.records import SELECTION_DESCRIPTION
-from benchmark.report.frames import scenario_order
+from benchmark.report.frames import (
+    COMPLETE,
+    clean_rows,
+    scenario_order,
+    train_missing_phrase,
+)
 from benchmark.report.tables import MISSING_CELL, Cell, TextTable
 
 
@@ -36,10 +41,13 @@ def _status_note(rows: pd.DataFrame) -> str:
 def wide_table(
     frame: pd.DataFrame, methods: Sequence[str], dataset: str, imbalance: float = 1.0
 ) -> Table:
-    """Methods x scenarios, mIoU / mF1 in percent (mean±std over seeds).
+    """Methods x scenarios, mIoU / mF1 in percent (mean±std over seeds), on clean test data.
 
     A cell without results shows '–'; seeds that failed or are missing are named in the cell.
+    A method trained under several training conditions (`train_missing`) gets a row per
+    condition, marked `(train −dsm 30%)`, so no cell averages runs of different conditions.
     """
+    frame = clean_rows(frame)
     part = frame[(frame["dataset"] == dataset) & (frame["imbalance"] == imbalance)]
     ok = part[part["status"] == "ok"] if "status" in part else part
     scenarios = scenario_order(part)
@@ -56,12 +64,25 @@ def wide_table(
     for scenario in scenarios:
         missing = part.loc[part["scenario"] == scenario, "missing"].iloc[0]
         table.add_column(f"{scenario}\n(missing: {missing})", justify="right")
+    conditions = (
+        list(dict.fromkeys(sorted(part["train_missing"], key=lambda c: (c != COMPLETE, c))))
+        if "train_missing" in part and len(part)
+        else [None]
+    )
     for method in methods:
-        cells = []
-        for scenario in scenarios:
-            sel = part[(part["method"] == method) & (part["scenario"] == scenario)]
-            cells.append(f"{_cell(sel['miou'])} / {_cell(sel['mf1'])}{_status_note(sel)}")
-        table.add_row(escape(method), *cells)
+        mine = part[part["method"] == method]
+        own = [c for c in conditions if c is None or (mine["train_missing"] == c).any()]
+        for condition in own or conditions[:1]:  # a method without any row still shows '–'
+            rows, name = mine, method
+            if condition is not None:
+                rows = mine[mine["train_missing"] == condition]
+                if len(conditions) > 1 and condition != COMPLETE:
+                    name = f"{method} (train {train_missing_phrase(condition)})"
+            cells = []
+            for scenario in scenarios:
+                sel = rows[rows["scenario"] == scenario]
+                cells.append(f"{_cell(sel['miou'])} / {_cell(sel['mf1'])}{_status_note(sel)}")
+            table.add_row(escape(name), *cells)
     return table
 
 

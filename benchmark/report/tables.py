@@ -11,14 +11,16 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from benchmark.core.records import SELECTION_DESCRIPTION
+from benchmark.core.records import SELECTION_DESCRIPTION, SELECTION_FULL_VAL
 from benchmark.report.frames import (
+    COMPLETE,
     SCORE_METRICS,
     SIGNIFICANCE_METRICS,
     TIERS,
     cost_frame,
     dataset_view,
     requested_steps,
+    train_missing_pairs,
 )
 from benchmark.report.stats import summarize, test_description
 
@@ -123,7 +125,6 @@ def caption_conventions(board: pd.DataFrame, tiles: int | None = None) -> str:
     if board.empty:
         return ""
     first = board.iloc[0]
-    selection = str(first["selection"])
     classes = str(first["eval_classes"]).replace("|", ", ")
     tier_text = "; ".join(
         f"{tier}: {str(first[f'tier_{tier}']).replace('|', ', ') or 'none'}" for tier in TIERS
@@ -131,13 +132,58 @@ def caption_conventions(board: pd.DataFrame, tiles: int | None = None) -> str:
     seeds = ", ".join(str(s) for s in sorted(board["seed"].unique()))
     tiles_text = f" over {tiles} test tiles" if tiles else ""
     return (
-        f"Selection: {selection} ({SELECTION_DESCRIPTION.get(selection, 'see records')}). "
+        f"{selection_sentence(board)} {training_sentence(board)} "
         f"Test split{tiles_text}; macro means over the eval classes ({classes}); "
         f"pixels labelled {int(first['ignore_index'])} are ignored; label set "
         f"{first['label_set'] or 'default'}; frequency tiers by training-pixel share "
         f"({tier_text}). "
         f"Preset {first['preset']}, {_steps_text(first)}; seeds {seeds}."
     )
+
+
+def selection_sentence(board: pd.DataFrame) -> str:
+    """The selection rule(s) of a board's rows, each with what it does.
+
+    A dataset whose runs used several rules has the runs not selected by `full_val` labelled
+    `(sel. <rule>)` (`generate.distinguish`), so the sentence says which label reads how.
+    """
+    rules = sorted({str(r) for r in board.get("selection", pd.Series(dtype=str)).dropna() if r})
+    if not rules:
+        return ""
+
+    def described(rule: str) -> str:
+        return f"{rule} ({SELECTION_DESCRIPTION.get(rule, 'see records')})"
+
+    if len(rules) == 1:
+        return f"Selection: {described(rules[0])}."
+    marked = "; ".join(f"'(sel. {r})' = {described(r)}" for r in rules if r != SELECTION_FULL_VAL)
+    if SELECTION_FULL_VAL in rules:
+        return f"Selection: {described(SELECTION_FULL_VAL)}, except labels marked {marked}."
+    return f"Selection as each label says: {marked}."
+
+
+def training_sentence(board: pd.DataFrame) -> str:
+    """What the shown runs were trained on: complete data, or which share of the training
+    tiles lacked which modality.
+
+    Where a dataset's runs span several training conditions, the runs trained with a modality
+    missing carry `(train −<modality> <rate>%)` in their label (`generate.distinguish`), so no
+    cell averages runs of different conditions; the sentence tells how to read that mark.
+    """
+    values = board.get("train_missing", pd.Series(dtype=str)).dropna()
+    conditions = sorted({str(v) for v in values} or {COMPLETE})
+    mark = "'(train −m p%)' after a label = modality m was missing from p % of the training tiles"
+    if conditions == [COMPLETE]:
+        return "Training data complete (every modality on every training tile)."
+    if len(conditions) == 1:
+        parts = ", ".join(
+            f"{name} missing from {100 * rate:g} %"
+            for name, rate in train_missing_pairs(conditions[0])
+        )
+        return f"Training data: {parts} of the training tiles, for every run."
+    if COMPLETE in conditions:
+        return f"Training data complete unless the label says otherwise: {mark}."
+    return f"Training data as each label says: {mark}."
 
 
 def _steps_text(row: pd.Series) -> str:

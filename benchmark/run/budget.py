@@ -39,7 +39,14 @@ def flops_per_step(spec: RunSpec, data_root: Path) -> float:
     data = prepare_data(spec, data_root)
     method = build_method(spec, data, CPU)
     batches = training_batches(
-        data.train, spec.hparams, spec.seed, spec.train_modalities, data.label_filter, CPU, None
+        data.train,
+        spec.hparams,
+        spec.seed,
+        spec.train_modalities,
+        data.label_filter,
+        CPU,
+        None,
+        data.availability,
     )
     with batches:
         return training_flops_per_step(method, batches.sampler, spec.steps, CPU)
@@ -52,10 +59,13 @@ def reference_spec(spec: RunSpec) -> RunSpec:
     modalities = DATASETS.get(spec.dataset).modalities_for(
         DATASETS.get(spec.dataset).make_options(spec.dataset_options)
     )
-    return make_run_spec(
+    reference = make_run_spec(
         NamedConfig(REFERENCE_METHOD), dataset, spec.seed, preset, spec.steps, modalities,
         spec.imbalance,
     )  # fmt: skip
+    return dataclasses.replace(
+        reference, train_missing=spec.train_missing, selection=spec.selection
+    )
 
 
 def match_flops(specs: Sequence[RunSpec], data_root: Path) -> tuple[RunSpec, ...]:

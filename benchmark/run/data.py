@@ -7,7 +7,9 @@ an uninterrupted run would have seen.
 
 from __future__ import annotations
 
+import logging
 import os
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -20,11 +22,14 @@ from torch import Tensor
 
 from benchmark.core.dataset import MultiModalDataset
 from benchmark.core.errors import BenchmarkError
+from benchmark.core.method import AVAILABLE_PREFIX
 from benchmark.core.plugins import DATASETS
 from benchmark.core.records import RunSpec
 from benchmark.core.spec import MASK
 from benchmark.run.imbalance import FrequencyTiers, frequency_tiers, hide_tail_labels
 from benchmark.run.transforms import Normalizer, random_dihedral, to_tensors
+
+log = logging.getLogger(__name__)
 
 LabelFilter = Callable[[np.ndarray, int, tuple[int, int]], np.ndarray]
 """(mask window, tile index, window origin) -> mask; e.g. controlled imbalance."""
@@ -55,18 +60,67 @@ class RunData:
     frequencies: tuple[float, ...]
     """Class shares of the labels the method trains on (after controlled imbalance)."""
     label_filter: LabelFilter | None
+    availability: dict[str, np.ndarray] | None = None
+    """Under `--train-missing`: per modality, bool [training tiles], which tiles have it."""
+
+
+def tile_availability(
+    modalities: Sequence[str], tiles: int, rates: Mapping[str, float], seed: int
+) -> dict[str, np.ndarray]:
+    """Which training tiles have each modality when a share `rates[m]` of them lacks it.
+
+    Drawn from the run seed alone, so every method of a seed loses the same tiles; one seeded
+    order per modality, so a higher rate removes a superset of the tiles a lower one removes
+    (curves over the rate compare nested training sets). A tile that would lose every modality
+    keeps the one with the lowest rate (ties: the first in the dataset's order).
+    """
+    have = {}
+    for m in modalities:
+        order = np.random.default_rng([seed, 0x4D155, zlib.crc32(m.encode())]).permutation(tiles)
+        lacking = order[: int(round(rates.get(m, 0.0) * tiles))]
+        have[m] = np.ones(tiles, dtype=bool)
+        have[m][lacking] = False
+    stranded = ~np.any(np.stack([have[m] for m in modalities]), axis=0)
+    if stranded.any():
+        keeper = min(modalities, key=lambda m: (rates.get(m, 0.0), modalities.index(m)))
+        have[keeper][stranded] = True
+    return have
+
+
+def check_train_missing(rates: Mapping[str, float], modalities: Sequence[str]) -> None:
+    """Every named modality exists and every rate is a share in [0, 1)."""
+    for m, rate in rates.items():
+        if m not in modalities:
+            raise BenchmarkError(
+                f"--train-missing {m}={rate:g}: no modality {m!r} (this dataset has "
+                f"{', '.join(modalities)})"
+            )
+        if not 0.0 <= rate < 1.0:
+            raise BenchmarkError(
+                f"--train-missing {m}={rate:g}: expected a share of training tiles in [0, 1)"
+            )
 
 
 def prepare_data(spec: RunSpec, data_root: Path) -> RunData:
-    """Open the run's splits; frequency tiers and class shares from its training labels."""
+    """Open the run's splits; frequency tiers and class shares from its training labels, and
+    which training tiles lack which modality (`--train-missing`)."""
     train = open_dataset(spec, "train", data_root)
     val = open_dataset(spec, "val", data_root)
     test = open_dataset(spec, "test", data_root)
     ds = train.spec
     original = class_frequencies(train.class_pixel_counts(), train)
     tiers = frequency_tiers(original, ds.tier_thresholds, ds.eval_classes)
+    availability = None
+    if spec.train_missing:
+        rates = dict(spec.train_missing)
+        check_train_missing(rates, ds.modality_names)
+        availability = tile_availability(ds.modality_names, len(train), rates, spec.seed)
+        log.info(
+            "training tiles without each modality: %s",
+            ", ".join(f"{m} {int((~a).sum())}/{len(a)}" for m, a in availability.items()),
+        )
     if spec.imbalance <= 1:
-        return RunData(train, val, test, tiers, original, None)
+        return RunData(train, val, test, tiers, original, None, availability)
 
     def label_filter(mask: np.ndarray, index: int, origin: tuple[int, int]) -> np.ndarray:
         return hide_tail_labels(
@@ -84,7 +138,9 @@ def prepare_data(spec: RunSpec, data_root: Path) -> RunData:
         mask = label_filter(train.load(index)[MASK], index, (0, 0))
         valid = mask[mask != ds.ignore_index]
         counts += np.bincount(valid.ravel(), minlength=ds.num_classes)[: ds.num_classes]
-    return RunData(train, val, test, tiers, class_frequencies(counts, train), label_filter)
+    return RunData(
+        train, val, test, tiers, class_frequencies(counts, train), label_filter, availability
+    )
 
 
 class PatchSampler:
@@ -98,6 +154,7 @@ class PatchSampler:
         seed: int,
         modalities: Sequence[str] | None = None,
         label_filter: LabelFilter | None = None,
+        availability: Mapping[str, np.ndarray] | None = None,
     ) -> None:
         if len(dataset) == 0:
             raise BenchmarkError(
@@ -110,11 +167,19 @@ class PatchSampler:
         self.modalities = tuple(modalities or dataset.spec.modality_names)
         self.normalize = Normalizer(dataset.spec)
         self.label_filter = label_filter
+        self.availability = (
+            {m: np.asarray(availability[m]) for m in self.modalities}
+            if availability is not None
+            else None
+        )
+        """Per training modality, which tiles have it; absent samples become NaN."""
         self.shapes = [dataset.tile_shape(i) for i in range(len(dataset))]
 
     def batch(self, step: int) -> dict[str, Tensor]:
+        """Training batch `step`; under `--train-missing` an absent modality of a sample is NaN
+        and `available:<modality>` (bool [B]) says which samples have it."""
         rng = np.random.default_rng([self.seed, step, 0x5EED])
-        samples = []
+        samples, indices = [], []
         for _ in range(self.batch_size):
             index = int(rng.integers(len(self.dataset)))
             height, width = self.shapes[index]
@@ -126,7 +191,14 @@ class PatchSampler:
             if self.label_filter is not None:
                 raw[MASK] = self.label_filter(raw[MASK], index, (y, x))
             samples.append(random_dihedral(self.normalize(raw), rng))
-        return to_tensors(samples)
+            indices.append(index)
+        batch = to_tensors(samples)
+        if self.availability is not None:
+            for m, have in self.availability.items():
+                present = torch.from_numpy(have[indices])
+                batch[m][~present] = float("nan")
+                batch[AVAILABLE_PREFIX + m] = present
+        return batch
 
 
 class BatchSource(Protocol):
@@ -214,10 +286,17 @@ def training_batches(
     label_filter: LabelFilter | None,
     device: torch.device,
     steps: int | None,
+    availability: Mapping[str, np.ndarray] | None = None,
 ) -> PrefetchingSampler:
     """The harness's batch source for a run (the profilers use this same one)."""
     sampler = PatchSampler(
-        dataset, hparams["batch_size"], hparams["crop_size"], seed, modalities, label_filter
+        dataset,
+        hparams["batch_size"],
+        hparams["crop_size"],
+        seed,
+        modalities,
+        label_filter,
+        availability,
     )
     workers = prefetch_workers(device)
     return PrefetchingSampler(

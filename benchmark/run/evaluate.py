@@ -10,13 +10,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import torch
 
 from benchmark.core.dataset import MultiModalDataset
 from benchmark.core.method import Method, evaluation_mode
 from benchmark.core.plugins import METHODS
 from benchmark.core.provenance import git_commit, versions
-from benchmark.core.records import EvalRecord, RunSpec
+from benchmark.core.records import CLEAN, EvalRecord, RunSpec
 from benchmark.core.scenarios import Scenario
 from benchmark.core.spec import MASK
 from benchmark.run.cost import RunCost
@@ -25,6 +26,67 @@ from benchmark.run.imbalance import TIERS
 from benchmark.run.inference import PredictFn, sliding_window_bands, sliding_window_logits
 from benchmark.run.metrics import ConfusionMatrix, tier_mean
 from benchmark.run.transforms import Normalizer
+
+VALID_PREFIX = "valid:"
+"""Key prefix of a modality's per-pixel validity ([1, H, W], 1 = valid) in a corrupted tile's
+inputs; it travels through the sliding windows with the rasters and is split off before the
+method's `fill_invalid` and `predict` (`with_validity`)."""
+
+
+@dataclass(frozen=True)
+class TileCorruption:
+    """A test-time corruption applied to every tile (`benchmark.run.corruptions`)."""
+
+    name: str
+    severity: int
+    seed: int = 0
+    """The same corrupted tiles for every method, run and seed (paired comparisons)."""
+
+
+def with_validity(method: Method, predict: PredictFn) -> PredictFn:
+    """`predict` on windows that may carry validity masks: invalid pixels go through the
+    method's `fill_invalid` first, so the method decides what a cloud or void pixel means."""
+
+    def run(batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        validity = {
+            k.removeprefix(VALID_PREFIX): v > 0.5
+            for k, v in batch.items()
+            if k.startswith(VALID_PREFIX)
+        }
+        inputs = {k: v for k, v in batch.items() if not k.startswith(VALID_PREFIX)}
+        if validity:
+            inputs = method.fill_invalid(inputs, validity)
+        return predict(inputs)
+
+    return run
+
+
+def corrupted_tile(
+    dataset: MultiModalDataset, index: int, corruption: TileCorruption
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Normalised inputs of tile `index` under `corruption` (validity masks as `valid:<m>`
+    float [1, H, W]) and its labels. The corruption works in the loader's raw units."""
+    from benchmark.run.corruptions import corrupt
+
+    raw = dataset.load(index)
+    target = raw.pop(MASK)
+    result = corrupt(
+        raw,
+        dataset.spec,
+        corruption.name,
+        corruption.severity,
+        corruption.seed,
+        dataset.tile_name(index),
+    )
+    sample = Normalizer(dataset.spec)(result.arrays)
+    for m, valid in result.validity.items():
+        sample[VALID_PREFIX + m] = valid[None].astype(np.float32)
+    return sample, target
+
+
+def select_present(tensors: Mapping[str, torch.Tensor], scenario: Scenario) -> dict:
+    """The scenario's modalities of a tile's inputs, with their validity masks if any."""
+    return {k: v for k, v in tensors.items() if k.removeprefix(VALID_PREFIX) in scenario.present}
 
 
 def evaluate_split(
@@ -37,6 +99,7 @@ def evaluate_split(
     device: torch.device,
     on_tile: Callable[[], object] | None = None,
     predict: PredictFn | None = None,
+    corruption: TileCorruption | None = None,
 ) -> dict[Scenario, list[ConfusionMatrix]]:
     """Per-tile confusion matrices per scenario over every tile of `dataset`.
 
@@ -44,16 +107,17 @@ def evaluate_split(
 
     Each tile is read and normalised once, then predicted under every scenario; the method
     sees only the present modalities and never the labels. `predict` replaces the method's own
-    (a validation probe, e.g. a distillation teacher).
+    (a validation probe, e.g. a distillation teacher). Under a `corruption` every tile is
+    corrupted whole (same tile for every scenario) and never streamed in bands.
     """
-    predict = predict or method.predict
+    predict = with_validity(method, predict or method.predict)
     spec = dataset.spec
     normalize = Normalizer(spec)
     matrices: dict[Scenario, list[ConfusionMatrix]] = {s: [] for s in scenarios}
     with evaluation_mode(method):
         for index in range(len(dataset)):
             height, width = dataset.tile_shape(index)
-            if height >= window and width >= window:
+            if height >= window and width >= window and corruption is None:
                 # Large tiles stream through in bands of rows (same windows, same logits):
                 # memory stays bounded by the window size, not the tile size.
                 for scenario in scenarios:
@@ -73,13 +137,17 @@ def evaluate_split(
                 if on_tile is not None:
                     on_tile()
                 continue
-            sample = normalize(dataset.load(index))
-            target = torch.from_numpy(sample.pop(MASK).astype("int64"))
+            if corruption is None:
+                sample = normalize(dataset.load(index))
+                labels = sample.pop(MASK)
+            else:
+                sample, labels = corrupted_tile(dataset, index, corruption)
+            target = torch.from_numpy(labels.astype("int64"))
             tensors = {k: torch.from_numpy(v).to(device) for k, v in sample.items()}
             for scenario in scenarios:
                 logits = sliding_window_logits(
                     predict,
-                    scenario.select(tensors),
+                    select_present(tensors, scenario),
                     spec.num_classes,
                     window=window,
                     overlap=overlap,
@@ -147,18 +215,22 @@ def evaluation_records(
     step_ms: float,
     probes: Mapping[str, float] | None = None,
     on_tile: Callable[[], object] | None = None,
+    corruption: TileCorruption | None = None,
 ) -> list[dict[str, Any]]:
-    """Evaluate `method` on `split` under `scenarios`; one record per scenario. `probes` (the
-    validation probes' latest scores) join the method's diagnostics in `extra`."""
+    """Evaluate `method` on `split` under `scenarios` (and a test-time `corruption`); one
+    record per scenario. `probes` (the validation probes' latest scores) join the method's
+    diagnostics in `extra`."""
     dataset = data.val if split == "val" else data.test
     tic = time.perf_counter()
-    matrices = evaluate_run_split(method, dataset, scenarios, spec, device, on_tile=on_tile)
+    matrices = evaluate_run_split(
+        method, dataset, scenarios, spec, device, on_tile=on_tile, corruption=corruption
+    )
     seconds = (time.perf_counter() - tic) / max(1, len(scenarios))
     extra = {**method.diagnostics(), **(probes or {})}
     timing = Timing(seconds, train_seconds, step_ms)
     where = (dataset, split, step, selection)
     return [
-        make_record(spec, data, where, scenario, tiles, timing, cost, device, extra)
+        make_record(spec, data, where, scenario, tiles, timing, cost, device, extra, corruption)
         for scenario, tiles in matrices.items()
     ]
 
@@ -184,6 +256,7 @@ def make_record(
     cost: RunCost,
     device: torch.device,
     extra: dict[str, float],
+    corruption: TileCorruption | None = None,
 ) -> dict[str, Any]:
     """The self-describing record of one evaluation (`EvalRecord`), as JSON.
 
@@ -191,8 +264,6 @@ def make_record(
     """
     dataset, split, step, selection = where
     ds = dataset.spec
-    matrix = ConfusionMatrix.total(tiles)
-    scores = matrix.compute(ds.eval_classes)
     tiers = data.tiers
     record = EvalRecord(
         run_id=spec.run_id,
@@ -211,23 +282,11 @@ def make_record(
         missing=scenario.missing_label(ds.modality_names),
         n_present=len(scenario.present),
         selection=selection,
-        miou=scores.miou,
-        mf1=scores.mf1,
-        oa=scores.oa,
-        kappa=scores.kappa,
+        **score_fields(tiles, ds.eval_classes, {t: tiers.of(t) for t in TIERS}),
         classes=list(ds.classes),
-        iou=list(scores.iou),
-        f1=list(scores.f1),
-        precision=list(scores.precision),
-        recall=list(scores.recall),
-        support=list(scores.support),
-        confusion=matrix.matrix.tolist(),
         tile_names=[dataset.tile_name(i) for i in range(len(tiles))],
-        tile_confusions=[t.matrix.tolist() for t in tiles],
         eval_classes=list(ds.eval_class_names),
         tiers={t: [ds.classes[c] for c in tiers.of(t)] for t in TIERS},
-        tier_miou={t: tier_mean(scores.iou, tiers.of(t)) for t in TIERS},
-        tier_mf1={t: tier_mean(scores.f1, tiers.of(t)) for t in TIERS},
         ignore_index=ds.ignore_index,
         label_set=ds.label_set,
         eval_seconds=round(timing.eval_seconds, 3),
@@ -241,6 +300,9 @@ def make_record(
         step_ms=round(timing.step_ms, 2),
         budget=spec.budget,
         budget_ratio=spec.budget_ratio,
+        train_missing=spec.train_missing_label,
+        corruption=corruption.name if corruption else CLEAN,
+        severity=corruption.severity if corruption else 0,
         device=str(device),
         commit=git_commit(),
         versions=versions(),
@@ -248,6 +310,31 @@ def make_record(
         extra=extra,
     )
     return record.to_json()
+
+
+def score_fields(
+    tiles: Sequence[ConfusionMatrix],
+    eval_classes: Sequence[int],
+    tiers: Mapping[str, Sequence[int]],
+) -> dict[str, Any]:
+    """The metric fields of a record from its per-tile confusion matrices."""
+    matrix = ConfusionMatrix.total(list(tiles))
+    scores = matrix.compute(tuple(eval_classes))
+    return {
+        "miou": scores.miou,
+        "mf1": scores.mf1,
+        "oa": scores.oa,
+        "kappa": scores.kappa,
+        "iou": list(scores.iou),
+        "f1": list(scores.f1),
+        "precision": list(scores.precision),
+        "recall": list(scores.recall),
+        "support": list(scores.support),
+        "confusion": matrix.matrix.tolist(),
+        "tile_confusions": [t.matrix.tolist() for t in tiles],
+        "tier_miou": {t: tier_mean(scores.iou, classes) for t, classes in tiers.items()},
+        "tier_mf1": {t: tier_mean(scores.f1, classes) for t, classes in tiers.items()},
+    }
 
 
 def evaluate_run_split(

@@ -62,6 +62,7 @@ def launch_sweep(
         address=address,
         tensorboard=tensorboard,
         modules=sweep.modules,
+        corruptions=request.corruptions,
     )
     if launcher == "dry_run":
         launch(sweep.specs, context)

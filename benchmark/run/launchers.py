@@ -32,6 +32,7 @@ from benchmark.core.plugins import import_modules
 from benchmark.core.progress import results_console, setup_logging
 from benchmark.core.records import RunSpec
 from benchmark.core.registry import Registry
+from benchmark.run.evaluate import TileCorruption
 from benchmark.run.store import RunStore
 from benchmark.run.train import RunExecutor, RunOutcome
 
@@ -56,6 +57,13 @@ class LaunchContext:
     modules: tuple[str, ...] = ()
     """Modules a worker imports before it runs: those that registered the sweep's methods and
     datasets outside the plugin entry points (`plugins.importable_modules`)."""
+    corruptions: tuple[TileCorruption, ...] = ()
+    """Test-time corruptions every finished run is evaluated under (`--corruptions`)."""
+
+    def needs(self, store: RunStore, spec: RunSpec) -> bool:
+        """Whether `spec` has work left: unfinished, or finished but corruptions were asked
+        for (its executor evaluates those it lacks, a cheap no-op when it has them all)."""
+        return store.state(spec.run_id) != "done" or bool(self.corruptions)
 
     def threads_per_run(self) -> int:
         if self.threads is not None:
@@ -109,6 +117,7 @@ def execute_one(
     retry_failed: bool,
     modules: tuple[str, ...] = (),
     tensorboard: bool = False,
+    corruptions: tuple[tuple[str, int, int], ...] = (),
 ) -> tuple[str, float]:
     """Worker entry (a process or a Ray task): run one spec, return (status, seconds)."""
     setup_logging()  # a fresh process: its progress lines need a handler
@@ -123,6 +132,7 @@ def execute_one(
             show_progress=False,
             retry_failed=retry_failed,
             tensorboard=tensorboard,
+            corruptions=[TileCorruption(*c) for c in corruptions],
         ).execute()
     return outcome.status, outcome.seconds
 
@@ -141,6 +151,7 @@ def worker_args(spec: RunSpec, ctx: LaunchContext, threads: int, resolve: bool =
         ctx.retry_failed,
         ctx.modules,
         ctx.tensorboard,
+        tuple((c.name, c.severity, c.seed) for c in ctx.corruptions),
     )
 
 
@@ -160,6 +171,7 @@ def local(specs: Sequence[RunSpec], ctx: LaunchContext) -> list[RunOutcome]:
             ctx.device,
             retry_failed=ctx.retry_failed,
             tensorboard=ctx.tensorboard,
+            corruptions=ctx.corruptions,
         )
         outcome = executor.execute()
         report(outcome, number, len(specs))
@@ -182,7 +194,7 @@ def _local_processes(specs: Sequence[RunSpec], ctx: LaunchContext) -> list[RunOu
     while pending or running:
         while pending and len(running) < ctx.workers:
             index, spec = pending.pop(0)
-            if store.state(spec.run_id) == "done":
+            if not ctx.needs(store, spec):
                 results[index] = outcome_from_store(spec, store, "skipped", 0.0)
                 report(results[index], len(results), len(specs))
                 continue
@@ -258,7 +270,7 @@ def ray_launcher(specs: Sequence[RunSpec], ctx: LaunchContext) -> list[RunOutcom
     futures = {}
     outcomes: dict[int, RunOutcome] = {}
     for index, spec in enumerate(specs):
-        if store.state(spec.run_id) == "done":
+        if not ctx.needs(store, spec):
             outcomes[index] = outcome_from_store(spec, store, "skipped", 0.0)
             report(outcomes[index], len(outcomes), len(specs))
             continue

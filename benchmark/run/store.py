@@ -8,6 +8,8 @@
         model.safetensors             the selected weights (model.pt in runs made before)
         model.json                    the model card: what rebuilding and applying it needs
         records.jsonl                 every evaluation as a self-describing record
+        corrupted.jsonl               test evaluations under corruptions (`--corruptions`),
+                                      added to a finished run, rewritten whole each time
         failed.json                   why the run failed (reason, type, traceback)
         done                          written last: the run is finished
         .lock                         held while a process executes the run
@@ -67,6 +69,7 @@ MODEL = "model.safetensors"
 MODEL_CARD = "model.json"
 LEGACY_MODEL = "model.pt"
 RECORDS = "records.jsonl"
+CORRUPTED = "corrupted.jsonl"
 FAILED = "failed.json"
 DONE = "done"
 LOCK = ".lock"
@@ -250,6 +253,18 @@ class RunStore:
         """The evaluation records of a finished run."""
         return read_jsonl(self.run_dir(run_id) / RECORDS)
 
+    def read_corrupted(self, run_id: str) -> list[dict[str, Any]]:
+        """The run's evaluations under test-time corruptions ([] when none were made)."""
+        path = self.run_dir(run_id) / CORRUPTED
+        return read_jsonl(path) if path.exists() else []
+
+    def add_corrupted(self, run_id: str, records: Sequence[dict[str, Any]]) -> None:
+        """Add corrupted-test records to a finished run (call with its lock held): the file is
+        rewritten whole and atomically, so a killed evaluation leaves the old one intact."""
+        if records:
+            merged = [*self.read_corrupted(run_id), *records]
+            atomic_write_jsonl(self.run_dir(run_id) / CORRUPTED, merged)
+
     def read_train_log(self, run_id: str) -> list[dict[str, Any]]:
         """The training log, or [] when it is missing or unreadable."""
         try:
@@ -345,6 +360,10 @@ class RunStore:
             records = self.read_records(run_id)
         except (OSError, ValueError) as error:
             return StoredRun(run_id, path, spec, "unreadable", f"records ({describe(error)})")
+        try:
+            records += self.read_corrupted(run_id)
+        except (OSError, ValueError) as error:  # the clean results stand; say what is lost
+            log.warning("run %s: %s unreadable (%s); ignored", run_id, CORRUPTED, describe(error))
         return StoredRun(run_id, path, spec, "done", records=records)
 
     def damage(self, run_id: str) -> str | None:

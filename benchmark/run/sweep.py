@@ -8,9 +8,10 @@ and checks existing checkpoints, still writing nothing under `--out`.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from benchmark.core.environment import check_environment
@@ -19,10 +20,12 @@ from benchmark.core.hparams import resolve_hparams
 from benchmark.core.options import NamedConfig
 from benchmark.core.plugins import DATASETS, METHODS, importable_modules
 from benchmark.core.presets import Preset
-from benchmark.core.records import RunSpec
+from benchmark.core.records import SELECTION_FULL_VAL, RunSpec
 from benchmark.core.scenarios import scenarios_for_missing
+from benchmark.core.selection import SELECTIONS
 from benchmark.core.weights import check_weights
-from benchmark.run.data import open_dataset
+from benchmark.run.data import check_train_missing, open_dataset
+from benchmark.run.evaluate import TileCorruption
 from benchmark.run.imbalance import validate_factor
 from benchmark.run.store import RunStore
 
@@ -44,6 +47,13 @@ class SweepRequest:
     budget: str = "steps"
     """`steps` (the preset's) or `flops` (each method's steps scaled to the baseline's FLOPs,
     after the data are open: `benchmark.run.budget`)."""
+    train_missing: tuple[tuple[tuple[str, float], ...], ...] = ((),)
+    """Training-data settings to sweep (`--train-missing`, repeatable): each a set of
+    (modality, share of training tiles without it); () = complete training data."""
+    selection: str = SELECTION_FULL_VAL
+    """Model-selection rule (`--selection`, `records.SELECTION_DESCRIPTION`)."""
+    corruptions: tuple[TileCorruption, ...] = ()
+    """Test-time corruptions x severities each finished run is also evaluated under."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +86,7 @@ def expand(request: SweepRequest) -> Sweep:
     if total < 1:
         raise BenchmarkError(f"--steps must be a positive integer, got {total}")
     factors = [validate_factor(f) for f in request.imbalances]
+    SELECTIONS.get(request.selection)  # an unknown rule: one line listing the rules
     specs, reported, modalities, dataset_classes = [], {}, {}, []
     for given in request.datasets:
         name = DATASETS.canonical(given.name)
@@ -87,14 +98,17 @@ def expand(request: SweepRequest) -> Sweep:
         scenarios = scenarios_for_missing(request.missing, names)
         reported[name] = tuple(str(s) for s in scenarios)
         modalities[name] = tuple(names)
-        for factor in factors:
+        for missing in request.train_missing:
+            check_train_missing(dict(missing), names)
+        for factor, missing in itertools.product(factors, request.train_missing):
             for method, method_cls in zip(methods, method_classes, strict=True):
                 for subset in method_cls.training_subsets(names, scenarios):
                     for seed in request.seeds:
+                        spec = make_run_spec(
+                            method, dataset, seed, request.preset, total, subset, factor
+                        )
                         specs.append(
-                            make_run_spec(
-                                method, dataset, seed, request.preset, total, subset, factor
-                            )
+                            replace(spec, train_missing=missing, selection=request.selection)
                         )
     modules = importable_modules([*method_classes, *dataset_classes])
     return Sweep(tuple(specs), reported, modalities, modules)

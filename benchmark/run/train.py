@@ -12,6 +12,7 @@ import logging
 import random
 import time
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,12 +25,19 @@ from benchmark.core.errors import BenchmarkError
 from benchmark.core.method import Method, PhaseMarker, TrainContext, phase_clock
 from benchmark.core.plugins import METHODS
 from benchmark.core.progress import ProgressLines, progress_bar
-from benchmark.core.records import SELECTION_FULL_VAL, RunSpec
+from benchmark.core.records import RunSpec
 from benchmark.core.scenarios import Scenario
+from benchmark.core.selection import SELECTIONS
+from benchmark.run.corrupted import evaluate_corruptions
 from benchmark.run.cost import measure_run_cost
 from benchmark.run.data import BatchSource, RunData, prepare_data, training_batches
 from benchmark.run.deploy import model_card
-from benchmark.run.evaluate import evaluation_records, feedback_iou, probe_scores
+from benchmark.run.evaluate import (
+    TileCorruption,
+    evaluation_records,
+    feedback_iou,
+    probe_scores,
+)
 from benchmark.run.store import RunStore
 from benchmark.run.tensorboard import ScalarLog
 
@@ -87,6 +95,12 @@ def train_step(
     return losses
 
 
+def selection_scenarios(spec: RunSpec, full: Scenario) -> list[Scenario]:
+    """The validation scenarios whose mean mIoU selects the checkpoint (`--selection`)."""
+    evaluated = METHODS.get(spec.method).evaluation_scenarios(spec.train_modalities)
+    return SELECTIONS.get(spec.selection).scenarios(evaluated, full)
+
+
 class RunDiverged(FloatingPointError):
     """Training produced a non-finite loss."""
 
@@ -120,6 +134,8 @@ class TrainState:
     step_seconds: list[float] = field(default_factory=list)
     probes: dict[str, float] = field(default_factory=dict)
     """The method's validation probes at the latest validation (`<name>_val_miou`)."""
+    val_score: float = float("nan")
+    """The selection rule's score at the latest validation (`selection_scenarios`)."""
 
     @property
     def median_step_ms(self) -> float:
@@ -139,8 +155,11 @@ class RunExecutor:
         show_progress: bool = True,
         retry_failed: bool = False,
         tensorboard: bool = False,
+        corruptions: Sequence[TileCorruption] = (),
     ) -> None:
         self.spec = spec
+        self.corruptions = tuple(corruptions)
+        """Test-time corruptions to evaluate the finished run under (`run.corrupted`)."""
         self.store = store
         self.device = device
         self.data_root = Path(data_root)
@@ -154,6 +173,11 @@ class RunExecutor:
         run_id = self.spec.run_id
         state = self.store.state(run_id)
         if state == "done" and self.store.damage(run_id) is None:
+            if self._pending_corruptions():
+                with self.store.lock(run_id) as locked:
+                    if not locked:
+                        return RunOutcome(self.spec, "busy", 0.0, "running in another launcher")
+                    self._evaluate_corruptions()
             return RunOutcome(self.spec, "skipped", 0.0)
         if state == "failed" and not self.retry_failed:
             return RunOutcome(self.spec, "failed", 0.0, self.store.failure_reason(run_id))
@@ -175,9 +199,26 @@ class RunExecutor:
                 log.error("run %s failed: %s", run_id, reason)
                 return RunOutcome(self.spec, "failed", time.perf_counter() - start, reason)
             self.store.finish(run_id, records)
+            self._evaluate_corruptions()
         return RunOutcome(self.spec, "done", time.perf_counter() - start)
 
     # --------------------------------------------------------------------- internals
+    def _pending_corruptions(self) -> bool:
+        """Whether a finished run lacks a corrupted evaluation asked for (cheap: no data)."""
+        if not self.corruptions:
+            return False
+        done = {
+            (r["corruption"], r["severity"]) for r in self.store.read_corrupted(self.spec.run_id)
+        }
+        return any((c.name, c.severity) not in done for c in self.corruptions)
+
+    def _evaluate_corruptions(self) -> None:
+        """The finished run's selected model on the corrupted test split (with the lock held)."""
+        if self.corruptions:
+            evaluate_corruptions(
+                self.spec, self.store, self.data_root, self.device, self.corruptions, build_method
+            )
+
     def _intact(self) -> bool:
         """Whether a `done` run can be trusted; a damaged one is named and trained again."""
         damage = self.store.damage(self.spec.run_id)
@@ -197,6 +238,7 @@ class RunExecutor:
             data.label_filter,
             self.device,
             spec.steps,
+            data.availability,
         )
         scenarios = METHODS.get(spec.method).evaluation_scenarios(spec.train_modalities)
         state = self._resume(method)
@@ -230,8 +272,8 @@ class RunExecutor:
                 if state.step % spec.val_every == 0 or state.step == spec.steps:
                     state.train_seconds += time.perf_counter() - tic
                     self._validate(bar, data, method, state)
-                    lines.validation(state.step, state.val_records[-1]["miou"])
-                    scores = {"miou": state.val_records[-1]["miou"], **state.probes}
+                    lines.validation(state.step, state.val_score)
+                    scores = {"miou": state.val_score, **state.probes}
                     board.scalars("val", scores, state.step)
                     tic = time.perf_counter()
             self.store.write_train_log(spec.run_id, state.history)
@@ -254,11 +296,13 @@ class RunExecutor:
         feedback = feedback_iou(method, data.val, spec, self.device)
         if feedback:
             method.observe_validation(feedback, state.step)
-        record = self._evaluate(bar, data, method, "val", [full], state.step, state, selection="")
-        state.val_records.append(record[0])
-        if state.best is None or record[0]["miou"] > state.best["miou"]:
+        scenarios = selection_scenarios(spec, full)
+        records = self._evaluate(bar, data, method, "val", scenarios, state.step, state, "")
+        state.val_records += records
+        state.val_score = float(np.mean([r["miou"] for r in records]))
+        if state.best is None or state.val_score > state.best["miou"]:
             weights = copy.deepcopy(method.state_dict())
-            state.best = {"step": state.step, "miou": record[0]["miou"], "model": weights}
+            state.best = {"step": state.step, "miou": state.val_score, "model": weights}
         kept = {f.name: getattr(state, f.name) for f in dataclasses.fields(state)}  # no copies
         checkpoint = kept | {
             "method": method.checkpoint(),
@@ -285,8 +329,11 @@ class RunExecutor:
         scenarios: list[Scenario],
         step: int,
         state: TrainState,
-        selection: str = SELECTION_FULL_VAL,
+        selection: str | None = None,
     ) -> list[dict[str, Any]]:
+        """Records of `split` under `scenarios`; `selection` "" marks an intermediate
+        validation, None the selected checkpoint (the run's rule)."""
+        selection = self.spec.selection if selection is None else selection
         dataset = data.val if split == "val" else data.test
         task = bar.add_task(
             f"eval {split} · {len(scenarios)} scenario(s)", total=len(dataset), info=""

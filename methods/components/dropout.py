@@ -88,6 +88,15 @@ class SubsetSampler:
             keep = keep.expand(batch_size, -1)
         return keep.to(device)
 
+    def sample_available(self, available: Tensor) -> Tensor:
+        """Keep-mask [B, M] within what each sample has (`available`, bool [B, M]).
+
+        Training with missing data (`--train-missing`): a modality a sample lacks is never
+        kept; where the drawn subset keeps nothing the sample has, it keeps all it has.
+        """
+        keep = self.sample(available.shape[0], available.device) & available
+        return torch.where(keep.any(1, keepdim=True), keep, available)
+
     def as_dict(self, keep: Tensor) -> dict[str, Tensor]:
         """Column per modality: {name: bool[B]}."""
         return {m: keep[:, i] for i, m in enumerate(self.modalities)}

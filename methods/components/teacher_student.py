@@ -24,8 +24,9 @@ from benchmark.api import (
     HParam,
     Method,
     TrainContext,
+    availability_matrix,
     labels_of,
-    modality_inputs,
+    zero_fill_missing,
 )
 from methods.baseline import mean_fill
 from methods.components.segmenter import FusionSegmenter
@@ -67,24 +68,41 @@ class TeacherStudentMethod(Method):
         return int(self.updates[1]) > 0
 
     def update(self, batch: Batch, step: int) -> dict[str, float]:
-        """The teacher's step during its stage; afterwards, frozen, the student's."""
-        inputs = {m: v for m, v in modality_inputs(batch).items() if m in self.channels}
+        """The teacher's step during its stage; afterwards, frozen, the student's.
+
+        Under `--train-missing` a sample's absent modality arrives zero-filled, and
+        `available` (bool [B, M]) tells the stages which samples are complete.
+        """
+        inputs = zero_fill_missing(batch, self.modalities)
+        available = availability_matrix(batch, self.modalities)
         mask = labels_of(batch)
         if step < self.teacher_steps:
-            return self.teacher_update(inputs, mask)
+            return self.teacher_update(inputs, mask, available.all(1))
         self.freeze_teacher()
-        losses = self.student_update(inputs, mask, step)
+        losses = self.student_update(inputs, mask, step, available)
         self.updates[1] += 1
         return losses
 
     @abc.abstractmethod
     def student_update(
-        self, inputs: Mapping[str, Tensor], mask: Tensor, step: int
+        self, inputs: Mapping[str, Tensor], mask: Tensor, step: int, available: Tensor
     ) -> dict[str, float]:
-        """One student-stage step (the teacher is frozen); returns named scalar losses."""
+        """One student-stage step (the teacher is frozen); returns named scalar losses.
 
-    def teacher_update(self, inputs: Mapping[str, Tensor], mask: Tensor) -> dict[str, float]:
-        """One teacher-stage step: CE on complete inputs."""
+        The teacher's outputs are trustworthy only for complete samples (`available.all(1)`).
+        """
+
+    def teacher_update(
+        self, inputs: Mapping[str, Tensor], mask: Tensor, complete: Tensor
+    ) -> dict[str, float]:
+        """One teacher-stage step: CE on complete inputs (the complete samples only)."""
+        if not bool(complete.all()):
+            if not bool(complete.any()):
+                self.skip_step("teacher")
+                self.updates[0] += 1
+                return {"skipped_update": 1.0}
+            inputs = {m: x[complete] for m, x in inputs.items()}
+            mask = mask[complete]
         with self.autocast():
             logits = self.teacher(inputs)
         loss = self.segmentation_loss(logits, mask)

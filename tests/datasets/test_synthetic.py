@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -13,13 +14,23 @@ from benchmark.core.errors import BenchmarkError
 from benchmark.core.plugins import DATASETS
 from benchmark.core.spec import MASK
 from datasets.synthetic import SyntheticOptions, cache_dir
-from datasets.synthetic_scene import CAR, CLUTTER, generate_scene
+from datasets.synthetic_scene import (
+    CAR,
+    CLUTTER,
+    GENERATOR_VERSION,
+    LEGACY_STYLE,
+    SceneStyle,
+    generate_scene,
+    roof_colour,
+)
 
 TINY = SyntheticOptions(tile_size=64, train_tiles=3, val_tiles=2, test_tiles=2, seed=0)
 VARIANTS = {
     "synthetic": ("optical", "dsm"),
     "synthetic_sar": ("optical", "sar"),
     "synthetic_3m": ("optical", "dsm", "sar"),
+    "synthetic_dsm_led": ("optical", "dsm"),
+    "synthetic_4m": ("rgb", "nir", "dsm", "sar"),
 }
 
 
@@ -100,7 +111,8 @@ def test_cache_is_reused_and_shared_by_variants(
         assert ds.spec.modality_names == mods
         sample = ds.load(0)
         assert set(sample) == {*mods, MASK}
-        np.testing.assert_array_equal(sample["optical"], before["optical"])
+        if "optical" in sample:
+            np.testing.assert_array_equal(sample["optical"], before["optical"])
         np.testing.assert_array_equal(sample[MASK], before[MASK])
     assert sorted(p.name for p in cache_dir(tmp_path, TINY).iterdir()) == [
         "meta.json",
@@ -178,6 +190,12 @@ def test_class_frequencies_are_imbalanced() -> None:
         {"imbalance": "high"},
         {"tile_size": 64.5},
         {"seed": -1},
+        {"optical_ambiguity": 1.5},
+        {"optical_ambiguity": -0.1},
+        {"optical_ambiguity": float("nan")},
+        {"dsm_quality": "good"},
+        {"dsm_quality": True},
+        {"dsm_quality": 2},
     ],
 )
 def test_bad_options_raise(changes: dict) -> None:
@@ -203,3 +221,75 @@ def test_plot_returns_figure(tmp_path: Path) -> None:
     fig = ds.plot(sample, prediction=sample[MASK], title="tile")
     assert isinstance(fig, Figure)
     assert len(fig.axes) >= 5  # three modalities, labels, prediction (+ colourbars)
+
+
+# The original generator (version 1) on one scene: mask hash and per-array sums / sums of
+# squares, recorded from that generator's code before the style knobs existed.
+_LEGACY_MASK_SHA = "f4418b17a200fbdc"
+_LEGACY_MOMENTS = {
+    "optical": (9878.503399530426, 4563.7546615217625),
+    "dsm": (52583.26154159289, 697469.5208141482),
+    "sar": (-135788.7741484791, 2559045.9652394233),
+}
+
+
+def test_legacy_style_reproduces_the_original_generator() -> None:
+    scene = generate_scene(96, synthetic.scene_rng(5, "train", 2), 1.0, LEGACY_STYLE)
+    assert hashlib.sha256(scene[MASK].tobytes()).hexdigest()[:16] == _LEGACY_MASK_SHA
+    for name, (total, squares) in _LEGACY_MOMENTS.items():
+        data = scene[name].astype(np.float64)
+        assert data.sum() == pytest.approx(total, rel=1e-9), name
+        assert (data**2).sum() == pytest.approx(squares, rel=1e-9), name
+
+
+def test_dsm_led_variant_is_the_legacy_style_and_shares_its_cache(tmp_path: Path) -> None:
+    led = DATASETS.get("synthetic_dsm_led").make_options({})
+    assert led.style is LEGACY_STYLE
+    same = SyntheticOptions(optical_ambiguity=1.0, dsm_quality=1.0)
+    assert cache_dir(tmp_path, led) == cache_dir(tmp_path, same)
+    assert DATASETS.get("synthetic").make_options({}).style != LEGACY_STYLE
+
+
+def test_cache_is_keyed_by_generator_version_and_style(tmp_path: Path) -> None:
+    default = cache_dir(tmp_path, TINY)
+    assert default.name.startswith(f"v{GENERATOR_VERSION}-")
+    for changes in ({"optical_ambiguity": 0.9}, {"dsm_quality": 0.9}):
+        other = SyntheticOptions(**{**TINY.__dict__, **changes})
+        assert cache_dir(tmp_path, other) != default
+
+
+def test_styles_change_the_sensors_but_not_the_layout() -> None:
+    rng = synthetic.scene_rng(1, "train", 0)
+    legacy = generate_scene(64, rng, 1.0, LEGACY_STYLE)
+    # Same layout draws as long as no colour branch differs: compare the class maps only when
+    # the style leaves colours alone (DSM quality only touches the DSM, after the layout).
+    poor_dsm = generate_scene(64, synthetic.scene_rng(1, "train", 0), 1.0, SceneStyle(1.0, 0.0))
+    np.testing.assert_array_equal(legacy[MASK], poor_dsm[MASK])
+    np.testing.assert_array_equal(legacy["optical"], poor_dsm["optical"])
+    assert not np.array_equal(legacy["dsm"], poor_dsm["dsm"])
+
+
+def test_clear_optics_never_paint_roofs_road_grey() -> None:
+    rng = np.random.default_rng(0)
+    clear = SceneStyle(optical_ambiguity=0.0, dsm_quality=1.0)
+    for _ in range(200):
+        nir, red, green, blue = roof_colour(rng, False, clear)
+        assert red > 1.1 * green  # tiles, never a flat grey spectrum
+    legacy = [roof_colour(rng, False) for _ in range(400)]
+    flat = [c for c in legacy if np.ptp(c[:3]) < 0.1 * c[:3].mean()]
+    assert 0.35 < len(flat) / len(legacy) < 0.8  # half grey + 15 % dark in the legacy style
+
+
+def test_4m_modalities_regroup_the_stored_bands(tmp_path: Path) -> None:
+    four = make(tmp_path, "val", name="synthetic_4m")
+    three = make(tmp_path, "val", name="synthetic_3m")
+    a, b = four.load(1), three.load(1)
+    np.testing.assert_array_equal(a["nir"][0], b["optical"][0])
+    np.testing.assert_array_equal(a["rgb"][:2], b["optical"][1:])
+    assert a["rgb"].shape == (3, 64, 64) and a["rgb"].min() >= 0.0 and a["rgb"].max() <= 1.0
+    assert not np.array_equal(a["rgb"][2], a["rgb"][1])  # a real blue band
+    kinds = {m.name: m.kind for m in four.spec.modalities}
+    assert kinds == {"rgb": "optical", "nir": "optical", "dsm": "elevation", "sar": "sar"}
+    spec3 = three.spec
+    assert four.spec.modality("nir").mean[0] == spec3.modality("optical").mean[0]
+    assert four.spec.modality("rgb").mean[:2] == spec3.modality("optical").mean[1:]

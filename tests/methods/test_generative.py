@@ -35,7 +35,8 @@ def test_generator_gets_l1_gradient_and_segmenter_loss_does_not_reach_it(data_ro
 
     # the training step: the segmenter's CE is computed on detached imputations
     keep = {m: torch.tensor([m != target] * batch["mask"].shape[0]) for m in method.modalities}
-    fakes, _ = method.translator_step(inputs, keep)
+    have = {m: torch.ones(batch["mask"].shape[0], dtype=torch.bool) for m in method.modalities}
+    fakes, _ = method.translator_step(inputs, keep, have)
     assert all(not f.requires_grad for f in fakes.values())
     method.zero_grad(set_to_none=True)
     seg_inputs = {m: fakes[m] if m == target else x for m, x in inputs.items()}

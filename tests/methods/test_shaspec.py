@@ -59,6 +59,7 @@ def test_losses_and_warm_up(data_root):
     with torch.no_grad():
         shared, specific, _ = method.encode(inputs)
         same = {m: shared[method.modalities[0]] for m in method.modalities}
-        assert float(method.alignment_loss(same)) == 0.0
+        everyone = {m: torch.ones(len(same[m][0]), dtype=torch.bool) for m in same}
+        assert float(method.alignment_loss(same, everyone)) == 0.0
     weight = method.modality_classifier.weight
     assert weight.shape[0] == len(method.modalities)

@@ -16,6 +16,7 @@ from benchmark.core.method import TrainContext, evaluation_mode, labels_of, moda
 from benchmark.core.plugins import DATASETS, METHODS
 from benchmark.core.presets import PRESETS
 from benchmark.core.scenarios import all_scenarios
+from benchmark.core.spec import MASK
 from benchmark.run.data import PatchSampler
 from methods.components.shared_encoder import SharedEncoder
 from tests.conftest import TINY
@@ -80,11 +81,12 @@ def test_stop_gradient_blocks_the_target_branch(data_root, stop_grad, loss):
     batch = sampler.batch(0)
     features, translations = forward_parts(method, batch)
     one_way = {(source, target): translations[(source, target)]}
+    both = {(source, target): torch.ones(batch[MASK].shape[0], dtype=torch.bool)}
     method.zero_grad(set_to_none=True)
     if loss == "align":
-        value = method.translation_loss(features, one_way)
+        value = method.translation_loss(features, one_way, both)
     else:
-        value = method.psa_loss(features, one_way, labels_of(batch), torch.zeros(1))
+        value = method.psa_loss(features, one_way, labels_of(batch), torch.zeros(1), both)
     value.backward()
     assert grads_of(method.translators.translators[f"{source}_to_{target}"]) > 0
     assert grads_of(method.specific[source]) > 0 and grads_of(method.shared.stems[source]) > 0
