@@ -115,7 +115,10 @@ def test_list_shows_registries(capsys):
 def test_list_markdown_is_a_table(capsys):
     assert main(["list", "--markdown"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert "| name | paper | what it does | with a missing modality |" in lines
+    header = (
+        "| name | paper | what it does | with a missing modality | with missing training data |"
+    )
+    assert header in lines
     assert any(line.startswith("| `baseline` (alias `zero_fill`)") for line in lines)
 
 
