@@ -97,6 +97,12 @@ PASSES = ("full", "recovered")
 """The two decodes of a training step: every modality real, and a scenario recovered."""
 
 
+def every_sample(translated: Mapping[int, Tensor]) -> Tensor:
+    """bool [B], all True: a translation's rows when every sample has both modalities."""
+    first = next(iter(translated.values()))
+    return torch.ones(first.shape[0], dtype=torch.bool, device=first.device)
+
+
 @register_method("stars")
 class Stars(Method):
     """STARS (reconstructed): shared-specific encoders, translation with stop-gradient, PSA."""
@@ -344,13 +350,17 @@ class Stars(Method):
 
     # ------------------------------------------------------------------ losses
     def translation_loss(
-        self, features: Mapping, translations: Mapping, both: Mapping[tuple[str, str], Tensor]
+        self,
+        features: Mapping,
+        translations: Mapping,
+        both: Mapping[tuple[str, str], Tensor] | None = None,
     ) -> Tensor | None:
         """Alignment of each translation with its real target, on the samples that have both
-        modalities of the pair (`both`, bool [B]); None when no sample has any pair."""
+        modalities of the pair (`both`, bool [B]; None = every sample); None when no sample
+        has any pair."""
         terms = []
         for pair, translated in translations.items():
-            rows = both[pair]
+            rows = every_sample(translated) if both is None else both[pair]
             if not bool(rows.any()):
                 continue
             for level, prediction in translated.items():
@@ -372,10 +382,11 @@ class Stars(Method):
         translations: Mapping,
         mask: Tensor,
         logits: Tensor,
-        both: Mapping[tuple[str, str], Tensor],
+        both: Mapping[tuple[str, str], Tensor] | None = None,
     ) -> Tensor:
         """Class-balanced pixels on the PSA grid; translated anchors vs real target keys, for
-        each pair only at pixels of samples that have both its modalities (`both`)."""
+        each pair only at pixels of samples that have both its modalities (`both`; None =
+        every sample)."""
         hp = self.hparams
         level = hp["psa_level"]
         grid = tuple(features[self.modalities[0]][level].shape[-2:])
@@ -400,7 +411,8 @@ class Stars(Method):
         sample_of = index // (grid[0] * grid[1])
         terms = []
         for (source, target), translated in translations.items():
-            usable = both[(source, target)][sample_of]
+            pair_rows = every_sample(translated) if both is None else both[(source, target)]
+            usable = pair_rows[sample_of]
             pair_index = index if bool(usable.all()) else index[usable]
             if pair_index.numel() < 2:
                 continue

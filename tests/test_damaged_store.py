@@ -81,6 +81,7 @@ def test_a_done_run_with_damaged_records_is_redone_and_the_sweep_goes_on(
 def test_report_refuses_a_spec_that_does_not_hash_to_its_run(finished, tmp_path, caplog, edit):
     out = copy_of(finished, tmp_path)
     edited = run_of(out, "baseline")
+    moddrop = run_of(out, "moddrop")  # before the edit: it may make baseline's spec say moddrop
     spec = json.loads((edited / "spec.json").read_text())
     edit(spec)
     (edited / "spec.json").write_text(json.dumps(spec))
@@ -88,7 +89,7 @@ def test_report_refuses_a_spec_that_does_not_hash_to_its_run(finished, tmp_path,
         assert main(["report", str(out), "--no-qualitative"]) == 0
     assert any(edited.name in r.getMessage() for r in caplog.records)
     board = pd.read_csv(out / "report" / "leaderboard.csv")
-    assert set(board["run_id"]) == {run_of(out, "moddrop").name}  # baseline left out, not moved
+    assert set(board["run_id"]) == {moddrop.name}  # baseline left out, not moved
 
 
 def test_report_on_a_store_where_every_run_is_unreadable_is_one_line(finished, tmp_path, capsys):
