@@ -65,13 +65,6 @@ _SOURCES: dict[str, tuple[tuple[str, int], ...]] = {
     "nir": (("optical", 0),),
 }
 """Each modality as (stored array, channel) pairs: `rgb` and `nir` re-split the optical bands."""
-_KINDS = {
-    "optical": "optical",
-    "dsm": "elevation",
-    "sar": "sar",
-    "rgb": "optical",
-    "nir": "optical",
-}
 _DESCRIPTIONS = {
     "optical": "near-infrared, red, green reflectance [0-1]",
     "dsm": "surface height [m]",
@@ -307,8 +300,7 @@ class SyntheticDataset(MultiModalDataset):
                     channels=len(_SOURCES[m]),
                     mean=tuple(float(band_stats[a]["mean"][c]) for a, c in _SOURCES[m]),
                     std=tuple(max(float(band_stats[a]["std"][c]), 1e-6) for a, c in _SOURCES[m]),
-                    description=_DESCRIPTIONS[m],
-                    kind=_KINDS[m],
+                    description=_DESCRIPTIONS[m],  # kind: inferred from the name
                 )
                 for m in self.MODALITIES
             )

@@ -38,7 +38,8 @@ from benchmark.api import (
     Method,
     Paper,
     TrainContext,
-    availability_matrix,
+    availability,
+    complete_samples,
     labels_of,
     register_method,
     select_rows,
@@ -214,9 +215,8 @@ class MetaRS(Method):
     def update(self, batch: Batch, step: int) -> dict[str, float]:
         hp = self.hparams
         inputs = zero_fill_missing(batch, self.modalities)
-        available = availability_matrix(batch, self.modalities)
-        have = {m: available[:, i] for i, m in enumerate(self.modalities)}
-        complete = available.all(1)
+        have = availability(batch, self.modalities)
+        complete = complete_samples(batch, self.modalities)
         mask = labels_of(batch)
         size = tuple(mask.shape[-2:])
         aligning = len(self.modalities) > 1 and step >= self.begin_step

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -160,17 +160,22 @@ def _severity_mean(
     return out
 
 
+def corrupted_datasets(
+    board: pd.DataFrame, expected: Expected
+) -> Iterator[tuple[str, pd.DataFrame, Grid, Scores, set[str]]]:
+    """Per dataset with corrupted rows: its name, rows, grid, seed scores and oracle labels."""
+    for dataset in dict.fromkeys(board["dataset"]):
+        part = board[board["dataset"] == dataset]
+        if has_corruptions(part):
+            yield dataset, part, grid_of(part, expected, dataset), Scores(part), oracles(part)
+
+
 def severity_frame(board: pd.DataFrame, methods: Sequence[str], expected: Expected) -> pd.DataFrame:
     """corruption.csv: one row per dataset x imbalance x method x scenario x corruption x
     severity (0 = clean) with mean, std, n and 95 % t-CI over seeds of mIoU; every cell of the
     grid is a row, a missing one with n = 0."""
     rows = []
-    for dataset in dict.fromkeys(board["dataset"]):
-        part = board[board["dataset"] == dataset]
-        if not has_corruptions(part):
-            continue
-        grid, scores = grid_of(part, expected, dataset), Scores(part)
-        kinds = oracles(part)
+    for dataset, _, grid, scores, kinds in corrupted_datasets(board, expected):
         for factor in grid.factors:
             for method in methods:
                 if (dataset, factor, method) not in expected and method not in scores.methods():
@@ -233,12 +238,7 @@ def error_frame(
     relative CE (mean, std, n over seeds), plus a row `corruption = mean` with mCE and relative
     mCE; `normalised_by` names the reference, or is empty where it has no corrupted records."""
     rows = []
-    for dataset in dict.fromkeys(board["dataset"]):
-        part = board[board["dataset"] == dataset]
-        if not has_corruptions(part):
-            continue
-        grid, scores = grid_of(part, expected, dataset), Scores(part)
-        kinds = oracles(part)
+    for dataset, part, grid, scores, kinds in corrupted_datasets(board, expected):
         normalised = reference in set(corrupted(part)["method"])
         if not normalised:
             log.warning(

@@ -24,9 +24,11 @@ from benchmark.core.plugins import METHODS
 from benchmark.core.provenance import git_commit
 from benchmark.core.records import RunSpec
 from benchmark.core.scenarios import Scenario
+from benchmark.core.spec import DatasetSpec
 from benchmark.run.corruptions import target_modalities
 from benchmark.run.data import RunData, prepare_data
 from benchmark.run.evaluate import TileCorruption, evaluate_run_split, score_fields
+from benchmark.run.metrics import ConfusionMatrix
 from benchmark.run.store import RunStore
 
 log = logging.getLogger(__name__)
@@ -36,8 +38,7 @@ def pending_evaluations(
     spec: RunSpec,
     store: RunStore,
     corruptions: Sequence[TileCorruption],
-    modalities: Sequence[str],
-    dataset_spec: Any,
+    dataset_spec: DatasetSpec,
 ) -> list[tuple[TileCorruption, list[Scenario]]]:
     """Per corruption, the run's scenarios that hold a modality it touches and lack a record."""
     done = {
@@ -46,7 +47,7 @@ def pending_evaluations(
     scenarios = METHODS.get(spec.method).evaluation_scenarios(spec.train_modalities)
     pending = []
     for corruption in corruptions:
-        touched = set(target_modalities(corruption.name, dataset_spec)) & set(modalities)
+        touched = set(target_modalities(corruption.name, dataset_spec))
         todo = [
             s
             for s in scenarios
@@ -74,7 +75,7 @@ def evaluate_corruptions(
         return 0
     data = prepare_data(spec, data_root)
     ds = data.test.spec
-    pending = pending_evaluations(spec, store, corruptions, spec.train_modalities, ds)
+    pending = pending_evaluations(spec, store, corruptions, ds)
     if not pending:
         return 0
     clean = {
@@ -109,8 +110,8 @@ def evaluate_corruptions(
 
 def corrupted_record(
     clean: dict[str, Any],
-    tiles: Sequence[Any],
-    dataset_spec: Any,
+    tiles: Sequence[ConfusionMatrix],
+    dataset_spec: DatasetSpec,
     corruption: TileCorruption,
     seconds: float,
 ) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from benchmark.core.provenance import git_commit, versions
 from benchmark.core.records import CLEAN, EvalRecord, RunSpec
 from benchmark.core.scenarios import Scenario
 from benchmark.core.spec import MASK
+from benchmark.run.corruptions import corrupt
 from benchmark.run.cost import RunCost
 from benchmark.run.data import RunData
 from benchmark.run.imbalance import TIERS
@@ -66,8 +67,6 @@ def corrupted_tile(
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Normalised inputs of tile `index` under `corruption` (validity masks as `valid:<m>`
     float [1, H, W]) and its labels. The corruption works in the loader's raw units."""
-    from benchmark.run.corruptions import corrupt
-
     raw = dataset.load(index)
     target = raw.pop(MASK)
     result = corrupt(
