@@ -160,6 +160,17 @@ def _severity_mean(
     return out
 
 
+def studied_methods(board: pd.DataFrame, methods: Sequence[str]) -> list[str]:
+    """The methods the corruption section lists: those with corrupted evaluations, and those
+    with no finished run yet (shown as gaps, n = 0). A method whose runs finished without any
+    corrupted evaluation (e.g. a training condition the sweep did not corrupt) was not part of
+    the corruption study; listing it would fill every table with empty rows."""
+    ok = board[board["status"] == "ok"] if "status" in board else board
+    with_corruptions = set(corrupted(ok)["method"])
+    finished = set(ok["method"])
+    return [m for m in methods if m in with_corruptions or m not in finished]
+
+
 def corrupted_datasets(
     board: pd.DataFrame, expected: Expected
 ) -> Iterator[tuple[str, pd.DataFrame, Grid, Scores, set[str]]]:

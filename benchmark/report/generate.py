@@ -511,7 +511,7 @@ def write_corruption(
 
     if not corruption.has_corruptions(built.board):
         return []
-    methods, expected = results.methods, results.expected
+    methods, expected = corruption.studied_methods(built.board, results.methods), results.expected
     severity = corruption.severity_frame(built.board, methods, expected)
     errors = corruption.error_frame(built.board, methods, expected, reference)
     writer.csv(

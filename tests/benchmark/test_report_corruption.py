@@ -129,6 +129,23 @@ def test_fixture_reference_scores_100_and_the_grid_is_complete(corrupted_report)
     assert len(lr) and set(lr["miou_n"]) == {0}
 
 
+def test_finished_methods_without_corrupted_evaluations_are_left_out(tmp_path):
+    """A training condition the sweep did not corrupt has clean runs only: it is no row of the
+    corruption section, while an unfinished method still shows as a gap."""
+    root = copy_fixture(tmp_path)
+    add_corruptions(
+        root, keep=lambda rec, _c, _s: rec["method"] != "baseline[class_weighting=none]"
+    )
+    generate_report(root, reference="baseline", qualitative=False)
+    severity = pd.read_csv(root / "report" / "corruption.csv")
+    assert "baseline[class_weighting=none]" not in set(severity["method"])
+    assert {"baseline", "baseline[lr=0.003]"} <= set(severity["method"])
+    errors = pd.read_csv(root / "report" / "corruption_error.csv")
+    assert "baseline[class_weighting=none]" not in set(errors["method"])
+    table = (root / "report" / "tables" / "synthetic_corruption.md").read_text(encoding="utf-8")
+    assert "class_weighting=none" not in table and "lr=0.003" in table
+
+
 # --- hand-built boards: exact corruption errors -------------------------------------------
 
 SCENARIOS = {"dsm+optical": ("none", 2), "optical": ("dsm", 1)}
