@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -319,16 +320,7 @@ def imbalance_curves(
         ax.set_xlabel("imbalance factor (tail labels kept: 1/F)")
         ax.set_title(f"present: {scenario} (missing: {missing_of[scenario]})")
         ax.grid(linewidth=0.3, alpha=0.6)
-        if notes:
-            ax.text(
-                0.02,
-                0.02,
-                "\n".join(notes),
-                transform=ax.transAxes,
-                fontsize=5.5,
-                va="bottom",
-                color="#B00000",
-            )
+        note_gaps(ax, notes)
     axes[0].set_ylabel(f"test {SCORE_METRICS[metric]} (%)")
     axes[0].set_ylim(bottom=0)  # shared: set once, after every panel has autoscaled
     handles = [Line2D([], [], color=colours[m], marker="o", markersize=3, label=m) for m in methods]
@@ -606,16 +598,7 @@ def gap_note(
         else:
             listed = ", ".join(f"{p:g}{unit}" for p in points)
             lines.append(f"missing: {method} ({what} {listed})")
-    if lines:
-        ax.text(
-            0.02,
-            0.02,
-            "\n".join(lines),
-            transform=ax.transAxes,
-            fontsize=5.5,
-            va="bottom",
-            color="#B00000",
-        )
+    note_gaps(ax, lines)
 
 
 def wrapped_title(width: float, lines: Sequence[str]) -> str:
@@ -637,3 +620,18 @@ def framed_height(panel_rows: int, panel_height: float, title: str, legend_rows:
     """Figure height that leaves each panel `panel_height` inches after the title's lines and
     the legend's rows (constrained layout shrinks the panels otherwise)."""
     return panel_rows * panel_height + 0.3 + 0.14 * (title.count("\n") + 1) + 0.15 * legend_rows
+
+
+def note_gaps(ax: Axes, lines: Sequence[str]) -> None:
+    """Name what a panel lacks (missing runs, points) in small red text at its lower left,
+    so a gap in a curve is never read as a result; nothing when nothing is missing."""
+    if lines:
+        ax.text(
+            0.02,
+            0.02,
+            "\n".join(lines),
+            transform=ax.transAxes,
+            fontsize=5.5,
+            va="bottom",
+            color="#B00000",
+        )

@@ -16,6 +16,15 @@ from pathlib import Path
 from benchmark.core.records import RunSpec
 
 FIXTURE = Path(__file__).resolve().parents[1] / "data" / "report_fixture"
+GOLDEN = FIXTURE / "expected"
+GOLDEN_FILES = (
+    "tables/synthetic.md",
+    "tables/synthetic.tex",
+    "leaderboard_wide.csv",
+    "robustness.csv",
+    "significance.csv",
+)
+"""Report outputs of the fixture kept as goldens (test_reporting.py regenerates them)."""
 CORRUPTIONS = {"clouds": "optical", "dsm_voids": "dsm"}
 """Corruption -> the modality it touches (a scenario without it gets no corrupted record)."""
 

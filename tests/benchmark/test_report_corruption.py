@@ -16,15 +16,13 @@ import pytest
 
 from benchmark.report import corruption, frames, render
 from benchmark.report.generate import generate_report
-from tests.benchmark.report_variants import FIXTURE, add_corruptions, copy_fixture, read_records
-
-GOLDEN = FIXTURE / "expected"
-GOLDEN_FILES = (
-    "tables/synthetic.md",
-    "tables/synthetic.tex",
-    "leaderboard_wide.csv",
-    "robustness.csv",
-    "significance.csv",
+from tests.benchmark.report_variants import (
+    FIXTURE,
+    GOLDEN,
+    GOLDEN_FILES,
+    add_corruptions,
+    copy_fixture,
+    read_records,
 )
 
 

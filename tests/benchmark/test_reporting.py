@@ -21,16 +21,8 @@ import pytest
 from benchmark.cli import main
 from benchmark.report import render, tables
 from benchmark.report.generate import generate_report, load_results
+from tests.benchmark.report_variants import FIXTURE, GOLDEN, GOLDEN_FILES
 
-FIXTURE = Path(__file__).resolve().parents[1] / "data" / "report_fixture"
-GOLDEN = FIXTURE / "expected"
-GOLDEN_FILES = (
-    "tables/synthetic.md",
-    "tables/synthetic.tex",
-    "leaderboard_wide.csv",
-    "robustness.csv",
-    "significance.csv",
-)
 REGEN = os.environ.get("MISSBENCH_REGEN_GOLDENS") == "1"
 
 
