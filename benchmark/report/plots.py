@@ -21,7 +21,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from benchmark.core.confine import write_target
 from benchmark.report.frames import (
@@ -43,6 +43,14 @@ OKABE_ITO = (
     "#F0E442",  # yellow
     "#000000",  # black
 )
+EXTRA_COLOURS = (
+    "#882255",  # wine
+    "#999933",  # olive
+    "#332288",  # indigo
+    "#888888",  # grey
+)
+"""Paul Tol's muted colours unlike any Okabe-Ito one: a zoo of nine to twelve methods keeps
+one colour per method instead of repeating the first ones."""
 SINGLE = 3.3
 DOUBLE = 7.0
 FONT = {
@@ -59,8 +67,10 @@ MISSING_FACE = "#EEEEEE"
 
 
 def method_colours(methods: Sequence[str]) -> dict[str, str]:
-    """Okabe-Ito colour per method label, in order (cycles after eight methods)."""
-    return {m: OKABE_ITO[i % len(OKABE_ITO)] for i, m in enumerate(methods)}
+    """Okabe-Ito colour per method label, in order; four more distinct colours for the ninth
+    to twelfth method, then the palette cycles."""
+    palette = OKABE_ITO + EXTRA_COLOURS
+    return {m: palette[i % len(palette)] for i, m in enumerate(methods)}
 
 
 def new_figure(width: float, height: float) -> Figure:
@@ -84,8 +94,27 @@ def save(fig: Figure, stem: Path, dpi: int = 200) -> list[Path]:
     return paths
 
 
-def _short(scenario: str, missing: str) -> str:
-    return f"{scenario}\n(full)" if missing == "none" else f"{scenario}\n(−{missing})"
+def _short(scenario: str, missing: str, sep: str = "\n") -> str:
+    return f"{scenario}{sep}(full)" if missing == "none" else f"{scenario}{sep}(−{missing})"
+
+
+CHAR_WIDTH = 0.055
+"""Inches per character of a 6.5 pt tick label, to decide whether labels fit their column."""
+
+
+def scenario_ticks(ax: Axes, scenarios: Sequence[str], missing_of: Mapping, column: float) -> float:
+    """Scenario tick labels on `ax`'s x axis: two lines when they fit a `column` inches wide,
+    else one line at 45° (four modalities make 15 long labels). Returns the extra height in
+    inches the labels need beyond two lines."""
+    two_lines = [_short(s, missing_of[s]) for s in scenarios]
+    widest = max((len(line) for label in two_lines for line in label.split("\n")), default=0)
+    ax.set_xticks(range(len(scenarios)))
+    if CHAR_WIDTH * widest <= column:
+        ax.set_xticklabels(two_lines)
+        return 0.0
+    one_line = [_short(s, missing_of[s], sep=" ") for s in scenarios]
+    ax.set_xticklabels(one_line, rotation=45, ha="right", rotation_mode="anchor")
+    return CHAR_WIDTH * max(len(label) for label in one_line) * 0.71
 
 
 def _factors(expected: Mapping, dataset: str) -> list[float]:
@@ -152,8 +181,11 @@ def heatmap(
     label_w = 0.055 * max(len(m) for m in methods) + 0.3
     width = min(DOUBLE, label_w + panel_w * len(factors) + 0.7)
     width = max(width, SINGLE)
+    column = (width - label_w - 0.7) / (len(factors) * max(1, len(scenarios)))
     fig = new_figure(width, 0.36 * len(methods) + 1.05)
     axes = fig.subplots(1, len(factors), squeeze=False, sharey=True)[0]
+    extra = max(scenario_ticks(ax, scenarios, missing_of, column) for ax in axes)
+    fig.set_figheight(fig.get_figheight() + extra)
     image = None
     for ax, factor, grid, short in zip(axes, factors, grids, partial, strict=True):
         image = ax.imshow(grid, cmap="viridis", vmin=vmin, vmax=vmax, aspect="auto")
@@ -184,8 +216,6 @@ def heatmap(
                     fontsize=6.5,
                     color="black" if shade > 0.55 else "white",
                 )
-        ax.set_xticks(range(len(scenarios)))
-        ax.set_xticklabels([_short(s, missing_of[s]) for s in scenarios])
         ax.set_yticks(range(len(methods)))
         ax.set_yticklabels(methods)
         ax.tick_params(length=0)
@@ -441,6 +471,7 @@ def training_curves(
             markeredgewidth=0.4,
             linestyle="none",
         )
+    log_scale_if_spread(loss_ax)
     loss_ax.set_xlabel("training step")
     loss_ax.set_ylabel("training loss")
     loss_ax.set_title("training loss (one line per run)")
@@ -463,6 +494,17 @@ def training_curves(
     return fig
 
 
+def log_scale_if_spread(ax: Axes, ratio: float = 30.0) -> None:
+    """Log y when the plotted lines are positive and span more than `ratio`: one method's loss
+    on another scale (generative's pix2pix L1 weight of 100) must not flatten the rest."""
+    values = np.concatenate(
+        [np.asarray(line.get_ydata(), float) for line in ax.get_lines()] or [[]]
+    )
+    values = values[np.isfinite(values)]
+    if values.size and values.min() > 0 and values.max() / values.min() > ratio:
+        ax.set_yscale("log")
+
+
 def cost_scatter(
     board: pd.DataFrame, dataset: str, methods: Sequence[str], metric: str = "miou"
 ) -> Figure:
@@ -477,7 +519,7 @@ def cost_scatter(
     rows = max(1, math.ceil(len(scenarios) / cols))
     fig = new_figure(DOUBLE, 1.9 * rows + 0.5)
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
-    drawn = set()
+    drawn, hollow = set(), False
     for ax, scenario in zip(axes, scenarios, strict=False):
         for method in methods:
             sel = part[(part["method"] == method) & (part["scenario"] == scenario)]
@@ -499,7 +541,8 @@ def cost_scatter(
                 capsize=1.5,
             )
             drawn.add(method)
-        ax.set_xscale("log")
+            hollow |= bool(oracle)
+        log_cost_axis(ax, costs["train_tflops"])
         ax.set_title(_short(scenario, missing_of[scenario]), fontsize=6.5)
         ax.grid(linewidth=0.3, alpha=0.6)
         ax.set_xlabel("training TFLOPs (run)")
@@ -511,14 +554,28 @@ def cost_scatter(
         for m in methods
         if m in drawn
     ]
-    handles.append(
-        Line2D([], [], marker="o", linestyle="none", mfc="white", mec="#555555", label="oracle")
-    )
+    if hollow:
+        handles.append(
+            Line2D([], [], marker="o", linestyle="none", mfc="white", mec="#555555", label="oracle")
+        )
     fig.legend(
         handles=handles, loc="outside lower center", ncol=min(4, len(handles)), frameon=False
     )
     fig.suptitle(f"{dataset}: score against training cost (mean ± std over seeds)", fontsize=8)
     return fig
+
+
+def log_cost_axis(ax: Axes, costs: pd.Series) -> None:
+    """A log x axis labelled at 1, 2 and 5 per decade only, its limits wide enough (a factor
+    of 2.56 at least) that one such tick always falls inside: matplotlib's default labels
+    every minor tick of a range under a decade, and they overprint each other."""
+    ax.set_xscale("log")
+    finite = costs[np.isfinite(costs) & (costs > 0)]
+    if not finite.empty:
+        ax.set_xlim(finite.min() / 1.6, finite.max() * 1.6)
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _pos: f"{value:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def band_line(

@@ -22,7 +22,7 @@ from benchmark.core.records import RunSpec
 from benchmark.core.scenarios import all_scenarios
 from benchmark.core.spec import MASK, DatasetSpec
 from benchmark.report.frames import dataset_of, label_of
-from benchmark.report.plots import DOUBLE, method_colours, new_figure
+from benchmark.report.plots import CHAR_WIDTH, DOUBLE, method_colours, new_figure
 from benchmark.report.samples import colourise, draw_modality
 from benchmark.run.data import open_dataset, prepare_data
 from benchmark.run.deploy import inference_hparams, load_model
@@ -101,6 +101,18 @@ def predict_tile(
     return sample, predictions, test.spec, test.tile_name(tile)
 
 
+def column_headers(modalities: Sequence[str], panel: float) -> tuple[dict[str, str], bool]:
+    """Each scenario's column header, and whether it is the compact form: "present: …
+    (missing: …)" when that fits a `panel` inches wide, else the present modalities one per
+    line (the figure then says once what the columns are)."""
+    scenarios = all_scenarios(modalities)
+    headers = {str(s): f"present: {s}\n(missing: {s.missing_label(modalities)})" for s in scenarios}
+    widest = max(len(line) for h in headers.values() for line in h.split("\n"))
+    if CHAR_WIDTH * widest <= panel:
+        return headers, False
+    return {str(s): "\n".join(str(s).split("+")) for s in scenarios}, True
+
+
 def qualitative_grid(
     chosen: Mapping[str, list[StoredRun]],
     store: RunStore,
@@ -109,32 +121,41 @@ def qualitative_grid(
     dataset: str,
     tile: int = 0,
 ) -> Figure:
-    """Row 0: modalities and ground truth; one row per method, one column per scenario."""
+    """Top: modalities and ground truth; below, one row per method, one column per scenario.
+
+    The two parts are separate subfigures, so the inputs' colour bars never squeeze a
+    prediction column; with many scenarios (four modalities make 15) the column headers list
+    the present modalities one per line instead of a sentence that would overprint."""
     results = {m: predict_runs(chosen[m], store, data_root, tile) for m in methods if m in chosen}
     if not results:
         raise ValueError(f"no finished run with weights for {dataset}")
     sample, _, ds, tile_name = next(iter(results.values()))
-    scenarios = [str(s) for s in all_scenarios([m.name for m in ds.modalities if m.name in sample])]
     modalities = [m for m in ds.modalities if m.name in sample]
-    cols = max(len(modalities) + 1, len(scenarios))
-    panel = min(1.7, (DOUBLE - 0.4) / cols)
-    fig = new_figure(panel * cols + 0.4, panel * (len(methods) + 1) + 0.75)
-    axes = fig.subplots(len(methods) + 1, cols, squeeze=False)
-    for ax in axes.ravel():
+    names = [m.name for m in modalities]
+    scenarios = [str(s) for s in all_scenarios(names)]
+    panel = min(1.7, (DOUBLE - 0.4) / len(scenarios))
+    headers, compact = column_headers(names, panel)
+    header_lines = max(h.count("\n") + 1 for h in headers.values())
+    inputs_panel = min(1.7, (DOUBLE - 0.4) / (len(modalities) + 1))
+    top_height = inputs_panel + 0.45
+    grid_height = panel * len(methods) + 0.12 * header_lines + 0.2
+    fig = new_figure(panel * len(scenarios) + 0.4, top_height + grid_height + 0.5)
+    top, grid = fig.subfigures(2, 1, height_ratios=(top_height, grid_height))
+    inputs = top.subplots(1, len(modalities) + 1, squeeze=False)[0]
+    for ax, modality in zip(inputs, modalities, strict=False):
+        draw_modality(ax, modality, np.asarray(sample[modality.name]), fontsize=7)
+        ax.set_xlabel("")
+    inputs[-1].imshow(colourise(sample[MASK], ds), interpolation="nearest")
+    inputs[-1].set_title("ground truth", fontsize=7)
+    inputs[0].set_ylabel("inputs", fontsize=7)
+    axes = grid.subplots(len(methods), len(scenarios), squeeze=False)
+    for ax in [*inputs, *axes.ravel()]:
         ax.set_xticks([])
         ax.set_yticks([])
-    for c, modality in enumerate(modalities):
-        draw_modality(axes[0, c], modality, np.asarray(sample[modality.name]))
-        axes[0, c].set_xlabel("")
-        axes[0, c].set_title(axes[0, c].get_title(), fontsize=7)
-    axes[0, len(modalities)].imshow(colourise(sample[MASK], ds), interpolation="nearest")
-    axes[0, len(modalities)].set_title("ground truth", fontsize=7)
-    for c in range(len(modalities) + 1, cols):
-        axes[0, c].set_visible(False)
-    axes[0, 0].set_ylabel("inputs", fontsize=7)
+    if compact:
+        grid.suptitle("columns: the modalities present at test time", fontsize=6.5)
     colours = method_colours(methods)
-    missing_of = {str(s): s for s in all_scenarios([m.name for m in modalities])}
-    for r, method in enumerate(methods, start=1):
+    for r, method in enumerate(methods):
         label = method if len(method) <= 18 else method.replace("[", "\n[")
         axes[r, 0].set_ylabel(label, fontsize=6.5, color=colours[method])
         for c, scenario in enumerate(scenarios):
@@ -151,11 +172,8 @@ def qualitative_grid(
                 )
             else:
                 ax.imshow(colourise(results[method][1][scenario], ds), interpolation="nearest")
-            if r == 1:
-                gone = missing_of[scenario].missing_label([m.name for m in modalities])
-                ax.set_title(f"present: {scenario}\n(missing: {gone})", fontsize=6.5)
-        for c in range(len(scenarios), cols):
-            axes[r, c].set_visible(False)
+            if r == 0:
+                ax.set_title(headers[scenario], fontsize=6.5)
     handles = [
         Patch(facecolor=np.asarray(col) / 255, edgecolor="black", linewidth=0.4, label=name)
         for name, col in zip(ds.classes, ds.palette, strict=True)

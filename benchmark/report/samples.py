@@ -39,24 +39,25 @@ def colourise(labels: np.ndarray, spec: DatasetSpec) -> np.ndarray:
     return lut[np.clip(labels, 0, 255).astype(np.intp)]
 
 
-def draw_modality(ax: Axes, modality: Modality, data: np.ndarray) -> None:
-    """False colour (first three bands) for multi-band data, else a colour-mapped band."""
+def draw_modality(ax: Axes, modality: Modality, data: np.ndarray, fontsize: float = 9) -> None:
+    """False colour (first three bands) for multi-band data, else a colour-mapped band.
+    `fontsize` is the title's; labels and ticks are one and two points smaller."""
     fig = ax.figure
     if data.shape[0] >= 3:
         ax.imshow(stretch(data[:3]).transpose(1, 2, 0), interpolation="nearest")
-        ax.set_title(f"{modality.name} (bands 1-3 as RGB)", fontsize=9)
+        ax.set_title(f"{modality.name} (bands 1-3 as RGB)", fontsize=fontsize)
         if modality.description:
-            ax.set_xlabel(modality.description, fontsize=8)
+            ax.set_xlabel(modality.description, fontsize=fontsize - 1)
         return
     band = data[0]
     lo, hi = np.percentile(band, [2, 98])
     cmap = _SINGLE_BAND_CMAPS.get(modality.name, "viridis")
     im = ax.imshow(band, cmap=cmap, vmin=lo, vmax=hi, interpolation="nearest")
     cbar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
-    cbar.ax.tick_params(labelsize=7)
+    cbar.ax.tick_params(labelsize=fontsize - 2)
     if modality.description:
-        cbar.set_label(modality.description, fontsize=8)
-    ax.set_title(modality.name, fontsize=9)
+        cbar.set_label(modality.description, fontsize=fontsize - 1)
+    ax.set_title(modality.name, fontsize=fontsize)
 
 
 def draw_labels(ax: Axes, labels: np.ndarray, spec: DatasetSpec, title: str) -> None:
