@@ -11,7 +11,9 @@ import pytest
 from benchmark.cli import parse_train_missing
 from benchmark.core.errors import BenchmarkError
 from benchmark.core.records import SELECTION_FULL_VAL, RunSpec
-from benchmark.run.store import CORRUPTED, RECORDS
+from benchmark.run.corrupted import corruptions_pending
+from benchmark.run.evaluate import TileCorruption
+from benchmark.run.store import CORRUPTED, RECORDS, RunStore
 from tests.benchmark.sample_spec import SPEC
 from tests.cli_helpers import assert_rejected, invoke, snapshot
 
@@ -54,6 +56,14 @@ def test_train_missing_and_corruptions_end_to_end(data_root, tmp_path):
         assert len(keys) == len(set(keys)) and {r["severity"] for r in rows} == {1, 3, 5}
         clean_records = (path.parent / RECORDS).read_text()
         assert '"corruption": "none"' in clean_records
+
+    store = RunStore(out)
+    for path in (out / "runs").glob("*/spec.json"):
+        spec = RunSpec.from_json(json.loads(path.read_text()))
+        assert corruptions_pending(spec, store, [TileCorruption("clouds", 4)])
+        assert not corruptions_pending(spec, store, [TileCorruption("clouds", 5)])  # evaluated
+        # speckle acts on SAR, which this dataset lacks: nothing to do, no data to prepare
+        assert not corruptions_pending(spec, store, [TileCorruption("speckle", 2)])
 
 
 def test_selection_rule_is_recorded_and_part_of_the_run(data_root, tmp_path):

@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from benchmark.core.errors import BenchmarkError
 from benchmark.core.method import Method
 from benchmark.core.plugins import METHODS
 from benchmark.core.provenance import git_commit
@@ -56,6 +57,24 @@ def pending_evaluations(
         if todo:
             pending.append((corruption, todo))
     return pending
+
+
+def corruptions_pending(
+    spec: RunSpec, store: RunStore, corruptions: Sequence[TileCorruption]
+) -> bool:
+    """Whether the finished run `spec` lacks a corrupted evaluation it can have. Cheap: the
+    dataset's modalities come from the run's model card, so no data is prepared, and a
+    corruption that touches none of them (speckle without SAR) is never pending. A run without
+    a readable card counts every (corruption, severity) it has no record of."""
+    if not corruptions:
+        return False
+    try:
+        card = store.read_model_card(spec.run_id)
+        dataset = DatasetSpec.from_json(card["dataset_spec"])
+    except (BenchmarkError, KeyError, TypeError, ValueError):
+        done = {(r["corruption"], r["severity"]) for r in store.read_corrupted(spec.run_id)}
+        return any((c.name, c.severity) not in done for c in corruptions)
+    return bool(pending_evaluations(spec, store, corruptions, dataset))
 
 
 def evaluate_corruptions(

@@ -168,7 +168,7 @@ class PatchSampler:
         self.normalize = Normalizer(dataset.spec)
         self.label_filter = label_filter
         self.availability = (
-            {m: np.asarray(availability[m]) for m in self.modalities}
+            {m: np.asarray(availability[m], dtype=bool) for m in self.modalities}
             if availability is not None
             else None
         )
@@ -194,10 +194,13 @@ class PatchSampler:
             indices.append(index)
         batch = to_tensors(samples)
         if self.availability is not None:
+            # numpy, not torch: this runs in `PrefetchingSampler`'s thread, where a torch
+            # kernel starts a second OpenMP team that spins against the training threads
+            # (measured: +25 % step time for every method on 2 cores)
             for m, have in self.availability.items():
-                present = torch.from_numpy(have[indices])
-                batch[m][~present] = float("nan")
-                batch[AVAILABLE_PREFIX + m] = present
+                present = have[indices]
+                batch[m].numpy()[~present] = np.nan
+                batch[AVAILABLE_PREFIX + m] = torch.from_numpy(present)
         return batch
 
 

@@ -32,6 +32,7 @@ from benchmark.core.plugins import import_modules
 from benchmark.core.progress import results_console, setup_logging
 from benchmark.core.records import RunSpec
 from benchmark.core.registry import Registry
+from benchmark.run.corrupted import corruptions_pending
 from benchmark.run.evaluate import TileCorruption
 from benchmark.run.store import RunStore
 from benchmark.run.train import RunExecutor, RunOutcome
@@ -61,9 +62,11 @@ class LaunchContext:
     """Test-time corruptions every finished run is evaluated under (`--corruptions`)."""
 
     def needs(self, store: RunStore, spec: RunSpec) -> bool:
-        """Whether `spec` has work left: unfinished, or finished but corruptions were asked
-        for (its executor evaluates those it lacks, a cheap no-op when it has them all)."""
-        return store.state(spec.run_id) != "done" or bool(self.corruptions)
+        """Whether `spec` has work left: unfinished, or finished but lacking a corrupted
+        evaluation that was asked for and applies to its dataset."""
+        if store.state(spec.run_id) != "done":
+            return True
+        return corruptions_pending(spec, store, self.corruptions)
 
     def threads_per_run(self) -> int:
         if self.threads is not None:

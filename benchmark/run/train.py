@@ -28,7 +28,7 @@ from benchmark.core.progress import ProgressLines, progress_bar
 from benchmark.core.records import RunSpec
 from benchmark.core.scenarios import Scenario
 from benchmark.core.selection import SELECTIONS
-from benchmark.run.corrupted import evaluate_corruptions
+from benchmark.run.corrupted import corruptions_pending, evaluate_corruptions
 from benchmark.run.cost import measure_run_cost
 from benchmark.run.data import BatchSource, RunData, prepare_data, training_batches
 from benchmark.run.deploy import model_card
@@ -204,13 +204,8 @@ class RunExecutor:
 
     # --------------------------------------------------------------------- internals
     def _pending_corruptions(self) -> bool:
-        """Whether a finished run lacks a corrupted evaluation asked for (cheap: no data)."""
-        if not self.corruptions:
-            return False
-        done = {
-            (r["corruption"], r["severity"]) for r in self.store.read_corrupted(self.spec.run_id)
-        }
-        return any((c.name, c.severity) not in done for c in self.corruptions)
+        """Whether the finished run lacks a corrupted evaluation asked for (cheap: no data)."""
+        return corruptions_pending(self.spec, self.store, self.corruptions)
 
     def _evaluate_corruptions(self) -> None:
         """The finished run's selected model on the corrupted test split (with the lock held)."""
