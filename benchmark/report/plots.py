@@ -11,7 +11,7 @@ out silently.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -102,14 +102,19 @@ CHAR_WIDTH = 0.055
 """Inches per character of a 6.5 pt tick label, to decide whether labels fit their column."""
 
 
+def fits(labels: Iterable[str], inches: float) -> bool:
+    """Whether every line of every label fits `inches` wide (at `CHAR_WIDTH` per character)."""
+    widest = max((len(line) for label in labels for line in label.split("\n")), default=0)
+    return CHAR_WIDTH * widest <= inches
+
+
 def scenario_ticks(ax: Axes, scenarios: Sequence[str], missing_of: Mapping, column: float) -> float:
     """Scenario tick labels on `ax`'s x axis: two lines when they fit a `column` inches wide,
     else one line at 45° (four modalities make 15 long labels). Returns the extra height in
     inches the labels need beyond two lines."""
     two_lines = [_short(s, missing_of[s]) for s in scenarios]
-    widest = max((len(line) for label in two_lines for line in label.split("\n")), default=0)
     ax.set_xticks(range(len(scenarios)))
-    if CHAR_WIDTH * widest <= column:
+    if fits(two_lines, column):
         ax.set_xticklabels(two_lines)
         return 0.0
     one_line = [_short(s, missing_of[s], sep=" ") for s in scenarios]
@@ -178,7 +183,7 @@ def heatmap(
     if vmax - vmin < 1:
         vmin, vmax = vmin - 0.5, vmax + 0.5
     panel_w = 0.62 * len(scenarios) + 0.2
-    label_w = 0.055 * max(len(m) for m in methods) + 0.3
+    label_w = CHAR_WIDTH * max(len(m) for m in methods) + 0.3
     width = min(DOUBLE, label_w + panel_w * len(factors) + 0.7)
     width = max(width, SINGLE)
     column = (width - label_w - 0.7) / (len(factors) * max(1, len(scenarios)))

@@ -22,7 +22,7 @@ from benchmark.core.records import RunSpec
 from benchmark.core.scenarios import all_scenarios
 from benchmark.core.spec import MASK, DatasetSpec
 from benchmark.report.frames import dataset_of, label_of
-from benchmark.report.plots import CHAR_WIDTH, DOUBLE, method_colours, new_figure
+from benchmark.report.plots import DOUBLE, fits, method_colours, new_figure
 from benchmark.report.samples import colourise, draw_modality
 from benchmark.run.data import open_dataset, prepare_data
 from benchmark.run.deploy import inference_hparams, load_model
@@ -107,8 +107,7 @@ def column_headers(modalities: Sequence[str], panel: float) -> tuple[dict[str, s
     line (the figure then says once what the columns are)."""
     scenarios = all_scenarios(modalities)
     headers = {str(s): f"present: {s}\n(missing: {s.missing_label(modalities)})" for s in scenarios}
-    widest = max(len(line) for h in headers.values() for line in h.split("\n"))
-    if CHAR_WIDTH * widest <= panel:
+    if fits(headers.values(), panel):
         return headers, False
     return {str(s): "\n".join(str(s).split("+")) for s in scenarios}, True
 

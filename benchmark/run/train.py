@@ -173,7 +173,7 @@ class RunExecutor:
         run_id = self.spec.run_id
         state = self.store.state(run_id)
         if state == "done" and self.store.damage(run_id) is None:
-            if self._pending_corruptions():
+            if corruptions_pending(self.spec, self.store, self.corruptions):
                 with self.store.lock(run_id) as locked:
                     if not locked:
                         return RunOutcome(self.spec, "busy", 0.0, "running in another launcher")
@@ -203,10 +203,6 @@ class RunExecutor:
         return RunOutcome(self.spec, "done", time.perf_counter() - start)
 
     # --------------------------------------------------------------------- internals
-    def _pending_corruptions(self) -> bool:
-        """Whether the finished run lacks a corrupted evaluation asked for (cheap: no data)."""
-        return corruptions_pending(self.spec, self.store, self.corruptions)
-
     def _evaluate_corruptions(self) -> None:
         """The finished run's selected model on the corrupted test split (with the lock held)."""
         if self.corruptions:
