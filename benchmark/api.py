@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from benchmark.core.dataset import DatasetOptions, MultiModalDataset, RawSample, Window
-from benchmark.core.errors import BenchmarkError, DatasetNotFoundError
 from benchmark.core.hparams import HParam, Params
 from benchmark.core.method import (
     AVAILABLE_PREFIX,
@@ -48,15 +47,13 @@ from benchmark.core.plugins import register_dataset, register_method
 from benchmark.core.scenarios import Scenario, all_scenarios
 from benchmark.core.spec import MASK, DatasetSpec, Modality
 from benchmark.profile.profilers import Profiler, register_profiler
+from benchmark.report.samples import plot_sample
+from benchmark.system.errors import BenchmarkError, DatasetNotFoundError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from benchmark.run.deploy import DeployedModel
-
-
-def _text(value: str | Sequence) -> str:
-    return value if isinstance(value, str) else ",".join(str(v) for v in value)
+    from benchmark.deploy.model import DeployedModel
 
 
 def run(
@@ -88,33 +85,22 @@ def run(
     """
     import pandas as pd
 
-    from benchmark.cli import (
-        default_data_root,
-        parse_corruption_grid,
-        parse_factors,
-        parse_seeds,
-        parse_train_missing,
-        resolve_device,
-    )
-    from benchmark.core.options import parse_named_list
-    from benchmark.core.presets import PRESETS
-    from benchmark.run.launch import LEADERBOARD, launch_sweep
-    from benchmark.run.sweep import SweepRequest
+    from benchmark.commands.launch import LEADERBOARD, launch_sweep
+    from benchmark.commands.requests import default_data_root, resolve_device, sweep_request
 
-    request = SweepRequest(
-        methods=tuple(parse_named_list(_text(methods))),
-        datasets=tuple(parse_named_list(_text(dataset))),
-        seeds=parse_seeds(_text(seeds)),
-        preset=PRESETS.get(preset),
+    request = sweep_request(
+        methods=methods,
+        datasets=dataset,
+        seeds=seeds,
+        preset=preset,
         steps=steps,
-        imbalances=parse_factors(_text(imbalance)),
+        imbalance=imbalance,
         missing=missing,
         budget=budget,
-        train_missing=parse_train_missing(
-            [train_missing] if isinstance(train_missing, str) else list(train_missing)
-        ),
+        train_missing=train_missing,
         selection=selection,
-        corruptions=parse_corruption_grid(corruptions, severities),
+        corruptions=corruptions,
+        severities=severities,
     )
     out = Path(out)
     launch_sweep(
@@ -139,7 +125,7 @@ def report(
 
     Returns the files written, the index `report.md` first.
     """
-    from benchmark.cli import default_data_root
+    from benchmark.commands.requests import default_data_root
     from benchmark.report.generate import generate_report
 
     files = generate_report(
@@ -157,7 +143,7 @@ def load_model(run_dir: str | Path, device: str = "cpu") -> DeployedModel:
     `load_model(d).predict({"optical": array})` labels raw rasters of any non-empty subset of
     its modalities.
     """
-    from benchmark.run.deploy import load_model as load
+    from benchmark.deploy.model import load_model as load
 
     return load(Path(run_dir), device)
 
@@ -189,6 +175,7 @@ __all__ = [
     "load_model",
     "labels_of",
     "modality_inputs",
+    "plot_sample",
     "register_dataset",
     "register_method",
     "register_profiler",

@@ -25,14 +25,21 @@ import torch
 from rich.markup import escape
 from rich.table import Table
 
-from benchmark.core.confine import confined_to
-from benchmark.core.environment import check_data_root, check_environment, run_roots
-from benchmark.core.errors import BenchmarkError
-from benchmark.core.options import parse_named, parse_named_list, split_top_level
+from benchmark.commands.requests import (
+    default_data_root,
+    positive,
+    resolve_device,
+    sweep_request,
+)
+from benchmark.core.options import parse_named, parse_named_list
 from benchmark.core.plugins import load_plugins
 from benchmark.core.presets import PRESETS
-from benchmark.core.progress import console, results_console, setup_logging
-from benchmark.core.records import SELECTION_DESCRIPTION, SELECTION_FULL_VAL
+from benchmark.core.records import SELECTION_FULL_VAL
+from benchmark.run.selection import SELECTION_DESCRIPTION
+from benchmark.system.confine import confined_to
+from benchmark.system.environment import check_data_root, check_environment, run_roots
+from benchmark.system.errors import BenchmarkError
+from benchmark.system.progress import console, results_console, setup_logging
 
 log = logging.getLogger("missbench")
 
@@ -58,93 +65,6 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def default_data_root() -> Path:
-    """`$MISSBENCH_DATA`, or `./data`."""
-    return Path(os.environ.get("MISSBENCH_DATA", "data"))
-
-
-def resolve_device(name: str) -> torch.device:
-    """`auto` = CUDA when available; asking for CUDA without it is bad input."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise BenchmarkError("--device cuda: no CUDA device is available (use cpu or auto)")
-    return torch.device(name)
-
-
-MAX_SEED = 2**32 - 1
-"""NumPy's legacy seeding (and many libraries) take 32-bit seeds."""
-
-
-def parse_seeds(text: str) -> tuple[int, ...]:
-    """`0,1,2` -> (0, 1, 2): non-negative integers, duplicates dropped."""
-    try:
-        seeds = tuple(int(s) for s in text.split(",") if s.strip())
-    except ValueError:
-        raise BenchmarkError(f"--seeds {text!r}: expected comma-separated integers") from None
-    if not seeds or any(not 0 <= s <= MAX_SEED for s in seeds):
-        raise BenchmarkError(f"--seeds {text!r}: expected integers from 0 to {MAX_SEED}")
-    return tuple(dict.fromkeys(seeds))
-
-
-def parse_factors(text: str) -> tuple[float, ...]:
-    """`1,10` -> (1.0, 10.0): finite numbers >= 1, duplicates dropped."""
-    try:
-        factors = tuple(float(s) for s in text.split(",") if s.strip())
-    except ValueError:
-        raise BenchmarkError(
-            f"--imbalance {text!r}: expected comma-separated numbers >= 1"
-        ) from None
-    if not factors or any(not f >= 1 or f == float("inf") for f in factors):
-        raise BenchmarkError(f"--imbalance {text!r}: expected comma-separated numbers >= 1")
-    return tuple(dict.fromkeys(factors))
-
-
-def parse_train_missing(values: Sequence[str] | None) -> tuple[tuple[tuple[str, float], ...], ...]:
-    """`["none", "dsm=0.3", "dsm=0.3,sar=0.5"]` -> ((), (("dsm", 0.3),), ...): the training-data
-    settings to sweep; each maps modalities to the share of training tiles without them."""
-    settings = []
-    for text in values or ["none"]:
-        if text.strip().lower() in ("none", "0", ""):
-            settings.append(())
-            continue
-        pairs = {}
-        for part in split_top_level(text):
-            name, sep, rate = part.partition("=")
-            try:
-                value = float(rate)
-            except ValueError:
-                value = float("nan")
-            if not sep or not name.strip() or not 0.0 <= value < 1.0:
-                raise BenchmarkError(
-                    f"--train-missing {text!r}: expected modality=share pairs with shares in "
-                    "[0, 1), e.g. dsm=0.3 or dsm=0.3,sar=0.5 (or none)"
-                )
-            if value > 0:
-                pairs[name.strip()] = value
-        settings.append(tuple(sorted(pairs.items())))
-    return tuple(dict.fromkeys(settings))
-
-
-def parse_corruption_grid(names: str, severities: str) -> tuple:
-    """`--corruptions clouds,haze|all` x `--severities 1-5` -> the `TileCorruption`s to run."""
-    from benchmark.run.corruptions import parse_corruptions, parse_severities
-    from benchmark.run.evaluate import TileCorruption
-
-    if not names.strip() or names.strip().lower() == "none":
-        return ()
-    levels = parse_severities(severities)
-    return tuple(TileCorruption(n, s) for n in parse_corruptions(names) for s in levels)
-
-
-def positive(name: str, value: int | None, allow_zero: bool = False) -> None:
-    """Refuse a count flag below 1 (or below 0 with `allow_zero`)."""
-    if value is not None and value < (0 if allow_zero else 1):
-        bound = ">= 0" if allow_zero else "a positive integer"
-        raise BenchmarkError(f"{name} must be {bound}, got {value}")
-
-
-# ------------------------------------------------------------------------------ parsers
 def parent_parsers() -> dict[str, argparse.ArgumentParser]:
     """Flags shared by several sub-commands, each declared once."""
 
@@ -380,7 +300,7 @@ def add_run_flags(run: argparse.ArgumentParser) -> None:
         default="1",
         help="controlled-imbalance factors for the training labels, e.g. 1,10,100: the tail "
         "classes' labelled share is reduced about F-fold by hiding their labels in random 16 px "
-        "blocks (same for every method and seed; see benchmark/run/imbalance.py) (default: 1)",
+        "blocks (same for every method and seed; see benchmark/data/imbalance.py) (default: 1)",
     )
     run.add_argument(
         "--train-missing",
@@ -463,25 +383,24 @@ def add_run_flags(run: argparse.ArgumentParser) -> None:
 # ------------------------------------------------------------------------------ commands
 def command_run(args: argparse.Namespace) -> int:
     """Expand, check, launch, then write and print the leaderboard."""
-    from benchmark.run.sweep import SweepRequest
+    from benchmark.commands.launch import launch_sweep
 
     positive("--workers", args.workers)
     positive("--threads", args.threads)
-    request = SweepRequest(
-        methods=tuple(parse_named_list(args.methods)),
-        datasets=tuple(parse_named_list(args.dataset)),
-        seeds=parse_seeds(args.seeds),
-        preset=PRESETS.get(args.preset),
+    request = sweep_request(
+        methods=args.methods,
+        datasets=args.dataset,
+        seeds=args.seeds,
+        preset=args.preset,
         steps=args.steps,
-        imbalances=parse_factors(args.imbalance),
+        imbalance=args.imbalance,
         missing=args.missing,
         budget=args.budget,
-        train_missing=parse_train_missing(args.train_missing),
+        train_missing=args.train_missing,
         selection=args.selection,
-        corruptions=parse_corruption_grid(args.corruptions, args.severities),
+        corruptions=args.corruptions,
+        severities=args.severities,
     )
-    from benchmark.run.launch import launch_sweep
-
     return launch_sweep(
         request,
         launcher=args.launcher,
@@ -498,7 +417,7 @@ def command_run(args: argparse.Namespace) -> int:
 
 def command_list(args: argparse.Namespace) -> int:
     """Print the registries (or write the README's generated tables)."""
-    from benchmark.report.listing import registry_markdown, registry_tables, update_readme
+    from benchmark.commands.listing import registry_markdown, registry_tables, update_readme
 
     if args.update_readme is not None:
         update_readme(args.update_readme)
@@ -576,7 +495,7 @@ def command_profile(args: argparse.Namespace) -> int:
 
 def command_predict(args: argparse.Namespace) -> int:
     """Predict a scene with a finished run."""
-    from benchmark.run.predict import parse_inputs, predict_scene
+    from benchmark.deploy.predict import parse_inputs, predict_scene
 
     summary = predict_scene(
         args.run_dir,

@@ -13,7 +13,7 @@ import string
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from benchmark.core.errors import BenchmarkError
+from benchmark.system.errors import BenchmarkError
 from datasets.tile_cache import SAFE_NAME
 
 MAX_SHOWN = 60

@@ -52,8 +52,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from benchmark.api import DatasetOptions, MultiModalDataset, RawSample, Window, register_dataset
-from benchmark.core.errors import BenchmarkError, DatasetNotFoundError
 from benchmark.core.spec import MASK, DatasetSpec, Modality
+from benchmark.system.errors import BenchmarkError, DatasetNotFoundError
 from datasets.bounded_yaml import read_bounded_yaml
 from datasets.card_fields import CardFields
 from datasets.raster_io import (

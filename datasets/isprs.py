@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from benchmark.api import DatasetOptions
-from benchmark.core.errors import BenchmarkError
+from benchmark.system.errors import BenchmarkError
 from datasets.folder import (
     ISPRS_CLASSES,
     ISPRS_PALETTE,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.core.io import atomic_write_json
+from benchmark.system.io import atomic_write_json
 
 ROWS_PER_CHUNK = 256
 

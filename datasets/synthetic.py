@@ -36,11 +36,11 @@ from typing import Any, ClassVar
 import numpy as np
 
 from benchmark.api import DatasetOptions, MultiModalDataset, RawSample, Window, register_dataset
-from benchmark.core.confine import write_target
-from benchmark.core.errors import BenchmarkError
-from benchmark.core.io import atomic_write_json
-from benchmark.core.progress import track
 from benchmark.core.spec import MASK, DatasetSpec, Modality
+from benchmark.system.confine import write_target
+from benchmark.system.errors import BenchmarkError
+from benchmark.system.io import atomic_write_json
+from benchmark.system.progress import track
 from datasets.synthetic_scene import (
     CLASSES,
     GENERATOR_VERSION,

@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.core.confine import write_target
-from benchmark.core.environment import user_cache_dir
-from benchmark.core.errors import describe
+from benchmark.system.confine import write_target
+from benchmark.system.environment import user_cache_dir
+from benchmark.system.errors import describe
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ def data_root(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="module")
 def finished(data_root, tmp_path_factory):
     """A results directory holding one finished run (built once per test module)."""
-    from tests.cli_helpers import invoke
+    from tests.benchmark.cli.cli_helpers import invoke
 
     out = tmp_path_factory.mktemp("finished") / "results"
     assert invoke(["--missing", "none"], data_root, out) == 0

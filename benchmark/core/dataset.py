@@ -11,16 +11,13 @@ import abc
 import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
-from benchmark.core.errors import BenchmarkError
 from benchmark.core.hparams import Params
 from benchmark.core.spec import MASK, DatasetSpec
-
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
+from benchmark.system.errors import BenchmarkError
 
 Window = tuple[slice, slice]
 RawSample = dict[str, np.ndarray]
@@ -106,11 +103,3 @@ class MultiModalDataset(abc.ABC):
                 : self.spec.num_classes
             ]
         return counts
-
-    def plot(
-        self, sample: RawSample, prediction: np.ndarray | None = None, title: str = ""
-    ) -> Figure:
-        """Draw modalities, labels (and optionally a prediction) side by side."""
-        from benchmark.report.samples import plot_sample
-
-        return plot_sample(self.spec, sample, prediction=prediction, title=title)

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from benchmark.core.errors import BenchmarkError
+from benchmark.system.errors import BenchmarkError
 
 
 def freeze(value: Any) -> Any:

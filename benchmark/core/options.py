@@ -7,8 +7,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from benchmark.core.errors import BenchmarkError
 from benchmark.core.hparams import Params
+from benchmark.system.errors import BenchmarkError
 
 _ENTRY = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\[(.*)\])?\s*$", re.S)
 

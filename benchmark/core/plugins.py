@@ -17,9 +17,9 @@ from importlib.metadata import EntryPoint, entry_points
 from typing import TypeVar
 
 from benchmark.core.dataset import MultiModalDataset
-from benchmark.core.errors import BenchmarkError
 from benchmark.core.method import Method
 from benchmark.core.registry import Registry
+from benchmark.system.errors import BenchmarkError
 
 METHOD_GROUP = "missbench.methods"
 DATASET_GROUP = "missbench.datasets"

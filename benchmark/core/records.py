@@ -9,15 +9,12 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from benchmark.core.hparams import Params
-from benchmark.core.selection import FULL_VAL, MEAN_VAL, RuleDescriptions
 
 HARNESS_VERSION = 1
 """Bump when a change to training or evaluation makes old runs incomparable."""
 
-SELECTION_FULL_VAL = FULL_VAL
-SELECTION_MEAN_VAL = MEAN_VAL
-SELECTION_DESCRIPTION = RuleDescriptions()
-"""Model-selection rules (`--selection`, `benchmark.core.selection`) by name: description."""
+SELECTION_FULL_VAL = "full_val"
+"""The default model-selection rule's name (the rules themselves: `benchmark.run.selection`)."""
 
 CLEAN = "none"
 """`corruption` of a record evaluated on clean data (severity 0)."""
@@ -39,7 +36,7 @@ class RunSpec:
     eval_batch_size: int
     train_modalities: tuple[str, ...]
     imbalance: float = 1.0
-    """Controlled-imbalance factor for the training labels (benchmark/run/imbalance.py)."""
+    """Controlled-imbalance factor for the training labels (benchmark/data/imbalance.py)."""
     budget: str = "steps"
     """`steps`: the preset's step budget; `flops`: steps scaled to the baseline's FLOPs."""
     budget_ratio: float = 1.0
@@ -47,7 +44,7 @@ class RunSpec:
     train_missing: tuple[tuple[str, float], ...] = ()
     """(modality, share of training tiles without it), sorted; empty = complete training data."""
     selection: str = SELECTION_FULL_VAL
-    """Model-selection rule (`SELECTION_DESCRIPTION`)."""
+    """Model-selection rule (a name in `benchmark.run.selection.SELECTIONS`)."""
     harness_version: int = HARNESS_VERSION
     label: str = field(default="", compare=False)
     """Display name, e.g. `baseline[lr=0.0003]`; not part of the hash."""
@@ -172,7 +169,7 @@ class EvalRecord:
     train_missing: str
     """`RunSpec.train_missing_label`: "" for complete training data."""
     corruption: str
-    """Test-time corruption (`benchmark.run.corruptions`), or `none` (`CLEAN`)."""
+    """Test-time corruption (`benchmark.corrupt.catalogue`), or `none` (`CLEAN`)."""
     severity: int
     """Its severity 1-5; 0 for clean data."""
     device: str

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from fnmatch import fnmatch
 from typing import Generic, TypeVar
 
-from benchmark.core.errors import BenchmarkError
+from benchmark.system.errors import BenchmarkError
 
 T = TypeVar("T")
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from itertools import combinations
 from typing import TypeVar
 
-from benchmark.core.errors import BenchmarkError
+from benchmark.system.errors import BenchmarkError
 
 V = TypeVar("V")
 

@@ -9,7 +9,7 @@ MASK = "mask"
 """Reserved sample key for the label map; no modality may use it."""
 
 MODALITY_KINDS = ("optical", "elevation", "sar", "other")
-"""What a modality physically measures; corruptions (`benchmark.run.corruptions`) pick their
+"""What a modality physically measures; corruptions (`benchmark.corrupt.catalogue`) pick their
 targets by kind (clouds fall on optical bands, voids on elevation, speckle on SAR)."""
 
 _KIND_BY_NAME = {

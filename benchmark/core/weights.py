@@ -20,8 +20,8 @@ from pathlib import Path
 import timm
 from torch import Tensor, nn
 
-from benchmark.core.errors import BenchmarkError
-from benchmark.core.io import load_tensors
+from benchmark.system.errors import BenchmarkError
+from benchmark.system.io import load_tensors
 
 NONE, IMAGENET = "none", "imagenet"
 FEATURE_LEVELS = (1, 2, 3, 4)

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmark.core.confine import write_target
-from benchmark.core.io import atomic_write_text
-from benchmark.profile.step import PHASES
+from benchmark.profile.timing import PHASES
 from benchmark.report.frames import write_csv
 from benchmark.report.plots import DOUBLE, method_colours, new_figure, save
 from benchmark.report.render import markdown_row
+from benchmark.system.confine import write_target
+from benchmark.system.io import atomic_write_text
 
 
 def frame_markdown(frame: pd.DataFrame, digits: int = 2) -> str:

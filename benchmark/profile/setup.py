@@ -15,11 +15,11 @@ import torch
 from benchmark.core.method import Method
 from benchmark.core.options import NamedConfig, parse_named
 from benchmark.core.presets import Preset
-from benchmark.core.provenance import git_commit
 from benchmark.core.records import RunSpec
-from benchmark.run.data import PrefetchingSampler, RunData, prepare_data, training_batches
+from benchmark.data.pipeline import PrefetchingSampler, RunData, prepare_data, training_batches
 from benchmark.run.sweep import SweepRequest, expand
 from benchmark.run.train import build_method
+from benchmark.system.provenance import git_commit
 
 
 @dataclass(frozen=True)

@@ -35,12 +35,11 @@ import torch.nn.functional as F
 from benchmark.core.method import adamw, modality_inputs
 from benchmark.core.spec import MASK
 from benchmark.profile.setup import ProfiledRun, ProfileSettings
-from benchmark.profile.timing import PhaseClock, measure
+from benchmark.profile.timing import PHASES, PhaseClock, measure
 from benchmark.run.train import train_step
 
 log = logging.getLogger(__name__)
 
-PHASES = ("data", "forward", "backward", "optimiser", "method_other", "metrics")
 WINDOWS = ("early", "late")
 
 

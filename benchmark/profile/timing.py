@@ -22,6 +22,9 @@ from pathlib import Path
 
 import torch
 
+PHASES = ("data", "forward", "backward", "optimiser", "method_other", "metrics")
+"""The phases of a training step, in the order a step passes through them."""
+
 
 @dataclass(frozen=True)
 class Measurement:

@@ -15,12 +15,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmark.core.io import atomic_write_text
 from benchmark.core.plugins import METHODS
 from benchmark.core.records import CLEAN, SELECTION_FULL_VAL
 from benchmark.core.scenarios import Scenario
 from benchmark.report.stats import PairedResult, paired_bootstrap, summarize, test_description
 from benchmark.run.store import StoredRun
+from benchmark.system.io import atomic_write_text
 
 BASE_COLUMNS = [
     "dataset",

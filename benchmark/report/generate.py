@@ -48,16 +48,17 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
-from benchmark.core.confine import write_target
-from benchmark.core.errors import BenchmarkError, describe
-from benchmark.core.io import atomic_write_json, atomic_write_text
-from benchmark.core.provenance import git_commit
-from benchmark.core.records import SELECTION_DESCRIPTION, SELECTION_FULL_VAL
+from benchmark.core.records import SELECTION_FULL_VAL
 from benchmark.report import frames, plots, render, tables
 from benchmark.report.frames import COMPLETE, BoardEntry, budget_of, dataset_of, label_of
 from benchmark.report.robustness import robustness
 from benchmark.report.stats import test_description
+from benchmark.run.selection import SELECTION_DESCRIPTION
 from benchmark.run.store import RUNS, RunStore, StoredRun
+from benchmark.system.confine import write_target
+from benchmark.system.errors import BenchmarkError, describe
+from benchmark.system.io import atomic_write_json, atomic_write_text
+from benchmark.system.provenance import git_commit
 
 log = logging.getLogger(__name__)
 

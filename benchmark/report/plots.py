@@ -23,7 +23,6 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
-from benchmark.core.confine import write_target
 from benchmark.report.frames import (
     SCORE_METRICS,
     cost_frame,
@@ -32,6 +31,7 @@ from benchmark.report.frames import (
     label_of,
     scenario_order,
 )
+from benchmark.system.confine import write_target
 
 OKABE_ITO = (
     "#0072B2",  # blue

@@ -21,14 +21,14 @@ from benchmark.core.plugins import METHODS
 from benchmark.core.records import RunSpec
 from benchmark.core.scenarios import all_scenarios
 from benchmark.core.spec import MASK, DatasetSpec
+from benchmark.data.pipeline import open_dataset, prepare_data
+from benchmark.data.transforms import Normalizer
+from benchmark.deploy.model import inference_hparams, load_model
 from benchmark.report.frames import dataset_of, label_of
 from benchmark.report.plots import DOUBLE, fits, method_colours, new_figure
 from benchmark.report.samples import colourise, draw_modality
-from benchmark.run.data import open_dataset, prepare_data
-from benchmark.run.deploy import inference_hparams, load_model
 from benchmark.run.inference import sliding_window_logits
 from benchmark.run.store import RunStore, StoredRun
-from benchmark.run.transforms import Normalizer
 
 MAX_SIDE = 256
 

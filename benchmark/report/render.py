@@ -10,7 +10,6 @@ import pandas as pd
 from rich.markup import escape
 from rich.table import Table
 
-from benchmark.core.records import SELECTION_DESCRIPTION
 from benchmark.report.frames import (
     COMPLETE,
     clean_rows,
@@ -18,6 +17,7 @@ from benchmark.report.frames import (
     train_missing_phrase,
 )
 from benchmark.report.tables import MISSING_CELL, Cell, TextTable
+from benchmark.run.selection import SELECTION_DESCRIPTION
 
 
 def _cell(values: pd.Series) -> str:

@@ -15,8 +15,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from benchmark.core.confine import write_target
 from benchmark.core.spec import MASK, DatasetSpec, Modality
+from benchmark.system.confine import write_target
 
 log = logging.getLogger(__name__)
 

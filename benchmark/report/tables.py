@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from benchmark.core.records import SELECTION_DESCRIPTION, SELECTION_FULL_VAL
+from benchmark.core.records import SELECTION_FULL_VAL
 from benchmark.report.frames import (
     COMPLETE,
     SCORE_METRICS,
@@ -23,6 +23,7 @@ from benchmark.report.frames import (
     train_missing_pairs,
 )
 from benchmark.report.stats import summarize, test_description
+from benchmark.run.selection import SELECTION_DESCRIPTION
 
 MISSING_CELL = "–"
 

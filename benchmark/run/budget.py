@@ -21,8 +21,8 @@ from benchmark.core.options import NamedConfig
 from benchmark.core.plugins import DATASETS
 from benchmark.core.presets import PRESETS
 from benchmark.core.records import RunSpec
+from benchmark.data.pipeline import prepare_data, training_batches
 from benchmark.run.cost import training_flops_per_step
-from benchmark.run.data import prepare_data, training_batches
 from benchmark.run.sweep import make_run_spec
 from benchmark.run.train import build_method
 

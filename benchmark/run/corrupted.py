@@ -1,6 +1,6 @@
 """Test-time corruptions of a finished run: its selected model on the corrupted test split.
 
-Corruptions (`benchmark.run.corruptions`) are not part of a run's spec: they change neither
+Corruptions (`benchmark.corrupt.catalogue`) are not part of a run's spec: they change neither
 training nor selection, so a sweep that adds `--corruptions` reuses every trained model and
 only evaluates what is missing. Each (corruption, severity, scenario) is evaluated once per run
 and kept in `corrupted.jsonl` beside the clean records (`RunStore.add_corrupted`); a record is
@@ -19,18 +19,18 @@ from typing import Any
 
 import torch
 
-from benchmark.core.errors import BenchmarkError
 from benchmark.core.method import Method
 from benchmark.core.plugins import METHODS
-from benchmark.core.provenance import git_commit
 from benchmark.core.records import RunSpec
 from benchmark.core.scenarios import Scenario
 from benchmark.core.spec import DatasetSpec
-from benchmark.run.corruptions import target_modalities
-from benchmark.run.data import RunData, prepare_data
+from benchmark.corrupt.catalogue import target_modalities
+from benchmark.data.pipeline import RunData, prepare_data
 from benchmark.run.evaluate import TileCorruption, evaluate_run_split, score_fields
 from benchmark.run.metrics import ConfusionMatrix
 from benchmark.run.store import RunStore
+from benchmark.system.errors import BenchmarkError
+from benchmark.system.provenance import git_commit
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from benchmark.core.method import Method, evaluation_mode, modality_inputs
 from benchmark.core.scenarios import Scenario
-from benchmark.run.data import BatchSource
+from benchmark.data.pipeline import BatchSource
 
 FLOP_PROBES = 5
 """Training steps counted per run: the first, the last and three in between."""

@@ -16,17 +16,17 @@ import torch
 from benchmark.core.dataset import MultiModalDataset
 from benchmark.core.method import Method, evaluation_mode
 from benchmark.core.plugins import METHODS
-from benchmark.core.provenance import git_commit, versions
 from benchmark.core.records import CLEAN, EvalRecord, RunSpec
 from benchmark.core.scenarios import Scenario
 from benchmark.core.spec import MASK
-from benchmark.run.corruptions import corrupt
+from benchmark.corrupt.catalogue import corrupt
+from benchmark.data.imbalance import TIERS
+from benchmark.data.pipeline import RunData
+from benchmark.data.transforms import Normalizer
 from benchmark.run.cost import RunCost
-from benchmark.run.data import RunData
-from benchmark.run.imbalance import TIERS
 from benchmark.run.inference import PredictFn, sliding_window_bands, sliding_window_logits
 from benchmark.run.metrics import ConfusionMatrix, tier_mean
-from benchmark.run.transforms import Normalizer
+from benchmark.system.provenance import git_commit, versions
 
 VALID_PREFIX = "valid:"
 """Key prefix of a modality's per-pixel validity ([1, H, W], 1 = valid) in a corrupted tile's
@@ -36,7 +36,7 @@ method's `fill_invalid` and `predict` (`with_validity`)."""
 
 @dataclass(frozen=True)
 class TileCorruption:
-    """A test-time corruption applied to every tile (`benchmark.run.corruptions`)."""
+    """A test-time corruption applied to every tile (`benchmark.corrupt.catalogue`)."""
 
     name: str
     severity: int

@@ -25,17 +25,17 @@ import torch
 from rich.markup import escape
 from rich.table import Table
 
-from benchmark.core.confine import confined_to
-from benchmark.core.environment import run_roots
-from benchmark.core.errors import BenchmarkError
 from benchmark.core.plugins import import_modules
-from benchmark.core.progress import results_console, setup_logging
 from benchmark.core.records import RunSpec
 from benchmark.core.registry import Registry
 from benchmark.run.corrupted import corruptions_pending
 from benchmark.run.evaluate import TileCorruption
 from benchmark.run.store import RunStore
 from benchmark.run.train import RunExecutor, RunOutcome
+from benchmark.system.confine import confined_to
+from benchmark.system.environment import run_roots
+from benchmark.system.errors import BenchmarkError
+from benchmark.system.progress import results_console, setup_logging
 
 log = logging.getLogger(__name__)
 

@@ -45,9 +45,10 @@ from typing import Any
 import filelock
 import torch
 
-from benchmark.core.confine import write_target
-from benchmark.core.errors import BenchmarkError, describe
-from benchmark.core.io import (
+from benchmark.core.records import HARNESS_VERSION, RunSpec
+from benchmark.system.confine import write_target
+from benchmark.system.errors import BenchmarkError, describe
+from benchmark.system.io import (
     atomic_torch_save,
     atomic_write_bytes,
     atomic_write_json,
@@ -55,7 +56,6 @@ from benchmark.core.io import (
     load_tensors,
     read_jsonl,
 )
-from benchmark.core.records import HARNESS_VERSION, RunSpec
 
 log = logging.getLogger(__name__)
 

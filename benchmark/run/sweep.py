@@ -14,20 +14,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from benchmark.core.environment import check_environment
-from benchmark.core.errors import BenchmarkError
 from benchmark.core.hparams import resolve_hparams
 from benchmark.core.options import NamedConfig
 from benchmark.core.plugins import DATASETS, METHODS, importable_modules
 from benchmark.core.presets import Preset
 from benchmark.core.records import SELECTION_FULL_VAL, RunSpec
 from benchmark.core.scenarios import scenarios_for_missing
-from benchmark.core.selection import SELECTIONS
 from benchmark.core.weights import check_weights
-from benchmark.run.data import check_train_missing, open_dataset
+from benchmark.data.imbalance import validate_factor
+from benchmark.data.pipeline import check_train_missing, open_dataset
 from benchmark.run.evaluate import TileCorruption
-from benchmark.run.imbalance import validate_factor
+from benchmark.run.selection import SELECTIONS
 from benchmark.run.store import RunStore
+from benchmark.system.environment import check_environment
+from benchmark.system.errors import BenchmarkError
 
 log = logging.getLogger(__name__)
 

@@ -21,25 +21,25 @@ import numpy as np
 import torch
 from rich.progress import Progress
 
-from benchmark.core.errors import BenchmarkError
 from benchmark.core.method import Method, PhaseMarker, TrainContext, phase_clock
 from benchmark.core.plugins import METHODS
-from benchmark.core.progress import ProgressLines, progress_bar
 from benchmark.core.records import RunSpec
 from benchmark.core.scenarios import Scenario
-from benchmark.core.selection import SELECTIONS
+from benchmark.data.pipeline import BatchSource, RunData, prepare_data, training_batches
+from benchmark.run.card import model_card
 from benchmark.run.corrupted import corruptions_pending, evaluate_corruptions
 from benchmark.run.cost import measure_run_cost
-from benchmark.run.data import BatchSource, RunData, prepare_data, training_batches
-from benchmark.run.deploy import model_card
 from benchmark.run.evaluate import (
     TileCorruption,
     evaluation_records,
     feedback_iou,
     probe_scores,
 )
+from benchmark.run.selection import SELECTIONS
 from benchmark.run.store import RunStore
-from benchmark.run.tensorboard import ScalarLog
+from benchmark.system.errors import BenchmarkError
+from benchmark.system.progress import ProgressLines, progress_bar
+from benchmark.system.tensorboard import ScalarLog
 
 log = logging.getLogger(__name__)
 

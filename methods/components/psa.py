@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from benchmark.core.environment import register_env, user_cache_dir
+from benchmark.system.environment import register_env, user_cache_dir
 
 SAMPLING_MODES = ("balanced", "uniform")
 HOST_KERNELS = ("numba", "numpy")

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from benchmark.core.dataset import MultiModalDataset
-from benchmark.core.errors import DatasetNotFoundError
 from benchmark.core.plugins import DATASETS
 from benchmark.core.spec import MASK
+from benchmark.system.errors import DatasetNotFoundError
 from tests.datasets.fake_data import fake_dataset
 
 

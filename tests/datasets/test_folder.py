@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 from benchmark.cli import main
-from benchmark.core.errors import BenchmarkError, DatasetNotFoundError
 from benchmark.core.plugins import DATASETS
 from benchmark.core.spec import MASK
+from benchmark.system.errors import BenchmarkError, DatasetNotFoundError
 from datasets.folder import card_from_mapping
 from tests.datasets.fake_data import committed_files, generated_files, make_fake, run_cli
 

@@ -9,9 +9,9 @@ import tifffile
 from PIL import Image
 
 from benchmark.cli import main
-from benchmark.core.errors import BenchmarkError, DatasetNotFoundError
 from benchmark.core.plugins import DATASETS
 from benchmark.core.spec import MASK
+from benchmark.system.errors import BenchmarkError, DatasetNotFoundError
 from tests.datasets.fake_data import committed_files, generated_files, make_fake, run_cli
 
 

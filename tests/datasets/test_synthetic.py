@@ -10,9 +10,10 @@ import pytest
 from matplotlib.figure import Figure
 
 import datasets.synthetic as synthetic
-from benchmark.core.errors import BenchmarkError
 from benchmark.core.plugins import DATASETS
 from benchmark.core.spec import MASK
+from benchmark.report.samples import plot_sample
+from benchmark.system.errors import BenchmarkError
 from datasets.synthetic import SyntheticOptions, cache_dir
 from datasets.synthetic_scene import (
     CAR,
@@ -218,7 +219,7 @@ def test_bad_index_raises(tmp_path: Path) -> None:
 def test_plot_returns_figure(tmp_path: Path) -> None:
     ds = make(tmp_path, "val", name="synthetic_3m")
     sample = ds.load(0)
-    fig = ds.plot(sample, prediction=sample[MASK], title="tile")
+    fig = plot_sample(ds.spec, sample, prediction=sample[MASK], title="tile")
     assert isinstance(fig, Figure)
     assert len(fig.axes) >= 5  # three modalities, labels, prediction (+ colourbars)
 

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 import tifffile
 
-from benchmark.core.errors import DatasetNotFoundError
 from benchmark.core.plugins import DATASETS
 from benchmark.core.spec import MASK
+from benchmark.system.errors import DatasetNotFoundError
 from tests.datasets.fake_data import committed_files, generated_files, make_fake, run_cli
 
 

@@ -16,7 +16,7 @@ from benchmark.core.method import TrainContext, evaluation_mode, modality_inputs
 from benchmark.core.plugins import DATASETS, METHODS
 from benchmark.core.presets import PRESETS
 from benchmark.core.scenarios import all_scenarios
-from benchmark.run.data import PatchSampler
+from benchmark.data.pipeline import PatchSampler
 from tests.conftest import TINY
 
 

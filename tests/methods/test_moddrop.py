@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from benchmark.core.errors import BenchmarkError
 from benchmark.core.method import evaluation_mode, modality_inputs
 from benchmark.core.scenarios import all_scenarios
+from benchmark.system.errors import BenchmarkError
 from methods.components.dropout import SubsetSampler, zero_features, zero_inputs
 from tests.methods.zoo_helpers import build_method
 

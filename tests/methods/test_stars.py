@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.core.errors import BenchmarkError
 from benchmark.core.hparams import resolve_hparams
 from benchmark.core.method import TrainContext, evaluation_mode, labels_of, modality_inputs
 from benchmark.core.plugins import DATASETS, METHODS
 from benchmark.core.presets import PRESETS
 from benchmark.core.scenarios import all_scenarios
 from benchmark.core.spec import MASK
-from benchmark.run.data import PatchSampler
+from benchmark.data.pipeline import PatchSampler
+from benchmark.system.errors import BenchmarkError
 from methods.components.shared_encoder import SharedEncoder
 from tests.conftest import TINY
 from tests.methods.test_contract import NoLabels

@@ -13,7 +13,7 @@ import torch
 from benchmark.core.method import AVAILABLE_PREFIX, availability_matrix, zero_fill_missing
 from benchmark.core.plugins import METHODS
 from benchmark.core.spec import MASK
-from benchmark.run.data import PatchSampler, tile_availability
+from benchmark.data.pipeline import PatchSampler, tile_availability
 from tests.methods.test_contract import build, predictions
 
 STEPS = 6

@@ -8,10 +8,10 @@ import torch
 from safetensors.torch import save_file
 
 from benchmark.core import weights as weights_module
-from benchmark.core.errors import BenchmarkError
 from benchmark.core.presets import PRESETS
+from benchmark.system.errors import BenchmarkError
 from methods.components.encoders import ModalityEncoder
-from tests.cli_helpers import assert_rejected
+from tests.benchmark.cli.cli_helpers import assert_rejected
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from benchmark.core.hparams import resolve_hparams
 from benchmark.core.method import TrainContext
 from benchmark.core.plugins import DATASETS, METHODS
 from benchmark.core.presets import PRESETS
-from benchmark.run.data import PatchSampler
+from benchmark.data.pipeline import PatchSampler
 from tests.conftest import TINY
 
 

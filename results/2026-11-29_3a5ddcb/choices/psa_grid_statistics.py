@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from benchmark.run.data import PatchSampler, open_dataset
 
 from benchmark.core.options import parse_named
 from benchmark.core.presets import PRESETS
-from benchmark.run.data import PatchSampler, open_dataset
 from benchmark.run.sweep import SweepRequest, expand
 from methods.components.psa import downsample_labels, sample_pixels
 

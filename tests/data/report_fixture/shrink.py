@@ -11,7 +11,7 @@ records and the intermediate validations; the selected validation records are dr
 plants the two kinds of gap a report must show rather than drop: one run of the variant keeps
 only its spec.json (an unfinished seed, shown as "†"), and a spec-only run of a third method is
 added (no finished seed, shown as "–"). Goldens: `MISSBENCH_REGEN_GOLDENS=1 pytest
-tests/benchmark/test_reporting.py`.
+tests/benchmark/report/test_reporting.py`.
 """
 
 from __future__ import annotations

@@ -1,0 +1,145 @@
+"""Requests from their textual forms: what `cli` and `api` both build before anything runs.
+
+The command line and the Python API take the same textual forms (`"stars,baseline[lr=3e-4]"`,
+`"0,1,2"`, `"dsm=0.3"`), so they share one parser per form and one builder per request, and
+a bad value gives the same one-line `BenchmarkError` through either.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from benchmark.core.options import parse_named_list, split_top_level
+from benchmark.core.presets import PRESETS
+from benchmark.run.sweep import SweepRequest
+from benchmark.system.errors import BenchmarkError
+
+
+def default_data_root() -> Path:
+    """`$MISSBENCH_DATA`, or `./data`."""
+    return Path(os.environ.get("MISSBENCH_DATA", "data"))
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` = CUDA when available; asking for CUDA without it is bad input."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise BenchmarkError("--device cuda: no CUDA device is available (use cpu or auto)")
+    return torch.device(name)
+
+
+MAX_SEED = 2**32 - 1
+"""NumPy's legacy seeding (and many libraries) take 32-bit seeds."""
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """`0,1,2` -> (0, 1, 2): non-negative integers, duplicates dropped."""
+    try:
+        seeds = tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise BenchmarkError(f"--seeds {text!r}: expected comma-separated integers") from None
+    if not seeds or any(not 0 <= s <= MAX_SEED for s in seeds):
+        raise BenchmarkError(f"--seeds {text!r}: expected integers from 0 to {MAX_SEED}")
+    return tuple(dict.fromkeys(seeds))
+
+
+def parse_factors(text: str) -> tuple[float, ...]:
+    """`1,10` -> (1.0, 10.0): finite numbers >= 1, duplicates dropped."""
+    try:
+        factors = tuple(float(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise BenchmarkError(
+            f"--imbalance {text!r}: expected comma-separated numbers >= 1"
+        ) from None
+    if not factors or any(not f >= 1 or f == float("inf") for f in factors):
+        raise BenchmarkError(f"--imbalance {text!r}: expected comma-separated numbers >= 1")
+    return tuple(dict.fromkeys(factors))
+
+
+def parse_train_missing(values: Sequence[str] | None) -> tuple[tuple[tuple[str, float], ...], ...]:
+    """`["none", "dsm=0.3", "dsm=0.3,sar=0.5"]` -> ((), (("dsm", 0.3),), ...): the training-data
+    settings to sweep; each maps modalities to the share of training tiles without them."""
+    settings = []
+    for text in values or ["none"]:
+        if text.strip().lower() in ("none", "0", ""):
+            settings.append(())
+            continue
+        pairs = {}
+        for part in split_top_level(text):
+            name, sep, rate = part.partition("=")
+            try:
+                value = float(rate)
+            except ValueError:
+                value = float("nan")
+            if not sep or not name.strip() or not 0.0 <= value < 1.0:
+                raise BenchmarkError(
+                    f"--train-missing {text!r}: expected modality=share pairs with shares in "
+                    "[0, 1), e.g. dsm=0.3 or dsm=0.3,sar=0.5 (or none)"
+                )
+            if value > 0:
+                pairs[name.strip()] = value
+        settings.append(tuple(sorted(pairs.items())))
+    return tuple(dict.fromkeys(settings))
+
+
+def parse_corruption_grid(names: str, severities: str) -> tuple:
+    """`--corruptions clouds,haze|all` x `--severities 1-5` -> the `TileCorruption`s to run."""
+    from benchmark.corrupt.catalogue import parse_corruptions, parse_severities
+    from benchmark.run.evaluate import TileCorruption
+
+    if not names.strip() or names.strip().lower() == "none":
+        return ()
+    levels = parse_severities(severities)
+    return tuple(TileCorruption(n, s) for n in parse_corruptions(names) for s in levels)
+
+
+def positive(name: str, value: int | None, allow_zero: bool = False) -> None:
+    """Refuse a count flag below 1 (or below 0 with `allow_zero`)."""
+    if value is not None and value < (0 if allow_zero else 1):
+        bound = ">= 0" if allow_zero else "a positive integer"
+        raise BenchmarkError(f"{name} must be {bound}, got {value}")
+
+
+# ------------------------------------------------------------------------------ parsers
+
+
+def _text(value: str | Sequence) -> str:
+    """A list argument in its textual form (`[0, 1]` -> `"0,1"`)."""
+    return value if isinstance(value, str) else ",".join(str(v) for v in value)
+
+
+def sweep_request(
+    methods: str | Sequence[str],
+    datasets: str | Sequence[str],
+    seeds: str | Sequence[int],
+    preset: str,
+    steps: int | None,
+    imbalance: str | Sequence[float],
+    missing: str,
+    budget: str,
+    train_missing: str | Sequence[str] | None,
+    selection: str,
+    corruptions: str,
+    severities: str,
+) -> SweepRequest:
+    """The sweep a `run` asks for, each argument in its textual form or as a list."""
+    return SweepRequest(
+        methods=tuple(parse_named_list(_text(methods))),
+        datasets=tuple(parse_named_list(_text(datasets))),
+        seeds=parse_seeds(_text(seeds)),
+        preset=PRESETS.get(preset),
+        steps=steps,
+        imbalances=parse_factors(_text(imbalance)),
+        missing=missing,
+        budget=budget,
+        train_missing=parse_train_missing(
+            [train_missing] if isinstance(train_missing, str) else train_missing
+        ),
+        selection=selection,
+        corruptions=parse_corruption_grid(corruptions, severities),
+    )
