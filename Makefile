@@ -19,4 +19,4 @@ bench: setup
 	$(BIN)/python -m pytest tests/benchmarks -p no:randomly --benchmark-enable -m benchmark
 
 lint: setup
-	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports

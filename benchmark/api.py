@@ -13,7 +13,11 @@ holding the decorated classes::
     my_methods = "my_package.methods"
 
 Every process that runs a run (the CLI, `--workers` processes, Ray tasks) imports those modules
-before it looks a name up.
+before it looks a name up. A test-time corruption is a `Corruption` record passed to
+`register_corruption`, in a module named by an entry point of the group
+`missbench.corruptions` (docs/corruptions.md, "Adding a corruption"). A method's profiler of
+its own parts is a module registered with `register_profiler` that measures and writes through
+`profiling` (STARS's `methods/components/psa/profiler.py` is one).
 
 To script the suite: `run` (a sweep, returning its leaderboard), `report` (tables and figures
 of a results directory) and `load_model` (a finished run as a model for your own rasters);
@@ -22,8 +26,10 @@ of a results directory) and `load_model` (a finished run as a model for your own
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 from benchmark.core.dataset import DatasetOptions, MultiModalDataset, RawSample, Window
@@ -46,14 +52,39 @@ from benchmark.core.method import (
 from benchmark.core.plugins import register_dataset, register_method
 from benchmark.core.scenarios import Scenario, all_scenarios
 from benchmark.core.spec import MASK, DatasetSpec, Modality
+from benchmark.corrupt.blocks import Tile as CorruptionTile
+from benchmark.corrupt.corruption import Corruption
+from benchmark.corrupt.registry import register_corruption
 from benchmark.profile.profilers import Profiler, register_profiler
 from benchmark.report.samples import plot_sample
 from benchmark.system.errors import BenchmarkError, DatasetNotFoundError
+
+# isort: split
+# What MissBench's own datasets use (`datasets/` reaches the harness only through this module,
+# as a plugin's dataset must): the write guard and the user cache folder for decoded tiles,
+# atomic JSON for cached statistics, a progress bar for generated data, error text for logs.
+from benchmark.system.confine import write_target
+from benchmark.system.environment import user_cache_dir
+from benchmark.system.errors import describe
+from benchmark.system.io import atomic_write_json
+from benchmark.system.progress import track
+
+# isort: split
+# What MissBench's own methods use (`methods/` reaches the harness only through this module, as
+# a plugin's method must): timm encoders built as the `weights` hyperparameter says (NO_WEIGHTS:
+# its random-initialisation value), the harness's NaN-skipping class mean for validation IoU, an
+# environment variable declared where it is read (with the user cache folder above: the PSA
+# kernel's), and `profiling` (below) for a method's profiler of its own parts.
+from benchmark.core.weights import FEATURE_LEVELS, create_backbone
+from benchmark.core.weights import NONE as NO_WEIGHTS
+from benchmark.run.metrics import nan_mean
+from benchmark.system.environment import register_env
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from benchmark.deploy.model import DeployedModel
+    from benchmark.profile import kit as profiling
 
 
 def run(
@@ -120,10 +151,12 @@ def report(
     reference: str = "baseline",
     data_root: str | Path | None = None,
     qualitative: bool = True,
+    selection: str = "full_val",
 ) -> list[Path]:
     """Write a results directory's report, as `run_benchmark.py report` does.
 
-    Returns the files written, the index `report.md` first.
+    `selection` names the model-selection rule whose records the report reads (every rule's
+    records are in every run). Returns the files written, the index `report.md` first.
     """
     from benchmark.commands.requests import default_data_root
     from benchmark.report.generate import generate_report
@@ -133,19 +166,22 @@ def report(
         reference=reference,
         data_root=Path(data_root) if data_root is not None else default_data_root(),
         qualitative=qualitative,
+        selection=selection,
     )
     return [f.path for f in files]
 
 
-def load_model(run_dir: str | Path, device: str = "cpu") -> DeployedModel:
+def load_model(
+    run_dir: str | Path, device: str = "cpu", selection: str = "full_val"
+) -> DeployedModel:
     """Load a finished run's model from its card and weights alone (no dataset needed).
 
     `load_model(d).predict({"optical": array})` labels raw rasters of any non-empty subset of
-    its modalities.
+    its modalities; `selection` picks the checkpoint a named selection rule chose.
     """
     from benchmark.deploy.model import load_model as load
 
-    return load(Path(run_dir), device)
+    return load(Path(run_dir), device, selection)
 
 
 __all__ = [
@@ -153,6 +189,8 @@ __all__ = [
     "MASK",
     "Batch",
     "BenchmarkError",
+    "Corruption",
+    "CorruptionTile",
     "DatasetNotFoundError",
     "DatasetOptions",
     "DatasetSpec",
@@ -176,6 +214,7 @@ __all__ = [
     "labels_of",
     "modality_inputs",
     "plot_sample",
+    "register_corruption",
     "register_dataset",
     "register_method",
     "register_profiler",
@@ -183,4 +222,28 @@ __all__ = [
     "run",
     "select_rows",
     "zero_fill_missing",
+    # what MissBench's own datasets use
+    "atomic_write_json",
+    "describe",
+    "track",
+    "user_cache_dir",
+    "write_target",
+    # what MissBench's own methods use
+    "FEATURE_LEVELS",
+    "NO_WEIGHTS",
+    "create_backbone",
+    "nan_mean",
+    "profiling",
+    "register_env",
 ]
+
+
+def __getattr__(name: str) -> ModuleType:
+    """Import `profiling` (`benchmark/profile/kit.py`) on first use.
+
+    It pulls in pandas, the plots and the training step, which defining a method or a dataset
+    does not need.
+    """
+    if name == "profiling":
+        return importlib.import_module("benchmark.profile.kit")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -190,6 +190,14 @@ def add_list(commands: Commands) -> None:
         metavar="README",
         help="rewrite the generated tables between the markers in README",
     )
+    listing.add_argument(
+        "--update-docs",
+        type=Path,
+        default=None,
+        metavar="CORRUPTIONS_MD",
+        help="rewrite the corruption table and sections between the markers in "
+        "docs/corruptions.md (from the corruption registry)",
+    )
 
 
 def add_report(commands: Commands) -> None:
@@ -208,6 +216,12 @@ def add_report(commands: Commands) -> None:
         "--reference",
         default="baseline",
         help="method label for 'vs reference' columns and significance (default: baseline)",
+    )
+    report.add_argument(
+        "--selection",
+        default=SELECTION_FULL_VAL,
+        choices=tuple(SELECTION_DESCRIPTION),
+        help="which model-selection rule's records the report shows (default: full_val)",
     )
     report.add_argument(
         "--no-qualitative",
@@ -316,8 +330,8 @@ def add_run_flags(run: argparse.ArgumentParser) -> None:
         "--corruptions",
         default="none",
         help="also evaluate every finished run on the test split under these corruptions: "
-        "clouds, haze, dsm_voids, speckle, misregistration, noise, or all (docs/corruptions.md); "
-        "trained models are reused (default: none)",
+        "comma-separated registered names, e.g. clouds,haze (the catalogue: "
+        "docs/corruptions.md), or all; trained models are reused (default: none)",
     )
     run.add_argument(
         "--severities",
@@ -328,9 +342,10 @@ def add_run_flags(run: argparse.ArgumentParser) -> None:
         "--selection",
         default=SELECTION_FULL_VAL,
         choices=tuple(SELECTION_DESCRIPTION),
-        help="model selection on validation data: full_val (best mIoU with every modality) or "
-        "mean_val (best mean mIoU over every scenario); recorded in every row (default: "
-        "full_val)",
+        help="which model-selection rule's records the leaderboard and corrupted evaluation use: "
+        "full_val (best validation mIoU with every modality) or mean_val (best mean validation "
+        "mIoU over every scenario). Every run records every rule, so another rule trains "
+        "nothing new (runs finished before that are trained again) (default: full_val)",
     )
     run.add_argument(
         "--steps", type=int, default=None, help="override the preset's training steps, e.g. 200"
@@ -417,11 +432,20 @@ def command_run(args: argparse.Namespace) -> int:
 
 def command_list(args: argparse.Namespace) -> int:
     """Print the registries (or write the README's generated tables)."""
-    from benchmark.commands.listing import registry_markdown, registry_tables, update_readme
+    from benchmark.commands.listing import (
+        registry_markdown,
+        registry_tables,
+        update_docs,
+        update_readme,
+    )
 
-    if args.update_readme is not None:
-        update_readme(args.update_readme)
-        console.print(f"updated the registry tables in {args.update_readme}")
+    if args.update_readme is not None or args.update_docs is not None:
+        if args.update_readme is not None:
+            update_readme(args.update_readme)
+            console.print(f"updated the registry tables in {args.update_readme}")
+        if args.update_docs is not None:
+            update_docs(args.update_docs)
+            console.print(f"updated the corruption table and sections in {args.update_docs}")
         return 0
     if args.markdown:
         sys.stdout.write(registry_markdown())
@@ -455,6 +479,7 @@ def command_report(args: argparse.Namespace) -> int:
         reference=args.reference,
         data_root=args.data_root or default_data_root(),
         qualitative=not args.no_qualitative,
+        selection=args.selection,
     )
     console.print(f"report: [bold]{files[0].path}[/bold] ({len(files)} files)")
     return 0
@@ -530,7 +555,8 @@ def check_start(args: argparse.Namespace) -> None:
 
 
 def write_roots(args: argparse.Namespace) -> list[Path | None]:
-    """The folders (or, for `list --update-readme`, the one file) a command may write to.
+    """The folders (or, for `list --update-readme/--update-docs`, the files) a command may
+    write to.
 
     Runs, reports and profiles also write the data root (generated synthetic data, the tile
     cache beside the data) and the caches; `predict` and `show-data` write beside their
@@ -538,7 +564,7 @@ def write_roots(args: argparse.Namespace) -> list[Path | None]:
     """
     command = args.command
     if command == "list":
-        return [getattr(args, "update_readme", None)]
+        return [getattr(args, "update_readme", None), getattr(args, "update_docs", None)]
     if command == "predict":
         extra = args.probabilities.parent if args.probabilities else None
         return [args.out.parent, extra]

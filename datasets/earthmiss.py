@@ -23,8 +23,8 @@ import logging
 from pathlib import Path
 
 from benchmark.api import register_dataset
+from datasets.files.raster_io import RASTER_SUFFIXES, find_file
 from datasets.folder import Card, LabelCard, ModalityCard, TileDataset
-from datasets.raster_io import RASTER_SUFFIXES, find_file
 
 log = logging.getLogger(__name__)
 _WARNED: set[tuple] = set()

@@ -36,7 +36,7 @@ directory, then from $MISSBENCH_DATA; the data sit beside the card unless it set
     # or instead: split_ratios: {train: 0.7, val: 0.1, test: 0.2}, seed: 0
 
 Any label value that is not a class (unmapped raw value, colour outside the palette) becomes
-`ignore_index` (255). Decoded tiles are cached memory-mapped (`datasets/tile_cache.py`),
+`ignore_index` (255). Decoded tiles are cached memory-mapped (`datasets/files/tile_cache.py`),
 channel statistics come from the train split and are cached as JSON.
 """
 
@@ -51,12 +51,21 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from benchmark.api import DatasetOptions, MultiModalDataset, RawSample, Window, register_dataset
-from benchmark.core.spec import MASK, DatasetSpec, Modality
-from benchmark.system.errors import BenchmarkError, DatasetNotFoundError
-from datasets.bounded_yaml import read_bounded_yaml
-from datasets.card_fields import CardFields
-from datasets.raster_io import (
+from benchmark.api import (
+    MASK,
+    BenchmarkError,
+    DatasetNotFoundError,
+    DatasetOptions,
+    DatasetSpec,
+    Modality,
+    MultiModalDataset,
+    RawSample,
+    Window,
+    register_dataset,
+)
+from datasets.files.bounded_yaml import read_bounded_yaml
+from datasets.files.card_fields import CardFields
+from datasets.files.raster_io import (
     RASTER_SUFFIXES,
     decode_palette,
     decode_values,
@@ -65,8 +74,8 @@ from datasets.raster_io import (
     read_raster,
     select_bands,
 )
-from datasets.statistics import cached_stats, channel_stats
-from datasets.tile_cache import TileCache, cache_root, fingerprint
+from datasets.files.statistics import cached_stats, channel_stats
+from datasets.files.tile_cache import TileCache, cache_root, fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +166,7 @@ RAW_VALUES = (-(1 << 31), (1 << 31) - 1)
 
 def card_from_mapping(data: Any, where: str = "<dict>") -> Card:
     """Validate a card given as a mapping (parsed YAML): every field typed and in range; an
-    error names the key, the value and what was expected (`datasets/card_fields.py`)."""
+    error names the key, the value and what was expected (`datasets/files/card_fields.py`)."""
     f = CardFields(where)
     if not isinstance(data, Mapping):
         raise BenchmarkError(
@@ -307,7 +316,7 @@ def _splits(
 
 
 def load_card(path: Path) -> Card:
-    """Read and validate the YAML card at `path` (bounded: `datasets/bounded_yaml.py`)."""
+    """Read and validate the YAML card at `path` (bounded: `datasets/files/bounded_yaml.py`)."""
     if not Path(path).is_file():
         raise DatasetNotFoundError(
             f"folder: cannot read card {path} (no such file); pass --dataset "

@@ -20,8 +20,7 @@ import logging
 from pathlib import Path
 from typing import ClassVar
 
-from benchmark.api import DatasetOptions
-from benchmark.system.errors import BenchmarkError
+from benchmark.api import BenchmarkError, DatasetOptions
 from datasets.folder import (
     ISPRS_CLASSES,
     ISPRS_PALETTE,

@@ -36,9 +36,9 @@ from pathlib import Path
 from typing import ClassVar
 
 from benchmark.api import DatasetOptions, register_dataset
+from datasets.files.raster_io import find_file
 from datasets.folder import Card, ModalityCard
 from datasets.isprs import IsprsDataset, IsprsOptions, check_bool, check_choice
-from datasets.raster_io import find_file
 
 OPTICAL = {
     "rgbir": ("4_Ortho_RGBIR", "RGBIR", 4, "R, G, B, NIR (uint8)"),

@@ -35,12 +35,21 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from benchmark.api import DatasetOptions, MultiModalDataset, RawSample, Window, register_dataset
-from benchmark.core.spec import MASK, DatasetSpec, Modality
-from benchmark.system.confine import write_target
-from benchmark.system.errors import BenchmarkError
-from benchmark.system.io import atomic_write_json
-from benchmark.system.progress import track
+from benchmark.api import (
+    MASK,
+    BenchmarkError,
+    DatasetOptions,
+    DatasetSpec,
+    Modality,
+    MultiModalDataset,
+    RawSample,
+    Window,
+    atomic_write_json,
+    register_dataset,
+    track,
+    write_target,
+)
+from datasets.files.tile_cache import fallback_root, writable
 from datasets.synthetic_scene import (
     CLASSES,
     GENERATOR_VERSION,
@@ -49,7 +58,6 @@ from datasets.synthetic_scene import (
     SceneStyle,
     generate_scene,
 )
-from datasets.tile_cache import fallback_root, writable
 
 log = logging.getLogger(__name__)
 

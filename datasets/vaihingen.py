@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import ClassVar
 
 from benchmark.api import DatasetOptions, register_dataset
+from datasets.files.raster_io import find_file
 from datasets.folder import Card, ModalityCard
 from datasets.isprs import IsprsDataset, IsprsOptions, check_choice
-from datasets.raster_io import find_file
 
 BENCHMARK_TRAIN = (1, 3, 5, 7, 11, 13, 15, 17, 21, 23, 26, 28, 30, 32, 34, 37)
 BENCHMARK_TEST = (2, 4, 6, 8, 10, 12, 14, 16, 20, 22, 24, 27, 29, 31, 33, 35, 38)

@@ -17,19 +17,7 @@ from benchmark.api import (
     zero_fill_missing,
 )
 from methods.components import FusionSegmenter
-
-
-def mean_fill(
-    inputs: Mapping[str, Tensor], modalities: tuple[str, ...], channels: Mapping[str, int]
-) -> dict[str, Tensor]:
-    """Add zeros for absent modalities. Inputs are normalised, so zero is the training mean."""
-    ref = next(iter(inputs.values()))
-    batch, _, height, width = ref.shape
-    filled = dict(inputs)
-    for name in modalities:
-        if name not in filled:
-            filled[name] = ref.new_zeros(batch, channels[name], height, width)
-    return filled
+from methods.components.training.fill import mean_fill
 
 
 @register_method("baseline", aliases=("zero_fill",))
@@ -70,4 +58,4 @@ class Baseline(Method):
             return self.net(mean_fill(present, self.modalities, self.channels)).float()
 
 
-__all__ = ["Baseline", "mean_fill"]
+__all__ = ["Baseline"]

@@ -35,12 +35,12 @@ from benchmark.api import (
     TrainContext,
     register_method,
 )
-from methods.baseline import mean_fill
 from methods.components import FusionSegmenter
-from methods.components.distillation import feature_l1, logit_kl, prototype_loss
-from methods.components.dropout import SubsetSampler, sampler_hparams, zero_inputs
-from methods.components.psa import downsample_labels
-from methods.components.teacher_student import TEACHER_FRACTION, TeacherStudentMethod
+from methods.components.psa.sampler import downsample_labels
+from methods.components.training.distillation import feature_l1, logit_kl, prototype_loss
+from methods.components.training.dropout import SubsetSampler, sampler_hparams, zero_inputs
+from methods.components.training.fill import mean_fill
+from methods.components.training.teacher_student import TEACHER_FRACTION, TeacherStudentMethod
 
 
 def forward_with_features(

@@ -40,8 +40,8 @@ from benchmark.api import (
     zero_fill_missing,
 )
 from methods.components import FusionSegmenter
-from methods.components.dropout import SubsetSampler, sampler_hparams
 from methods.components.patchgan import PatchDiscriminator, adversarial_loss
+from methods.components.training.dropout import SubsetSampler, sampler_hparams
 from methods.components.unet import UNetGenerator
 
 DIAGNOSTIC_MOMENTUM = 0.9

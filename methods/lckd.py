@@ -29,18 +29,18 @@ from benchmark.api import (
     HParam,
     Method,
     Paper,
+    Scenario,
     TrainContext,
     availability_matrix,
     labels_of,
     register_method,
     zero_fill_missing,
 )
-from benchmark.core.scenarios import Scenario
 from methods.components import ConcatFusion, FPNDecoder, SegmentationHead
-from methods.components.dropout import SubsetSampler, sampler_hparams
-from methods.components.election import elect_teachers, teacher_l1
-from methods.components.feature_fill import complete_with_mean, replace_dropped, shared_fill
 from methods.components.shared_encoder import NORMS, SharedEncoder
+from methods.components.training.dropout import SubsetSampler, sampler_hparams
+from methods.components.training.election import elect_teachers, teacher_l1
+from methods.components.training.fill import complete_with_mean, replace_dropped, shared_fill
 
 
 @register_method("lckd")

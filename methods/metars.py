@@ -16,10 +16,10 @@ paper; a STARS baseline). For every modality m:
           + MMR: instance-selective whitening of c_m at strides 4 and 8
 
 MMR's mask of modality-sensitive covariance entries is built at the start of that stage from
-the `mask_batches` training batches just before it (`methods.components.whitening`). At test
-time a lone modality uses its own head (MetaRS's inference); with several present, the mean of
-their heads' probabilities and the fused head's, a missing modality's content being the mean
-of the present ones' (content is what the losses make modality-invariant).
+the `mask_batches` training batches just before it (`methods.components.training.whitening`).
+At test time a lone modality uses its own head (MetaRS's inference); with several present, the
+mean of their heads' probabilities and the fused head's, a missing modality's content being the
+mean of the present ones' (content is what the losses make modality-invariant).
 """
 
 from __future__ import annotations
@@ -47,14 +47,14 @@ from benchmark.api import (
 )
 from methods.components import ConcatFusion, FPNDecoder, ModalityEncoder, SegmentationHead
 from methods.components.compose import Composer
-from methods.components.feature_fill import (
+from methods.components.shared_encoder import SharedEncoder
+from methods.components.training.fill import (
     complete_with_mean,
     cyclic_pairs,
     replace_dropped,
     shared_fill,
 )
-from methods.components.shared_encoder import SharedEncoder
-from methods.components.whitening import CovarianceMask, whitening_loss
+from methods.components.training.whitening import CovarianceMask, whitening_loss
 
 ALIGNED_LEVELS = (2, 3)
 """Content levels aligned by MSE: strides 16 and 32 (MetaRS: ResNet stages 3 and 4)."""

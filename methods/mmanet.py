@@ -9,8 +9,8 @@ Multimodal Learning", CVPR 2023. The step budget is split as `distill` splits it
                                space, at every scale), trained with
                                CE + mad_weight * L_MAD + mar_weight * L_MAR
 
-L_MAD (`methods.components.margin`) relates pixels to pixels in the fused features at strides
-32, 16 and 8 and weights each pixel by the teacher's prediction entropy. L_MAR finds the
+L_MAD (`methods.components.training.margin`) relates pixels to pixels in the fused features at
+strides 32, 16 and 8 and weights each pixel by the teacher's prediction entropy. L_MAR finds the
 student's weakest modality combination on validation (the squared gap between its mIoU and
 the full-modality mIoU, summed over the validations before `begin_fraction` of the student
 stage has passed) and then trains an auxiliary decoder with CE on the samples that drew that
@@ -35,15 +35,15 @@ from benchmark.api import (
     DatasetSpec,
     HParam,
     Paper,
+    Scenario,
     TrainContext,
+    nan_mean,
     register_method,
 )
-from benchmark.core.scenarios import Scenario
-from benchmark.run.metrics import nan_mean
-from methods.baseline import mean_fill
-from methods.components.dropout import SubsetSampler, sampler_hparams, zero_features
-from methods.components.margin import margin_distillation
-from methods.components.teacher_student import TEACHER_FRACTION, TeacherStudentMethod
+from methods.components.training.dropout import SubsetSampler, sampler_hparams, zero_features
+from methods.components.training.fill import mean_fill
+from methods.components.training.margin import margin_distillation
+from methods.components.training.teacher_student import TEACHER_FRACTION, TeacherStudentMethod
 
 MAD_LEVELS = (3, 2, 1)
 """Fused pyramid levels distilled: strides 32, 16 and 8 (MMANet: context module, skip3, skip2)."""

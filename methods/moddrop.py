@@ -28,7 +28,12 @@ from benchmark.api import (
     zero_fill_missing,
 )
 from methods.baseline import Baseline
-from methods.components.dropout import SubsetSampler, sampler_hparams, zero_features, zero_inputs
+from methods.components.training.dropout import (
+    SubsetSampler,
+    sampler_hparams,
+    zero_features,
+    zero_inputs,
+)
 
 FILLS = ("input_zero", "feature_zero")
 

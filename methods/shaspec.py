@@ -41,14 +41,14 @@ from benchmark.api import (
 )
 from methods.components import ConcatFusion, FPNDecoder, ModalityEncoder, SegmentationHead
 from methods.components.compose import COMPOSE_NORMS, Composer
-from methods.components.dropout import SubsetSampler, sampler_hparams
-from methods.components.feature_fill import (
+from methods.components.shared_encoder import NORMS, SharedEncoder
+from methods.components.training.dropout import SubsetSampler, sampler_hparams
+from methods.components.training.fill import (
     complete_with_mean,
     cyclic_pairs,
     replace_dropped,
     shared_fill,
 )
-from methods.components.shared_encoder import NORMS, SharedEncoder
 
 
 @register_method("shaspec")

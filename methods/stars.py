@@ -59,8 +59,7 @@ from benchmark.api import (
 from methods.components import ConcatFusion, FPNDecoder, ModalityEncoder, SegmentationHead
 from methods.components.attention import SCSE
 from methods.components.compose import COMPOSE_NORMS, Composer
-from methods.components.dropout import SubsetSampler
-from methods.components.psa import (
+from methods.components.psa.sampler import (
     SAMPLING_MODES,
     ProjectionHead,
     collapse_std,
@@ -71,6 +70,7 @@ from methods.components.psa import (
     supervised_infonce,
 )
 from methods.components.shared_encoder import NORMS, SharedEncoder, privatise_norms
+from methods.components.training.dropout import SubsetSampler
 from methods.components.translators import TranslatorBank, alignment_loss
 
 register_profiler(
@@ -79,7 +79,7 @@ register_profiler(
         description="STARS's PSA sampling and loss, and translation + alignment, against a whole "
         "STARS step, for the balanced, uniform, loop and hard_easy samplers, swept over pixels "
         "per class, classes, feature size and batch",
-        module="methods.components.psa_profile",
+        module="methods.components.psa.profiler",
     ),
 )
 

@@ -48,3 +48,15 @@ def test_ci_runs_the_readme_test_command():
     test_command = readme_lines[2]
     assert "pytest" in test_command and "run_benchmark.py" in readme_lines[1]
     assert test_command in (REPO / ".ci" / "run").read_text().splitlines()
+
+
+def test_own_corruptions_come_through_entry_points():
+    from benchmark.corrupt.registry import CORRUPTION_GROUP, CORRUPTIONS
+
+    own = [
+        p.value
+        for p in entry_points(group=CORRUPTION_GROUP)
+        if p.dist.metadata["Name"] == "missbench"
+    ]
+    assert own == ["benchmark.corrupt.catalogue"]
+    assert CORRUPTIONS.names()[0] == "clouds"

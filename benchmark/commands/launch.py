@@ -110,9 +110,10 @@ def launch_sweep(
 
 def sweep_leaderboard(sweep: Sweep, store: RunStore):  # noqa: ANN201  (a DataFrame)
     """The sweep's leaderboard, from the store: its runs under this sweep's labels, the
-    reported scenarios only, and a row per scenario for every run without results."""
+    reported scenarios and the requested selection rule only, and a row per scenario for every
+    run without results."""
     entries = [
         BoardEntry(spec.label, spec.dataset, spec.to_json(), store.load(spec.run_id))
         for spec in sweep.specs
     ]
-    return leaderboard(entries, sweep.reported, sweep.modalities)
+    return leaderboard(entries, sweep.reported, sweep.modalities, sweep.selection)

@@ -15,6 +15,9 @@ import torch
 
 from benchmark.core.options import parse_named_list, split_top_level
 from benchmark.core.presets import PRESETS
+from benchmark.corrupt.corruption import parse_severities
+from benchmark.corrupt.registry import parse_corruptions
+from benchmark.corrupt.tile import TileCorruption
 from benchmark.run.sweep import SweepRequest
 from benchmark.system.errors import BenchmarkError
 
@@ -87,11 +90,8 @@ def parse_train_missing(values: Sequence[str] | None) -> tuple[tuple[tuple[str, 
     return tuple(dict.fromkeys(settings))
 
 
-def parse_corruption_grid(names: str, severities: str) -> tuple:
+def parse_corruption_grid(names: str, severities: str) -> tuple[TileCorruption, ...]:
     """`--corruptions clouds,haze|all` x `--severities 1-5` -> the `TileCorruption`s to run."""
-    from benchmark.corrupt.catalogue import parse_corruptions, parse_severities
-    from benchmark.run.evaluate import TileCorruption
-
     if not names.strip() or names.strip().lower() == "none":
         return ()
     levels = parse_severities(severities)

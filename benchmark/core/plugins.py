@@ -5,7 +5,8 @@ declares entry points in the groups `missbench.methods` and `missbench.datasets`
 module; importing that module registers what it defines with `register_method` /
 `register_dataset`. The first lookup in a process (the CLI, a `--workers` process, a Ray task)
 imports every such module once, MissBench's own first, so a user's package adds a method or a
-dataset without editing this repository.
+dataset without editing this repository. `EntryPointLoader` is that loading for any group: the
+corruption registry (`benchmark.corrupt.registry`, group `missbench.corruptions`) uses it too.
 """
 
 from __future__ import annotations
@@ -26,44 +27,55 @@ DATASET_GROUP = "missbench.datasets"
 GROUPS = (METHOD_GROUP, DATASET_GROUP)
 OWN_DISTRIBUTION = "missbench"
 
-_lock = threading.RLock()
-_state: dict[str, object] = {"loaded": False, "loading": False, "error": None}
-
 M = TypeVar("M", bound=type[Method])
 D = TypeVar("D", bound=type[MultiModalDataset])
 
 
-def load_plugins() -> None:
-    """Import every entry-point module of both groups, once per process.
+class EntryPointLoader:
+    """Imports every entry-point module of `groups`, once per process: a registry's loader.
 
-    Re-entrant: a plugin module that looks a name up while it is being imported sees what is
-    registered so far instead of starting the load again. A failed import is reported, as one
-    line, on every later lookup too.
+    MissBench's own entry points come first (registry order = README order) and must exist in
+    each group, or the checkout is not installed. Re-entrant: a plugin module that looks a name
+    up while it is being imported sees what is registered so far instead of starting the load
+    again. A failed import is reported, as one line, on every later lookup too.
     """
-    if _state["loaded"]:
-        return
-    with _lock:
-        if _state["loaded"] or _state["loading"]:
+
+    def __init__(self, *groups: str) -> None:
+        self.groups = groups
+        self._lock = threading.RLock()
+        self._loaded = self._loading = False
+        self._error: BenchmarkError | None = None
+
+    def __call__(self) -> None:
+        """Load the groups unless this process has already (or is loading them now)."""
+        if self._loaded:
             return
-        if _state["error"] is not None:
-            raise BenchmarkError(str(_state["error"]))
-        _state["loading"] = True
-        try:
-            for group in GROUPS:
-                points = _ordered(entry_points(group=group))
-                if not any(_distribution(p) == OWN_DISTRIBUTION for p in points):
-                    raise BenchmarkError(
-                        f"no {group!r} entry points of the {OWN_DISTRIBUTION!r} package: "
-                        'install this checkout first (pip install -e ".[fast]", README line 1)'
-                    )
-                for point in points:
-                    _import(point, group)
-            _state["loaded"] = True
-        except BenchmarkError as error:
-            _state["error"] = error
-            raise
-        finally:
-            _state["loading"] = False
+        with self._lock:
+            if self._loaded or self._loading:
+                return
+            if self._error is not None:
+                raise BenchmarkError(str(self._error))
+            self._loading = True
+            try:
+                for group in self.groups:
+                    points = _ordered(entry_points(group=group))
+                    if not any(_distribution(p) == OWN_DISTRIBUTION for p in points):
+                        raise BenchmarkError(
+                            f"no {group!r} entry points of the {OWN_DISTRIBUTION!r} package: "
+                            'install this checkout first (pip install -e ".[fast]", README line 1)'
+                        )
+                    for point in points:
+                        _import(point, group)
+                self._loaded = True
+            except BenchmarkError as error:
+                self._error = error
+                raise
+            finally:
+                self._loading = False
+
+
+load_plugins = EntryPointLoader(*GROUPS)
+"""Import every method and dataset plugin module (both groups), once per process."""
 
 
 def _distribution(point: EntryPoint) -> str:
@@ -110,9 +122,9 @@ def import_modules(modules: Iterable[str]) -> None:
             importlib.import_module(module)
         except ImportError as error:
             raise BenchmarkError(
-                f"module {module!r}, which registers a method or dataset of this sweep, cannot "
-                f"be imported in a worker ({error}); make it a plugin package (entry points "
-                f"{', '.join(GROUPS)})"
+                f"module {module!r}, which registers a method, dataset or corruption of this "
+                f"sweep, cannot be imported in a worker ({error}); make it a plugin package "
+                f"(entry points {', '.join(GROUPS)} or missbench.corruptions)"
             ) from error
 
 

@@ -43,8 +43,10 @@ class RunSpec:
     """Under `flops`: baseline FLOPs per step / this method's (measured), steps scaled by it."""
     train_missing: tuple[tuple[str, float], ...] = ()
     """(modality, share of training tiles without it), sorted; empty = complete training data."""
-    selection: str = SELECTION_FULL_VAL
-    """Model-selection rule (a name in `benchmark.run.selection.SELECTIONS`)."""
+    selection: str = field(default=SELECTION_FULL_VAL, compare=False)
+    """Which model-selection rule's records this request reads (`--selection`, a name in
+    `benchmark.run.selection.SELECTIONS`). Not part of the run: every run records every rule,
+    so it is neither hashed nor written to `spec.json`."""
     harness_version: int = HARNESS_VERSION
     label: str = field(default="", compare=False)
     """Display name, e.g. `baseline[lr=0.0003]`; not part of the hash."""
@@ -64,32 +66,45 @@ class RunSpec:
         return ",".join(f"{m}={rate:g}" for m, rate in self.train_missing)
 
     def to_json(self) -> dict[str, Any]:
-        """Return the `spec.json` form: every field, mappings as sorted `[name, value]` pairs."""
+        """Return the spec as JSON: every field, mappings as sorted `[name, value]` pairs.
+
+        The requested `selection` is in it, so a worker process reads the rule it was asked
+        for; `spec.json` leaves it out (`RunStore.write_spec`).
+        """
         return {**self._plain(), "run_id": self.run_id}
 
     def hashed_fields(self) -> dict[str, Any]:
         """Return what the run id hashes.
 
-        Everything but the display fields and the eval batch size (batching windows does not
-        change the logits' average).
+        Everything but the display fields, the eval batch size (batching windows does not
+        change the logits' average) and the requested selection rule (every run records every
+        rule).
         """
         data = self._plain()
-        for name in ("label", "preset", "eval_batch_size"):
+        for name in ("label", "preset", "eval_batch_size", "selection"):
             data.pop(name)
         if self.budget == "steps":  # the default budget hashes as before it existed
             data.pop("budget")
             data.pop("budget_ratio")
-        if not self.train_missing:  # so do complete training data and the default selection
+        if not self.train_missing:  # so do complete training data
             data.pop("train_missing")
-        if self.selection == SELECTION_FULL_VAL:
-            data.pop("selection")
         return data
 
     @property
     def run_id(self) -> str:
         """16 hex digits of the SHA-1 of the hashed fields' canonical JSON."""
-        canonical = json.dumps(self.hashed_fields(), sort_keys=True, default=str)
-        return hashlib.sha1(canonical.encode("utf-8")).hexdigest()[:16]
+        return _digest(self.hashed_fields())
+
+    @property
+    def legacy_run_id(self) -> str | None:
+        """Return the id a run of a non-default rule had when the rule was part of the run.
+
+        Before every run recorded every rule, such a rule was hashed; the id keeps those runs
+        readable. None for the default rule, whose ids never changed.
+        """
+        if self.selection == SELECTION_FULL_VAL:
+            return None
+        return _digest({**self.hashed_fields(), "selection": self.selection})
 
     @property
     def val_every(self) -> int:
@@ -105,6 +120,12 @@ class RunSpec:
         data["train_modalities"] = tuple(data["train_modalities"])
         data["train_missing"] = tuple((m, float(r)) for m, r in data.get("train_missing", ()))
         return cls(**data)
+
+
+def _digest(hashed: Mapping[str, Any]) -> str:
+    """16 hex digits of the SHA-1 of `hashed`'s canonical JSON."""
+    canonical = json.dumps(hashed, sort_keys=True, default=str)
+    return hashlib.sha1(canonical.encode("utf-8")).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -127,7 +148,8 @@ class EvalRecord:
     missing: str
     n_present: int
     selection: str
-    """Selection rule that chose this checkpoint, or "" for an intermediate validation."""
+    """Selection rule that chose this checkpoint, or "" for an intermediate validation (a
+    checkpoint several rules chose has its records once per rule)."""
     miou: float
     mf1: float
     oa: float

@@ -1,11 +1,12 @@
 """A finished run as a self-describing model: weights and a card, usable without the dataset.
 
-Every finished run keeps `model.safetensors` (the selected weights) and `model.json` (the card):
+Every finished run keeps `model.safetensors` (the weights the default selection rule, full_val,
+chose; another rule's are `load_model(run_dir, selection=<rule>)`) and `model.json` (the card:
 method, label, hyperparameters, the dataset spec (modalities, bands, normalisation statistics,
 classes, palette, ignore index), the class shares of its training labels, the modalities it
-was trained on, the evaluation window, commit and library versions. `load_model(run_dir)`
-rebuilds the method from the card alone and returns a `DeployedModel` whose `predict` takes
-raw rasters of any non-empty subset of those modalities.
+was trained on, the evaluation window, every rule's chosen step, commit and library versions).
+`load_model(run_dir)` rebuilds the method from the card alone and returns a `DeployedModel`
+whose `predict` takes raw rasters of any non-empty subset of those modalities.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from torch import Tensor
 from benchmark.core.hparams import Params
 from benchmark.core.method import Method, TrainContext, evaluation_mode
 from benchmark.core.plugins import METHODS
+from benchmark.core.records import SELECTION_FULL_VAL
 from benchmark.core.spec import DatasetSpec
 from benchmark.core.weights import NONE
 from benchmark.data.transforms import Normalizer
@@ -94,11 +96,17 @@ def inference_hparams(cls: type[Method], pairs: Iterable[Sequence[Any]]) -> Para
     return Params(values)
 
 
-def load_model(run_dir: Path, device: torch.device | str = "cpu") -> DeployedModel:
-    """The model of a finished run directory, rebuilt from its card and weights alone."""
+def load_model(
+    run_dir: Path, device: torch.device | str = "cpu", selection: str = SELECTION_FULL_VAL
+) -> DeployedModel:
+    """The model of a finished run directory, rebuilt from its card and weights alone: the
+    checkpoint the `selection` rule chose (the default rule's is the deployed model)."""
     run_dir = Path(run_dir)
     store, run_id = RunStore(run_dir.parent.parent), run_dir.name
     card = store.read_model_card(run_id)
+    weights = store.load_model(run_id, selection)  # one line when the run kept no such model
+    if selection != SELECTION_FULL_VAL:
+        card = {**card, "selected_step": card["selected_steps"][selection]}
     device = torch.device(device)
     spec = DatasetSpec.from_json(card["dataset_spec"])
     context = TrainContext(
@@ -108,7 +116,7 @@ def load_model(run_dir: Path, device: torch.device | str = "cpu") -> DeployedMod
     )
     cls = METHODS.get(card["method"])
     method = cls(spec, inference_hparams(cls, card["hparams"]), context)
-    method.load_state_dict(store.load_model(run_id))
+    method.load_state_dict(weights)
     method.to(device, memory_format=torch.channels_last)
     method.eval()
     return DeployedModel(method, spec, card, device)

@@ -1,5 +1,5 @@
-"""What every profiler writes (a CSV, a Markdown summary, a figure), and the step profiler's
-headline, summary and figure.
+"""What every profiler writes (a CSV, a Markdown summary, a figure, headline lines: a
+`ProfileReport`), and the step profiler's headline, summary and figure.
 
 The numbers a reader looks for first (data loading as % of a step; the harness versus a bare
 loop) are computed here, once, and printed by the CLI and written into the Markdown.
@@ -8,10 +8,13 @@ loop) are computed here, once, and printed by the CLI and written into the Markd
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Generic, Protocol, TypeVar
 
 import pandas as pd
+from matplotlib.figure import Figure
 
 from benchmark.profile.timing import PHASES
 from benchmark.report.frames import write_csv
@@ -37,13 +40,39 @@ def frame_markdown(frame: pd.DataFrame, digits: int = 2) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_outputs(frame: pd.DataFrame, out: Path, stem: str, markdown: str, figure) -> list[Path]:
-    """`<stem>.csv`, `<stem>.md` (atomically) and the figure `<stem>.png/.pdf` under `out`."""
-    write_target(out).mkdir(parents=True, exist_ok=True)
-    csv, md = out / f"{stem}.csv", out / f"{stem}.md"
-    write_csv(frame, csv)
-    atomic_write_text(md, markdown)
-    return [csv, md, *figure(frame, out / stem)]
+class Headline(Protocol):
+    """The numbers a reader looks for first, as the lines the CLI prints."""
+
+    def lines(self) -> list[str]: ...
+
+
+H = TypeVar("H", bound=Headline)
+
+
+@dataclass(frozen=True)
+class ProfileReport(Generic[H]):
+    """How a profiler writes its frame: `<stem>.csv`, `<stem>.md` (the summary, which states the
+    headline) and the figure `<stem>.png/.pdf`, and the headline's lines for the CLI."""
+
+    stem: str
+    headline: Callable[[pd.DataFrame], H]
+    markdown: Callable[[pd.DataFrame, H], str]
+    figure: Callable[[pd.DataFrame], Figure]
+
+    def write(self, frame: pd.DataFrame, out: Path) -> tuple[list[str], list[Path]]:
+        """Write the files under `out` (the Markdown atomically); the headline lines, the files."""
+        headline = self.headline(frame)
+        markdown = self.markdown(frame, headline)
+        write_target(out).mkdir(parents=True, exist_ok=True)
+        csv, md = out / f"{self.stem}.csv", out / f"{self.stem}.md"
+        write_csv(frame, csv)
+        atomic_write_text(md, markdown)
+        return headline.lines(), [csv, md, *save(self.figure(frame), out / self.stem)]
+
+
+def profile_figure(height: float) -> Figure:
+    """A figure as wide as the report's page-wide figures, `height` inches tall."""
+    return new_figure(DOUBLE, height)
 
 
 # --------------------------------------------------------------------------- step
@@ -115,9 +144,9 @@ def step_markdown(frame: pd.DataFrame, headline: StepHeadline) -> str:
     )
 
 
-def step_figure(frame: pd.DataFrame, stem: Path) -> list[Path]:
+def step_figure(frame: pd.DataFrame) -> Figure:
     late = frame[(frame.window == "late")]
-    fig = new_figure(DOUBLE, 0.35 * len(late) + 0.9)
+    fig = profile_figure(0.35 * len(late) + 0.9)
     ax = fig.subplots()
     colours = method_colours(list(PHASES))
     left = pd.Series(0.0, index=late.index)
@@ -140,10 +169,7 @@ def step_figure(frame: pd.DataFrame, stem: Path) -> list[Path]:
     ax.set_title(
         f"Where a training step goes · {frame.device.iloc[0]} · preset {frame.preset.iloc[0]}"
     )
-    return save(fig, stem)
+    return fig
 
 
-def write_step_outputs(frame: pd.DataFrame, out: Path) -> tuple[StepHeadline, list[Path]]:
-    headline = step_headline(frame)
-    markdown = step_markdown(frame, headline)
-    return headline, write_outputs(frame, out, "step_profile", markdown, step_figure)
+STEP_REPORT = ProfileReport("step_profile", step_headline, step_markdown, step_figure)

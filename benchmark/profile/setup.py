@@ -17,8 +17,10 @@ from benchmark.core.options import NamedConfig, parse_named
 from benchmark.core.presets import Preset
 from benchmark.core.records import RunSpec
 from benchmark.data.pipeline import PrefetchingSampler, RunData, prepare_data, training_batches
+from benchmark.profile.records import ProfileOrigin
+from benchmark.profile.timing import PhaseClock
 from benchmark.run.sweep import SweepRequest, expand
-from benchmark.run.train import build_method
+from benchmark.run.train import build_method, train_step
 from benchmark.system.provenance import git_commit
 
 
@@ -35,13 +37,9 @@ class ProfileSettings:
     warmup: int = 3
     """Untimed calls first (allocator, kernel selection, caches)."""
 
-    def row_fields(self) -> dict[str, str]:
+    def origin(self) -> ProfileOrigin:
         """What every profile row records about where it was measured."""
-        return {
-            "device": device_name(self.device),
-            "preset": self.preset.name,
-            "commit": git_commit(),
-        }
+        return ProfileOrigin(device_name(self.device), self.preset.name, git_commit())
 
     def open(self, method: str | NamedConfig) -> ProfiledRun:
         return open_profiled_run(method, self.dataset, self.preset, self.device, self.data_root)
@@ -58,6 +56,10 @@ class ProfiledRun:
 
     def batch(self, step: int, device: torch.device) -> dict[str, torch.Tensor]:
         return {k: v.to(device) for k, v in self.sampler.sampler.batch(step).items()}
+
+    def train_step(self, step: int, device: torch.device, clock: PhaseClock | None = None) -> None:
+        """The harness's own training step on batch `step` (`clock`: where its time goes)."""
+        train_step(self.method, self.sampler, step, device, clock=clock)
 
     def close(self) -> None:
         self.sampler.close()

@@ -1,7 +1,7 @@
 """`run_benchmark.py profile step`: where a training step's time goes, for every method.
 
-Each method is built and stepped exactly as a run would (`benchmark.profile.setup`,
-`benchmark.run.train.train_step`). Two kinds of measurement, kept apart so that the split cannot
+Each method is built and stepped exactly as a run would (`benchmark.profile.setup`: the harness's
+own `train_step`). Two kinds of measurement, kept apart so that the split cannot
 distort the total:
 
 * **step**: median wall time of unclocked harness steps (data loading included), and the peak
@@ -25,7 +25,7 @@ import itertools
 import logging
 import statistics
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -34,9 +34,9 @@ import torch.nn.functional as F
 
 from benchmark.core.method import adamw, modality_inputs
 from benchmark.core.spec import MASK
+from benchmark.profile.records import ProfileOrigin, profile_frame
 from benchmark.profile.setup import ProfiledRun, ProfileSettings
-from benchmark.profile.timing import PHASES, PhaseClock, measure
-from benchmark.run.train import train_step
+from benchmark.profile.timing import PHASES, Measurement, PhaseClock, measure
 
 log = logging.getLogger(__name__)
 
@@ -47,19 +47,12 @@ WINDOWS = ("early", "late")
 class StepRow:
     """One method (or the bare loop) in one window: step time, its phases, memory, size."""
 
-    device: str
-    preset: str
-    commit: str
+    origin: ProfileOrigin
     method: str
     window: str
     first_step: int
-    median_ms: float
-    """Median wall time of one harness step (unclocked)."""
-    q1_ms: float
-    q3_ms: float
-    repeats: int
-    calls_per_repeat: int
-    peak_mb: float
+    timing: Measurement
+    """Wall time of one harness step (unclocked) and its peak memory."""
     parameters: int
     data_ms: float
     forward_ms: float
@@ -75,14 +68,14 @@ def phase_medians(run: ProfiledRun, device: torch.device, steps: Sequence[int]) 
     samples: dict[str, list[float]] = {p: [] for p in PHASES}
     for step in steps:
         clock.start()
-        train_step(run.method, run.sampler, step, device, clock=clock)
+        run.train_step(step, device, clock=clock)
         for phase in PHASES:
             samples[phase].append(1e3 * clock.phases.get(phase, 0.0))
     return {f"{p}_ms": statistics.median(v) for p, v in samples.items()}
 
 
 def profile_method(
-    run: ProfiledRun, device: torch.device, repeats: int, warmup: int, base: dict
+    run: ProfiledRun, device: torch.device, repeats: int, warmup: int, origin: ProfileOrigin
 ) -> list[StepRow]:
     per_window = warmup + 2 * repeats + 1  # timed + memory + clocked steps
     rows = []
@@ -92,7 +85,7 @@ def profile_method(
         first = next_step if window == "early" else max(next_step, run.spec.steps - per_window)
         counter = itertools.count(first)
         m = measure(
-            lambda counter=counter: train_step(run.method, run.sampler, next(counter), device),
+            lambda counter=counter: run.train_step(next(counter), device),
             device,
             repeats,
             warmup,
@@ -102,11 +95,11 @@ def profile_method(
         next_step = start + repeats
         rows.append(
             StepRow(
-                **base,
+                origin=origin,
                 method=run.spec.label,
                 window=window,
                 first_step=first,
-                **m.row_fields(),
+                timing=m,
                 parameters=run.method.num_parameters(),
                 **phases,
             )
@@ -115,7 +108,7 @@ def profile_method(
 
 
 def bare_loop_row(
-    run: ProfiledRun, device: torch.device, repeats: int, warmup: int, base: dict
+    run: ProfiledRun, device: torch.device, repeats: int, warmup: int, origin: ProfileOrigin
 ) -> StepRow:
     """Forward, cross-entropy, backward, AdamW on the baseline's network, batch on the device.
 
@@ -141,11 +134,11 @@ def bare_loop_row(
     m = measure(step, device, repeats, warmup)
     nothing = {f"{p}_ms": float("nan") for p in PHASES}
     return StepRow(
-        **base,
+        origin=origin,
         method="bare_loop (baseline network)",
         window="-",
         first_step=0,
-        **m.row_fields(),
+        timing=m,
         parameters=sum(p.numel() for p in net.parameters()),
         **nothing,
     )
@@ -157,16 +150,16 @@ def profile_steps(methods: Sequence[str], settings: ProfileSettings) -> pd.DataF
     `baseline` is always profiled (first, if the list lacks it): the bare loop is its yardstick.
     """
     device, repeats, warmup = settings.device, settings.repeats, settings.warmup
-    base = settings.row_fields()
+    origin = settings.origin()
     names = list(methods) if "baseline" in methods else ["baseline", *methods]
     rows: list[StepRow] = []
     for name in names:
-        log.info("profiling %s steps (%s preset, %s)", name, base["preset"], base["device"])
+        log.info("profiling %s steps (%s preset, %s)", name, origin.preset, origin.device)
         with settings.open(name) as run:
-            rows.extend(profile_method(run, device, repeats, warmup, base))
+            rows.extend(profile_method(run, device, repeats, warmup, origin))
             if name == "baseline":
-                rows.append(bare_loop_row(run, device, repeats, warmup, base))
-    return pd.DataFrame([asdict(r) for r in rows])
+                rows.append(bare_loop_row(run, device, repeats, warmup, origin))
+    return profile_frame(rows)
 
 
 def run_profile(settings: ProfileSettings, methods: Sequence[str]) -> pd.DataFrame:
@@ -176,7 +169,6 @@ def run_profile(settings: ProfileSettings, methods: Sequence[str]) -> pd.DataFra
 
 def write_profile(frame: pd.DataFrame, out: Path) -> tuple[list[str], list[Path]]:
     """`profile step`'s CSV, Markdown and figure, and its headline lines."""
-    from benchmark.profile.output import write_step_outputs
+    from benchmark.profile.output import STEP_REPORT
 
-    headline, files = write_step_outputs(frame, out)
-    return headline.lines(), files
+    return STEP_REPORT.write(frame, out)

@@ -176,20 +176,25 @@ def leaderboard(
     entries: Sequence[BoardEntry],
     reported: Mapping[str, Sequence[str]] | None = None,
     modalities: Mapping[str, Sequence[str]] | None = None,
+    selection: str = SELECTION_FULL_VAL,
 ) -> pd.DataFrame:
     """Tidy long table: one row per dataset x method x imbalance x training condition x
-    scenario x corruption x severity x seed (test split, selected checkpoint); per-class IoU/F1
-    as `iou_<class>` / `f1_<class>`, tier means as `miou_<tier>` / `mf1_<tier>`. Clean test
-    data has `corruption` none and `severity` 0; complete training data `train_missing` none.
+    scenario x corruption x severity x seed (test split, the checkpoint the `selection` rule
+    chose: one rule's rows only); per-class IoU/F1 as `iou_<class>` / `f1_<class>`, tier means
+    as `miou_<tier>` / `mf1_<tier>`. Clean test data has `corruption` none and `severity` 0;
+    complete training data `train_missing` none.
 
     With `reported` (dataset -> scenarios, and `modalities`, dataset -> its modalities: a
-    sweep's board), only those scenarios are kept and every run without results gets rows for
-    them with `status` failed / running / missing and empty metrics, after the finished runs'
-    rows. Without, every finished record enters (the report's board).
+    sweep's board), only those scenarios are kept and every run without results (of that rule)
+    gets rows for them with `status` failed / running / missing and empty metrics, after the
+    finished runs' rows. Without, every finished record of the rule enters (the report's
+    board).
     """
     records = []
     for entry in entries:
         for rec in entry.run.records:
+            if rec["selection"] != selection:
+                continue
             if reported is None or rec["scenario"] in reported[rec["dataset"]]:
                 records.append(dict(rec, method=entry.label, dataset=entry.dataset))
     board = record_frame(records)
@@ -198,12 +203,20 @@ def leaderboard(
     placeholders = [
         row
         for entry in entries
-        if entry.run.state != "done"
-        for row in unfinished_rows(entry, reported[entry.dataset], modalities[entry.dataset])
+        if not selected_by(entry.run, selection)
+        for row in unfinished_rows(
+            entry, reported[entry.dataset], modalities[entry.dataset], selection
+        )
     ]
     if placeholders:
         board = pd.concat([board, pd.DataFrame(placeholders)], ignore_index=True)
     return board
+
+
+def selected_by(run: StoredRun, selection: str) -> bool:
+    """Whether a run is finished with records of the `selection` rule (one finished before
+    every rule was recorded has only its own rule's)."""
+    return run.state == "done" and any(r["selection"] == selection for r in run.records)
 
 
 def record_frame(records: Iterable[dict], split: str = "test") -> pd.DataFrame:
@@ -249,10 +262,13 @@ def method_kind(name: str) -> str:
 
 
 def unfinished_rows(
-    entry: BoardEntry, scenarios: Sequence[str], modalities: Sequence[str]
+    entry: BoardEntry,
+    scenarios: Sequence[str],
+    modalities: Sequence[str],
+    selection: str = SELECTION_FULL_VAL,
 ) -> list[dict[str, Any]]:
-    """Leaderboard rows for a run without results: shown as failed/running/missing, never
-    dropped (only its own scenario for a dedicated method)."""
+    """Leaderboard rows for a run without results (of the `selection` rule): shown as
+    failed/running/missing, never dropped (only its own scenario for a dedicated method)."""
     spec, run = entry.spec, entry.run
     status = UNFINISHED_STATUS.get(run.state, "missing")
     error = {"failed": run.detail, "busy": "running in another launcher"}.get(run.state, "")
@@ -282,7 +298,7 @@ def unfinished_rows(
                 "budget": spec.get("budget", "steps"),
                 "budget_ratio": spec.get("budget_ratio", 1.0),
                 "preset": spec["preset"],
-                "selection": spec.get("selection", SELECTION_FULL_VAL),
+                "selection": selection,
                 "method_name": spec["method"],
                 "run_id": entry.run.run_id,
             }

@@ -26,8 +26,10 @@ and writes into `<results-dir>/report/` (never touching the runs or the sweep's 
     tables/<dataset>_train_missing.md|.tex, figures/<dataset>_train_missing_<modality>.png|.pdf
 
 Every table and figure but the corruption section uses clean test data only, so corrupted
-records change none of them. Runs that differ in training condition or selection rule are
-labelled apart (`distinguish`), never averaged together.
+records change none of them. Runs that differ in training condition are labelled apart
+(`distinguish`), never averaged together. A report shows one selection rule's records
+(`--selection`, default full_val): every run records every rule, so a run finished before that
+(which has only its own rule's) is left out of another rule's report and listed as such.
 
 The grid a sweep asked for is reconstructed from every run directory's spec.json (finished or
 not) as the product of the datasets' methods x imbalance factors x seeds; a cell without
@@ -37,6 +39,7 @@ marked "†". Nothing is dropped silently.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import re
@@ -48,12 +51,12 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
-from benchmark.core.records import SELECTION_FULL_VAL
+from benchmark.core.records import SELECTION_FULL_VAL, RunSpec
 from benchmark.report import frames, plots, render, tables
 from benchmark.report.frames import COMPLETE, BoardEntry, budget_of, dataset_of, label_of
 from benchmark.report.robustness import robustness
 from benchmark.report.stats import test_description
-from benchmark.run.selection import SELECTION_DESCRIPTION
+from benchmark.run.selection import SELECTION_DESCRIPTION, SELECTIONS
 from benchmark.run.store import RUNS, RunStore, StoredRun
 from benchmark.system.confine import write_target
 from benchmark.system.errors import BenchmarkError, describe
@@ -79,6 +82,10 @@ class Results:
     expected: dict[tuple[str, float, str], int]
     """(dataset, imbalance, method label) -> number of seeds the grid asks for."""
     train_logs: list[tuple[dict, list[dict]]] = field(default_factory=list)
+    selection: str = SELECTION_FULL_VAL
+    """The selection rule whose records the report shows."""
+    lacking: list[StoredRun] = field(default_factory=list)
+    """Finished runs without records of that rule (made before every rule was recorded)."""
 
     @functools.cached_property
     def records(self) -> list[dict]:
@@ -91,8 +98,8 @@ class Results:
 
 
 def distinguish(specs: Sequence[dict]) -> None:
-    """Name runs apart that share a label but not a budget, dataset options, selection rule or
-    training condition.
+    """Name runs apart that share a label but not a budget, dataset options or training
+    condition.
 
     Two sweeps into one results directory may train `baseline` for 200 and for 400 steps, or
     use `synthetic` with other options; averaging them as one cell would be wrong, so the label
@@ -101,11 +108,11 @@ def distinguish(specs: Sequence[dict]) -> None:
     cost different FLOPs), so runs are told apart by the budget they were given, not the steps
     it became.
 
-    Where a dataset's runs use more than one selection rule, the runs not selected by
-    `full_val` get ` (sel. <rule>)`; where they span more than one training condition, the runs
-    trained with a modality missing get ` (train −dsm 30%)` (30 % of the training tiles lacked
-    dsm). The default (full_val, complete data) keeps the plain label, so the reference stays
-    the reference and a dataset of one condition shows it in the captions, not in every row.
+    Where a dataset's runs span more than one training condition, the runs trained with a
+    modality missing get ` (train −dsm 30%)` (30 % of the training tiles lacked dsm). Complete
+    data keeps the plain label, so the reference stays the reference and a dataset of one
+    condition shows it in the captions, not in every row. (Selection rules need no labels: a
+    report shows one rule's records.)
     `_report_family` keeps the label before the training condition: the runs the
     training-missing report draws as one line.
     """
@@ -117,15 +124,9 @@ def distinguish(specs: Sequence[dict]) -> None:
         if len(by_dataset[spec["dataset"]]) > 1:
             inner = ",".join(f"{k}={v}" for k, v in spec["dataset_options"])
             spec["_report_dataset"] = f"{spec['dataset']}[{inner}]"
-    selections: dict[str, set] = {}
     conditions: dict[str, set] = {}
     for spec in specs:
-        selections.setdefault(dataset_of(spec), set()).add(selection_of(spec))
         conditions.setdefault(dataset_of(spec), set()).add(train_missing_text(spec))
-    for spec in specs:
-        rule = selection_of(spec)
-        if len(selections[dataset_of(spec)]) > 1 and rule != SELECTION_FULL_VAL:
-            spec["_report_label"] = f"{label_of(spec)} (sel. {rule})"
     by_label: dict[tuple, set] = {}
     for spec in specs:
         key = (dataset_of(spec), label_of(spec))
@@ -141,11 +142,6 @@ def distinguish(specs: Sequence[dict]) -> None:
             spec["_report_label"] = f"{label_of(spec)} (train {train_missing_phrase(spec)})"
 
 
-def selection_of(spec: Mapping[str, Any]) -> str:
-    """A run's selection rule (specs written before the rule was a choice: `full_val`)."""
-    return spec.get("selection", SELECTION_FULL_VAL)
-
-
 def train_missing_text(spec: Mapping[str, Any]) -> str:
     """A run's training condition as the leaderboard spells it (`none` = complete data)."""
     return frames.train_missing_text(spec.get("train_missing"))
@@ -156,8 +152,11 @@ def train_missing_phrase(spec: Mapping[str, Any]) -> str:
     return frames.train_missing_phrase(spec.get("train_missing"))
 
 
-def load_results(root: Path, reference: str = "baseline") -> Results:
-    """Every run directory under `root/runs/`; finished runs contribute their records."""
+def load_results(
+    root: Path, reference: str = "baseline", selection: str = SELECTION_FULL_VAL
+) -> Results:
+    """Every run directory under `root/runs/`; finished runs contribute their records of the
+    `selection` rule (and their intermediate validations)."""
     root = Path(root)
     if not root.is_dir():
         raise BenchmarkError(f"report: {root} is not a directory")
@@ -178,7 +177,15 @@ def load_results(root: Path, reference: str = "baseline") -> Results:
             log.warning("report: run %s left out: %s", run.run_id, run.status)
     specs = [r.spec for r in runs if r.spec is not None]
     distinguish(specs)
-    done = [r for r in runs if r.state == "done"]
+    done, lacking = selected_runs(runs, selection)
+    for run in lacking:
+        log.warning(
+            "report: run %s left out: no %s records (finished before every selection rule was "
+            "recorded; `run --selection %s` trains it again)",
+            run.run_id,
+            selection,
+            selection,
+        )
     entries = [BoardEntry(label_of(r.spec), dataset_of(r.spec), r.spec, r) for r in done]
     logs = [(r.spec, store.read_train_log(r.run_id)) for r in done]
     methods = order_methods({label_of(s): s["method"] for s in specs}, reference)
@@ -191,7 +198,35 @@ def load_results(root: Path, reference: str = "baseline") -> Results:
             for method in methods:
                 if method in labels:
                     expected[(dataset, factor, method)] = len(seeds)
-    return Results(root, runs, entries, methods, expected, logs)
+    return Results(root, runs, entries, methods, expected, logs, selection, lacking)
+
+
+def selected_runs(
+    runs: Sequence[StoredRun], selection: str
+) -> tuple[list[StoredRun], list[StoredRun]]:
+    """The finished runs with records of `selection`, their records cut to that rule's and the
+    intermediate validations; and the finished runs without such records.
+
+    A run made before every rule was recorded, under another rule than the default, has an id
+    that hashed its rule; where the run of the same spec now holds the rule's records, the old
+    one is left out rather than counted twice (or listed as lacking the rule).
+    """
+    chosen, lacking = [], []
+    for run in runs:
+        if run.state != "done":
+            continue
+        if not frames.selected_by(run, selection):
+            lacking.append(run)
+            continue
+        kept = [r for r in run.records if r["selection"] in ("", selection)]
+        chosen.append(dataclasses.replace(run, records=kept))
+    current = {run.run_id for run in chosen}
+
+    def superseded(run: StoredRun) -> bool:
+        spec = RunSpec.from_json(run.spec)
+        return spec.legacy_run_id == run.run_id and spec.run_id in current
+
+    return [r for r in chosen if not superseded(r)], [r for r in lacking if not superseded(r)]
 
 
 def order_methods(label_to_method: dict[str, str], reference: str) -> list[str]:
@@ -381,9 +416,12 @@ def generate_report(
     reference: str = "baseline",
     data_root: Path | None = None,
     qualitative: bool = True,
+    selection: str = SELECTION_FULL_VAL,
 ) -> list[ReportFile]:
-    """Write every table, CSV, figure and `report.md` under `root/report/`; returns the files."""
-    results = load_results(root, reference)
+    """Write every table, CSV, figure and `report.md` under `root/report/`, from the records of
+    the `selection` rule; returns the files."""
+    SELECTIONS.get(selection)  # an unknown rule: one line listing the rules, before writing
+    results = load_results(root, reference, selection)
     if reference not in results.methods:
         log.warning("reference %r is not among the methods (%s)", reference, results.methods)
     writer = ReportWriter(Path(root) / REPORT_DIR)
@@ -424,7 +462,7 @@ def generate_report(
 def build_frames(results: Results, reference: str) -> ReportFrames:
     """The leaderboard and everything derived from it (from its clean rows: corrupted test data
     has its own report, `benchmark.report.corruption`)."""
-    board = frames.leaderboard(results.entries)
+    board = frames.leaderboard(results.entries, selection=results.selection)
     clean = frames.clean_rows(board)
     robust = robustness(clean, results.methods, reference) if len(clean) else pd.DataFrame()
     significance = frames.significance_frame(results.records, results.methods, reference)
@@ -490,16 +528,24 @@ def write_figures(
     writer: ReportWriter, built: ReportFrames, results: Results, dataset: str
 ) -> None:
     """One dataset's figures (PNG and PDF each)."""
-    val_records = [
-        r
-        for r in results.records
-        if r["split"] == "val" and not r["selection"] and frames.is_clean(r)
-    ]
+    val_records = full_validations(results.records)
     stem = tables.slug(dataset, keep="-_")
     for kind, (fig, what) in _figures(
         built.clean, built.robust, results, dataset, val_records
     ).items():
         writer.figure(fig, f"{stem}_{kind}", f"{dataset}: {what}")
+
+
+def full_validations(records: Sequence[dict]) -> list[dict]:
+    """Each run's intermediate validations with every modality it trains on (its
+    most-present scenario): the training figure's curve, whichever rule selected."""
+    validations = [
+        r for r in records if r["split"] == "val" and not r["selection"] and frames.is_clean(r)
+    ]
+    full: dict[str, int] = {}
+    for rec in validations:
+        full[rec["run_id"]] = max(full.get(rec["run_id"], 0), rec["n_present"])
+    return [r for r in validations if r["n_present"] == full[r["run_id"]]]
 
 
 def write_corruption(
@@ -689,7 +735,9 @@ def _figures(board, robust, results: Results, dataset: str, val_records) -> dict
             "per imbalance factor",
         ),
         "training": (
-            plots.training_curves(results.train_logs, val_records, dataset, methods),
+            plots.training_curves(
+                results.train_logs, val_records, dataset, methods, _selected_steps(results)
+            ),
             "training loss and validation mIoU (all modalities) per run; star = selected "
             "checkpoint",
         ),
@@ -708,15 +756,26 @@ def _figures(board, robust, results: Results, dataset: str, val_records) -> dict
     return figures
 
 
+def _selected_steps(results: Results) -> dict[str, int]:
+    """Run id -> the step the report's rule chose (the training figure stars it)."""
+    return {
+        rec["run_id"]: rec["checkpoint_step"]
+        for rec in results.records
+        if rec["split"] == "test" and rec["selection"] == results.selection
+    }
+
+
 def _qualitative(results: Results, dataset: str, data_root: Path | None):
     from benchmark.report.qualitative import pick_runs, qualitative_grid
 
     if data_root is None:
         raise ValueError("no --data-root")
     store = RunStore(results.root)
-    runs = [r for r in results.runs if r.state == "done"]
-    chosen = pick_runs(runs, store, dataset, results.methods)
-    return qualitative_grid(chosen, store, results.methods, data_root, dataset)
+    runs = [entry.run for entry in results.entries]
+    chosen = pick_runs(runs, store, dataset, results.methods, results.selection)
+    return qualitative_grid(
+        chosen, store, results.methods, data_root, dataset, selection=results.selection
+    )
 
 
 def _runs_frame(results: Results) -> pd.DataFrame:
@@ -731,7 +790,7 @@ def _runs_frame(results: Results) -> pd.DataFrame:
                 "method": label_of(spec) if spec else "",
                 "imbalance": spec.get("imbalance", float("nan")),
                 "train_missing": train_missing_text(spec) if spec else "",
-                "selection": selection_of(spec) if spec else "",
+                "selection": "|".join(sorted({r["selection"] for r in run.records} - {""})),
                 "seed": spec.get("seed", -1),
                 "steps": spec.get("steps", -1),
                 "preset": spec.get("preset", ""),
@@ -744,13 +803,12 @@ def report_markdown(
     results: Results, files: Sequence[ReportFile], out: Path, reference: str, notes: list[str]
 ) -> str:
     done = sum(r.state == "done" for r in results.runs)
-    rules = [selection_of(r.spec) for r in results.runs if r.spec]
     lines = [
         "# MissBench report",
         "",
         f"Built by `python run_benchmark.py report {results.root}` from the records of "
         f"{done} finished run(s) of {len(results.runs)} under `{results.root / 'runs'}`. "
-        f"Reference method: `{reference}`. {selection_line(rules)}",
+        f"Reference method: `{reference}`. {selection_line([results.selection])}",
         "",
         f"Methods (colour order in every figure): {', '.join(f'`{m}`' for m in results.methods)}.",
         f"Significance: {test_description()}.",
@@ -768,6 +826,16 @@ def report_markdown(
                 else "?"
             )
             lines.append(f"- `{run.run_id}`: {run.status} ({what})")
+        lines.append("")
+    if results.lacking:
+        lines += [
+            f"## Finished runs without {results.selection} records (left out)",
+            "",
+            "Finished before every selection rule was recorded; `python run_benchmark.py run "
+            f"--selection {results.selection}` with the same settings trains them again.",
+            "",
+        ]
+        lines += [f"- `{run.run_id}`: {label_of(run.spec)}" for run in results.lacking]
         lines.append("")
     if notes:
         lines += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]

@@ -429,9 +429,11 @@ def training_curves(
     val_records: Sequence[dict],
     dataset: str,
     methods: Sequence[str],
+    selected: Mapping[str, int] | None = None,
 ) -> Figure:
     """Training loss and validation mIoU (all modalities) against steps; one line per run,
-    colour = method, line style = imbalance factor; the selected checkpoint is starred."""
+    colour = method, line style = imbalance factor; the selected checkpoint (`selected`, run id
+    -> step, else the best validation) is starred."""
     colours = method_colours(methods)
     factors = sorted({spec["imbalance"] for spec, _ in logs if dataset_of(spec) == dataset})
     styles = {f: LINESTYLES[i % len(LINESTYLES)] for i, f in enumerate(factors)}
@@ -456,7 +458,7 @@ def training_curves(
     for rec in val_records:
         if rec["dataset"] == dataset and rec["method"] in colours:
             by_run.setdefault(rec["run_id"], []).append(rec)
-    for records in by_run.values():
+    for run_id, records in by_run.items():
         records = sorted(records, key=lambda r: r["checkpoint_step"])
         first = records[0]
         colour, style = colours[first["method"]], styles.get(first["imbalance"], "-")
@@ -466,6 +468,8 @@ def training_curves(
             steps, scores, color=colour, linestyle=style, linewidth=0.9, marker="o", markersize=2.5
         )
         best = int(np.nanargmax(scores)) if np.isfinite(scores).any() else 0
+        if selected and selected.get(run_id) in steps:
+            best = steps.index(selected[run_id])
         val_ax.plot(
             steps[best],
             scores[best],

@@ -2,7 +2,8 @@
 prediction under each missing-modality scenario, coloured with the dataset's palette.
 
 Cheap by construction: one run per method (the lowest imbalance factor, then the lowest seed),
-its selected weights (`model.safetensors` with its card), one test tile cut to at most
+the weights the report's selection rule chose (`model.safetensors` with its card for the
+default rule), one test tile cut to at most
 `MAX_SIDE` pixels around its centre, the harness's own sliding-window inference.
 """
 
@@ -18,7 +19,7 @@ from matplotlib.patches import Patch
 
 from benchmark.core.method import TrainContext, evaluation_mode
 from benchmark.core.plugins import METHODS
-from benchmark.core.records import RunSpec
+from benchmark.core.records import SELECTION_FULL_VAL, RunSpec
 from benchmark.core.scenarios import all_scenarios
 from benchmark.core.spec import MASK, DatasetSpec
 from benchmark.data.pipeline import open_dataset, prepare_data
@@ -34,16 +35,21 @@ MAX_SIDE = 256
 
 
 def pick_runs(
-    runs: Sequence[StoredRun], store: RunStore, dataset: str, methods: Sequence[str]
+    runs: Sequence[StoredRun],
+    store: RunStore,
+    dataset: str,
+    methods: Sequence[str],
+    selection: str = SELECTION_FULL_VAL,
 ) -> dict[str, list[StoredRun]]:
-    """Per method label, the finished runs with weights at its lowest (imbalance, seed): one
-    run, or for a dedicated method (one model per scenario) one run per scenario."""
+    """Per method label, the finished runs with weights (those `selection` chose) at its lowest
+    (imbalance, seed): one run, or for a dedicated method (one model per scenario) one run per
+    scenario."""
     chosen: dict[str, list[StoredRun]] = {}
     for run in sorted(runs, key=lambda r: (r.spec["imbalance"], r.spec["seed"])):
         label = label_of(run.spec)
         if dataset_of(run.spec) != dataset or label not in methods:
             continue
-        if not store.has_model(run.run_id):
+        if not store.has_model(run.run_id, selection):
             continue
         first = chosen.setdefault(label, [run])[0]
         same = (first.spec["imbalance"], first.spec["seed"]) == (
@@ -56,19 +62,28 @@ def pick_runs(
 
 
 def predict_runs(
-    runs: Sequence[StoredRun], store: RunStore, data_root: Path, tile: int = 0
+    runs: Sequence[StoredRun],
+    store: RunStore,
+    data_root: Path,
+    tile: int = 0,
+    selection: str = SELECTION_FULL_VAL,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], DatasetSpec, str]:
     """`predict_tile` over one method's chosen runs, their scenarios' predictions merged."""
-    sample, predictions, spec, name = predict_tile(runs[0], store, data_root, tile)
+    sample, predictions, spec, name = predict_tile(runs[0], store, data_root, tile, selection)
     for run in runs[1:]:
-        predictions.update(predict_tile(run, store, data_root, tile)[1])
+        predictions.update(predict_tile(run, store, data_root, tile, selection)[1])
     return sample, predictions, spec, name
 
 
 def predict_tile(
-    run: StoredRun, store: RunStore, data_root: Path, tile: int = 0
+    run: StoredRun,
+    store: RunStore,
+    data_root: Path,
+    tile: int = 0,
+    selection: str = SELECTION_FULL_VAL,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], DatasetSpec, str]:
-    """Raw sample cut to at most MAX_SIDE px, {scenario: labels}, dataset spec, tile name."""
+    """Raw sample cut to at most MAX_SIDE px, {scenario: labels}, dataset spec, tile name; the
+    weights `selection` chose."""
     spec = RunSpec.from_json(run.spec)
     test = open_dataset(spec, "test", data_root)
     height, width = test.tile_shape(tile)
@@ -76,13 +91,13 @@ def predict_tile(
     window = (slice(y0, y0 + min(height, MAX_SIDE)), slice(x0, x0 + min(width, MAX_SIDE)))
     sample = test.load(tile, window)
     if store.has_model_card(run.run_id):
-        method = load_model(store.run_dir(run.run_id)).method
+        method = load_model(store.run_dir(run.run_id), selection=selection).method
     else:  # runs made before model cards: rebuilt as training built them
         data = prepare_data(spec, data_root)  # class frequencies, exactly as in training
         context = TrainContext(spec.steps, data.frequencies, spec.train_modalities)
         cls = METHODS.get(spec.method)
         method = cls(test.spec, inference_hparams(cls, spec.hparams.items()), context)
-        method.load_state_dict(store.load_model(run.run_id))
+        method.load_state_dict(store.load_model(run.run_id, selection))
     normed = Normalizer(test.spec)(sample)
     normed.pop(MASK)
     tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in normed.items()}
@@ -119,13 +134,18 @@ def qualitative_grid(
     data_root: Path,
     dataset: str,
     tile: int = 0,
+    selection: str = SELECTION_FULL_VAL,
 ) -> Figure:
     """Top: modalities and ground truth; below, one row per method, one column per scenario.
 
     The two parts are separate subfigures, so the inputs' colour bars never squeeze a
     prediction column; with many scenarios (four modalities make 15) the column headers list
     the present modalities one per line instead of a sentence that would overprint."""
-    results = {m: predict_runs(chosen[m], store, data_root, tile) for m in methods if m in chosen}
+    results = {
+        m: predict_runs(chosen[m], store, data_root, tile, selection)
+        for m in methods
+        if m in chosen
+    }
     if not results:
         raise ValueError(f"no finished run with weights for {dataset}")
     sample, _, ds, tile_name = next(iter(results.values()))

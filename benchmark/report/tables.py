@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from benchmark.core.records import SELECTION_FULL_VAL
 from benchmark.report.frames import (
     COMPLETE,
     SCORE_METRICS,
@@ -143,24 +142,13 @@ def caption_conventions(board: pd.DataFrame, tiles: int | None = None) -> str:
 
 
 def selection_sentence(board: pd.DataFrame) -> str:
-    """The selection rule(s) of a board's rows, each with what it does.
-
-    A dataset whose runs used several rules has the runs not selected by `full_val` labelled
-    `(sel. <rule>)` (`generate.distinguish`), so the sentence says which label reads how.
-    """
+    """The selection rule of a board's rows, with what it does (a board shows one rule's
+    records: `frames.leaderboard`)."""
     rules = sorted({str(r) for r in board.get("selection", pd.Series(dtype=str)).dropna() if r})
     if not rules:
         return ""
-
-    def described(rule: str) -> str:
-        return f"{rule} ({SELECTION_DESCRIPTION.get(rule, 'see records')})"
-
-    if len(rules) == 1:
-        return f"Selection: {described(rules[0])}."
-    marked = "; ".join(f"'(sel. {r})' = {described(r)}" for r in rules if r != SELECTION_FULL_VAL)
-    if SELECTION_FULL_VAL in rules:
-        return f"Selection: {described(SELECTION_FULL_VAL)}, except labels marked {marked}."
-    return f"Selection as each label says: {marked}."
+    described = "; ".join(f"{r} ({SELECTION_DESCRIPTION.get(r, 'see records')})" for r in rules)
+    return f"Selection: {described}."
 
 
 def training_sentence(board: pd.DataFrame) -> str:

@@ -6,17 +6,20 @@ to rebuild the model without the dataset.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from benchmark.core.records import RunSpec
+from benchmark.core.records import SELECTION_FULL_VAL, RunSpec
 from benchmark.data.pipeline import RunData
 from benchmark.system.provenance import git_commit, versions
 
 CARD_FORMAT = 1
 
 
-def model_card(spec: RunSpec, data: RunData, step: int) -> dict[str, Any]:
-    """What rebuilding and applying the run's model needs, as JSON."""
+def model_card(spec: RunSpec, data: RunData, chosen: Mapping[str, int]) -> dict[str, Any]:
+    """What rebuilding and applying the run's model needs, as JSON. The model is the default
+    selection rule's; `selected_steps` holds every rule's choice (rule -> step), whose weights
+    the store keeps beside it (`RunStore.model_path`)."""
     return {
         "format": CARD_FORMAT,
         "run_id": spec.run_id,
@@ -29,7 +32,8 @@ def model_card(spec: RunSpec, data: RunData, step: int) -> dict[str, Any]:
         "dataset_spec": data.train.spec.to_json(),
         "class_frequencies": list(data.frequencies),
         "steps": spec.steps,
-        "selected_step": step,
+        "selected_step": chosen[SELECTION_FULL_VAL],
+        "selected_steps": dict(chosen),
         "window": spec.hparams["crop_size"],
         "overlap": spec.eval_overlap,
         "batch_size": spec.eval_batch_size,

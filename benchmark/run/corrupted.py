@@ -1,34 +1,38 @@
 """Test-time corruptions of a finished run: its selected model on the corrupted test split.
 
-Corruptions (`benchmark.corrupt.catalogue`) are not part of a run's spec: they change neither
-training nor selection, so a sweep that adds `--corruptions` reuses every trained model and
-only evaluates what is missing. Each (corruption, severity, scenario) is evaluated once per run
+Corruptions (`benchmark.corrupt`) are not part of a run's spec: they change neither training
+nor selection, so a sweep that adds `--corruptions` reuses every trained model and only
+evaluates what is missing. Each (corruption, severity, scenario) is evaluated once per run
 and kept in `corrupted.jsonl` beside the clean records (`RunStore.add_corrupted`); a record is
 the clean test record of the same scenario with the corrupted scores, `corruption` and
 `severity` in place, so its cost, conventions and selection are the run's own.
+
+A corrupted evaluation is a job of its own (`corrupted_evaluation_job`), which a launcher
+schedules on a finished run: it rebuilds the run's model from its stored weights, whether the
+run finished in this launch or long before.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from benchmark.core.method import Method
 from benchmark.core.plugins import METHODS
 from benchmark.core.records import RunSpec
 from benchmark.core.scenarios import Scenario
 from benchmark.core.spec import DatasetSpec
-from benchmark.corrupt.catalogue import target_modalities
-from benchmark.data.pipeline import RunData, prepare_data
-from benchmark.run.evaluate import TileCorruption, evaluate_run_split, score_fields
+from benchmark.corrupt.tile import TileCorruption
+from benchmark.data.pipeline import prepare_data
+from benchmark.run.evaluate import evaluate_run_split, score_fields
 from benchmark.run.metrics import ConfusionMatrix
 from benchmark.run.store import RunStore
+from benchmark.run.train import build_method
 from benchmark.system.errors import BenchmarkError
 from benchmark.system.provenance import git_commit
 
@@ -43,12 +47,14 @@ def pending_evaluations(
 ) -> list[tuple[TileCorruption, list[Scenario]]]:
     """Per corruption, the run's scenarios that hold a modality it touches and lack a record."""
     done = {
-        (r["corruption"], r["severity"], r["scenario"]) for r in store.read_corrupted(spec.run_id)
+        (r["corruption"], r["severity"], r["scenario"])
+        for r in store.read_corrupted(spec.run_id)
+        if r["selection"] == spec.selection
     }
     scenarios = METHODS.get(spec.method).evaluation_scenarios(spec.train_modalities)
     pending = []
     for corruption in corruptions:
-        touched = set(target_modalities(corruption.name, dataset_spec))
+        touched = set(corruption.touches(dataset_spec))
         todo = [
             s
             for s in scenarios
@@ -72,9 +78,35 @@ def corruptions_pending(
         card = store.read_model_card(spec.run_id)
         dataset = DatasetSpec.from_json(card["dataset_spec"])
     except (BenchmarkError, KeyError, TypeError, ValueError):
-        done = {(r["corruption"], r["severity"]) for r in store.read_corrupted(spec.run_id)}
+        done = {
+            (r["corruption"], r["severity"])
+            for r in store.read_corrupted(spec.run_id)
+            if r["selection"] == spec.selection
+        }
         return any((c.name, c.severity) not in done for c in corruptions)
     return bool(pending_evaluations(spec, store, corruptions, dataset))
+
+
+def corrupted_evaluation_job(
+    spec: RunSpec,
+    store: RunStore,
+    data_root: Path,
+    device: torch.device,
+    corruptions: Sequence[TileCorruption],
+) -> str:
+    """The job a launcher schedules on a finished run: evaluate, with the run's lock held,
+    every (corruption, severity, scenario) it lacks.
+
+    Returns `done` (evaluated now), `skipped` (nothing was missing) or `busy` (another launcher
+    holds the run's lock).
+    """
+    if not corruptions_pending(spec, store, corruptions):
+        return "skipped"
+    with store.lock(spec.run_id) as locked:
+        if not locked:
+            return "busy"
+        evaluate_corruptions(spec, store, data_root, device, corruptions)
+    return "done"
 
 
 def evaluate_corruptions(
@@ -83,12 +115,12 @@ def evaluate_corruptions(
     data_root: Path,
     device: torch.device,
     corruptions: Sequence[TileCorruption],
-    build_method: Callable[[RunSpec, RunData, torch.device], Method],
 ) -> int:
     """Evaluate a finished run under every corruption it lacks; returns the records added.
 
-    Call with the run's lock held. Records are added after each corruption, so an interrupted
-    evaluation keeps what it finished. `build_method` is the harness's (`train.build_method`).
+    Call with the run's lock held. The model is the run's own, rebuilt from its stored weights.
+    Records are added after each corruption, so an interrupted evaluation keeps what it
+    finished.
     """
     if not corruptions:
         return 0
@@ -100,10 +132,10 @@ def evaluate_corruptions(
     clean = {
         r["scenario"]: r
         for r in store.read_records(spec.run_id)
-        if r["split"] == "test" and r["selection"]
+        if r["split"] == "test" and r["selection"] == spec.selection
     }
     method = build_method(spec, data, device)
-    method.load_state_dict(store.load_model(spec.run_id))
+    method.load_state_dict(store.load_model(spec.run_id, spec.selection))
     added = 0
     for corruption, scenarios in pending:
         tic = time.perf_counter()

@@ -19,7 +19,7 @@ from benchmark.core.plugins import METHODS
 from benchmark.core.records import CLEAN, EvalRecord, RunSpec
 from benchmark.core.scenarios import Scenario
 from benchmark.core.spec import MASK
-from benchmark.corrupt.catalogue import corrupt
+from benchmark.corrupt.tile import TileCorruption
 from benchmark.data.imbalance import TIERS
 from benchmark.data.pipeline import RunData
 from benchmark.data.transforms import Normalizer
@@ -32,16 +32,6 @@ VALID_PREFIX = "valid:"
 """Key prefix of a modality's per-pixel validity ([1, H, W], 1 = valid) in a corrupted tile's
 inputs; it travels through the sliding windows with the rasters and is split off before the
 method's `fill_invalid` and `predict` (`with_validity`)."""
-
-
-@dataclass(frozen=True)
-class TileCorruption:
-    """A test-time corruption applied to every tile (`benchmark.corrupt.catalogue`)."""
-
-    name: str
-    severity: int
-    seed: int = 0
-    """The same corrupted tiles for every method, run and seed (paired comparisons)."""
 
 
 def with_validity(method: Method, predict: PredictFn) -> PredictFn:
@@ -69,14 +59,7 @@ def corrupted_tile(
     float [1, H, W]) and its labels. The corruption works in the loader's raw units."""
     raw = dataset.load(index)
     target = raw.pop(MASK)
-    result = corrupt(
-        raw,
-        dataset.spec,
-        corruption.name,
-        corruption.severity,
-        corruption.seed,
-        dataset.tile_name(index),
-    )
+    result = corruption.apply(raw, dataset.spec, dataset.tile_name(index))
     sample = Normalizer(dataset.spec)(result.arrays)
     for m, valid in result.validity.items():
         sample[VALID_PREFIX + m] = valid[None].astype(np.float32)

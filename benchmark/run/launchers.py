@@ -9,6 +9,12 @@ Every launcher goes through the same results store (`benchmark.run.store`): a pe
 `done` marker written last, `failed.json` for isolated failures, resume from `checkpoint.pt`.
 A worker process (or Ray task) imports the plugins and the modules that registered the sweep's
 methods and datasets before it runs (`benchmark.core.plugins`).
+
+A launcher schedules two kinds of job per run: `train` (the run executor: train, select,
+evaluate, or skip a finished run) and, when `--corruptions` asks for evaluations a finished
+run lacks, `corrupted` (`run.corrupted`: the run's stored model on the corrupted test split)
+after its training, or alone for a run finished before. A run's outcome is reported once, when
+its last job ends.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import logging
 import multiprocessing
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,8 +35,8 @@ from rich.table import Table
 from benchmark.core.plugins import import_modules
 from benchmark.core.records import RunSpec
 from benchmark.core.registry import Registry
-from benchmark.run.corrupted import corruptions_pending
-from benchmark.run.evaluate import TileCorruption
+from benchmark.corrupt.tile import TileCorruption
+from benchmark.run.corrupted import corrupted_evaluation_job, corruptions_pending
 from benchmark.run.store import RunStore
 from benchmark.run.train import RunExecutor, RunOutcome
 from benchmark.system.confine import confined_to
@@ -40,6 +47,12 @@ from benchmark.system.progress import results_console, setup_logging
 log = logging.getLogger(__name__)
 
 BUSY_EXIT = 3
+
+TRAIN, CORRUPTED = "train", "corrupted"
+"""The jobs a launcher schedules for a run (module docstring)."""
+FINISHED = ("done", "skipped")
+"""Outcomes of a training job after which the run is finished."""
+CORRUPTED_BUSY = "its corrupted evaluation runs in another launcher"
 
 
 @dataclass(frozen=True)
@@ -56,17 +69,26 @@ class LaunchContext:
     address: str | None = None
     """Ray cluster address (`auto`, `host:port`); None starts a local Ray instance."""
     modules: tuple[str, ...] = ()
-    """Modules a worker imports before it runs: those that registered the sweep's methods and
-    datasets outside the plugin entry points (`plugins.importable_modules`)."""
+    """Modules a worker imports before it runs: those that registered the sweep's methods,
+    datasets and corruptions outside the plugin entry points (`plugins.importable_modules`)."""
     corruptions: tuple[TileCorruption, ...] = ()
     """Test-time corruptions every finished run is evaluated under (`--corruptions`)."""
 
-    def needs(self, store: RunStore, spec: RunSpec) -> bool:
-        """Whether `spec` has work left: unfinished, or finished but lacking a corrupted
-        evaluation that was asked for and applies to its dataset."""
-        if store.state(spec.run_id) != "done":
-            return True
-        return corruptions_pending(spec, store, self.corruptions)
+    def first_job(self, store: RunStore, spec: RunSpec) -> str | None:
+        """The job `spec` needs first: `train` when it is unfinished (or finished without
+        records of the requested selection rule), `corrupted` when it is finished but lacks a
+        corrupted evaluation that was asked for and applies to its dataset, else None."""
+        if not store.done_for(spec.run_id, spec.selection):
+            return TRAIN
+        return CORRUPTED if corruptions_pending(spec, store, self.corruptions) else None
+
+    def after_training(self, store: RunStore, outcome: RunOutcome) -> str | None:
+        """The job that follows a training job that ended with `outcome`: the finished run's
+        corrupted evaluation, when one is pending."""
+        finished = outcome.status in FINISHED
+        if finished and corruptions_pending(outcome.spec, store, self.corruptions):
+            return CORRUPTED
+        return None
 
     def threads_per_run(self) -> int:
         if self.threads is not None:
@@ -111,6 +133,72 @@ def report(outcome: RunOutcome, number: int, total: int) -> None:
     )
 
 
+def run_job(
+    job: str, spec: RunSpec, ctx: LaunchContext, store: RunStore, show_progress: bool = True
+) -> RunOutcome:
+    """Run one job of `spec` in this process."""
+    if job == TRAIN:
+        return RunExecutor(
+            spec,
+            ctx.data_root,
+            store,
+            ctx.device,
+            show_progress=show_progress,
+            retry_failed=ctx.retry_failed,
+            tensorboard=ctx.tensorboard,
+        ).execute()
+    if job != CORRUPTED:
+        raise BenchmarkError(f"unknown launcher job {job!r}; expected {TRAIN} or {CORRUPTED}")
+    start = time.perf_counter()
+    status = corrupted_evaluation_job(spec, store, ctx.data_root, ctx.device, ctx.corruptions)
+    error = CORRUPTED_BUSY if status == "busy" else ""
+    return RunOutcome(spec, status, time.perf_counter() - start, error)
+
+
+class RunJobs:
+    """Each run's jobs in one launch: which comes next, and the run's outcome over its jobs,
+    reported once, when its last job ends."""
+
+    def __init__(self, specs: Sequence[RunSpec], ctx: LaunchContext, store: RunStore) -> None:
+        self.specs, self.ctx, self.store = list(specs), ctx, store
+        self._trained: dict[int, RunOutcome] = {}
+        self._results: dict[int, RunOutcome] = {}
+
+    def first(self, index: int) -> str | None:
+        """The job run `index` needs now (decided when its turn comes: another launcher may
+        have finished it meanwhile); a run that needs none is reported as skipped."""
+        spec = self.specs[index]
+        job = self.ctx.first_job(self.store, spec)
+        if job is None:
+            self._finish(index, outcome_from_store(spec, self.store, "skipped", 0.0))
+        return job
+
+    def ended(self, index: int, job: str, outcome: RunOutcome) -> str | None:
+        """Note how `job` of run `index` ended; returns the run's next job, if any."""
+        if job == TRAIN:
+            following = self.ctx.after_training(self.store, outcome)
+            if following is not None:
+                self._trained[index] = outcome
+                return following
+            self._finish(index, outcome)
+            return None
+        trained = self._trained.pop(index, RunOutcome(outcome.spec, "skipped", 0.0))
+        seconds = trained.seconds + outcome.seconds
+        if outcome.status in ("busy", "failed"):  # the run's results are incomplete: say so
+            self._finish(index, RunOutcome(outcome.spec, outcome.status, seconds, outcome.error))
+        else:
+            self._finish(index, RunOutcome(trained.spec, trained.status, seconds, trained.error))
+        return None
+
+    def outcomes(self) -> list[RunOutcome]:
+        """Every run's outcome, in sweep order (call when every job has ended)."""
+        return [self._results[i] for i in range(len(self.specs))]
+
+    def _finish(self, index: int, outcome: RunOutcome) -> None:
+        self._results[index] = outcome
+        report(outcome, len(self._results), len(self.specs))
+
+
 def execute_one(
     spec_json: dict,
     data_root: str,
@@ -120,28 +208,35 @@ def execute_one(
     retry_failed: bool,
     modules: tuple[str, ...] = (),
     tensorboard: bool = False,
-    corruptions: tuple[tuple[str, int, int], ...] = (),
+    corruptions: tuple[TileCorruption, ...] = (),
+    job: str = TRAIN,
 ) -> tuple[str, float]:
-    """Worker entry (a process or a Ray task): run one spec, return (status, seconds)."""
+    """Worker entry (a process or a Ray task): run one job of one spec, return (status,
+    seconds). Corruptions arrive as names and severities; the worker's own registry holds
+    their records."""
     setup_logging()  # a fresh process: its progress lines need a handler
     import_modules(modules)
     torch.set_num_threads(threads)
+    ctx = LaunchContext(
+        Path(data_root),
+        Path(out),
+        torch.device(device),
+        threads=threads,
+        retry_failed=retry_failed,
+        tensorboard=tensorboard,
+        modules=modules,
+        corruptions=tuple(corruptions),
+    )
     with confined_to(run_roots(out, data_root)):
-        outcome = RunExecutor(
-            RunSpec.from_json(spec_json),
-            Path(data_root),
-            RunStore(Path(out)),
-            torch.device(device),
-            show_progress=False,
-            retry_failed=retry_failed,
-            tensorboard=tensorboard,
-            corruptions=[TileCorruption(*c) for c in corruptions],
-        ).execute()
+        outcome = run_job(job, RunSpec.from_json(spec_json), ctx, RunStore(ctx.out), False)
     return outcome.status, outcome.seconds
 
 
-def worker_args(spec: RunSpec, ctx: LaunchContext, threads: int, resolve: bool = False) -> tuple:
-    """`execute_one`'s arguments for `spec` (absolute paths for workers on other machines)."""
+def worker_args(
+    spec: RunSpec, ctx: LaunchContext, threads: int, resolve: bool = False, job: str = TRAIN
+) -> tuple:
+    """`execute_one`'s arguments for `job` of `spec` (absolute paths for workers on other
+    machines)."""
     data_root, out = (
         (ctx.data_root.resolve(), ctx.out.resolve()) if resolve else (ctx.data_root, ctx.out)
     )
@@ -154,7 +249,8 @@ def worker_args(spec: RunSpec, ctx: LaunchContext, threads: int, resolve: bool =
         ctx.retry_failed,
         ctx.modules,
         ctx.tensorboard,
-        tuple((c.name, c.severity, c.seed) for c in ctx.corruptions),
+        ctx.corruptions,
+        job,
     )
 
 
@@ -165,21 +261,12 @@ def local(specs: Sequence[RunSpec], ctx: LaunchContext) -> list[RunOutcome]:
         return _local_processes(specs, ctx)
     torch.set_num_threads(ctx.threads_per_run())
     store = RunStore(ctx.out)
-    outcomes = []
-    for number, spec in enumerate(specs, 1):
-        executor = RunExecutor(
-            spec,
-            ctx.data_root,
-            store,
-            ctx.device,
-            retry_failed=ctx.retry_failed,
-            tensorboard=ctx.tensorboard,
-            corruptions=ctx.corruptions,
-        )
-        outcome = executor.execute()
-        report(outcome, number, len(specs))
-        outcomes.append(outcome)
-    return outcomes
+    jobs = RunJobs(specs, ctx, store)
+    for index, spec in enumerate(specs):
+        job: str | None = TRAIN  # the executor itself skips a finished, intact run
+        while job is not None:
+            job = jobs.ended(index, job, run_job(job, spec, ctx, store))
+    return jobs.outcomes()
 
 
 def _process_entry(*args: object) -> None:
@@ -188,48 +275,70 @@ def _process_entry(*args: object) -> None:
 
 
 def _local_processes(specs: Sequence[RunSpec], ctx: LaunchContext) -> list[RunOutcome]:
-    """One fresh process per run, at most `workers` at once; a dead worker fails only its run."""
+    """One fresh process per job, at most `workers` at once; a dead worker fails only its run
+    (a dead corrupted evaluation leaves the finished run as it was)."""
     context = multiprocessing.get_context("spawn")
     store = RunStore(ctx.out)
-    pending = list(enumerate(specs))
-    running: dict[int, tuple[multiprocessing.Process, RunSpec, float]] = {}
-    results: dict[int, RunOutcome] = {}
-    while pending or running:
-        while pending and len(running) < ctx.workers:
-            index, spec = pending.pop(0)
-            if not ctx.needs(store, spec):
-                results[index] = outcome_from_store(spec, store, "skipped", 0.0)
-                report(results[index], len(results), len(specs))
+    jobs = RunJobs(specs, ctx, store)
+    queue: deque[tuple[int, str | None]] = deque((i, None) for i in range(len(specs)))
+    running: dict[int, tuple[multiprocessing.Process, str, float]] = {}
+    while queue or running:
+        while queue and len(running) < ctx.workers:
+            index, job = queue.popleft()
+            job = job or jobs.first(index)
+            if job is None:
                 continue
             process = context.Process(
                 target=_process_entry,
-                args=worker_args(spec, ctx, ctx.threads_per_run()),
+                args=worker_args(specs[index], ctx, ctx.threads_per_run(), job=job),
                 daemon=False,
             )
             process.start()
-            running[index] = (process, spec, time.perf_counter())
+            running[index] = (process, job, time.perf_counter())
         time.sleep(0.2)
-        for index, (process, spec, started) in list(running.items()):
+        for index, (process, job, started) in list(running.items()):
             if process.is_alive():
                 continue
             process.join()
             del running[index]
             seconds = time.perf_counter() - started
-            state = store.state(spec.run_id)
-            if state in ("done", "failed"):
-                status = state
-            elif process.exitcode == BUSY_EXIT:
-                status = "busy"
-            else:
-                store.record_failure(
-                    spec.run_id,
-                    f"worker process exited with code {process.exitcode} before finishing "
-                    "(killed, e.g. out of memory?)",
-                )
-                status = "failed"
-            results[index] = outcome_from_store(spec, store, status, seconds)
-            report(results[index], len(results), len(specs))
-    return [results[i] for i in range(len(specs))]
+            outcome = _process_outcome(specs[index], job, process.exitcode, store, seconds)
+            following = jobs.ended(index, job, outcome)
+            if following is not None:  # next, before runs not started yet
+                queue.appendleft((index, following))
+    return jobs.outcomes()
+
+
+def _process_outcome(
+    spec: RunSpec, job: str, exitcode: int | None, store: RunStore, seconds: float
+) -> RunOutcome:
+    """What a worker process's exit says about its job."""
+    died = (
+        f"worker process exited with code {exitcode} before finishing (killed, e.g. out of memory?)"
+    )
+    if job == CORRUPTED:
+        status = {0: "done", BUSY_EXIT: "busy"}.get(exitcode, "failed")
+        return job_outcome(spec, job, store, status, seconds, f"corrupted evaluation: {died}")
+    status = store.state(spec.run_id)  # a run another launcher finished meanwhile is done
+    if status not in ("done", "failed"):
+        if exitcode == BUSY_EXIT:
+            status = "busy"
+        else:
+            store.record_failure(spec.run_id, died)
+            status = "failed"
+    return job_outcome(spec, job, store, status, seconds)
+
+
+def job_outcome(
+    spec: RunSpec, job: str, store: RunStore, status: str, seconds: float, error: str = ""
+) -> RunOutcome:
+    """A worker's job as an outcome: a training job's failure reason comes from the store; a
+    corrupted evaluation's failure (`error`) never touches the finished run."""
+    if job == TRAIN:
+        return outcome_from_store(spec, store, status, seconds)
+    if status == "busy":
+        return RunOutcome(spec, status, seconds, CORRUPTED_BUSY)
+    return RunOutcome(spec, status, seconds, error if status == "failed" else "")
 
 
 @LAUNCHERS.register("dry_run")
@@ -258,7 +367,7 @@ def dry_run(specs: Sequence[RunSpec], ctx: LaunchContext) -> list[RunOutcome]:
 
 @LAUNCHERS.register("ray")
 def ray_launcher(specs: Sequence[RunSpec], ctx: LaunchContext) -> list[RunOutcome]:
-    """One Ray task per run; each task asks for its CPU threads and, on CUDA, one GPU."""
+    """One Ray task per job; each task asks for its CPU threads and, on CUDA, one GPU."""
     try:
         import ray
     except ImportError:
@@ -270,25 +379,30 @@ def ray_launcher(specs: Sequence[RunSpec], ctx: LaunchContext) -> list[RunOutcom
     threads = ctx.threads_per_run() if ctx.threads is not None else 1
     task = ray.remote(num_cpus=threads, num_gpus=1 if ctx.device.type == "cuda" else 0)(execute_one)
     store = RunStore(ctx.out)
-    futures = {}
-    outcomes: dict[int, RunOutcome] = {}
-    for index, spec in enumerate(specs):
-        if not ctx.needs(store, spec):
-            outcomes[index] = outcome_from_store(spec, store, "skipped", 0.0)
-            report(outcomes[index], len(outcomes), len(specs))
-            continue
-        futures[task.remote(*worker_args(spec, ctx, threads, resolve=True))] = (index, spec)
-    remaining = list(futures)
-    while remaining:
-        ready, remaining = ray.wait(remaining, num_returns=1)
-        index, spec = futures[ready[0]]
+    jobs = RunJobs(specs, ctx, store)
+    futures: dict = {}
+
+    def submit(index: int, job: str) -> None:
+        args = worker_args(specs[index], ctx, threads, resolve=True, job=job)
+        futures[task.remote(*args)] = (index, job)
+
+    for index in range(len(specs)):
+        job = jobs.first(index)
+        if job is not None:
+            submit(index, job)
+    while futures:
+        ready, _ = ray.wait(list(futures), num_returns=1)
+        index, job = futures.pop(ready[0])
+        spec = specs[index]
         try:
             status, seconds = ray.get(ready[0])
+            outcome = job_outcome(spec, job, store, status, seconds)
         except ray.exceptions.RayError as error:  # the worker died or the task raised
-            cause = str(error).strip().splitlines()[-1][:300]
-            if store.state(spec.run_id) != "failed":
-                store.record_failure(spec.run_id, f"Ray task failed: {cause}")
-            status, seconds = "failed", 0.0
-        outcomes[index] = outcome_from_store(spec, store, status, seconds)
-        report(outcomes[index], len(outcomes), len(specs))
-    return [outcomes[i] for i in range(len(specs))]
+            cause = f"Ray task failed: {str(error).strip().splitlines()[-1][:300]}"
+            if job == TRAIN and store.state(spec.run_id) != "failed":
+                store.record_failure(spec.run_id, cause)
+            outcome = job_outcome(spec, job, store, "failed", 0.0, f"corrupted evaluation: {cause}")
+        following = jobs.ended(index, job, outcome)
+        if following is not None:
+            submit(index, following)
+    return jobs.outcomes()

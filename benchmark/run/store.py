@@ -5,9 +5,13 @@
         spec.json                     the run spec (its hash is the directory's name)
         checkpoint.pt                 the last validation's state, while the run is unfinished
         train_log.jsonl               training losses every few steps
-        model.safetensors             the selected weights (model.pt in runs made before)
-        model.json                    the model card: what rebuilding and applying it needs
-        records.jsonl                 every evaluation as a self-describing record
+        model.safetensors             the weights the default selection rule (full_val) chose
+                                      (model.pt in runs made before)
+        model.<rule>.safetensors      the weights another rule chose, where they differ
+        model.json                    the model card: what rebuilding and applying it needs,
+                                      and every rule's chosen step
+        records.jsonl                 every evaluation as a self-describing record, the chosen
+                                      checkpoints' under every rule
         corrupted.jsonl               test evaluations under corruptions (`--corruptions`),
                                       added to a finished run, rewritten whole each time
         failed.json                   why the run failed (reason, type, traceback)
@@ -45,7 +49,8 @@ from typing import Any
 import filelock
 import torch
 
-from benchmark.core.records import HARNESS_VERSION, RunSpec
+from benchmark.core.records import HARNESS_VERSION, SELECTION_FULL_VAL, RunSpec
+from benchmark.run.selection import owners
 from benchmark.system.confine import write_target
 from benchmark.system.errors import BenchmarkError, describe
 from benchmark.system.io import (
@@ -181,8 +186,10 @@ class RunStore:
 
     # ----------------------------------------------------------------- writes
     def write_spec(self, spec: RunSpec) -> None:
-        """`spec.json`: what the run is (rewritten at every start; the content never changes)."""
-        atomic_write_json(self.run_dir(spec.run_id) / SPEC, spec.to_json())
+        """`spec.json`: what the run is (rewritten at every start; the content never changes:
+        the requested selection rule is the request's, not the run's)."""
+        plain = {k: v for k, v in spec.to_json().items() if k != "selection"}
+        atomic_write_json(self.run_dir(spec.run_id) / SPEC, plain)
 
     def write_train_log(self, run_id: str, history: Sequence[dict[str, Any]]) -> None:
         """`train_log.jsonl`: the training losses so far."""
@@ -195,14 +202,23 @@ class RunStore:
             handle.write(json.dumps(row, sort_keys=True, default=str) + "\n")
 
     def save_model(self, run_id: str, weights: dict[str, Any], card: dict[str, Any]) -> None:
-        """`model.safetensors` (the selected weights) and `model.json` (its card)."""
+        """`model.safetensors` (the default rule's weights) and `model.json` (its card)."""
+        self._save_weights(run_id, MODEL, weights, card["selected_step"], SELECTION_FULL_VAL)
+        atomic_write_json(self.run_dir(run_id) / MODEL_CARD, card)
+
+    def save_selected(self, run_id: str, rule: str, weights: dict[str, Any], step: int) -> None:
+        """`model.<rule>.safetensors`: the weights `rule` chose where they are not the default
+        rule's (the card's `selected_steps` says which rules share them)."""
+        self._save_weights(run_id, selected_model_name(rule), weights, step, rule)
+
+    def _save_weights(
+        self, run_id: str, name: str, weights: dict[str, Any], step: int, rule: str
+    ) -> None:
         from safetensors.torch import save
 
         tensors = {k: v.detach().cpu().contiguous().clone() for k, v in weights.items()}
-        metadata = {"run_id": run_id, "step": str(card["selected_step"])}
-        blob = save(tensors, metadata=metadata)
-        atomic_write_bytes(self.run_dir(run_id) / MODEL, blob)
-        atomic_write_json(self.run_dir(run_id) / MODEL_CARD, card)
+        metadata = {"run_id": run_id, "step": str(step), "selection": rule}
+        atomic_write_bytes(self.run_dir(run_id) / name, save(tensors, metadata=metadata))
 
     def save_checkpoint(self, run_id: str, state: dict[str, Any]) -> None:
         """`checkpoint.pt`: everything a resumed run needs, stamped with run and harness."""
@@ -272,23 +288,84 @@ class RunStore:
         except (OSError, ValueError):
             return []
 
-    def has_model(self, run_id: str) -> bool:
-        """Whether the run kept its selected weights."""
-        directory = self.run_dir(run_id)
-        return (directory / MODEL).exists() or (directory / LEGACY_MODEL).exists()
+    def selections(self, run_id: str) -> set[str]:
+        """The selection rules a finished run has records of (none when they are unreadable)."""
+        try:
+            return {r["selection"] for r in self.read_records(run_id) if r.get("selection")}
+        except (OSError, ValueError, TypeError, AttributeError, KeyError):
+            return set()
 
-    def load_model(self, run_id: str) -> dict[str, Any]:
-        """The selected weights, on the CPU (safetensors; `weights_only` for older runs)."""
+    def done_for(self, run_id: str, selection: str) -> bool:
+        """Whether the run is finished with records of `selection` (one finished before every
+        rule was recorded lacks them for a rule other than its own, and is trained again)."""
+        return self.state(run_id) == "done" and selection in self.selections(run_id)
+
+    def model_path(self, run_id: str, selection: str = SELECTION_FULL_VAL) -> Path:
+        """Where the weights `selection` chose are: `model.safetensors` for the default rule
+        (`model.pt` in runs made before), `model.<rule>.safetensors` under the first rule that
+        chose another step (the card's `selected_steps`). One line when the run kept none."""
         directory = self.run_dir(run_id)
-        path = directory / MODEL if (directory / MODEL).exists() else directory / LEGACY_MODEL
+        default = directory / MODEL if (directory / MODEL).exists() else directory / LEGACY_MODEL
+        steps = self._selected_steps(run_id)
+        if steps is None:  # made before every rule kept its model: one model, its spec's rule
+            if selection != self._legacy_rule(run_id):
+                raise BenchmarkError(
+                    f"run {run_id} kept no model chosen by {selection!r} (it was trained before "
+                    f"every selection rule was kept); run it again with --selection {selection}"
+                )
+            return default
+        if selection not in steps:
+            raise BenchmarkError(
+                f"run {run_id} kept no model chosen by {selection!r} (its rules: "
+                f"{', '.join(steps)}); run it again with --selection {selection}"
+            )
+        owner = owners(steps)[steps[selection]]
+        return default if owner == SELECTION_FULL_VAL else directory / selected_model_name(owner)
+
+    def has_model(self, run_id: str, selection: str = SELECTION_FULL_VAL) -> bool:
+        """Whether the run kept the weights `selection` chose."""
+        try:
+            return self.model_path(run_id, selection).exists()
+        except BenchmarkError:
+            return False
+
+    def load_model(self, run_id: str, selection: str = SELECTION_FULL_VAL) -> dict[str, Any]:
+        """The weights `selection` chose, on the CPU (safetensors; `weights_only` for older
+        runs)."""
+        path = self.model_path(run_id, selection)
         try:
             tensors = load_tensors(path)
-            return tensors if path.name == MODEL else tensors["model"]
+            return tensors if path.name != LEGACY_MODEL else tensors["model"]
         except Exception as error:  # safetensors, pickle and torch each raise their own kind
             raise BenchmarkError(
                 f"{path}: unreadable model weights ({describe(error)}); delete the run's folder "
                 "and run it again to make them"
             ) from None
+
+    def _selected_steps(self, run_id: str) -> dict[str, int] | None:
+        """The card's rule -> chosen step (None for runs made before it was kept)."""
+        if not self.has_model_card(run_id):
+            return None
+        card = self.read_model_card(run_id)
+        steps = card.get("selected_steps") if isinstance(card, dict) else None
+        if steps is None:
+            return None
+        if not isinstance(steps, dict) or not all(
+            isinstance(k, str) and k.isidentifier() and type(v) is int for k, v in steps.items()
+        ):
+            raise BenchmarkError(
+                f"{self.run_dir(run_id) / MODEL_CARD}: selected_steps is not a table of rule "
+                "name -> step"
+            )
+        return steps
+
+    def _legacy_rule(self, run_id: str) -> str:
+        """The one rule a run made before every rule was kept was selected by (its spec's)."""
+        try:
+            spec = json.loads((self.run_dir(run_id) / SPEC).read_text(encoding="utf-8"))
+            return str(spec.get("selection", SELECTION_FULL_VAL))
+        except (OSError, ValueError, AttributeError):
+            return SELECTION_FULL_VAL
 
     def has_model_card(self, run_id: str) -> bool:
         """Whether the run keeps a model card (runs made since cards exist)."""
@@ -405,12 +482,18 @@ def spec_mismatch(spec: Any, run_id: str) -> str:
     another method's name, so a spec must hash to its directory's id.
     """
     try:
-        recomputed = RunSpec.from_json(spec).run_id
+        parsed = RunSpec.from_json(spec)
+        recomputed, legacy = parsed.run_id, parsed.legacy_run_id
     except (TypeError, KeyError, ValueError, AttributeError) as error:
         return f"spec.json is not a run spec ({type(error).__name__})"
-    if spec.get("run_id") != run_id or recomputed != run_id:
+    if spec.get("run_id") != run_id or run_id not in (recomputed, legacy):
         return f"spec.json does not hash to this run id (it hashes to {recomputed}; edited?)"
     return ""
+
+
+def selected_model_name(rule: str) -> str:
+    """`model.<rule>.safetensors`: the weights a rule chose that are not the default rule's."""
+    return f"model.{rule}.safetensors"
 
 
 def remove_orphans(directory: Path, older_than_s: float = 0.0) -> list[Path]:

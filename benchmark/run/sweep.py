@@ -21,9 +21,9 @@ from benchmark.core.presets import Preset
 from benchmark.core.records import SELECTION_FULL_VAL, RunSpec
 from benchmark.core.scenarios import scenarios_for_missing
 from benchmark.core.weights import check_weights
+from benchmark.corrupt.tile import TileCorruption
 from benchmark.data.imbalance import validate_factor
 from benchmark.data.pipeline import check_train_missing, open_dataset
-from benchmark.run.evaluate import TileCorruption
 from benchmark.run.selection import SELECTIONS
 from benchmark.run.store import RunStore
 from benchmark.system.environment import check_environment
@@ -51,7 +51,9 @@ class SweepRequest:
     """Training-data settings to sweep (`--train-missing`, repeatable): each a set of
     (modality, share of training tiles without it); () = complete training data."""
     selection: str = SELECTION_FULL_VAL
-    """Model-selection rule (`--selection`, `records.SELECTION_DESCRIPTION`)."""
+    """Which model-selection rule's records to read (`--selection`, `selection.SELECTIONS`):
+    not part of a run (every run records every rule), but a finished run without its records
+    is trained again."""
     corruptions: tuple[TileCorruption, ...] = ()
     """Test-time corruptions x severities each finished run is also evaluated under."""
 
@@ -66,7 +68,10 @@ class Sweep:
     modalities: dict[str, tuple[str, ...]]
     """Dataset name -> its modalities."""
     modules: tuple[str, ...]
-    """Modules that registered the sweep's methods and datasets (for worker processes)."""
+    """Modules that registered the sweep's methods, datasets and corruptions (for worker
+    processes)."""
+    selection: str = SELECTION_FULL_VAL
+    """The selection rule whose records the leaderboard shows (`--selection`)."""
 
     @property
     def labels(self) -> list[str]:
@@ -110,8 +115,9 @@ def expand(request: SweepRequest) -> Sweep:
                         specs.append(
                             replace(spec, train_missing=missing, selection=request.selection)
                         )
-    modules = importable_modules([*method_classes, *dataset_classes])
-    return Sweep(tuple(specs), reported, modalities, modules)
+    models = [c.record.apply for c in request.corruptions]  # a corruption registered by hand
+    modules = importable_modules([*method_classes, *dataset_classes, *models])
+    return Sweep(tuple(specs), reported, modalities, modules, request.selection)
 
 
 def make_run_spec(

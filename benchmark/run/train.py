@@ -12,7 +12,6 @@ import logging
 import random
 import time
 import traceback
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,19 +22,13 @@ from rich.progress import Progress
 
 from benchmark.core.method import Method, PhaseMarker, TrainContext, phase_clock
 from benchmark.core.plugins import METHODS
-from benchmark.core.records import RunSpec
+from benchmark.core.records import SELECTION_FULL_VAL, RunSpec
 from benchmark.core.scenarios import Scenario
 from benchmark.data.pipeline import BatchSource, RunData, prepare_data, training_batches
 from benchmark.run.card import model_card
-from benchmark.run.corrupted import corruptions_pending, evaluate_corruptions
 from benchmark.run.cost import measure_run_cost
-from benchmark.run.evaluate import (
-    TileCorruption,
-    evaluation_records,
-    feedback_iou,
-    probe_scores,
-)
-from benchmark.run.selection import SELECTIONS
+from benchmark.run.evaluate import evaluation_records, feedback_iou, probe_scores
+from benchmark.run.selection import chosen_steps, owners
 from benchmark.run.store import RunStore
 from benchmark.system.errors import BenchmarkError
 from benchmark.system.progress import ProgressLines, progress_bar
@@ -95,12 +88,6 @@ def train_step(
     return losses
 
 
-def selection_scenarios(spec: RunSpec, full: Scenario) -> list[Scenario]:
-    """The validation scenarios whose mean mIoU selects the checkpoint (`--selection`)."""
-    evaluated = METHODS.get(spec.method).evaluation_scenarios(spec.train_modalities)
-    return SELECTIONS.get(spec.selection).scenarios(evaluated, full)
-
-
 class RunDiverged(FloatingPointError):
     """Training produced a non-finite loss."""
 
@@ -125,8 +112,10 @@ class TrainState:
     """Where training stands: what a checkpoint keeps besides the method's own state."""
 
     step: int = 0
-    best: dict[str, Any] | None = None
-    """The best validation so far: step, mIoU and a copy of the weights."""
+    chosen: dict[str, int] = field(default_factory=dict)
+    """Each selection rule's choice so far (rule -> step, the default rule first)."""
+    kept: dict[int, dict[str, Any]] = field(default_factory=dict)
+    """A copy of the weights of every step some rule chooses (step -> state dict)."""
     history: list[dict[str, Any]] = field(default_factory=list)
     """Training losses every `LOG_EVERY` steps (`train_log.jsonl`)."""
     val_records: list[dict[str, Any]] = field(default_factory=list)
@@ -135,7 +124,7 @@ class TrainState:
     probes: dict[str, float] = field(default_factory=dict)
     """The method's validation probes at the latest validation (`<name>_val_miou`)."""
     val_score: float = float("nan")
-    """The selection rule's score at the latest validation (`selection_scenarios`)."""
+    """Validation mIoU with every modality at the latest validation (progress, TensorBoard)."""
 
     @property
     def median_step_ms(self) -> float:
@@ -155,11 +144,8 @@ class RunExecutor:
         show_progress: bool = True,
         retry_failed: bool = False,
         tensorboard: bool = False,
-        corruptions: Sequence[TileCorruption] = (),
     ) -> None:
         self.spec = spec
-        self.corruptions = tuple(corruptions)
-        """Test-time corruptions to evaluate the finished run under (`run.corrupted`)."""
         self.store = store
         self.device = device
         self.data_root = Path(data_root)
@@ -172,12 +158,8 @@ class RunExecutor:
         start = time.perf_counter()
         run_id = self.spec.run_id
         state = self.store.state(run_id)
-        if state == "done" and self.store.damage(run_id) is None:
-            if corruptions_pending(self.spec, self.store, self.corruptions):
-                with self.store.lock(run_id) as locked:
-                    if not locked:
-                        return RunOutcome(self.spec, "busy", 0.0, "running in another launcher")
-                    self._evaluate_corruptions()
+        intact = state == "done" and self.store.damage(run_id) is None
+        if intact and self.store.done_for(run_id, self.spec.selection):
             return RunOutcome(self.spec, "skipped", 0.0)
         if state == "failed" and not self.retry_failed:
             return RunOutcome(self.spec, "failed", 0.0, self.store.failure_reason(run_id))
@@ -185,7 +167,7 @@ class RunExecutor:
             if not locked:
                 return RunOutcome(self.spec, "busy", 0.0, "running in another launcher")
             if self.store.state(run_id) == "done":
-                if self._intact():  # finished elsewhere while we waited
+                if self._intact() and self._selected():  # finished elsewhere while we waited
                     return RunOutcome(self.spec, "skipped", 0.0)
                 self.store.reopen(run_id)
             self.store.clear_failure(run_id)
@@ -199,23 +181,29 @@ class RunExecutor:
                 log.error("run %s failed: %s", run_id, reason)
                 return RunOutcome(self.spec, "failed", time.perf_counter() - start, reason)
             self.store.finish(run_id, records)
-            self._evaluate_corruptions()
         return RunOutcome(self.spec, "done", time.perf_counter() - start)
 
     # --------------------------------------------------------------------- internals
-    def _evaluate_corruptions(self) -> None:
-        """The finished run's selected model on the corrupted test split (with the lock held)."""
-        if self.corruptions:
-            evaluate_corruptions(
-                self.spec, self.store, self.data_root, self.device, self.corruptions, build_method
-            )
-
     def _intact(self) -> bool:
         """Whether a `done` run can be trusted; a damaged one is named and trained again."""
         damage = self.store.damage(self.spec.run_id)
         if damage:
             log.warning("run %s is damaged (%s); training it again", self.spec.run_id, damage)
         return damage is None
+
+    def _selected(self) -> bool:
+        """Whether a `done` run has records of the requested selection rule; one finished
+        before every rule was recorded lacks them and is trained again (said in a log line)."""
+        rule, run_id = self.spec.selection, self.spec.run_id
+        if rule in self.store.selections(run_id):
+            return True
+        log.warning(
+            "run %s finished before every selection rule was recorded (no %s records); "
+            "training it again",
+            run_id,
+            rule,
+        )
+        return False
 
     def _train_and_evaluate(self) -> list[dict[str, Any]]:
         spec = self.spec
@@ -268,34 +256,64 @@ class RunExecutor:
                     board.scalars("val", scores, state.step)
                     tic = time.perf_counter()
             self.store.write_train_log(spec.run_id, state.history)
-            method.load_state_dict(state.best["model"])
-            card = model_card(spec, data, state.best["step"])
-            self.store.save_model(spec.run_id, state.best["model"], card)
             records = list(state.val_records)
-            for split in ("val", "test"):
-                records += self._evaluate(
-                    bar, data, method, split, scenarios, state.best["step"], state
-                )
+            records += self._evaluate_chosen(bar, data, method, scenarios, state)
+        return records
+
+    def _evaluate_chosen(
+        self,
+        bar: Progress,
+        data: RunData,
+        method: Method,
+        scenarios: list[Scenario],
+        state: TrainState,
+    ) -> list[dict[str, Any]]:
+        """Each distinct chosen checkpoint once on val and test, its records under every rule
+        that chose it; the default rule's weights are the deployed model (`model.safetensors`),
+        another distinct checkpoint's are kept under the first rule that chose it."""
+        spec = self.spec
+        by_step: dict[int, list[dict[str, Any]]] = {}
+        first = owners(state.chosen)
+        card = model_card(spec, data, state.chosen)
+        records = []
+        for rule, step in state.chosen.items():
+            if step not in by_step:
+                owner, weights = first[step], state.kept[step]
+                if owner == SELECTION_FULL_VAL:
+                    self.store.save_model(spec.run_id, weights, card)
+                else:
+                    self.store.save_selected(spec.run_id, owner, weights, step)
+                method.load_state_dict(weights)
+                by_step[step] = [
+                    rec
+                    for split in ("val", "test")
+                    for rec in self._evaluate(
+                        bar, data, method, split, scenarios, step, state, owner
+                    )
+                ]
+            records += [dict(rec, selection=rule) for rec in by_step[step]]
         return records
 
     def _validate(self, bar: Progress, data: RunData, method: Method, state: TrainState) -> None:
-        """Validate with every modality (and the method's probes), keep the best weights, and
-        checkpoint everything a resumed run needs."""
+        """Validate every scenario the run is evaluated on (and the method's probes), keep the
+        weights each selection rule chooses, and checkpoint everything a resumed run needs."""
         spec = self.spec
-        full = Scenario(frozenset(spec.train_modalities))
+        full = str(Scenario(frozenset(spec.train_modalities)))
         state.probes = probe_scores(method, data.val, spec, self.device)
         feedback = feedback_iou(method, data.val, spec, self.device)
         if feedback:
             method.observe_validation(feedback, state.step)
-        scenarios = selection_scenarios(spec, full)
+        scenarios = METHODS.get(spec.method).evaluation_scenarios(spec.train_modalities)
         records = self._evaluate(bar, data, method, "val", scenarios, state.step, state, "")
         state.val_records += records
-        state.val_score = float(np.mean([r["miou"] for r in records]))
-        if state.best is None or state.val_score > state.best["miou"]:
-            weights = copy.deepcopy(method.state_dict())
-            state.best = {"step": state.step, "miou": state.val_score, "model": weights}
-        kept = {f.name: getattr(state, f.name) for f in dataclasses.fields(state)}  # no copies
-        checkpoint = kept | {
+        state.val_score = next(float(r["miou"]) for r in records if r["scenario"] == full)
+        chosen = chosen_steps(state.val_records, state.chosen)
+        if state.step in chosen.values():
+            state.kept[state.step] = copy.deepcopy(method.state_dict())
+        state.kept = {step: w for step, w in state.kept.items() if step in chosen.values()}
+        state.chosen = chosen
+        fields = {f.name: getattr(state, f.name) for f in dataclasses.fields(state)}  # no copies
+        checkpoint = fields | {
             "method": method.checkpoint(),
             "torch_rng": torch.get_rng_state(),
         }
@@ -304,6 +322,13 @@ class RunExecutor:
     def _resume(self, method: Method) -> TrainState:
         saved = self.store.load_checkpoint(self.spec, self.device)
         if saved is None:
+            return TrainState()
+        if "kept" not in saved:
+            log.warning(
+                "run %s: its checkpoint predates keeping every selection rule's choice; "
+                "training it from the start",
+                self.spec.run_id,
+            )
             return TrainState()
         method.restore(saved["method"])
         torch.set_rng_state(saved["torch_rng"].cpu())
@@ -320,11 +345,10 @@ class RunExecutor:
         scenarios: list[Scenario],
         step: int,
         state: TrainState,
-        selection: str | None = None,
+        selection: str,
     ) -> list[dict[str, Any]]:
-        """Records of `split` under `scenarios`; `selection` "" marks an intermediate
-        validation, None the selected checkpoint (the run's rule)."""
-        selection = self.spec.selection if selection is None else selection
+        """Records of `split` under `scenarios`; `selection` is the rule that chose the
+        checkpoint, "" for an intermediate validation."""
         dataset = data.val if split == "val" else data.test
         task = bar.add_task(
             f"eval {split} · {len(scenarios)} scenario(s)", total=len(dataset), info=""

@@ -4,7 +4,7 @@ A bad value used to surface inside a run (recorded as failed, the leaderboard re
 all-failed board, exit status 1); every variable now has a check that runs at start-up, and a
 bad value is one line naming the variable, the value and what was expected (exit status 2).
 Modules that read a variable register it here (`register_env`), so the check knows them all:
-the PSA kernel's `MISSBENCH_PSA_KERNEL` is registered by `methods/components/psa.py`.
+the PSA kernel's `MISSBENCH_PSA_KERNEL` is registered by `methods/components/psa/sampler.py`.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from benchmark.core.weights import FEATURE_LEVELS, NONE, create_backbone
+from benchmark.api import FEATURE_LEVELS, NO_WEIGHTS, create_backbone
 
 __all__ = ["FEATURE_LEVELS", "ModalityEncoder"]
 
@@ -17,7 +17,7 @@ class ModalityEncoder(nn.Module):
     or a path to a timm state dict (`benchmark.core.weights`).
     """
 
-    def __init__(self, backbone: str, in_chans: int, weights: str = NONE) -> None:
+    def __init__(self, backbone: str, in_chans: int, weights: str = NO_WEIGHTS) -> None:
         super().__init__()
         self.net = create_backbone(backbone, in_chans, weights)
         self.channels: list[int] = list(self.net.feature_info.channels())

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 
 from torch import Tensor, nn
 
-from benchmark.core.spec import DatasetSpec
+from benchmark.api import DatasetSpec
 from methods.components.decoders import FPNDecoder
 from methods.components.encoders import ModalityEncoder
 from methods.components.fusion import ConcatFusion

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
-from benchmark.core.weights import NONE, create_backbone
+from benchmark.api import NO_WEIGHTS, create_backbone
 
 
 def _split_stem(model: nn.Module) -> tuple[list[str], list[str], dict[str, str]]:
@@ -82,7 +82,7 @@ class SharedEncoder(nn.Module):
         self,
         backbone: str,
         in_channels: Mapping[str, int],
-        weights: str = NONE,
+        weights: str = NO_WEIGHTS,
         norm: str = "private",
     ) -> None:
         super().__init__()

@@ -11,7 +11,7 @@ import torch
 from benchmark.run.inference import sliding_window_logits
 from benchmark.run.metrics import ConfusionMatrix
 from benchmark.run.train import train_step
-from methods.components.psa_profile import (
+from methods.components.psa.profiler import (
     HEADLINE_POINT,
     SAMPLERS,
     PsaPoint,

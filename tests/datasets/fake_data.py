@@ -6,6 +6,7 @@ import importlib.util
 from pathlib import Path
 
 from benchmark.cli import main
+from tests.datasets.fake_scene import block_labels
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
@@ -69,7 +70,7 @@ def write_real_potsdam_mini(root: Path) -> Path:
     for folder in ("optical", "dsm", "labels"):
         (base / folder).mkdir(parents=True, exist_ok=True)
     for tile in ("00000", "00001"):
-        labels = np.kron(rng.integers(0, 6, (8, 8)), np.ones((8, 8), np.int64)).astype(np.uint8)
+        labels = block_labels(rng, 6, 64, 64, 8).astype(np.uint8)
         optical = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
         dsm = (labels * 3.0 + rng.random((64, 64))).astype(np.float32)
         tifffile.imwrite(base / "optical" / f"{tile}.tif", optical, photometric="rgb")

@@ -5,19 +5,12 @@ Parametrised over the registry: a newly registered method is tested here automat
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import numpy as np
 import pytest
 import torch
 
-from benchmark.core.hparams import resolve_hparams
-from benchmark.core.method import TrainContext, evaluation_mode, modality_inputs
 from benchmark.core.plugins import DATASETS, METHODS
-from benchmark.core.presets import PRESETS
-from benchmark.core.scenarios import all_scenarios
-from benchmark.data.pipeline import PatchSampler
-from tests.conftest import TINY
+from tests.methods.zoo_helpers import build_method, predictions
 
 
 def distinct_modality_sets(names: list[str], at_most: int = 3) -> list[str]:
@@ -42,60 +35,24 @@ FOUR_MODALITY_NAMES = [
 ]
 
 
-class NoLabels(dict):
-    """An input mapping that fails loudly if anything looks for labels."""
-
-    def __getitem__(self, key):
-        if key == "mask":
-            raise AssertionError("predict read the labels")
-        return super().__getitem__(key)
-
-    def get(self, key, default=None):
-        if key == "mask":
-            raise AssertionError("predict read the labels")
-        return super().get(key, default)
-
-
-def build(method_name: str, dataset_name: str, data_root, seed: int = 0, steps: int = 4):
-    cls = DATASETS.get(dataset_name)
-    train = cls(data_root, "train", cls.make_options(TINY))
-    method_cls = METHODS.get(method_name)
-    hparams = resolve_hparams(method_cls.hparam_space(), PRESETS.get("smoke").hparams)
-    context = TrainContext(
-        total_steps=steps,
-        class_frequencies=(1 / 6,) * 6,
-        train_modalities=train.spec.modality_names,
-    )
-    torch.manual_seed(seed)
-    method = method_cls(train.spec, hparams, context)
-    sampler = PatchSampler(train, hparams["batch_size"], hparams["crop_size"], seed=seed)
-    return method, sampler, train.spec
-
-
-def predictions(method, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    inputs = modality_inputs(batch)
-    with evaluation_mode(method):
-        return {
-            str(s): method.predict(NoLabels(s.select(inputs))) for s in all_scenarios(list(inputs))
-        }
-
-
 @pytest.fixture(
     params=[(m, d) for m in METHODS.names() for d in DATASET_NAMES], ids=lambda p: f"{p[0]}-{p[1]}"
 )
 def case(request, data_root):
-    return (*request.param, data_root)
+    """`build_method`'s arguments for one method on one dataset."""
+    name, dataset = request.param
+    return {"name": name, "dataset": dataset, "data_root": data_root}
 
 
 def test_update_returns_finite_losses(case):
-    method, sampler, _ = build(*case)
+    method, sampler, _ = build_method(**case)
     for step in range(2):
         losses = method.update(sampler.batch(step), step)
         assert losses and all(np.isfinite(v) for v in losses.values()), losses
 
 
 def test_predict_every_scenario_shape_and_no_labels(case):
-    method, sampler, spec = build(*case)
+    method, sampler, spec = build_method(**case)
     method.update(sampler.batch(0), 0)
     batch = sampler.batch(1)
     outputs = predictions(method, batch)
@@ -108,7 +65,7 @@ def test_predict_every_scenario_shape_and_no_labels(case):
 
 def test_full_and_partial_predictions_differ(case):
     """A method that ignores its inputs would pass the shape test; this one would not."""
-    method, sampler, _ = build(*case)
+    method, sampler, _ = build_method(**case)
     for step in range(2):
         method.update(sampler.batch(step), step)
     outputs = predictions(method, sampler.batch(5))
@@ -119,7 +76,7 @@ def test_full_and_partial_predictions_differ(case):
 def test_same_seed_same_outputs(case):
     results = []
     for _ in range(2):
-        method, sampler, _ = build(*case, seed=3)
+        method, sampler, _ = build_method(**case, seed=3)
         losses = [method.update(sampler.batch(s), s) for s in range(2)]
         results.append((losses, predictions(method, sampler.batch(7))))
     assert results[0][0] == results[1][0]
@@ -128,14 +85,14 @@ def test_same_seed_same_outputs(case):
 
 
 def test_checkpoint_round_trip_resumes_exactly(case):
-    method, sampler, _ = build(*case, steps=4)
+    method, sampler, _ = build_method(**case, steps=4)
     method.update(sampler.batch(0), 0)
     state = method.checkpoint()
     rng = torch.get_rng_state()
     uninterrupted = [method.update(sampler.batch(s), s) for s in (1, 2)]
     after = predictions(method, sampler.batch(9))
 
-    restored, _, _ = build(*case, seed=99, steps=4)  # different init: restore must override
+    restored, _, _ = build_method(**case, seed=99, steps=4)  # different init: restore must override
     restored.restore(state)
     torch.set_rng_state(rng)
     resumed = [restored.update(sampler.batch(s), s) for s in (1, 2)]
@@ -145,7 +102,7 @@ def test_checkpoint_round_trip_resumes_exactly(case):
 
 
 def test_method_documents_itself(case):
-    cls = METHODS.get(case[0])
+    cls = METHODS.get(case["name"])
     assert cls.__doc__ and cls.SUMMARY and cls.MISSING_MODALITY and cls.DEVIATIONS
     for name, hp in cls.hparam_space().items():
         hp.validate(name, hp.default)  # every default lies in its own declared range
@@ -185,21 +142,13 @@ def four_modality_card(tmp_path_factory):
 
 @pytest.mark.parametrize("method_name", METHODS.names())
 def test_every_method_trains_and_predicts_with_four_modalities(method_name, four_modality_card):
-    cls = DATASETS.get("folder")
-    train = cls(
-        four_modality_card.parent, "train", cls.make_options({"card": str(four_modality_card)})
-    )
-    method_cls = METHODS.get(method_name)
-    hparams = resolve_hparams(method_cls.hparam_space(), PRESETS.get("smoke").hparams)
-    for modalities in method_cls.training_subsets(train.spec.modality_names, []) or [
-        train.spec.modality_names
-    ]:
-        context = TrainContext(
-            total_steps=4, class_frequencies=(1 / 3,) * 3, train_modalities=modalities
+    root, options = four_modality_card.parent, {"card": str(four_modality_card)}
+    folder = DATASETS.get("folder")
+    names = folder(root, "train", folder.make_options(options)).spec.modality_names
+    for modalities in METHODS.get(method_name).training_subsets(names, []) or [names]:
+        method, sampler, _ = build_method(
+            method_name, root, dataset="folder", options=options, modalities=modalities
         )
-        torch.manual_seed(0)
-        method = method_cls(train.spec, hparams, context)
-        sampler = PatchSampler(train, hparams["batch_size"], hparams["crop_size"], 0, modalities)
         for step in range(4):  # both stages of the two-stage methods
             losses = method.update(sampler.batch(step), step)
             assert all(np.isfinite(v) for v in losses.values()), (step, losses)
@@ -216,7 +165,7 @@ def test_every_method_trains_and_predicts_with_four_modalities(method_name, four
 def test_every_method_covers_the_embedded_four_modality_scenarios(
     method_name, dataset_name, data_root
 ):
-    method, sampler, spec = build(method_name, dataset_name, data_root, steps=4)
+    method, sampler, spec = build_method(method_name, data_root, dataset=dataset_name, steps=4)
     for step in range(4):  # both stages of the two-stage methods
         losses = method.update(sampler.batch(step), step)
         assert all(np.isfinite(v) for v in losses.values()), (step, losses)

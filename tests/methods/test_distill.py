@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from benchmark.core.method import evaluation_mode, modality_inputs
-from methods.components.distillation import feature_l1, logit_kl
+from methods.components.training.distillation import feature_l1, logit_kl
 from tests.methods.zoo_helpers import build_method, changed, snapshot
 
 
@@ -71,7 +71,7 @@ def test_default_loss_is_protokds():
 
 
 def test_prototype_loss_pulls_only_the_student():
-    from methods.components.distillation import prototype_loss
+    from methods.components.training.distillation import prototype_loss
 
     torch.manual_seed(0)
     labels = torch.randint(0, 3, (2, 4, 4))

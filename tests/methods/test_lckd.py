@@ -7,7 +7,7 @@ import math
 import torch
 
 from benchmark.core.scenarios import Scenario
-from methods.components.election import elect_teachers, teacher_l1
+from methods.components.training.election import elect_teachers, teacher_l1
 from tests.methods.zoo_helpers import build_method
 
 NAN = math.nan

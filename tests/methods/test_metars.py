@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from benchmark.core.method import evaluation_mode, modality_inputs
-from methods.components.whitening import CovarianceMask, kmeans_1d, whitening_loss
+from methods.components.training.whitening import CovarianceMask, kmeans_1d, whitening_loss
 from tests.methods.zoo_helpers import build_method, snapshot
 
 

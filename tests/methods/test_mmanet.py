@@ -9,7 +9,7 @@ import torch
 
 from benchmark.core.method import evaluation_mode, modality_inputs
 from benchmark.core.scenarios import Scenario
-from methods.components.margin import margin_distillation, margin_weights, relation_rows
+from methods.components.training.margin import margin_distillation, margin_weights, relation_rows
 from tests.methods.zoo_helpers import build_method, changed, snapshot
 
 

@@ -8,7 +8,7 @@ import torch
 from benchmark.core.method import evaluation_mode, modality_inputs
 from benchmark.core.scenarios import all_scenarios
 from benchmark.system.errors import BenchmarkError
-from methods.components.dropout import SubsetSampler, zero_features, zero_inputs
+from methods.components.training.dropout import SubsetSampler, zero_features, zero_inputs
 from tests.methods.zoo_helpers import build_method
 
 

@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from methods.components.psa import (
+from methods.components.psa.sampler import (
     HOST_KERNEL_ENV,
     at_cell_centres,
     class_code_table,
@@ -369,7 +369,7 @@ def test_host_kernel_can_be_forced_and_bad_choices_are_named(monkeypatch):
             host_kernel_name()
         # numba asked for but not importable: an error that names the extra, not a fallback.
         monkeypatch.setitem(sys.modules, "numba", None)
-        monkeypatch.delitem(sys.modules, "methods.components.psa_numba", raising=False)
+        monkeypatch.delitem(sys.modules, "methods.components.psa.numba_kernel", raising=False)
         monkeypatch.setenv(HOST_KERNEL_ENV, "numba")
         host_kernel_name.cache_clear()
         with pytest.raises(ImportError, match=r"fast"):
@@ -436,7 +436,7 @@ def test_random_bytes_are_uniform_and_follow_the_generator():
 
 
 def test_majority_labels_with_purity():
-    from methods.components.psa import downsample_labels
+    from methods.components.psa.sampler import downsample_labels
 
     mask = torch.tensor(
         [[[0, 0, 1, 1], [0, 2, 1, 1], [3, 3, 255, 255], [3, 3, 255, 1]]], dtype=torch.long
@@ -453,21 +453,22 @@ def test_majority_labels_with_purity():
 
 @NEEDS_NUMBA
 def test_the_compiled_kernel_caches_outside_the_source_tree(tmp_path):
-    """numba's default cache is `__pycache__` beside the source; ours is the user's cache."""
+    """numba's default cache is `__pycache__` beside the kernel's source; ours is the user's."""
     import os
     import subprocess
     from pathlib import Path
 
-    import methods.components.psa as psa_module
+    from tests.paths import REPO
 
-    source_cache = Path(psa_module.__file__).parent / "__pycache__"
+    kernel = importlib.util.find_spec("methods.components.psa.numba_kernel")
+    source_cache = Path(kernel.origin).parent / "__pycache__"
     before = set(source_cache.glob("*.nb[ic]"))
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
     env["XDG_CACHE_HOME"] = str(tmp_path)
     code = (
-        "import torch; from methods.components.psa import sample_pixels; "
+        "import torch; from methods.components.psa.sampler import sample_pixels; "
         "sample_pixels(torch.zeros(1, 8, 8, dtype=torch.long), 4, 2, 255, host_kernel='numba')"
     )
-    subprocess.run([sys.executable, "-c", code], env=env, check=True, cwd=source_cache.parents[2])
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, cwd=REPO)
     assert list((tmp_path / "missbench" / "numba").rglob("*.nbi"))
     assert set(source_cache.glob("*.nb[ic]")) == before

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from benchmark.core.method import evaluation_mode, modality_inputs
-from methods.components.feature_fill import shared_fill
+from methods.components.training.fill import shared_fill
 from tests.methods.zoo_helpers import build_method
 
 

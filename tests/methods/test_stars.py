@@ -1,7 +1,7 @@
 """STARS: stop-gradient, shared trunk, translation at inference, and the ablation variants.
 
 The contract suite (test_contract.py) tests `stars` with its defaults; its ablation variants
-are run through the same checks here (the contract's `build` takes no overrides).
+are run through the same checks here (the contract builds every method without overrides).
 """
 
 from __future__ import annotations
@@ -10,17 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.core.hparams import resolve_hparams
-from benchmark.core.method import TrainContext, evaluation_mode, labels_of, modality_inputs
-from benchmark.core.plugins import DATASETS, METHODS
-from benchmark.core.presets import PRESETS
-from benchmark.core.scenarios import all_scenarios
+from benchmark.core.method import labels_of, modality_inputs
 from benchmark.core.spec import MASK
-from benchmark.data.pipeline import PatchSampler
 from benchmark.system.errors import BenchmarkError
 from methods.components.shared_encoder import SharedEncoder
-from tests.conftest import TINY
-from tests.methods.test_contract import NoLabels
+from tests.methods.zoo_helpers import build_method, predictions
 
 VARIANTS = {
     "default": {},
@@ -34,31 +28,8 @@ VARIANTS = {
         "psa_level": 1,
     },
 }
-
-
-def build(dataset_name, data_root, overrides=None, seed=0, steps=4):
-    cls = DATASETS.get(dataset_name)
-    train = cls(data_root, "train", cls.make_options(TINY))
-    method_cls = METHODS.get("stars")
-    overrides = {"warmup": 0, **(overrides or {})}  # alignment terms on from the first step
-    hparams = resolve_hparams(method_cls.hparam_space(), PRESETS.get("smoke").hparams, overrides)
-    context = TrainContext(
-        total_steps=steps,
-        class_frequencies=(1 / 6,) * 6,
-        train_modalities=train.spec.modality_names,
-    )
-    torch.manual_seed(seed)
-    method = method_cls(train.spec, hparams, context)
-    sampler = PatchSampler(train, hparams["batch_size"], hparams["crop_size"], seed=seed)
-    return method, sampler, train.spec
-
-
-def predictions(method, batch):
-    inputs = modality_inputs(batch)
-    with evaluation_mode(method):
-        return {
-            str(s): method.predict(NoLabels(s.select(inputs))) for s in all_scenarios(list(inputs))
-        }
+ALIGNED = {"warmup": 0}
+"""STARS's alignment terms on from the first step (its default waits for a warm-up)."""
 
 
 def forward_parts(method, batch):
@@ -76,7 +47,7 @@ def grads_of(module) -> float:
 @pytest.mark.parametrize("loss", ["align", "psa"])
 def test_stop_gradient_blocks_the_target_branch(data_root, stop_grad, loss):
     """Only A->B: B's stem and specific encoder get gradient iff stop_grad is off."""
-    method, sampler, spec = build("synthetic", data_root, {"stop_grad": stop_grad})
+    method, sampler, spec = build_method("stars", data_root, {**ALIGNED, "stop_grad": stop_grad})
     source, target = spec.modality_names
     batch = sampler.batch(0)
     features, translations = forward_parts(method, batch)
@@ -119,7 +90,7 @@ def test_shared_trunk_is_weight_tied_with_per_modality_stems():
 
 def test_predict_recovers_missing_features_by_translation(data_root):
     """A single-modality prediction depends on the translators; the full one does not."""
-    method, sampler, spec = build("synthetic", data_root)
+    method, sampler, spec = build_method("stars", data_root, ALIGNED)
     method.update(sampler.batch(0), 0)
     batch = sampler.batch(1)
     before = predictions(method, batch)
@@ -136,7 +107,7 @@ def test_predict_recovers_missing_features_by_translation(data_root):
 
 @pytest.mark.parametrize("dataset", ["synthetic", "synthetic_3m"])
 def test_predict_every_scenario(data_root, dataset):
-    method, sampler, spec = build(dataset, data_root)
+    method, sampler, spec = build_method("stars", data_root, ALIGNED, dataset)
     method.update(sampler.batch(0), 0)
     batch = sampler.batch(1)
     outputs = predictions(method, batch)
@@ -147,7 +118,7 @@ def test_predict_every_scenario(data_root, dataset):
 
 
 def test_warmup_switches_alignment_on(data_root):
-    method, sampler, _ = build("synthetic", data_root, {"warmup": 1})
+    method, sampler, _ = build_method("stars", data_root, {"warmup": 1})
     early = method.update(sampler.batch(0), 0)
     late = method.update(sampler.batch(1), 1)
     assert early["align_active"] == 0.0 and late["align_active"] == 1.0
@@ -155,7 +126,7 @@ def test_warmup_switches_alignment_on(data_root):
 
 
 def test_diagnostics_report_collapse_gauge(data_root):
-    method, sampler, _ = build("synthetic", data_root)
+    method, sampler, _ = build_method("stars", data_root, ALIGNED)
     method.update(sampler.batch(0), 0)
     diag = method.diagnostics()
     for key in ("align_loss", "psa_loss", "collapse_std_shared", "collapse_std_ref"):
@@ -166,9 +137,9 @@ def test_diagnostics_report_collapse_gauge(data_root):
 
 def test_bad_levels_fail_with_a_one_line_error(data_root):
     with pytest.raises(BenchmarkError):
-        build("synthetic", data_root, {"translate_levels": (5,)})
+        build_method("stars", data_root, {**ALIGNED, "translate_levels": (5,)})
     with pytest.raises(BenchmarkError):
-        build("synthetic", data_root, {"translate_levels": (2, 3), "psa_level": 1})
+        build_method("stars", data_root, {**ALIGNED, "translate_levels": (2, 3), "psa_level": 1})
 
 
 # ----------------------------------------------------------------------- ablation contract
@@ -176,8 +147,8 @@ def test_bad_levels_fail_with_a_one_line_error(data_root):
 @pytest.mark.parametrize("variant", list(VARIANTS), ids=list(VARIANTS))
 def test_variant_honours_the_contract(data_root, dataset, variant):
     """The contract checks (finite losses, every scenario, determinism, exact resume)."""
-    overrides = VARIANTS[variant]
-    method, sampler, spec = build(dataset, data_root, overrides, seed=3)
+    overrides = {**ALIGNED, **VARIANTS[variant]}
+    method, sampler, spec = build_method("stars", data_root, overrides, dataset, seed=3)
     losses = [method.update(sampler.batch(s), s) for s in range(2)]
     assert all(np.isfinite(v) for step in losses for v in step.values())
     state = method.checkpoint()
@@ -188,10 +159,10 @@ def test_variant_honours_the_contract(data_root, dataset, variant):
     values = list(outputs.values())
     assert any(not torch.allclose(values[0], other) for other in values[1:])
 
-    again, _, _ = build(dataset, data_root, overrides, seed=3)
+    again, _, _ = build_method("stars", data_root, overrides, dataset, seed=3)
     assert [again.update(sampler.batch(s), s) for s in range(2)] == losses  # same seed
 
-    restored, _, _ = build(dataset, data_root, overrides, seed=99)
+    restored, _, _ = build_method("stars", data_root, overrides, dataset, seed=99)
     restored.restore(state)
     torch.set_rng_state(rng)
     assert restored.update(sampler.batch(2), 2) == uninterrupted

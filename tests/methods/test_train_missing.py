@@ -14,7 +14,7 @@ from benchmark.core.method import AVAILABLE_PREFIX, availability_matrix, zero_fi
 from benchmark.core.plugins import METHODS
 from benchmark.core.spec import MASK
 from benchmark.data.pipeline import PatchSampler, tile_availability
-from tests.methods.test_contract import build, predictions
+from tests.methods.zoo_helpers import build_method, predictions
 
 STEPS = 6
 """Enough for both stages of the two-stage methods and the switch-on of delayed losses."""
@@ -51,11 +51,13 @@ def with_absent_values(batch: dict, value: float) -> dict:
     ids=lambda p: f"{p[0]}-{p[1]}",
 )
 def case(request, data_root):
-    return (*request.param, data_root)
+    """`build_method`'s arguments for one method on one dataset."""
+    name, dataset = request.param
+    return {"name": name, "dataset": dataset, "data_root": data_root}
 
 
 def test_trains_with_half_of_each_modality_missing_and_predicts_every_scenario(case):
-    method, complete_sampler, spec = build(*case, steps=STEPS)
+    method, complete_sampler, spec = build_method(**case, steps=STEPS)
     sampler = missing_sampler(complete_sampler)
     batches = [sampler.batch(step) for step in range(STEPS)]
     flags = torch.stack([availability_matrix(b, spec.modality_names) for b in batches])
@@ -76,7 +78,9 @@ def test_absent_samples_are_never_read(method_name, data_root):
     modalities: samples lacking one, two, or none of them)."""
     results = []
     for value in (float("nan"), 123.0):
-        method, sampler, _ = build(method_name, "synthetic_3m", data_root, seed=1, steps=STEPS)
+        method, sampler, _ = build_method(
+            method_name, data_root, dataset="synthetic_3m", seed=1, steps=STEPS
+        )
         sampler = missing_sampler(sampler)
         losses = [
             method.update(with_absent_values(sampler.batch(s), value), s) for s in range(STEPS)
@@ -108,7 +112,7 @@ def test_tile_availability_is_seeded_nested_and_never_empty():
 
 
 def test_sampler_fills_absent_samples_with_nan(data_root):
-    method, sampler, spec = build("baseline", "synthetic", data_root)
+    method, sampler, spec = build_method("baseline", data_root)
     sampler = missing_sampler(sampler, rate=0.5)
     batch = next(
         b for b in (sampler.batch(s) for s in range(20)) if not b[AVAILABLE_PREFIX + "dsm"].all()
@@ -127,7 +131,7 @@ def test_sampler_marks_absent_samples_without_torch_kernels(data_root):
     time on 2 cores): the NaN fill must stay in numpy."""
     from torch.profiler import ProfilerActivity, profile
 
-    _method, sampler, _spec = build("baseline", "synthetic", data_root)
+    _method, sampler, _spec = build_method("baseline", data_root)
     sampler = missing_sampler(sampler, rate=0.5)
     with profile(activities=[ProfilerActivity.CPU]) as recorded:
         for step in range(4):

@@ -143,7 +143,7 @@ def test_folders_and_patterns_stay_inside_the_data_folder(card, tmp_path, capsys
 
 
 def test_cache_keys_never_name_a_file_outside_the_cache(tmp_path):
-    from datasets.tile_cache import TileCache
+    from datasets.files.tile_cache import TileCache
 
     cache = TileCache(tmp_path / "cache")
     for key in ["../../x", "a/b", "tile 1.optical", "..", "/abs"]:

@@ -1,4 +1,5 @@
-"""`--train-missing`, `--corruptions`/`--severities` and `--selection` end to end on tiny data."""
+"""`--train-missing`, `--corruptions`/`--severities` end to end on tiny data; `--selection`
+outside the run id (its end-to-end test: `tests/benchmark/run/test_selection.py`)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ import pytest
 
 from benchmark.commands.requests import parse_train_missing
 from benchmark.core.records import SELECTION_FULL_VAL, RunSpec
+from benchmark.corrupt.tile import TileCorruption
 from benchmark.run.corrupted import corruptions_pending
-from benchmark.run.evaluate import TileCorruption
-from benchmark.run.store import CORRUPTED, RECORDS, RunStore
+from benchmark.run.store import CORRUPTED, RECORDS, RunStore, spec_mismatch
 from benchmark.system.errors import BenchmarkError
 from tests.benchmark.cli.cli_helpers import assert_rejected, invoke, snapshot
 from tests.benchmark.core.sample_spec import SPEC
@@ -66,17 +67,15 @@ def test_train_missing_and_corruptions_end_to_end(data_root, tmp_path):
         assert not corruptions_pending(spec, store, [TileCorruption("speckle", 2)])
 
 
-def test_selection_rule_is_recorded_and_part_of_the_run(data_root, tmp_path):
-    out = tmp_path / "out"
-    assert invoke(["--methods", "baseline", "--selection", "mean_val"], data_root, out) == 0
-    (run,) = (out / "runs").iterdir()
-    records = [json.loads(line) for line in (run / RECORDS).read_text().splitlines()]
-    selected = [r for r in records if r["selection"]]
-    assert selected and {r["selection"] for r in selected} == {"mean_val"}
-    intermediate = [r for r in records if not r["selection"]]
-    assert {r["scenario"] for r in intermediate} == {"dsm+optical", "dsm", "optical"}
-    spec = RunSpec.from_json(json.loads((run / "spec.json").read_text()))
-    assert spec.selection == "mean_val" and spec.run_id == run.name
+def test_selection_rule_is_not_part_of_the_run():
+    mean = replace(SPEC, selection="mean_val")
+    assert mean.run_id == SPEC.run_id and mean == SPEC  # one run records every rule
+    assert "selection" not in mean.hashed_fields()
+    assert RunSpec.from_json(mean.to_json()).selection == "mean_val"  # how a worker learns it
+    old = {**mean.to_json(), "run_id": mean.legacy_run_id}  # spec.json of a run made before
+    assert mean.legacy_run_id != SPEC.run_id and SPEC.legacy_run_id is None
+    assert spec_mismatch(old, mean.legacy_run_id) == ""  # still readable
+    assert spec_mismatch(old, SPEC.run_id) != ""
 
 
 def test_default_settings_hash_as_before_they_existed():

@@ -109,7 +109,7 @@ def test_generated_synthetic_data_linked_elsewhere_is_refused(tmp_path, capsys):
 
 @pytest.mark.parametrize("damage", [b"SECRET\x89" * 8, b"", b"\x93NUMPY\x01\x00"])
 def test_a_damaged_tile_cache_entry_is_decoded_again(tmp_path, damage, caplog):
-    from datasets.tile_cache import TileCache
+    from datasets.files.tile_cache import TileCache
 
     cache = TileCache(tmp_path)
     produce = lambda: np.arange(12, dtype=np.float32).reshape(3, 4)  # noqa: E731

@@ -5,20 +5,15 @@ import numpy as np
 import pytest
 
 from benchmark.core.spec import MASK, DatasetSpec, Modality
-from benchmark.corrupt.catalogue import (
-    CORRUPTIONS,
-    SEVERITIES,
-    corrupt,
-    parse_corruptions,
-    parse_severities,
-    sar_scale,
-    target_modalities,
-)
+from benchmark.corrupt.blocks import sar_scale
+from benchmark.corrupt.corruption import SEVERITIES, parse_severities
+from benchmark.corrupt.registry import CORRUPTIONS, corrupt, parse_corruptions, target_modalities
 from benchmark.system.errors import BenchmarkError
 from tests.paths import REPO
 
 SIZE = 64
 NAMES = tuple(CORRUPTIONS)
+BUILT_IN = ("clouds", "haze", "dsm_voids", "speckle", "misregistration", "noise")
 MODALITIES = (
     Modality("rgb", 3, (0.3, 0.2, 0.2), (0.1, 0.08, 0.08), "R, G, B reflectance [0-1]"),
     Modality("nir", 1, (0.4,), (0.15,), "near-infrared reflectance [0-1]"),
@@ -62,14 +57,16 @@ def _damage(name: str, severity: int, tile: str = "tile_0") -> float:
 
 
 def test_catalogue_documents_every_corruption() -> None:
-    assert NAMES == ("clouds", "haze", "dsm_voids", "speckle", "misregistration", "noise")
+    assert NAMES[: len(BUILT_IN)] == BUILT_IN  # MissBench's own first, plugins after
     assert SEVERITIES == (1, 2, 3, 4, 5)
-    for name, c in CORRUPTIONS.items():
+    for name in NAMES:
+        c = CORRUPTIONS.get(name)
         assert c.name == name
         assert c.targets and c.physics and c.severity_step and c.parameter
         assert len(c.values) == len(SEVERITIES)
         assert c.value(3) == c.values[2]
-        assert bool(c.invalid) == (name in ("clouds", "dsm_voids"))
+    for name in BUILT_IN:
+        assert bool(CORRUPTIONS.get(name).invalid) == (name in ("clouds", "dsm_voids"))
 
 
 def test_parse_corruptions() -> None:
@@ -182,7 +179,7 @@ def test_invalid_pixels_grow_nested_at_the_stated_fraction(name: str, modality: 
     for severity in SEVERITIES:
         valid = corrupt(SAMPLE, SPEC, name, severity, 0, "tile_0").validity[modality]
         assert not (valid & ~previous).any(), "an invalid pixel became valid again"
-        assert (~valid).mean() == pytest.approx(CORRUPTIONS[name].value(severity), abs=0.03)
+        assert (~valid).mean() == pytest.approx(CORRUPTIONS.get(name).value(severity), abs=0.03)
         previous = valid
 
 
@@ -230,7 +227,7 @@ def test_speckle_is_unit_mean_in_linear_intensity() -> None:
     spec = _spec((MODALITIES[0], linear))
     clean = np.full((1, SIZE, SIZE), 0.2, np.float32)
     for severity in SEVERITIES:
-        looks = CORRUPTIONS["speckle"].value(severity)
+        looks = CORRUPTIONS.get("speckle").value(severity)
         out = corrupt({"sar": clean}, spec, "speckle", severity, 0, "t").arrays["sar"]
         gain = out / clean
         assert (gain > 0).all()
@@ -262,7 +259,7 @@ def test_noise_sigma_follows_the_band_std() -> None:
     for severity in SEVERITIES:
         out = corrupt(SAMPLE, SPEC, "noise", severity, 0, "tile_0").arrays["rgb"]
         residual = (out - SAMPLE["rgb"]).std(axis=(1, 2))
-        expected = CORRUPTIONS["noise"].value(severity) * np.asarray(SPEC.modality("rgb").std)
+        expected = CORRUPTIONS.get("noise").value(severity) * np.asarray(SPEC.modality("rgb").std)
         np.testing.assert_allclose(residual, expected, rtol=0.1)
 
 
@@ -278,7 +275,8 @@ def test_bad_calls_fail_clearly() -> None:
 
 def test_user_doc_states_the_parameters_the_code_runs() -> None:
     doc = (REPO / "docs" / "corruptions.md").read_text()
-    for name, c in CORRUPTIONS.items():
+    for name in NAMES:
+        c = CORRUPTIONS.get(name)
         assert f"## `{name}`" in doc
         row = next(line for line in doc.splitlines() if line.startswith(f"| `{name}` |"))
         cells = [cell.strip() for cell in row.strip("|").split("|")]

@@ -19,36 +19,10 @@ from benchmark.core.presets import PRESETS
 from benchmark.profile.setup import open_profiled_run
 from benchmark.profile.timing import PhaseClock, measure
 from benchmark.run.train import train_step
-from methods.components.psa_profile import SAMPLERS
+from methods.components.psa.profiler import SAMPLERS
 from tests.conftest import tiny_dataset_arg
 
 CPU = torch.device("cpu")
-
-
-def profile(what: str, data_root, out, *extra: str) -> int:
-    return main(
-        [
-            "profile",
-            what,
-            "--preset",
-            "smoke",
-            "--dataset",
-            tiny_dataset_arg(),
-            "--device",
-            "cpu",
-            "--threads",
-            "1",
-            "--repeats",
-            "2",
-            "--warmup",
-            "1",
-            "--data-root",
-            str(data_root),
-            "--out",
-            str(out),
-            *extra,
-        ]
-    )
 
 
 def test_measure_reports_the_median_and_the_peak_memory_a_call_allocates():
@@ -99,10 +73,10 @@ def test_phase_clock_sees_the_phases_a_method_marks(data_root):
     assert not hasattr(run.method, "phase_clock")  # no profiler state on the method
 
 
-def test_profile_psa_writes_every_measurement(data_root, tmp_path, capsys):
-    out = tmp_path / "profile"
-    assert profile("psa", data_root, out) == 0
-    printed = capsys.readouterr().out
+def test_profile_psa_writes_every_measurement(profiled):
+    run = profiled("psa")
+    out, printed = run.out, run.printed
+    assert run.status == 0
     assert "% of a" in printed and "faster than the loop" in printed
     frame = pd.read_csv(out / "psa_profile.csv")
     for axis in ("preset", "headline", "pixels_per_class", "num_classes", "feature_size"):
@@ -123,10 +97,10 @@ def test_profile_psa_writes_every_measurement(data_root, tmp_path, capsys):
     assert (out / "psa_profile.png").stat().st_size > 0
 
 
-def test_profile_step_splits_steps_and_compares_with_a_bare_loop(data_root, tmp_path, capsys):
-    out = tmp_path / "profile"
-    assert profile("step", data_root, out, "--methods", "stars,distill") == 0
-    printed = capsys.readouterr().out
+def test_profile_step_splits_steps_and_compares_with_a_bare_loop(profiled):
+    run = profiled("step")  # with --methods stars,distill (conftest.METHODS)
+    out, printed = run.out, run.printed
+    assert run.status == 0
     assert "bare PyTorch loop" in printed
     frame = pd.read_csv(out / "step_profile.csv")
     methods = set(frame.method)

@@ -1,8 +1,8 @@
 """Write a tiny fake EarthMiss tree with the real names, nesting, dtypes and encodings.
 
-    python tests/data/earthmiss/make_fake.py          # into tests/data/earthmiss/earthmiss/
+    python -m tests.data.earthmiss.make_fake          # into tests/data/earthmiss/earthmiss/
 
-Four cities (two train, one val, one test), one or two 64 x 64 images each (real: 1024):
+Four cities (two train, one val, one test), one or two 32 x 32 images each (real: 1024):
 `<City>/images/RGB/<id>.tif` 3 x uint8, `<City>/images/SAR/<id>_SAR.tif` 1 x uint8,
 `<City>/masks/<id>_mask.tif` float32 with raw values 0 (ignore) and 1..8 (class k - 1).
 """
@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import tifffile
+
+from tests.datasets.fake_scene import block_labels
 
 SEED = 3
 SIZE = 32
@@ -40,9 +42,7 @@ def make(root: Path) -> None:
         for folder in ("images/RGB", "images/SAR", "masks"):
             (root / city / folder).mkdir(parents=True, exist_ok=True)
         for image_id in ids:
-            raw = np.kron(
-                rng.integers(0, 9, size=(SIZE // BLOCK, SIZE // BLOCK)), np.ones((BLOCK, BLOCK))
-            ).astype(np.int64)  # 0 = unlabelled, k = class k - 1
+            raw = block_labels(rng, 9, SIZE, SIZE, BLOCK)  # 0 = unlabelled, k = class k - 1
             classes = np.maximum(raw - 1, 0)
             rgb = (0.7 * PALETTE[classes] + 30).astype(np.uint8)
             tifffile.imwrite(

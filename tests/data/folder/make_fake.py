@@ -1,7 +1,7 @@
 """Write a tiny fake user folder for the `folder` dataset: a YAML card + one sub-folder per
 modality + palette-coded labels, co-registered files with matching names.
 
-    python tests/data/folder/make_fake.py             # into tests/data/folder/my_city/
+    python -m tests.data.folder.make_fake             # into tests/data/folder/my_city/
 
 Six tiles `t0`..`t5` of 32 x 32: `rgb/<id>.png` (3 x uint8), `height/<id>_dsm.tif` (float32),
 `sar/<id>.tif` (2 x float32, VV/VH dB), `gt/<id>.png` RGB palette labels where black is
@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import tifffile
 from PIL import Image
+
+from tests.datasets.fake_scene import block_labels
 
 SEED = 4
 SIZE = 32
@@ -46,8 +48,7 @@ def make(root: Path) -> None:
         (root / folder).mkdir(parents=True, exist_ok=True)
     (root / "card.yaml").write_text(CARD)
     for tile in TILES:
-        labels = np.kron(rng.integers(0, 4, size=(SIZE // BLOCK,) * 2), np.ones((BLOCK, BLOCK)))
-        labels = labels.astype(np.int64)  # 3 = unlabelled (black)
+        labels = block_labels(rng, 4, SIZE, SIZE, BLOCK)  # 3 = unlabelled (black)
         Image.fromarray(PALETTE[labels] // 2 + 40).save(root / "rgb" / f"{tile}.png")
         height = np.array([0.0, 12.0, 4.0, 0.0])[labels].astype(np.float32)
         tifffile.imwrite(root / "height" / f"{tile}_dsm.tif", height, compression="zlib")

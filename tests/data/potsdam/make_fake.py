@@ -1,6 +1,6 @@
 """Write a tiny fake ISPRS Potsdam tree with the real names, nesting, dtypes and encodings.
 
-    python tests/data/potsdam/make_fake.py            # into tests/data/potsdam/potsdam/
+    python -m tests.data.potsdam.make_fake            # into tests/data/potsdam/potsdam/
 
 Four tiles (2_10 val, 2_11 + 7_10 train, 2_13 test under the benchmark split) of H x W =
 64 x 64 instead of 6000 x 6000. Optical TIFFs are uint8 (the RGBIR one 4 bands with band 4
@@ -18,14 +18,12 @@ import numpy as np
 import tifffile
 from PIL import Image
 
+from tests.datasets.fake_scene import ISPRS_PALETTE, block_labels, isprs_eroded
+
 SEED = 0
 HEIGHT, WIDTH = 64, 64
 BLOCK = 8
 TILES = ("2_10", "2_11", "2_13", "7_10")
-PALETTE = np.array(
-    [(255, 255, 255), (0, 0, 255), (0, 255, 255), (0, 255, 0), (255, 255, 0), (255, 0, 0)],
-    np.uint8,
-)
 CLASS_RGB = np.array(
     [(120, 120, 120), (180, 90, 70), (90, 160, 60), (40, 110, 40), (200, 200, 30), (140, 60, 140)]
 )
@@ -33,27 +31,11 @@ CLASS_NIR = np.array([60, 70, 200, 220, 50, 90])
 CLASS_HEIGHT = np.array([0.0, 9.0, 0.2, 7.0, 1.5, 1.0])
 
 
-def scene(rng: np.random.Generator) -> np.ndarray:
-    blocks = rng.integers(0, 6, size=(HEIGHT // BLOCK, WIDTH // BLOCK))
-    return np.kron(blocks, np.ones((BLOCK, BLOCK), np.int64))
-
-
-def eroded(labels: np.ndarray) -> np.ndarray:
-    edge = np.zeros(labels.shape, bool)
-    edge[:-1] |= labels[:-1] != labels[1:]
-    edge[1:] |= labels[1:] != labels[:-1]
-    edge[:, :-1] |= labels[:, :-1] != labels[:, 1:]
-    edge[:, 1:] |= labels[:, 1:] != labels[:, :-1]
-    rgb = PALETTE[labels].copy()
-    rgb[edge] = 0
-    return rgb
-
-
 def make(root: Path) -> None:
     rng = np.random.default_rng(SEED)
     for tile in TILES:
         row, col = (int(v) for v in tile.split("_"))
-        labels = scene(rng)
+        labels = block_labels(rng, 6, HEIGHT, WIDTH, BLOCK)
         rgb = CLASS_RGB[labels].astype(np.uint8)
         nir = CLASS_NIR[labels].astype(np.uint8)
         height = (33.0 + CLASS_HEIGHT[labels] + 0.01 * np.arange(WIDTH)).astype(np.float32)
@@ -80,11 +62,15 @@ def make(root: Path) -> None:
         Image.fromarray(grey).save(
             ndsm / f"dsm_potsdam_{row:02d}_{col:02d}_normalized_{variant}.jpg", quality=90
         )
-        full = PALETTE[labels].copy()
+        full = ISPRS_PALETTE[labels].copy()
         full[0, 0] = (128, 128, 128)  # off-palette colour: must become ignore
         for folder, name, image in (
             ("5_Labels_all", f"top_potsdam_{tile}_label.tif", full),
-            ("5_Labels_all_noBoundary", f"top_potsdam_{tile}_label_noBoundary.tif", eroded(labels)),
+            (
+                "5_Labels_all_noBoundary",
+                f"top_potsdam_{tile}_label_noBoundary.tif",
+                isprs_eroded(labels),
+            ),
         ):
             (root / folder).mkdir(exist_ok=True)
             Image.fromarray(image).save(root / folder / name, compression="tiff_deflate")

@@ -1,6 +1,6 @@
 """Write a tiny fake ISPRS Vaihingen tree with the real names, nesting, dtypes and encodings.
 
-    python tests/data/vaihingen/make_fake.py          # into tests/data/vaihingen/vaihingen/
+    python -m tests.data.vaihingen.make_fake          # into tests/data/vaihingen/vaihingen/
 
 Six tiles (areas 1, 2, 3, 5, 30, 37: every split of both protocols is non-empty) of
 H x W = 32 x 32: `top/` 3 x uint8 IRRG (PackBits), `dsm/` float32 absolute heights, `ndsm/`
@@ -18,34 +18,16 @@ import numpy as np
 import tifffile
 from PIL import Image
 
+from tests.datasets.fake_scene import ISPRS_PALETTE, block_labels, isprs_eroded
+
 SEED = 1
 HEIGHT, WIDTH = 32, 32
 BLOCK = 8
 AREAS = (1, 2, 3, 5, 30, 37)
-PALETTE = np.array(
-    [(255, 255, 255), (0, 0, 255), (0, 255, 255), (0, 255, 0), (255, 255, 0), (255, 0, 0)],
-    np.uint8,
-)
 CLASS_IRRG = np.array(
     [(90, 120, 120), (100, 170, 90), (210, 90, 140), (220, 50, 110), (70, 200, 200), (120, 140, 60)]
 )
 CLASS_HEIGHT = np.array([0.0, 8.0, 0.3, 6.0, 1.4, 0.8])
-
-
-def scene(rng: np.random.Generator) -> np.ndarray:
-    blocks = rng.integers(0, 6, size=(HEIGHT // BLOCK, WIDTH // BLOCK))
-    return np.kron(blocks, np.ones((BLOCK, BLOCK), np.int64))
-
-
-def eroded(labels: np.ndarray) -> np.ndarray:
-    edge = np.zeros(labels.shape, bool)
-    edge[:-1] |= labels[:-1] != labels[1:]
-    edge[1:] |= labels[1:] != labels[:-1]
-    edge[:, :-1] |= labels[:, :-1] != labels[:, 1:]
-    edge[:, 1:] |= labels[:, 1:] != labels[:, :-1]
-    rgb = PALETTE[labels].copy()
-    rgb[edge] = 0
-    return rgb
 
 
 def make(root: Path) -> None:
@@ -53,7 +35,7 @@ def make(root: Path) -> None:
     for folder in ("top", "dsm", "ndsm"):
         (root / folder).mkdir(parents=True, exist_ok=True)
     for area in AREAS:
-        labels = scene(rng)
+        labels = block_labels(rng, 6, HEIGHT, WIDTH, BLOCK)
         irrg = CLASS_IRRG[labels].astype(np.uint8)
         Image.fromarray(irrg).save(
             root / f"top/top_mosaic_09cm_area{area}.tif", compression="packbits"
@@ -64,15 +46,16 @@ def make(root: Path) -> None:
         tifffile.imwrite(root / f"dsm/dsm_09cm_matching_area{area}.tif", height, compression="zlib")
         grey = np.clip(CLASS_HEIGHT[labels] * 25, 0, 255).astype(np.uint8)
         Image.fromarray(grey).save(root / f"ndsm/dsm_09cm_matching_area{area}.jpg", quality=90)
-        full = PALETTE[labels].copy()
+        full = ISPRS_PALETTE[labels].copy()
         full[-1, -1] = (10, 20, 30)  # off-palette colour: must become ignore
         Image.fromarray(full).save(
             root / f"top_mosaic_09cm_area{area}.tif", compression="tiff_deflate"
         )
-        Image.fromarray(eroded(labels)).save(
+        Image.fromarray(isprs_eroded(labels)).save(
             root / f"top_mosaic_09cm_area{area}_noBoundary.tif", compression="tiff_deflate"
         )
-    stray = eroded(scene(rng))  # the eroded zip ships area9, which has no image
+    # the eroded zip ships area9, which has no image
+    stray = isprs_eroded(block_labels(rng, 6, HEIGHT, WIDTH, BLOCK))
     Image.fromarray(stray).save(
         root / "top_mosaic_09cm_area9_noBoundary.tif", compression="tiff_deflate"
     )

@@ -1,6 +1,6 @@
 """Write a tiny fake WHU-OPT-SAR tree with the real names, nesting, dtypes and encodings.
 
-    python tests/data/whu_opt_sar/make_fake.py        # into tests/data/whu_opt_sar/whu_opt_sar/
+    python -m tests.data.whu_opt_sar.make_fake        # into tests/data/whu_opt_sar/whu_opt_sar/
 
 Five tiles of H x W = 32 x 32 (real: 3704 x 5556): three train names and two names from the
 official test list. `optical/` 4 x uint8 (R, G, B, NIR), `sar/` 1 x uint8, `lbl/` grey
@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import tifffile
+
+from tests.datasets.fake_scene import block_labels
 
 SEED = 2
 HEIGHT, WIDTH = 32, 32
@@ -39,8 +41,7 @@ def make(root: Path) -> None:
     for folder in ("optical", "sar", "lbl"):
         (root / folder).mkdir(parents=True, exist_ok=True)
     for tile in TILES:
-        blocks = rng.integers(0, 8, size=(HEIGHT // BLOCK, WIDTH // BLOCK))
-        labels = np.kron(blocks, np.ones((BLOCK, BLOCK), np.int64))
+        labels = block_labels(rng, 8, HEIGHT, WIDTH, BLOCK)
         optical = CLASS_OPTICAL[labels].astype(np.uint8)  # H, W, 4 (contiguous samples)
         tifffile.imwrite(
             root / f"optical/{tile}.tif",

@@ -20,7 +20,7 @@ Sampling and the loss are then swept one axis at a time around the preset's poin
 class, number of classes, feature-map size, batch size) on label maps with a geometric class
 distribution (so some classes are rare, as in remote sensing), plus the point the issue names
 (16 classes, 64 x 64 features, batch 8). Times are medians of synchronised repeats after
-warm-up (`benchmark.profile.timing`).
+warm-up (`benchmark.api.profiling.measure`, the harness's own timing).
 """
 
 from __future__ import annotations
@@ -30,18 +30,15 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from benchmark.profile.output import frame_markdown, write_outputs
-from benchmark.profile.setup import ProfileSettings
-from benchmark.profile.timing import Measurement, measure
-from benchmark.report.plots import DOUBLE, LINESTYLES, method_colours, new_figure, save
-from benchmark.run.train import train_step
-from methods.components.psa import (
+from benchmark.api import profiling
+from methods.components.psa.sampler import (
     gather_pixels,
     host_kernel_name,
     misclassified_on_grid,
@@ -49,6 +46,9 @@ from methods.components.psa import (
     sample_pixels_loop,
     supervised_infonce,
 )
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ SWEEP_AXES: dict[str, tuple[int, ...]] = {
     "batch_size": (2, 4, 8, 16),
 }
 MIN_REPEAT_S = 0.005
-"""A component's repeat runs it back to back for at least this long (`benchmark.profile.timing`)."""
+"""A component's repeat runs it back to back for at least this long (`profiling.measure`)."""
 HEADLINE_POINT = {"num_classes": 16, "feature_size": 64, "batch_size": 8}
 """The issue's yardstick for the vectorised sampler versus the loop."""
 IGNORE_SHARE = 0.02
@@ -82,9 +82,7 @@ class PsaPoint:
 class PsaRow:
     """One line of the CSV: a component timed at a point, with a sampler where it has one."""
 
-    device: str
-    preset: str
-    commit: str
+    origin: profiling.ProfileOrigin
     axis: str
     """Which sweep the row belongs to: 'preset', 'headline' or a `SWEEP_AXES` name."""
     component: str
@@ -97,12 +95,7 @@ class PsaRow:
     feature_size: int
     batch_size: int
     sampled_pixels: int
-    median_ms: float
-    q1_ms: float
-    q3_ms: float
-    repeats: int
-    calls_per_repeat: int
-    peak_mb: float
+    timing: profiling.Measurement
 
 
 def synthetic_labels(point: PsaPoint, ignore_index: int, generator: torch.Generator) -> Tensor:
@@ -202,17 +195,19 @@ class PsaBench:
 
         return psa_loss
 
-    def rows(self, point: PsaPoint, axis: str, base: dict) -> list[PsaRow]:
+    def rows(self, point: PsaPoint, axis: str, origin: profiling.ProfileOrigin) -> list[PsaRow]:
         data = self.inputs(point)
         out = []
         for name in SAMPLERS:
             sample = self.sampler(name, point, data)
             index = sample()
             for component, fn in (("psa_sampling", sample), ("psa_loss", self.loss(data, index))):
-                m = measure(fn, self.device, self.repeats, self.warmup, min_repeat_s=MIN_REPEAT_S)
+                m = profiling.measure(
+                    fn, self.device, self.repeats, self.warmup, min_repeat_s=MIN_REPEAT_S
+                )
                 kernel = sampler_kernel(name, self.device)
                 out.append(
-                    make_row(base, axis, component, name, point, int(index.numel()), m, kernel)
+                    make_row(origin, axis, component, name, point, int(index.numel()), m, kernel)
                 )
         return out
 
@@ -227,25 +222,25 @@ def sampler_kernel(sampler: str, device: torch.device) -> str:
 
 
 def make_row(
-    base: dict,
+    origin: profiling.ProfileOrigin,
     axis: str,
     component: str,
     sampler: str,
     point: PsaPoint | None,
     sampled: int,
-    m: Measurement,
+    m: profiling.Measurement,
     host_kernel: str = "-",
 ) -> PsaRow:
     where = asdict(point) if point else {k: -1 for k in asdict(PsaPoint(0, 0, 0, 0))}
     return PsaRow(
-        **base,
+        origin=origin,
         axis=axis,
         component=component,
         sampler=sampler,
         host_kernel=host_kernel,
         **where,
         sampled_pixels=sampled,
-        **m.row_fields(),
+        timing=m,
     )
 
 
@@ -263,7 +258,7 @@ def sweep_points(preset_point: PsaPoint) -> list[tuple[str, PsaPoint]]:
 
 
 def profile_psa(
-    settings: ProfileSettings, axes: tuple[str, ...] = tuple(SWEEP_AXES)
+    settings: profiling.ProfileSettings, axes: tuple[str, ...] = tuple(SWEEP_AXES)
 ) -> pd.DataFrame:
     """Every measurement as one DataFrame (rows = `PsaRow`)."""
     preset, device = settings.preset, settings.device
@@ -272,7 +267,7 @@ def profile_psa(
     with settings.open("stars") as stars, settings.open("stars[psa=false]") as no_psa:
         hp = stars.spec.hparams
         method = stars.method
-        base = settings.row_fields()
+        origin = settings.origin()
         level = hp["psa_level"]
         batch = stars.batch(0, device)
         inputs = {m: batch[m] for m in method.modalities}
@@ -282,21 +277,19 @@ def profile_psa(
         )
         rows: list[PsaRow] = []
 
-        log.info("profiling a STARS training step (%s preset, %s)", preset.name, base["device"])
+        log.info("profiling a STARS training step (%s preset, %s)", preset.name, origin.device)
         for label, run in (("step", stars), ("step_no_psa", no_psa)):
             sampler = "balanced" if label == "step" else "-"
             counter = itertools.count()
-            m = measure(
-                lambda run=run, counter=counter: train_step(
-                    run.method, run.sampler, next(counter), device
-                ),
+            m = profiling.measure(
+                lambda run=run, counter=counter: run.train_step(next(counter), device),
                 device,
                 repeats,
                 warmup,
             )
             rows.append(
                 make_row(
-                    base,
+                    origin,
                     "preset",
                     label,
                     sampler,
@@ -323,8 +316,10 @@ def profile_psa(
                 loss, [*translator_params, *leaves[method.modalities[0]]], allow_unused=True
             )
 
-        m = measure(translation_alignment, device, repeats, warmup, min_repeat_s=MIN_REPEAT_S)
-        rows.append(make_row(base, "preset", "translation_alignment", "-", preset_point, 0, m))
+        m = profiling.measure(
+            translation_alignment, device, repeats, warmup, min_repeat_s=MIN_REPEAT_S
+        )
+        rows.append(make_row(origin, "preset", "translation_alignment", "-", preset_point, 0, m))
 
     pairs = len(method.modalities) * (len(method.modalities) - 1)
     bench = PsaBench(
@@ -341,8 +336,8 @@ def profile_psa(
         if axis not in ("preset", "headline") and axis not in axes:
             continue
         log.info("PSA %s: %s", axis, point)
-        rows.extend(bench.rows(point, axis, base))
-    return pd.DataFrame([asdict(r) for r in rows])
+        rows.extend(bench.rows(point, axis, origin))
+    return profiling.profile_frame(rows)
 
 
 def _feature_grid(method, inputs: dict[str, Tensor], level: int) -> int:
@@ -458,7 +453,7 @@ def psa_markdown(frame: pd.DataFrame, headline: PsaHeadline) -> str:
         "PSA loss (forward + backward)": balanced[balanced.component == "psa_loss"].peak_mb.iloc[0],
     }
     table["peak MiB"] = [peaks.get(c, float("nan")) for c in table.component]
-    parts += [frame_markdown(table), ""]
+    parts += [profiling.frame_markdown(table), ""]
     parts += [
         "The isolated components are timed on their own; the last row is the end-to-end check "
         "(the same step with PSA switched off). `rest` is the whole step minus the three "
@@ -486,7 +481,7 @@ def psa_markdown(frame: pd.DataFrame, headline: PsaHeadline) -> str:
                     "loop / sampler": _at(frame, axis, "psa_sampling", "loop") / samp.median_ms,
                 }
             )
-    parts += [frame_markdown(pd.DataFrame(rows)), ""]
+    parts += [profiling.frame_markdown(pd.DataFrame(rows)), ""]
     headline_point = ", ".join(f"{k} = {v}" for k, v in HEADLINE_POINT.items())
     parts += [
         f"Headline point: {headline_point} (pixels per class as at the preset). `hard_easy` "
@@ -508,14 +503,19 @@ def psa_markdown(frame: pd.DataFrame, headline: PsaHeadline) -> str:
         pivot = pivot[[s for s in SAMPLERS if s in pivot.columns]]
         pivot["PSA loss ms (balanced)"] = loss
         pivot["loop / balanced"] = pivot["loop"] / pivot["balanced"]
-        parts += [f"### {axis.replace('_', ' ')}", "", frame_markdown(pivot.reset_index()), ""]
+        parts += [
+            f"### {axis.replace('_', ' ')}",
+            "",
+            profiling.frame_markdown(pivot.reset_index()),
+            "",
+        ]
     return "\n".join(parts)
 
 
-def psa_figure(frame: pd.DataFrame, stem: Path) -> list[Path]:
+def psa_figure(frame: pd.DataFrame) -> Figure:
     axes_present = [a for a in SWEEP_AXES if (frame.axis == a).any()]
-    fig = new_figure(DOUBLE, 2.2)
-    colours = method_colours(list(SAMPLERS))
+    fig = profiling.profile_figure(2.2)
+    colours = profiling.method_colours(list(SAMPLERS))
     grid = fig.subplots(1, max(1, len(axes_present)), squeeze=False)[0]
     for ax, axis in zip(grid, axes_present, strict=False):
         sub = frame[frame.axis == axis]
@@ -527,7 +527,7 @@ def psa_figure(frame: pd.DataFrame, stem: Path) -> list[Path]:
                 marker="o",
                 ms=2.5,
                 color=colours[sampler],
-                ls=LINESTYLES[i % len(LINESTYLES)],
+                ls=profiling.LINESTYLES[i % len(profiling.LINESTYLES)],
                 label=f"sampling: {sampler}",
             )
         loss = sub[(sub.component == "psa_loss") & (sub.sampler == "balanced")]
@@ -542,21 +542,18 @@ def psa_figure(frame: pd.DataFrame, stem: Path) -> list[Path]:
     fig.suptitle(
         f"PSA sampling and loss cost · {frame.device.iloc[0]} · preset {frame.preset.iloc[0]}"
     )
-    return save(fig, stem)
+    return fig
 
 
-def write_psa_outputs(frame: pd.DataFrame, out: Path) -> tuple[PsaHeadline, list[Path]]:
-    headline = psa_headline(frame)
-    markdown = psa_markdown(frame, headline)
-    return headline, write_outputs(frame, out, "psa_profile", markdown, psa_figure)
+REPORT = profiling.ProfileReport("psa_profile", psa_headline, psa_markdown, psa_figure)
+"""`psa_profile.csv`, `.md` and `.png/.pdf`, and the headline the CLI prints."""
 
 
-def run_profile(settings: ProfileSettings, methods: Sequence[str]) -> pd.DataFrame:
+def run_profile(settings: profiling.ProfileSettings, methods: Sequence[str]) -> pd.DataFrame:
     """`profile psa`'s measurements (the profiler registry's entry point; STARS only)."""
     return profile_psa(settings)
 
 
 def write_profile(frame: pd.DataFrame, out: Path) -> tuple[list[str], list[Path]]:
     """`profile psa`'s CSV, Markdown and figure, and its headline lines."""
-    headline, files = write_psa_outputs(frame, out)
-    return headline.lines(), files
+    return REPORT.write(frame, out)

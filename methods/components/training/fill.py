@@ -1,6 +1,8 @@
-"""Features for absent modalities from the present ones' mean (ShaSpec, LCKD, MetaRS).
+"""Stand-ins for absent modalities: inputs at the training mean, features at the present mean.
 
-Methods whose modalities share an encoder (or are aligned to a common space) stand in for a
+`mean_fill` gives an absent modality's input the training mean (zero in normalised space), as
+the fusion methods (baseline, distill, MMANet) do at inference. Methods whose modalities share
+an encoder (or are aligned to a common space: ShaSpec, LCKD, MetaRS) instead stand in for a
 missing modality with the mean of the present modalities' features, per level and per sample:
 in training for the modalities a sample dropped, at inference for those absent. Also the cyclic
 modality pairs their alignment losses run over.
@@ -12,6 +14,19 @@ from collections.abc import Mapping, Sequence
 
 import torch
 from torch import Tensor
+
+
+def mean_fill(
+    inputs: Mapping[str, Tensor], modalities: tuple[str, ...], channels: Mapping[str, int]
+) -> dict[str, Tensor]:
+    """Add zeros for absent modalities. Inputs are normalised, so zero is the training mean."""
+    ref = next(iter(inputs.values()))
+    batch, _, height, width = ref.shape
+    filled = dict(inputs)
+    for name in modalities:
+        if name not in filled:
+            filled[name] = ref.new_zeros(batch, channels[name], height, width)
+    return filled
 
 
 def shared_fill(shared: Mapping[str, list[Tensor]], keep: Mapping[str, Tensor]) -> list[Tensor]:
@@ -67,4 +82,4 @@ def cyclic_pairs(names: Sequence[str]) -> list[tuple[str, str]]:
     return pairs[:1] if len(names) == 2 else pairs
 
 
-__all__ = ["complete_with_mean", "cyclic_pairs", "replace_dropped", "shared_fill"]
+__all__ = ["complete_with_mean", "cyclic_pairs", "mean_fill", "replace_dropped", "shared_fill"]

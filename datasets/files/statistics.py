@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.system.io import atomic_write_json
+from benchmark.api import atomic_write_json
 
 ROWS_PER_CHUNK = 256
 

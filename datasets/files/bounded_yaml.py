@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from benchmark.system.errors import BenchmarkError
+from benchmark.api import BenchmarkError
 
 MAX_BYTES = 1 << 20
 """A card is a short text: 1 MiB is far above any real one (thousands of tile ids)."""

@@ -1,13 +1,13 @@
 """The CPU sampling kernel compiled with numba: the NumPy kernel's sample, in two passes.
 
-`psa.random_subset_of_group_codes` (NumPy) makes seven passes over the pixels (label lookup,
+`sampler.random_subset_of_group_codes` (NumPy) makes seven passes over the pixels (label lookup,
 negative-label check, key write, histogram, survivor mask, `flatnonzero`, ...), each one a full
 array in memory; here the lookup, key and histogram share one loop and the survivors are
 collected in a second, so the kernel costs about half as much. Both kernels take the same random
 bytes and the same tie-break floats from the same torch generator, in the same order, and apply
 the same rule, so they return the same pixels for the same seed; the one exception is two
 tie-break keys equal to the last bit (probability about 1e-11 per call), which the two sorts may
-order differently. `psa.host_kernel_name` picks this kernel when numba imports (the `fast`
+order differently. `sampler.host_kernel_name` picks this kernel when numba imports (the `fast`
 extra); the tests pin the two kernels to the same sample.
 """
 
@@ -17,7 +17,7 @@ import numba
 import numpy as np
 import torch
 
-from methods.components.psa import KEY_BITS, KEY_LEVELS, random_bytes
+from methods.components.psa.sampler import KEY_BITS, KEY_LEVELS, random_bytes
 
 
 @numba.njit(cache=True, nogil=True)
@@ -118,7 +118,7 @@ def random_subset_by_table(
     take: np.ndarray,
     generator: torch.Generator | None,
 ) -> np.ndarray:
-    """`psa.random_subset_by_table`, compiled: the key bytes, then the tie-break floats, drawn
+    """`sampler.random_subset_by_table`, compiled: the key bytes, then the tie-break floats, drawn
     from `generator` as the NumPy kernel draws them."""
     keys = random_bytes(values.size, generator)
     # 16-bit codes where they fit: 64 KiB of scratch at 8 x 64 x 64 pixels stays below the

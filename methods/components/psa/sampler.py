@@ -4,7 +4,7 @@
 * `sample_pixels`: class-balanced pixel sampling (the same budget for every class present; all
   pixels of a rarer class; ignored pixels never drawn; optional hard/easy split), or uniform
   sampling with the same total budget. No Python loop over classes or images: on the CPU a
-  numba kernel (`psa_numba`, the `fast` extra) or, without numba, a NumPy one that draws the same
+  numba kernel (`numba_kernel`, the `fast` extra) or, without numba, a NumPy one that draws the same
   sample; a PyTorch one on accelerators (`random_subset_per_group`).
 * `supervised_infonce`: supervised contrastive (InfoNCE) loss between two sets of embeddings,
   positives = same class.
@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from benchmark.system.environment import register_env, user_cache_dir
+from benchmark.api import register_env, user_cache_dir
 
 SAMPLING_MODES = ("balanced", "uniform")
 HOST_KERNELS = ("numba", "numpy")
@@ -198,7 +198,7 @@ def host_kernel_name() -> str:
 
 def use_cache_dir() -> None:
     """Keep numba's compiled-kernel cache out of the source tree (by default it writes into
-    `methods/components/__pycache__/`, which may be read-only or a shared checkout): in
+    `methods/components/psa/__pycache__/`, which may be read-only or a shared checkout): in
     `$NUMBA_CACHE_DIR` when the user set it, else the user's cache folder."""
     if "NUMBA_CACHE_DIR" not in os.environ:
         folder = user_cache_dir() / "numba"
@@ -213,11 +213,11 @@ def use_cache_dir() -> None:
 
 
 def compiled_kernel(required: bool) -> ModuleType | None:
-    """The `psa_numba` module, or None where numba does not import; with `required`, an error
+    """The `numba_kernel` module, or None where numba does not import; with `required`, an error
     that names the extra to install instead of None."""
     use_cache_dir()
     try:
-        return importlib.import_module("methods.components.psa_numba")
+        return importlib.import_module("methods.components.psa.numba_kernel")
     except ImportError as error:
         if required:
             raise ImportError(

@@ -13,8 +13,8 @@ import string
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from benchmark.system.errors import BenchmarkError
-from datasets.tile_cache import SAFE_NAME
+from benchmark.api import BenchmarkError
+from datasets.files.tile_cache import SAFE_NAME
 
 MAX_SHOWN = 60
 """Characters of an offending value quoted in an error (a card may hold long or binary junk)."""

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.system.errors import BenchmarkError, describe
+from benchmark.api import BenchmarkError, describe
 
 RASTER_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
 _TIFF = (".tif", ".tiff")

@@ -14,9 +14,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor
 
-from benchmark.core.hparams import HParam
-from benchmark.core.scenarios import all_scenarios
-from benchmark.system.errors import BenchmarkError
+from benchmark.api import BenchmarkError, HParam, all_scenarios
 
 SAMPLING = ("sample", "batch")
 """`sample`: one subset per sample (MMANet, mmFormer); `batch`: one per batch (ShaSpec, LCKD)."""

@@ -28,8 +28,8 @@ from benchmark.api import (
     labels_of,
     zero_fill_missing,
 )
-from methods.baseline import mean_fill
 from methods.components.segmenter import FusionSegmenter
+from methods.components.training.fill import mean_fill
 
 TEACHER_FRACTION = HParam(
     0.4, "share of the step budget spent training the teacher", low=0.05, high=0.95

@@ -27,9 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.system.confine import write_target
-from benchmark.system.environment import user_cache_dir
-from benchmark.system.errors import describe
+from benchmark.api import describe, user_cache_dir, write_target
 
 log = logging.getLogger(__name__)
 
