@@ -51,6 +51,7 @@ from benchmark.core.method import (
 )
 from benchmark.core.plugins import register_dataset, register_method
 from benchmark.core.scenarios import Scenario, all_scenarios
+from benchmark.core.sharing import encode_once, shared_encodings, sharing_active, zeros_once
 from benchmark.core.spec import MASK, DatasetSpec, Modality
 from benchmark.corrupt.blocks import Tile as CorruptionTile
 from benchmark.corrupt.corruption import Corruption
@@ -209,6 +210,7 @@ __all__ = [
     "availability",
     "availability_matrix",
     "complete_samples",
+    "encode_once",
     "evaluation_mode",
     "load_model",
     "labels_of",
@@ -221,7 +223,10 @@ __all__ = [
     "report",
     "run",
     "select_rows",
+    "shared_encodings",
+    "sharing_active",
     "zero_fill_missing",
+    "zeros_once",
     # what MissBench's own datasets use
     "atomic_write_json",
     "describe",

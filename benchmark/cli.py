@@ -236,11 +236,14 @@ def add_profile(commands: Commands) -> None:
         commands,
         "profile",
         ["methods", "dataset", "preset", "device", "data", "threads"],
-        "measure where training time goes (profilers: see `list`)",
-        description="Measure where training time goes and write a CSV, a Markdown summary and "
-        "a figure into --out. `step`: every method's training step split into data loading, "
-        "forward, backward, optimiser and bookkeeping, and the harness against a bare PyTorch "
-        "loop. `psa` (registered by STARS): PSA sampling and loss against a whole STARS step.",
+        "measure where training and evaluation time goes (profilers: see `list`)",
+        description="Measure where training and evaluation time goes and write a CSV, a "
+        "Markdown summary and a figure into --out. `step`: every method's training step split "
+        "into data loading, forward, backward, optimiser and bookkeeping, and the harness "
+        "against a bare PyTorch loop. `eval`: every method's validation, test and corrupted "
+        "evaluation per tile, view and window, shared passes against one per scenario and "
+        "against a bare forward pass. `psa` (registered by STARS): PSA sampling and loss "
+        "against a whole STARS step.",
     )
     profile.set_defaults(handler=command_profile, methods="all", dataset="synthetic")
     profile.add_argument("what", help="which profiler to run, e.g. step or psa")

@@ -25,6 +25,7 @@ mean of the present ones' (content is what the losses make modality-invariant).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 import torch
@@ -40,9 +41,11 @@ from benchmark.api import (
     TrainContext,
     availability,
     complete_samples,
+    encode_once,
     labels_of,
     register_method,
     select_rows,
+    sharing_active,
     zero_fill_missing,
 )
 from methods.components import ConcatFusion, FPNDecoder, ModalityEncoder, SegmentationHead
@@ -171,6 +174,14 @@ class MetaRS(Method):
         }
         return content, joined
 
+    def modality_branch(
+        self, modality: str, x: Tensor, size: tuple[int, int]
+    ) -> tuple[list[Tensor], Tensor]:
+        """Content pyramid and own-head logits of one modality alone. In eval mode every norm
+        is per sample, so this is what the joint `encode` gives that modality."""
+        content, joined = self.encode({modality: x})
+        return content[modality], self.modality_logits(joined, size)[modality]
+
     def modality_logits(self, joined: Mapping[str, list[Tensor]], size: tuple[int, int]) -> dict:
         return {m: self.heads[m](self.decoders[m](f), size) for m, f in joined.items()}
 
@@ -261,8 +272,16 @@ class MetaRS(Method):
         first = next(iter(present.values()))
         size = tuple(first.shape[-2:])
         with self.autocast():
-            content, joined = self.encode(present)
-            logits = self.modality_logits(joined, size)
+            if sharing_active():  # each modality's branch once for every view that keeps it
+                branches = {
+                    m: encode_once((self, m), x, partial(self.modality_branch, m, size=size))
+                    for m, x in present.items()
+                }
+                content = {m: branch[0] for m, branch in branches.items()}
+                logits = {m: branch[1] for m, branch in branches.items()}
+            else:
+                content, joined = self.encode(present)
+                logits = self.modality_logits(joined, size)
             if len(present) == 1:
                 return next(iter(logits.values())).float()
             content = complete_with_mean(content, self.modalities)

@@ -13,6 +13,7 @@ import copy
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, ClassVar, Protocol
 
 import torch
@@ -21,6 +22,7 @@ from torch import Tensor, nn
 
 from benchmark.core.hparams import HParam, HParamSpace
 from benchmark.core.scenarios import Scenario, all_scenarios
+from benchmark.core.sharing import encode_once, shared_encodings
 from benchmark.core.spec import MASK, DatasetSpec
 
 Batch = dict[str, Tensor]
@@ -119,7 +121,9 @@ COMMON_HPARAMS: dict[str, HParam] = {
     "warmup_fraction": HParam(0.1, "one-cycle warm-up share of steps", low=0.0, high=0.5),
     "grad_clip": HParam(1.0, "max gradient norm; 0 disables", low=0.0, high=100.0),
     "batch_size": HParam(8, "training batch size", low=1, high=1024),
-    "crop_size": HParam(128, "training crop (pixels); also the evaluation window", low=32),
+    "crop_size": HParam(
+        128, "training crop (pixels); the evaluation window unless the preset sets one", low=32
+    ),
     "class_weighting": HParam(
         "inv_sqrt_freq", "cross-entropy class weights", choices=("none", "inv_sqrt_freq")
     ),
@@ -214,6 +218,19 @@ class Method(nn.Module, abc.ABC):
         `inputs` holds only present modalities (absence is a missing key) and never labels.
         """
 
+    def predict_views(self, views: Sequence[Mapping[str, Tensor]]) -> list[Tensor]:
+        """Logits of several views of the same windows, one per view, as `predict` gives each.
+
+        The harness asks for every scenario (and, under a corruption, every severity) of a
+        batch of windows at once, building the views from the same tensor objects. The default
+        predicts each view inside `shared_encodings`, so a method whose `predict` routes its
+        per-modality encoders through `encode_once` encodes each distinct tensor once instead
+        of once per view. Override it only with a faster joint path; the method contract suite
+        checks that it equals `predict` view by view.
+        """
+        with shared_encodings():
+            return [self.predict(view) for view in views]
+
     def fill_invalid(
         self, inputs: Mapping[str, Tensor], validity: Mapping[str, Tensor]
     ) -> dict[str, Tensor]:
@@ -226,8 +243,8 @@ class Method(nn.Module, abc.ABC):
         """
         out = dict(inputs)
         for m, valid in validity.items():
-            if m in out:
-                out[m] = torch.where(valid, out[m], torch.zeros((), dtype=out[m].dtype))
+            if m in out:  # once per (tensor, mask) for all views of a window (`encode_once`)
+                out[m] = encode_once(("mean_fill_invalid", valid), out[m], partial(_fill, valid))
         return out
 
     def validation_probes(self) -> dict[str, Callable[[Mapping[str, Tensor]], Tensor]]:
@@ -362,6 +379,11 @@ class Method(nn.Module, abc.ABC):
     def num_parameters(self) -> int:
         """Count every parameter the method holds."""
         return sum(p.numel() for p in self.parameters())
+
+
+def _fill(valid: Tensor, x: Tensor) -> Tensor:
+    """`x` with its invalid pixels at the training mean (zero after normalising)."""
+    return torch.where(valid, x, torch.zeros((), dtype=x.dtype))
 
 
 def class_weights(frequencies: tuple[float, ...], scheme: str) -> Tensor:

@@ -26,6 +26,11 @@ class Preset:
     """Validation evaluations (all modalities) during training; model selection uses them."""
     eval_overlap: float = 0.5
     eval_batch_size: int = 16
+    eval_window: int = 0
+    """Evaluation window side (pixels); a tile up to that size is evaluated whole. 0 = the
+    training crop."""
+    eval_tiles: int = 0
+    """Evaluate on the first that many validation and test tiles; 0 = all."""
 
 
 PRESETS: Registry[Preset] = Registry("preset")
@@ -33,9 +38,11 @@ PRESETS: Registry[Preset] = Registry("preset")
 PRESETS.register("quick")(
     Preset(
         name="quick",
-        description="CPU-sized default: resnet10t encoders, 128 px crops, batch 8, 400 steps",
+        description="CPU-sized default: resnet10t encoders, 128 px crops, batch 8, 400 steps; "
+        "evaluated in 512 px windows (a tile up to 512 px whole)",
         steps=400,
         hparams={"backbone": "resnet10t", "crop_size": 128, "batch_size": 8, "lr": 1e-3},
+        eval_window=512,
     )
 )
 PRESETS.register("paper")(
@@ -59,10 +66,13 @@ PRESETS.register("paper")(
 PRESETS.register("smoke")(
     Preset(
         name="smoke",
-        description="seconds-long plumbing check for tests: tiny crops, 6 steps",
+        description="seconds-long plumbing check for tests: tiny crops, 6 steps, two whole "
+        "tiles per evaluation",
         steps=6,
         hparams={"backbone": "resnet10t", "crop_size": 64, "batch_size": 2, "decoder_channels": 16},
         val_checks=2,
+        eval_window=256,
+        eval_tiles=2,
     )
 )
 PRESETS.register("real_mini")(

@@ -43,6 +43,11 @@ class RunSpec:
     """Under `flops`: baseline FLOPs per step / this method's (measured), steps scaled by it."""
     train_missing: tuple[tuple[str, float], ...] = ()
     """(modality, share of training tiles without it), sorted; empty = complete training data."""
+    eval_window: int = 0
+    """Evaluation window side in pixels (a tile up to that size is one window); 0 = the
+    training crop, the rule before windows were chosen for evaluation."""
+    eval_tiles: int = 0
+    """Evaluate on the first that many tiles of the validation and test splits; 0 = all."""
     selection: str = field(default=SELECTION_FULL_VAL, compare=False)
     """Which model-selection rule's records this request reads (`--selection`, a name in
     `benchmark.run.selection.SELECTIONS`). Not part of the run: every run records every rule,
@@ -88,6 +93,9 @@ class RunSpec:
             data.pop("budget_ratio")
         if not self.train_missing:  # so do complete training data
             data.pop("train_missing")
+        for name in ("eval_window", "eval_tiles"):  # and the evaluation of every split
+            if not getattr(self, name):
+                data.pop(name)
         return data
 
     @property
@@ -105,6 +113,15 @@ class RunSpec:
         if self.selection == SELECTION_FULL_VAL:
             return None
         return _digest({**self.hashed_fields(), "selection": self.selection})
+
+    @property
+    def window(self) -> int:
+        """The evaluation window side in pixels (`eval_window`, else the training crop)."""
+        return self.eval_window or int(self.hparams["crop_size"])
+
+    def tiles_evaluated(self, available: int) -> int:
+        """How many of a split's `available` tiles are evaluated (`eval_tiles`, else all)."""
+        return min(self.eval_tiles, available) if self.eval_tiles > 0 else available
 
     @property
     def val_every(self) -> int:
@@ -183,7 +200,7 @@ class EvalRecord:
     train_gflops_per_step: float
     """Mean GFLOPs of a training step (FlopCounterMode on real steps, `benchmark.run.cost`)."""
     infer_gflops_per_window: float
-    """GFLOPs of predicting one evaluation window (batch 1) of this scenario."""
+    """GFLOPs of predicting one training-crop-sized window (batch 1) of this scenario."""
     step_ms: float
     """Median wall milliseconds of a training step (validation excluded)."""
     budget: str
@@ -200,6 +217,11 @@ class EvalRecord:
     timestamp: str
     extra: dict[str, float] = field(default_factory=dict)
     """Method diagnostics at this checkpoint (e.g. collapse measures), by name."""
+    eval_window: int = 0
+    """Side of the evaluation windows in pixels (0 in records written before it was kept:
+    the training crop)."""
+    eval_overlap: float = 0.5
+    """Share of a window its neighbours overlap."""
 
     def to_json(self) -> dict[str, Any]:
         """Return the record as one JSON object (a line of `records.jsonl`)."""

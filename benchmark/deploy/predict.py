@@ -27,7 +27,7 @@ import torch
 
 from benchmark.core.method import evaluation_mode
 from benchmark.deploy.model import DeployedModel, load_model
-from benchmark.run.inference import sliding_window_bands, sliding_window_logits
+from benchmark.run.inference import one_by_one, sliding_window_bands, sliding_window_logits
 from benchmark.system.confine import write_target
 from benchmark.system.errors import BenchmarkError, describe
 from benchmark.system.progress import ProgressLines
@@ -298,9 +298,9 @@ def _write_bands(model, reader, labels_file, probs_file, height: int, width: int
     nodata = 0
     with evaluation_mode(model.method):
         if height >= window and width >= window:
-            bands = sliding_window_bands(
-                model.method.predict,
-                reader.tensors,
+            views = sliding_window_bands(
+                one_by_one(model.method.predict),
+                lambda row0, row1: [reader.tensors(row0, row1)],
                 height,
                 width,
                 model.spec.num_classes,
@@ -308,6 +308,7 @@ def _write_bands(model, reader, labels_file, probs_file, height: int, width: int
                 overlap,
                 batch,
             )
+            bands = ((row0, row1, logits) for row0, row1, (logits,) in views)
         else:  # smaller than one window: the whole scene at once
             logits = sliding_window_logits(
                 model.method.predict,

@@ -173,3 +173,112 @@ def step_figure(frame: pd.DataFrame) -> Figure:
 
 
 STEP_REPORT = ProfileReport("step_profile", step_headline, step_markdown, step_figure)
+
+
+# --------------------------------------------------------------------------- eval
+@dataclass(frozen=True)
+class EvalHeadline:
+    sharing: dict[str, float]
+    """Per method: test time with each scenario alone / with every scenario in one pass."""
+    corrupted_sharing: dict[str, float]
+    """Per method: one pass per severity / every severity in one pass."""
+    harness_over_bare: dict[str, float]
+    """Per method: the test pass / `predict_views` alone on the same windows."""
+
+    def lines(self) -> list[str]:
+        lines = []
+        if self.sharing:
+            low, high = min(self.sharing.values()), max(self.sharing.values())
+            lines.append(f"one pass for every scenario: {low:.2f}-{high:.2f}x faster than one each")
+        if self.corrupted_sharing:
+            low, high = min(self.corrupted_sharing.values()), max(self.corrupted_sharing.values())
+            lines.append(f"one pass for every severity: {low:.2f}-{high:.2f}x faster than one each")
+        if self.harness_over_bare:
+            worst = max(self.harness_over_bare, key=self.harness_over_bare.get)
+            lines.append(
+                f"harness test pass / bare predict_views: at most "
+                f"{self.harness_over_bare[worst]:.2f} ({worst})"
+            )
+        return lines
+
+
+def eval_headline(frame: pd.DataFrame) -> EvalHeadline:
+    times = frame.pivot_table(index="method", columns="evaluation", values="median_ms")
+
+    def ratio(numerator: str, denominator: str) -> dict[str, float]:
+        if numerator not in times or denominator not in times:
+            return {}
+        values = times[numerator] / times[denominator]
+        return {m: float(v) for m, v in values.items() if not math.isnan(v)}
+
+    return EvalHeadline(
+        ratio("test_per_scenario", "test"),
+        ratio("corrupted_per_severity", "corrupted"),
+        ratio("test", "test_bare_forward"),
+    )
+
+
+def eval_markdown(frame: pd.DataFrame, headline: EvalHeadline) -> str:
+    columns = [
+        "method",
+        "evaluation",
+        "corruption",
+        "tiles",
+        "views",
+        "windows_per_tile",
+        "median_ms",
+        "ms_per_tile",
+        "ms_per_view",
+        "ms_per_window",
+    ]
+    first = frame.iloc[0]
+    return "\n".join(
+        [
+            "# Evaluation profile",
+            "",
+            f"Device: {first.device}. Preset: `{first.preset}`. Commit: `{first['commit']}`. "
+            f"Windows of {int(first.window)} px (a smaller tile whole) at overlap "
+            f"{first.overlap:g}. Medians of {int(first.repeats)} passes after warm-up over the "
+            "first tiles of each split.",
+            "",
+            *[f"- {line}" for line in headline.lines()],
+            "",
+            frame_markdown(frame[columns]),
+            "",
+            "`validation`, `test`: the harness's pass, every scenario of a tile through the same "
+            "windows at once (each distinct modality tensor encoded once); `test_per_scenario`: "
+            "each scenario on its own; `test_bare_forward`: the method's `predict_views` alone "
+            "on the same windows, cropped beforehand; `corrupted`: every severity of the "
+            "corruption in one pass, `corrupted_per_severity` one pass each. A view is a tile "
+            "under one scenario (and severity); `ms_per_window` is per window of one view.",
+            "",
+        ]
+    )
+
+
+def eval_figure(frame: pd.DataFrame) -> Figure:
+    methods = list(dict.fromkeys(frame.method))
+    passes = list(dict.fromkeys(frame.evaluation))
+    fig = profile_figure(0.3 * len(methods) * len(passes) / 2 + 1.2)
+    ax = fig.subplots()
+    colours = method_colours(passes)
+    height = 0.8 / len(passes)
+    for i, evaluation in enumerate(passes):
+        rows = frame[frame.evaluation == evaluation].set_index("method").reindex(methods)
+        ax.barh(
+            [m + i * height for m in range(len(methods))],
+            rows.ms_per_tile,
+            height=height,
+            color=colours[evaluation],
+            label=evaluation,
+        )
+    ax.set_yticks([m + 0.4 - height / 2 for m in range(len(methods))], methods)
+    ax.invert_yaxis()
+    ax.set_xlabel("ms per tile (median pass / tiles)")
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=3, frameon=False)
+    ax.set_title(f"Where evaluation goes · {frame.device.iloc[0]} · preset {frame.preset.iloc[0]}")
+    return fig
+
+
+EVAL_REPORT = ProfileReport("eval_profile", eval_headline, eval_markdown, eval_figure)

@@ -60,3 +60,13 @@ register_profiler(
         uses_methods=True,
     ),
 )
+register_profiler(
+    "eval",
+    Profiler(
+        description="every method's validation, test and corrupted evaluation per tile, view "
+        "and window: every scenario in one pass against one pass each, and against the "
+        "method's bare forward pass on the same windows",
+        module="benchmark.profile.evaluation",
+        uses_methods=True,
+    ),
+)

@@ -108,7 +108,7 @@ def predict_tile(
                 method.predict,
                 scenario.select(tensors),
                 test.spec.num_classes,
-                window=spec.hparams["crop_size"],
+                window=spec.window,
                 overlap=spec.eval_overlap,
                 batch_size=spec.eval_batch_size,
             )

@@ -34,7 +34,7 @@ def model_card(spec: RunSpec, data: RunData, chosen: Mapping[str, int]) -> dict[
         "steps": spec.steps,
         "selected_step": chosen[SELECTION_FULL_VAL],
         "selected_steps": dict(chosen),
-        "window": spec.hparams["crop_size"],
+        "window": spec.window,
         "overlap": spec.eval_overlap,
         "batch_size": spec.eval_batch_size,
         "commit": git_commit(),

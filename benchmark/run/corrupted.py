@@ -29,7 +29,7 @@ from benchmark.core.scenarios import Scenario
 from benchmark.core.spec import DatasetSpec
 from benchmark.corrupt.tile import TileCorruption
 from benchmark.data.pipeline import prepare_data
-from benchmark.run.evaluate import evaluate_run_split, score_fields
+from benchmark.run.evaluate import evaluate_run_plan, score_fields
 from benchmark.run.metrics import ConfusionMatrix
 from benchmark.run.store import RunStore
 from benchmark.run.train import build_method
@@ -119,8 +119,8 @@ def evaluate_corruptions(
     """Evaluate a finished run under every corruption it lacks; returns the records added.
 
     Call with the run's lock held. The model is the run's own, rebuilt from its stored weights.
-    Records are added after each corruption, so an interrupted evaluation keeps what it
-    finished.
+    Records are added after each corruption (all its severities), so an interrupted evaluation
+    keeps what it finished.
     """
     if not corruptions:
         return 0
@@ -137,26 +137,37 @@ def evaluate_corruptions(
     method = build_method(spec, data, device)
     method.load_state_dict(store.load_model(spec.run_id, spec.selection))
     added = 0
-    for corruption, scenarios in pending:
+    for family in _by_corruption(pending):
+        # every severity of one corruption in one pass over the tiles: the modalities it leaves
+        # alone are encoded once per window for all of them (`evaluate_plan`)
         tic = time.perf_counter()
-        matrices = evaluate_run_split(
-            method, data.test, scenarios, spec, device, corruption=corruption
-        )
-        seconds = (time.perf_counter() - tic) / len(scenarios)
-        records = [
-            corrupted_record(clean[str(s)], tiles, ds, corruption, seconds)
-            for s, tiles in matrices.items()
-        ]
-        store.add_corrupted(spec.run_id, records)
-        added += len(records)
-        log.info(
-            "run %s · %s severity %d: %s",
-            spec.run_id,
-            corruption.name,
-            corruption.severity,
-            ", ".join(f"{r['scenario']} {100 * r['miou']:.1f}" for r in records),
-        )
+        matrices = evaluate_run_plan(method, data.test, family, spec, device)
+        seconds = (time.perf_counter() - tic) / sum(len(scenarios) for _, scenarios in family)
+        for (corruption, _), per_scenario in zip(family, matrices, strict=True):
+            records = [
+                corrupted_record(clean[str(s)], tiles, ds, corruption, seconds)
+                for s, tiles in per_scenario.items()
+            ]
+            store.add_corrupted(spec.run_id, records)
+            added += len(records)
+            log.info(
+                "run %s · %s severity %d: %s",
+                spec.run_id,
+                corruption.name,
+                corruption.severity,
+                ", ".join(f"{r['scenario']} {100 * r['miou']:.1f}" for r in records),
+            )
     return added
+
+
+def _by_corruption(
+    pending: Sequence[tuple[TileCorruption, list[Scenario]]],
+) -> list[list[tuple[TileCorruption, list[Scenario]]]]:
+    """The pending evaluations grouped by corruption name (its severities together), in order."""
+    groups: dict[str, list[tuple[TileCorruption, list[Scenario]]]] = {}
+    for corruption, scenarios in pending:
+        groups.setdefault(corruption.name, []).append((corruption, scenarios))
+    return list(groups.values())
 
 
 def corrupted_record(

@@ -18,57 +18,82 @@ from benchmark.core.method import Method, evaluation_mode
 from benchmark.core.plugins import METHODS
 from benchmark.core.records import CLEAN, EvalRecord, RunSpec
 from benchmark.core.scenarios import Scenario
+from benchmark.core.sharing import encode_once, shared_encodings
 from benchmark.core.spec import MASK
 from benchmark.corrupt.tile import TileCorruption
 from benchmark.data.imbalance import TIERS
 from benchmark.data.pipeline import RunData
 from benchmark.data.transforms import Normalizer
 from benchmark.run.cost import RunCost
-from benchmark.run.inference import PredictFn, sliding_window_bands, sliding_window_logits
+from benchmark.run.inference import (
+    PredictFn,
+    PredictViewsFn,
+    one_by_one,
+    sliding_window_bands,
+    sliding_window_views,
+)
 from benchmark.run.metrics import ConfusionMatrix, tier_mean
 from benchmark.system.provenance import git_commit, versions
 
 VALID_PREFIX = "valid:"
 """Key prefix of a modality's per-pixel validity ([1, H, W], 1 = valid) in a corrupted tile's
 inputs; it travels through the sliding windows with the rasters and is split off before the
-method's `fill_invalid` and `predict` (`with_validity`)."""
+method's `fill_invalid` and `predict_views` (`views_predictor`)."""
 
 
-def with_validity(method: Method, predict: PredictFn) -> PredictFn:
-    """`predict` on windows that may carry validity masks: invalid pixels go through the
-    method's `fill_invalid` first, so the method decides what a cloud or void pixel means."""
+def views_predictor(method: Method, predict: PredictFn | None = None) -> PredictViewsFn:
+    """What the harness calls on the views of a batch of windows (`Method.predict_views`, or
+    a validation probe's `predict` view by view). Windows may carry validity masks: invalid
+    pixels go through the method's `fill_invalid` first, so the method decides what a cloud
+    or void pixel means."""
+    predict_views = method.predict_views if predict is None else one_by_one(predict)
 
-    def run(batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        validity = {
-            k.removeprefix(VALID_PREFIX): v > 0.5
-            for k, v in batch.items()
-            if k.startswith(VALID_PREFIX)
-        }
-        inputs = {k: v for k, v in batch.items() if not k.startswith(VALID_PREFIX)}
-        if validity:
-            inputs = method.fill_invalid(inputs, validity)
-        return predict(inputs)
+    def run(views: Sequence[Mapping[str, torch.Tensor]]) -> Sequence[torch.Tensor]:
+        with shared_encodings():  # the default fill of one (tensor, mask) pair is shared too
+            return predict_views([_filled(method, view) for view in views])
 
     return run
 
 
-def corrupted_tile(
-    dataset: MultiModalDataset, index: int, corruption: TileCorruption
-) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Normalised inputs of tile `index` under `corruption` (validity masks as `valid:<m>`
-    float [1, H, W]) and its labels. The corruption works in the loader's raw units."""
-    raw = dataset.load(index)
-    target = raw.pop(MASK)
+def _filled(method: Method, view: Mapping[str, torch.Tensor]) -> Mapping[str, torch.Tensor]:
+    """A view's modality tensors, invalid pixels filled by the method; validity keys dropped."""
+    validity = {  # one bool mask per distinct window tensor (the views share it)
+        k.removeprefix(VALID_PREFIX): encode_once(VALID_PREFIX, v, _is_valid)
+        for k, v in view.items()
+        if k.startswith(VALID_PREFIX)
+    }
+    if not validity:
+        return view
+    inputs = {k: v for k, v in view.items() if not k.startswith(VALID_PREFIX)}
+    return method.fill_invalid(inputs, validity)
+
+
+def _is_valid(mask: torch.Tensor) -> torch.Tensor:
+    return mask > 0.5
+
+
+def _corrupted_inputs(
+    raw: Mapping[str, np.ndarray],
+    dataset: MultiModalDataset,
+    index: int,
+    corruption: TileCorruption,
+) -> dict[str, np.ndarray]:
+    """Normalised inputs of tile `index` (raw arrays `raw`) under `corruption`, validity masks
+    as `valid:<m>` float [1, H, W]. The corruption works in the loader's raw units."""
     result = corruption.apply(raw, dataset.spec, dataset.tile_name(index))
     sample = Normalizer(dataset.spec)(result.arrays)
     for m, valid in result.validity.items():
         sample[VALID_PREFIX + m] = valid[None].astype(np.float32)
-    return sample, target
+    return sample
 
 
 def select_present(tensors: Mapping[str, torch.Tensor], scenario: Scenario) -> dict:
     """The scenario's modalities of a tile's inputs, with their validity masks if any."""
     return {k: v for k, v in tensors.items() if k.removeprefix(VALID_PREFIX) in scenario.present}
+
+
+Plan = Sequence[tuple[TileCorruption | None, Sequence[Scenario]]]
+"""What to evaluate on every tile: (a corruption or None for clean data, its scenarios)."""
 
 
 def evaluate_split(
@@ -82,97 +107,161 @@ def evaluate_split(
     on_tile: Callable[[], object] | None = None,
     predict: PredictFn | None = None,
     corruption: TileCorruption | None = None,
+    tiles: int = 0,
 ) -> dict[Scenario, list[ConfusionMatrix]]:
-    """Per-tile confusion matrices per scenario over every tile of `dataset`.
+    """Per-tile confusion matrices per scenario over the tiles of `dataset` (`evaluate_plan`
+    with one entry)."""
+    (matrices,) = evaluate_plan(
+        method,
+        dataset,
+        [(corruption, scenarios)],
+        window,
+        overlap,
+        batch_size,
+        device,
+        on_tile=on_tile,
+        predict=predict,
+        tiles=tiles,
+    )
+    return matrices
+
+
+def evaluate_plan(
+    method: Method,
+    dataset: MultiModalDataset,
+    plan: Plan,
+    window: int,
+    overlap: float,
+    batch_size: int,
+    device: torch.device,
+    on_tile: Callable[[], object] | None = None,
+    predict: PredictFn | None = None,
+    tiles: int = 0,
+) -> list[dict[Scenario, list[ConfusionMatrix]]]:
+    """Per plan entry, per scenario, the per-tile confusion matrices over the first `tiles`
+    tiles of `dataset` (0 = all).
 
     Kept per tile so reports can resample tiles (paired bootstrap); sum them for the split.
 
-    Each tile is read and normalised once, then predicted under every scenario; the method
-    sees only the present modalities and never the labels. `predict` replaces the method's own
-    (a validation probe, e.g. a distillation teacher). Under a `corruption` every tile is
-    corrupted whole (same tile for every scenario) and never streamed in bands.
+    Each tile is read and normalised once; every (corruption, scenario) view of it then goes
+    through the same windows together, built from the same tensor objects where they agree (a
+    scenario's modalities are the tile's own; a corruption's untouched modalities are the clean
+    ones), so a method encodes each distinct modality tensor of a window once
+    (`Method.predict_views`). The method sees only the present modalities and never the labels.
+    `predict` replaces the method's own (a validation probe, e.g. a distillation teacher).
+    Corrupted tiles are corrupted whole (the same tile for every scenario); large clean tiles
+    stream through in bands of rows.
     """
-    predict = with_validity(method, predict or method.predict)
+    predict_views = views_predictor(method, predict)
     spec = dataset.spec
     normalize = Normalizer(spec)
-    matrices: dict[Scenario, list[ConfusionMatrix]] = {s: [] for s in scenarios}
+    matrices: list[dict[Scenario, list[ConfusionMatrix]]] = [
+        {s: [] for s in scenarios} for _, scenarios in plan
+    ]
+    keys = [(entry, s) for entry, (_, scenarios) in enumerate(plan) for s in scenarios]
+    clean_only = all(corruption is None for corruption, _ in plan)
+    count = len(dataset) if tiles <= 0 else min(tiles, len(dataset))
     with evaluation_mode(method):
-        for index in range(len(dataset)):
+        for index in range(count):
             height, width = dataset.tile_shape(index)
-            if height >= window and width >= window and corruption is None:
+            if height >= window and width >= window and clean_only:
                 # Large tiles stream through in bands of rows (same windows, same logits):
                 # memory stays bounded by the window size, not the tile size.
-                for scenario in scenarios:
-                    matrices[scenario].append(
-                        _streamed_tile_matrix(
-                            predict,
-                            dataset,
-                            index,
-                            scenario,
-                            normalize,
-                            window,
-                            overlap,
-                            batch_size,
-                            device,
-                        )
-                    )
-                if on_tile is not None:
-                    on_tile()
-                continue
-            if corruption is None:
-                sample = normalize(dataset.load(index))
-                labels = sample.pop(MASK)
+                tile_matrices = _streamed_tile_matrices(
+                    predict_views,
+                    dataset,
+                    index,
+                    [s for _, s in keys],
+                    normalize,
+                    (window, overlap, batch_size),
+                    device,
+                )
             else:
-                sample, labels = corrupted_tile(dataset, index, corruption)
-            target = torch.from_numpy(labels.astype("int64"))
-            tensors = {k: torch.from_numpy(v).to(device) for k, v in sample.items()}
-            for scenario in scenarios:
-                logits = sliding_window_logits(
-                    predict,
-                    select_present(tensors, scenario),
+                views, labels = _tile_views(dataset, index, plan, normalize, device)
+                logits = sliding_window_views(
+                    predict_views,
+                    views,
                     spec.num_classes,
                     window=window,
                     overlap=overlap,
                     batch_size=batch_size,
                 )
-                tile_matrix = ConfusionMatrix(spec.num_classes, spec.ignore_index)
-                tile_matrix.update(logits.argmax(0).cpu(), target)
-                matrices[scenario].append(tile_matrix)
+                target = torch.from_numpy(labels.astype("int64"))
+                tile_matrices = []
+                for view_logits in logits:
+                    tile_matrix = ConfusionMatrix(spec.num_classes, spec.ignore_index)
+                    tile_matrix.update(view_logits.argmax(0).cpu(), target)
+                    tile_matrices.append(tile_matrix)
+            for (entry, scenario), tile_matrix in zip(keys, tile_matrices, strict=True):
+                matrices[entry][scenario].append(tile_matrix)
             if on_tile is not None:
                 on_tile()
     return matrices
 
 
-def _streamed_tile_matrix(
-    predict: PredictFn,
+def _tile_views(
     dataset: MultiModalDataset,
     index: int,
-    scenario: Scenario,
+    plan: Plan,
     normalize: Normalizer,
-    window: int,
-    overlap: float,
-    batch_size: int,
     device: torch.device,
-) -> ConfusionMatrix:
-    """Confusion matrix of one tile predicted band by band (`sliding_window_bands`)."""
+) -> tuple[list[dict[str, torch.Tensor]], np.ndarray]:
+    """Every (corruption, scenario) view of tile `index`, in plan order, and its labels.
+
+    A corrupted modality equal to the clean one (a corruption leaves it alone) is the clean
+    tensor object, so the views share it."""
+    raw = dataset.load(index)
+    labels = raw.pop(MASK)
+    clean_arrays = normalize(dict(raw))
+    clean = {k: torch.from_numpy(v).to(device) for k, v in clean_arrays.items()}
+    views = []
+    for corruption, scenarios in plan:
+        tensors = clean
+        if corruption is not None:
+            corrupted = _corrupted_inputs(raw, dataset, index, corruption)
+            tensors = {
+                k: clean[k]
+                if k in clean and np.array_equal(v, clean_arrays[k])
+                else torch.from_numpy(v).to(device)
+                for k, v in corrupted.items()
+            }
+        views += [select_present(tensors, s) for s in scenarios]
+    return views, labels
+
+
+def _streamed_tile_matrices(
+    predict_views: PredictViewsFn,
+    dataset: MultiModalDataset,
+    index: int,
+    scenarios: Sequence[Scenario],
+    normalize: Normalizer,
+    windows: tuple[int, float, int],
+    device: torch.device,
+) -> list[ConfusionMatrix]:
+    """Confusion matrix per scenario of one tile predicted band by band
+    (`sliding_window_bands`); `windows` is (window, overlap, batch size)."""
     spec = dataset.spec
     height, width = dataset.tile_shape(index)
     every_column = slice(0, width)
 
-    def read_rows(row0: int, row1: int) -> dict[str, torch.Tensor]:
+    def read_rows(row0: int, row1: int) -> list[dict[str, torch.Tensor]]:
         raw = dataset.load(index, (slice(row0, row1), every_column))
         raw.pop(MASK)
         tensors = {k: torch.from_numpy(v).to(device) for k, v in normalize(raw).items()}
-        return scenario.select(tensors)
+        return [scenario.select(tensors) for scenario in scenarios]
 
-    matrix = ConfusionMatrix(spec.num_classes, spec.ignore_index)
+    matrices = [ConfusionMatrix(spec.num_classes, spec.ignore_index) for _ in scenarios]
+    window, overlap, batch_size = windows
     bands = sliding_window_bands(
-        predict, read_rows, height, width, spec.num_classes, window, overlap, batch_size
+        predict_views, read_rows, height, width, spec.num_classes, window, overlap, batch_size
     )
     for row0, row1, logits in bands:
-        target = dataset.load(index, (slice(row0, row1), every_column))[MASK]
-        matrix.update(logits.argmax(0).cpu(), torch.from_numpy(target.astype("int64")))
-    return matrix
+        target = torch.from_numpy(
+            dataset.load(index, (slice(row0, row1), every_column))[MASK].astype("int64")
+        )
+        for matrix, view_logits in zip(matrices, logits, strict=True):
+            matrix.update(view_logits.argmax(0).cpu(), target)
+    return matrices
 
 
 def process_peak_memory_mb(device: torch.device) -> float:
@@ -290,6 +379,8 @@ def make_record(
         versions=versions(),
         timestamp=datetime.now(UTC).isoformat(timespec="seconds"),
         extra=extra,
+        eval_window=spec.window,
+        eval_overlap=spec.eval_overlap,
     )
     return record.to_json()
 
@@ -325,17 +416,34 @@ def evaluate_run_split(
     scenarios: Sequence[Scenario],
     spec: RunSpec,
     device: torch.device,
+    corruption: TileCorruption | None = None,
     **options: Any,
 ) -> dict[Scenario, list[ConfusionMatrix]]:
-    """`evaluate_split` with the run's own window, overlap and evaluation batch size."""
-    return evaluate_split(
+    """`evaluate_split` with the run's own window, overlap, batch size and tiles."""
+    (matrices,) = evaluate_run_plan(
+        method, dataset, [(corruption, scenarios)], spec, device, **options
+    )
+    return matrices
+
+
+def evaluate_run_plan(
+    method: Method,
+    dataset: MultiModalDataset,
+    plan: Plan,
+    spec: RunSpec,
+    device: torch.device,
+    **options: Any,
+) -> list[dict[Scenario, list[ConfusionMatrix]]]:
+    """`evaluate_plan` with the run's own window, overlap, batch size and tiles."""
+    return evaluate_plan(
         method,
         dataset,
-        scenarios,
-        window=spec.hparams["crop_size"],
+        plan,
+        window=spec.window,
         overlap=spec.eval_overlap,
         batch_size=spec.eval_batch_size,
         device=device,
+        tiles=spec.eval_tiles,
         **options,
     )
 

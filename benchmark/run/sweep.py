@@ -148,6 +148,9 @@ def make_run_spec(
         val_checks=preset.val_checks,
         eval_overlap=preset.eval_overlap,
         eval_batch_size=preset.eval_batch_size,
+        # a window the size of the crop is the crop rule: the same runs, the same ids
+        eval_window=0 if preset.eval_window == hparams["crop_size"] else preset.eval_window,
+        eval_tiles=preset.eval_tiles,
         train_modalities=tuple(sorted(train_modalities)),
         imbalance=imbalance,
         label=method.label(),

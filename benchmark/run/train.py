@@ -268,9 +268,10 @@ class RunExecutor:
         scenarios: list[Scenario],
         state: TrainState,
     ) -> list[dict[str, Any]]:
-        """Each distinct chosen checkpoint once on val and test, its records under every rule
-        that chose it; the default rule's weights are the deployed model (`model.safetensors`),
-        another distinct checkpoint's are kept under the first rule that chose it."""
+        """Each distinct chosen checkpoint once on val (the records of the validation that
+        chose it) and test, its records under every rule that chose it; the default rule's
+        weights are the deployed model (`model.safetensors`), another distinct checkpoint's are
+        kept under the first rule that chose it."""
         spec = self.spec
         by_step: dict[int, list[dict[str, Any]]] = {}
         first = owners(state.chosen)
@@ -285,14 +286,36 @@ class RunExecutor:
                     self.store.save_selected(spec.run_id, owner, weights, step)
                 method.load_state_dict(weights)
                 by_step[step] = [
-                    rec
-                    for split in ("val", "test")
-                    for rec in self._evaluate(
-                        bar, data, method, split, scenarios, step, state, owner
-                    )
+                    *self._validated(bar, data, method, scenarios, step, state, owner),
+                    *self._evaluate(bar, data, method, "test", scenarios, step, state, owner),
                 ]
             records += [dict(rec, selection=rule) for rec in by_step[step]]
         return records
+
+    def _validated(
+        self,
+        bar: Progress,
+        data: RunData,
+        method: Method,
+        scenarios: list[Scenario],
+        step: int,
+        state: TrainState,
+        owner: str,
+    ) -> list[dict[str, Any]]:
+        """The chosen checkpoint's validation records: those of the validation that chose it
+        (the same weights on the same tiles score the same), with the finished run's training
+        time, diagnostics and probes, as a fresh evaluation would record them. Evaluated again
+        only where the run's validations lack that step."""
+        earlier = {r["scenario"]: r for r in state.val_records if r["checkpoint_step"] == step}
+        if set(earlier) != {str(s) for s in scenarios}:
+            return self._evaluate(bar, data, method, "val", scenarios, step, state, owner)
+        final = {
+            "selection": owner,
+            "train_seconds": round(state.train_seconds, 3),
+            "step_ms": round(state.median_step_ms, 2),
+            "extra": {**method.diagnostics(), **state.probes},
+        }
+        return [earlier[str(s)] | final for s in scenarios]
 
     def _validate(self, bar: Progress, data: RunData, method: Method, state: TrainState) -> None:
         """Validate every scenario the run is evaluated on (and the method's probes), keep the
@@ -351,7 +374,9 @@ class RunExecutor:
         checkpoint, "" for an intermediate validation."""
         dataset = data.val if split == "val" else data.test
         task = bar.add_task(
-            f"eval {split} · {len(scenarios)} scenario(s)", total=len(dataset), info=""
+            f"eval {split} · {len(scenarios)} scenario(s)",
+            total=self.spec.tiles_evaluated(len(dataset)),
+            info="",
         )
         records = evaluation_records(
             self.spec,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from benchmark.api import FEATURE_LEVELS, NO_WEIGHTS, create_backbone
+from benchmark.api import FEATURE_LEVELS, NO_WEIGHTS, create_backbone, encode_once
 
 __all__ = ["FEATURE_LEVELS", "ModalityEncoder"]
 
@@ -24,4 +24,9 @@ class ModalityEncoder(nn.Module):
         self.reductions: list[int] = list(self.net.feature_info.reduction())
 
     def forward(self, x: Tensor) -> list[Tensor]:
+        """The pyramid of `x`; once per tensor while views of one input are evaluated
+        (`encode_once`: a scenario or severity that keeps `x` reuses it)."""
+        return encode_once(self, x, self._pyramid)
+
+    def _pyramid(self, x: Tensor) -> list[Tensor]:
         return list(self.net(x))

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
+from functools import partial
 
 import torch
 from torch import Tensor, nn
 
-from benchmark.api import NO_WEIGHTS, create_backbone
+from benchmark.api import NO_WEIGHTS, create_backbone, encode_once, sharing_active
 
 
 def _split_stem(model: nn.Module) -> tuple[list[str], list[str], dict[str, str]]:
@@ -116,18 +117,21 @@ class SharedEncoder(nn.Module):
                 features.append(x)
         return features
 
+    def _encode(self, modality: str, x: Tensor) -> list[Tensor]:
+        """One modality through its stem and the trunk (with its own norms if private)."""
+        for switch in self._switches:
+            switch.active = modality
+        return self.trunk_forward(self.stems[modality](x))
+
     def forward(self, inputs: Mapping[str, Tensor]) -> dict[str, list[Tensor]]:
         """Pyramids of the shared trunk for every modality in `inputs` (any non-empty subset)."""
         names = [m for m in self.modalities if m in inputs]
         if not names:
             raise KeyError(f"SharedEncoder got none of its modalities {self.modalities}")
-        if self.norm == "private":
-            out = {}
-            for m in names:
-                for switch in self._switches:
-                    switch.active = m
-                out[m] = self.trunk_forward(self.stems[m](inputs[m]))
-            return out
+        if self.norm == "private" or (sharing_active() and not self.training):
+            # Per modality: private norms need it; with tied norms an eval-mode batch norm is
+            # per sample, so views of one input (`encode_once`) may encode each modality alone.
+            return {m: encode_once((self, m), inputs[m], partial(self._encode, m)) for m in names}
         stemmed = [self.stems[m](inputs[m]) for m in names]
         sizes = [s.shape[0] for s in stemmed]
         pyramid = self.trunk_forward(torch.cat(stemmed, dim=0))

@@ -15,17 +15,22 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor
 
+from benchmark.api import zeros_once
+
 
 def mean_fill(
     inputs: Mapping[str, Tensor], modalities: tuple[str, ...], channels: Mapping[str, int]
 ) -> dict[str, Tensor]:
-    """Add zeros for absent modalities. Inputs are normalised, so zero is the training mean."""
+    """Add zeros for absent modalities. Inputs are normalised, so zero is the training mean.
+
+    The zeros are one tensor per shape while views of one input are evaluated (`zeros_once`),
+    so their encoding is shared by every scenario that lacks the modality."""
     ref = next(iter(inputs.values()))
     batch, _, height, width = ref.shape
     filled = dict(inputs)
     for name in modalities:
         if name not in filled:
-            filled[name] = ref.new_zeros(batch, channels[name], height, width)
+            filled[name] = zeros_once(ref, (batch, channels[name], height, width))
     return filled
 
 

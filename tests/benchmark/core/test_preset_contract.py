@@ -45,15 +45,17 @@ def test_preset_has_a_positive_budget_and_validation_cadence(preset):
 
 
 def test_preset_crop_fits_its_evaluation_windows(preset):
-    """The crop is also the evaluation window: it must be a whole number of the encoder's
-    deepest stride (and of the padding multiple), and the window stride under the preset's
-    overlap a whole, positive number of pixels."""
+    """The crop and the evaluation window (the crop unless the preset sets one) must be whole
+    numbers of the encoder's deepest stride (and of the padding multiple), and the window
+    stride under the preset's overlap a whole, positive number of pixels."""
     hparams = {name: hp.default for name, hp in COMMON_HPARAMS.items()} | dict(preset.hparams)
     crop = hparams["crop_size"]
+    window = preset.eval_window or crop
     deepest = create_backbone(hparams["backbone"], 3).feature_info.reduction()[-1]
-    assert crop % deepest == 0 and crop % SIZE_MULTIPLE == 0, (crop, deepest)
-    assert 0 <= preset.eval_overlap < 1
-    stride = crop * (1 - preset.eval_overlap)
+    for side in (crop, window):
+        assert side % deepest == 0 and side % SIZE_MULTIPLE == 0, (side, deepest)
+    assert 0 <= preset.eval_overlap < 1 and preset.eval_tiles >= 0
+    stride = window * (1 - preset.eval_overlap)
     assert stride >= 1 and stride == int(stride), stride
 
 
@@ -68,10 +70,12 @@ def test_preset_builds_a_valid_baseline_spec_on_synthetic(preset):
         preset.steps,
         preset.val_checks,
     )
-    assert (spec.eval_overlap, spec.eval_batch_size) == (
+    assert (spec.eval_overlap, spec.eval_batch_size, spec.eval_tiles) == (
         preset.eval_overlap,
         preset.eval_batch_size,
+        preset.eval_tiles,
     )
+    assert spec.window == (preset.eval_window or spec.hparams["crop_size"])
     assert all(spec.hparams[k] == v for k, v in preset.hparams.items())
     assert 1 <= spec.val_every <= spec.steps
     check_backbones(spec)  # every backbone it names is a timm model

@@ -39,3 +39,14 @@ def test_json_round_trip():
 def test_run_id_is_pinned():
     """A changed hash orphans every finished run: change it only with HARNESS_VERSION."""
     assert SPEC.run_id == "f4e435fe3c0235a8"
+
+
+def test_evaluation_window_and_tiles_hash_only_when_set():
+    """Runs evaluated as before (the crop as window, every tile) keep their ids; a run
+    evaluated in other windows or on fewer tiles is another run."""
+    assert replace(SPEC, eval_window=0, eval_tiles=0).run_id == SPEC.run_id
+    assert replace(SPEC, eval_window=512).run_id != SPEC.run_id
+    assert replace(SPEC, eval_tiles=2).run_id != SPEC.run_id
+    spec = replace(SPEC, hparams=Params({"crop_size": 128}))
+    assert spec.window == 128 and replace(spec, eval_window=512).window == 512
+    assert RunSpec.from_json(replace(SPEC, eval_window=512, eval_tiles=2).to_json()).window == 512

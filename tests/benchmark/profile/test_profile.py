@@ -116,6 +116,32 @@ def test_profile_step_splits_steps_and_compares_with_a_bare_loop(profiled):
     assert (out / "step_profile.md").exists() and (out / "step_profile.png").exists()
 
 
+def test_profile_eval_times_every_pass_per_tile_view_and_window(profiled):
+    run = profiled("eval")  # with --methods stars,distill (conftest.METHODS)
+    assert run.status == 0
+    frame = pd.read_csv(run.out / "eval_profile.csv")
+    assert set(frame.method) == {"stars", "distill"}
+    passes = {
+        "validation",
+        "test",
+        "test_per_scenario",
+        "test_bare_forward",
+        "corrupted",
+        "corrupted_per_severity",
+    }
+    for _, rows in frame.groupby("method"):
+        assert set(rows.evaluation) == passes
+        clean = rows[rows.corruption == "none"]
+        corrupted = rows[rows.corruption != "none"]
+        assert (clean.views == 3).all()  # every scenario of two modalities
+        assert (corrupted.views == 5 * 3).all()  # five severities of each
+    assert (frame.median_ms > 0).all() and (frame.tiles >= 1).all()
+    per_view = frame.ms_per_tile / frame.views
+    assert ((frame.ms_per_view - per_view).abs() < 1e-6 * frame.ms_per_tile).all()
+    assert "faster than one each" in run.printed
+    assert (run.out / "eval_profile.md").exists() and (run.out / "eval_profile.png").exists()
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -9,11 +9,15 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from benchmark.core.records import SELECTION_FULL_VAL, RunSpec
+from benchmark.core.scenarios import Scenario
+from benchmark.data.pipeline import prepare_data
 from benchmark.deploy.model import load_model
 from benchmark.report.generate import load_results
 from benchmark.run import train
+from benchmark.run.evaluate import evaluate_run_split
 from benchmark.run.selection import (
     SELECTIONS,
     SelectionRule,
@@ -23,6 +27,7 @@ from benchmark.run.selection import (
     validation_records,
 )
 from benchmark.run.store import MODEL, RECORDS, SPEC, RunStore, selected_model_name
+from benchmark.run.train import build_method
 from benchmark.system.errors import BenchmarkError
 from benchmark.system.io import atomic_write_jsonl, read_jsonl
 from tests.benchmark.cli.cli_helpers import invoke, snapshot
@@ -192,7 +197,7 @@ def test_each_distinct_checkpoint_is_evaluated_once_and_kept(trained):
     distinct = sorted(set(steps.values()))
     assert distinct == [3, 6]
     final = [(split, step) for split, step, rule, _ in calls if rule]
-    assert sorted(final) == sorted((split, s) for s in distinct for split in ("val", "test"))
+    assert sorted(final) == [("test", s) for s in distinct]  # val: the validation's records
     assert all(n == len(SCENARIOS) for *_, n in calls)
     assert [step for split, step, rule, _ in calls if not rule] == [3, 6]  # the validations
 
@@ -284,3 +289,31 @@ def test_report_reads_a_run_whose_spec_still_names_its_rule(trained, tmp_path):
     shutil.rmtree(run)  # without the new run, the old one is mean_val's and lacks full_val
     assert [e.run.run_id for e in load_results(out, selection="mean_val").entries] == [old.name]
     assert [r.run_id for r in load_results(out).lacking] == [old.name]
+
+
+def test_a_chosen_checkpoint_keeps_the_validation_records_that_chose_it(trained, data_root):
+    """The final val records are those of the validation at the chosen step, with the finished
+    run's fields, not a second evaluation: the kept weights score the same on the same tiles,
+    which re-evaluating the stored model here confirms tile for tile."""
+    _, run, _ = trained
+    records = read_jsonl(run / RECORDS)
+    validations = {(r["checkpoint_step"], r["scenario"]): r for r in validation_records(records)}
+    final_train_seconds = max(r["train_seconds"] for r in records)
+    spec = RunSpec.from_json(json.loads((run / SPEC).read_text()))
+    data = prepare_data(spec, data_root)
+    store = RunStore(run.parent.parent)
+    for rule, step in expected_steps(records).items():
+        mine = [r for r in records if r["split"] == "val" and r["selection"] == rule]
+        method = build_method(spec, data, torch.device("cpu"))
+        method.load_state_dict(store.load_model(run.name, rule))
+        again = evaluate_run_split(method, data.val, parse_all(mine), spec, torch.device("cpu"))
+        for record in mine:
+            earlier = validations[(step, record["scenario"])]
+            assert record["tile_confusions"] == earlier["tile_confusions"]
+            assert record["train_seconds"] == final_train_seconds
+            rescored = [m.matrix.tolist() for m in again[Scenario.parse(record["scenario"])]]
+            assert rescored == record["tile_confusions"], (rule, record["scenario"])
+
+
+def parse_all(records):
+    return [Scenario.parse(r["scenario"]) for r in records]
