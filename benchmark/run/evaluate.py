@@ -96,36 +96,6 @@ Plan = Sequence[tuple[TileCorruption | None, Sequence[Scenario]]]
 """What to evaluate on every tile: (a corruption or None for clean data, its scenarios)."""
 
 
-def evaluate_split(
-    method: Method,
-    dataset: MultiModalDataset,
-    scenarios: Sequence[Scenario],
-    window: int,
-    overlap: float,
-    batch_size: int,
-    device: torch.device,
-    on_tile: Callable[[], object] | None = None,
-    predict: PredictFn | None = None,
-    corruption: TileCorruption | None = None,
-    tiles: int = 0,
-) -> dict[Scenario, list[ConfusionMatrix]]:
-    """Per-tile confusion matrices per scenario over the tiles of `dataset` (`evaluate_plan`
-    with one entry)."""
-    (matrices,) = evaluate_plan(
-        method,
-        dataset,
-        [(corruption, scenarios)],
-        window,
-        overlap,
-        batch_size,
-        device,
-        on_tile=on_tile,
-        predict=predict,
-        tiles=tiles,
-    )
-    return matrices
-
-
 def evaluate_plan(
     method: Method,
     dataset: MultiModalDataset,
@@ -419,7 +389,7 @@ def evaluate_run_split(
     corruption: TileCorruption | None = None,
     **options: Any,
 ) -> dict[Scenario, list[ConfusionMatrix]]:
-    """`evaluate_split` with the run's own window, overlap, batch size and tiles."""
+    """`evaluate_plan` of one entry, with the run's own window, overlap, batch size and tiles."""
     (matrices,) = evaluate_run_plan(
         method, dataset, [(corruption, scenarios)], spec, device, **options
     )

@@ -10,7 +10,7 @@ import torch
 from benchmark.core.plugins import DATASETS
 from benchmark.core.scenarios import all_scenarios
 from benchmark.corrupt.tile import TileCorruption
-from benchmark.run.evaluate import evaluate_plan, evaluate_split
+from benchmark.run.evaluate import evaluate_plan
 from methods.components.encoders import ModalityEncoder
 from tests.conftest import TINY
 from tests.methods.zoo_helpers import build_method
@@ -36,7 +36,7 @@ def test_one_pass_over_severities_equals_one_evaluation_each(trained, name):
     plan = [(TileCorruption(name, severity), scenarios) for severity in (1, 3, 5)]
     together = evaluate_plan(method, test, plan, **WINDOWS)
     for (corruption, _), matrices in zip(plan, together, strict=True):
-        alone = evaluate_split(method, test, scenarios, corruption=corruption, **WINDOWS)
+        (alone,) = evaluate_plan(method, test, [(corruption, scenarios)], **WINDOWS)
         for scenario in scenarios:
             got = [m.matrix for m in matrices[scenario]]
             want = [m.matrix for m in alone[scenario]]
