@@ -1,7 +1,7 @@
 """summary.md of this folder: every table the README quotes, generated from the CSVs beside it
 (`compare_runs.py`, `window_study.py`) and the sweep wall times (`*_times.txt`).
 
-    python summarize.py FOLDER
+    python summarize.py FOLDER [WINDOW_STUDY_CSV]
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def main() -> None:
         "",
         markdown(scores),
     ]
-    study = folder / "window_study.csv"
+    study = Path(sys.argv[2]) if len(sys.argv) > 2 else folder / "window_study.csv"
     if study.exists():
         frame = pd.read_csv(study)
         for column in ("miou_crop", "miou_whole", "diff", "ci_low", "ci_high"):
