@@ -121,7 +121,7 @@ class RunSpec:
 
     def tiles_evaluated(self, available: int) -> int:
         """How many of a split's `available` tiles are evaluated (`eval_tiles`, else all)."""
-        return min(self.eval_tiles, available) if self.eval_tiles > 0 else available
+        return tiles_evaluated(self.eval_tiles, available)
 
     @property
     def val_every(self) -> int:
@@ -137,6 +137,11 @@ class RunSpec:
         data["train_modalities"] = tuple(data["train_modalities"])
         data["train_missing"] = tuple((m, float(r)) for m, r in data.get("train_missing", ()))
         return cls(**data)
+
+
+def tiles_evaluated(limit: int, available: int) -> int:
+    """Return how many of `available` tiles are evaluated: the first `limit`, or all at 0."""
+    return min(limit, available) if limit > 0 else available
 
 
 def _digest(hashed: Mapping[str, Any]) -> str:

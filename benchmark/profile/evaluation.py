@@ -42,7 +42,7 @@ from benchmark.profile.records import ProfileOrigin, profile_frame
 from benchmark.profile.setup import ProfiledRun, ProfileSettings
 from benchmark.profile.timing import Measurement, measure
 from benchmark.run.evaluate import Plan, evaluate_run_plan
-from benchmark.run.inference import map_distinct, window_starts, windows_of
+from benchmark.run.inference import map_distinct, window_grid, windows_of
 
 log = logging.getLogger(__name__)
 
@@ -84,10 +84,10 @@ def profile_method(run: ProfiledRun, settings: ProfileSettings) -> list[EvalRow]
     repeats, warmup = min(settings.repeats, MAX_REPEATS), min(settings.warmup, 1)
     origin = settings.origin()
     val, test = data.val, data.test
-    windows = len(window_boxes(test, 0, spec.window, spec.eval_overlap))
+    windows = len(window_grid(*test.tile_shape(0), spec.window, spec.eval_overlap)[2])
 
     def row(evaluation: str, corruption: str, views: int, dataset, fn: Callable) -> EvalRow:
-        count = min(tiles, len(dataset))
+        count = spec.tiles_evaluated(len(dataset))
         timing = measure(fn, device, repeats, warmup, memory=False)
         per_tile = timing.median_ms / count
         return EvalRow(
@@ -138,20 +138,6 @@ def profile_method(run: ProfiledRun, settings: ProfileSettings) -> list[EvalRow]
     return rows
 
 
-def window_boxes(
-    dataset: MultiModalDataset, index: int, window: int, overlap: float
-) -> list[tuple[int, int]]:
-    """Top-left corners of the evaluation windows of tile `index` (whole-tile when it fits)."""
-    height, width = dataset.tile_shape(index)
-    win_h, win_w = min(window, height), min(window, width)
-    stride_h, stride_w = max(1, int(win_h * (1 - overlap))), max(1, int(win_w * (1 - overlap)))
-    return [
-        (y, x)
-        for y in window_starts(height, win_h, stride_h)
-        for x in window_starts(width, win_w, stride_w)
-    ]
-
-
 def bare_forward(
     method: Method,
     dataset: MultiModalDataset,
@@ -164,14 +150,12 @@ def bare_forward(
     normalize = Normalizer(dataset.spec)
     window, overlap = spec.window, spec.eval_overlap
     batches = []
-    for index in range(min(spec.eval_tiles or len(dataset), len(dataset))):
+    for index in range(spec.tiles_evaluated(len(dataset))):
         raw = dataset.load(index)
         raw.pop(MASK)
         tensors = {k: torch.from_numpy(v).to(device) for k, v in normalize(raw).items()}
         views = [s.select(tensors) for s in scenarios]
-        height, width = dataset.tile_shape(index)
-        win_h, win_w = min(window, height), min(window, width)
-        boxes = window_boxes(dataset, index, window, overlap)
+        win_h, win_w, boxes = window_grid(*dataset.tile_shape(index), window, overlap)
         for start in range(0, len(boxes), spec.eval_batch_size):
             chunk = boxes[start : start + spec.eval_batch_size]
             batches.append(map_distinct(views, windows_of(chunk, win_h, win_w)))

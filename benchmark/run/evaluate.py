@@ -16,7 +16,7 @@ import torch
 from benchmark.core.dataset import MultiModalDataset
 from benchmark.core.method import Method, evaluation_mode
 from benchmark.core.plugins import METHODS
-from benchmark.core.records import CLEAN, EvalRecord, RunSpec
+from benchmark.core.records import CLEAN, EvalRecord, RunSpec, tiles_evaluated
 from benchmark.core.scenarios import Scenario
 from benchmark.core.sharing import encode_once, shared_encodings
 from benchmark.core.spec import MASK
@@ -130,7 +130,7 @@ def evaluate_plan(
     ]
     keys = [(entry, s) for entry, (_, scenarios) in enumerate(plan) for s in scenarios]
     clean_only = all(corruption is None for corruption, _ in plan)
-    count = len(dataset) if tiles <= 0 else min(tiles, len(dataset))
+    count = tiles_evaluated(tiles, len(dataset))
     with evaluation_mode(method):
         for index in range(count):
             height, width = dataset.tile_shape(index)

@@ -37,6 +37,22 @@ def window_starts(length: int, window: int, stride: int) -> list[int]:
     return starts
 
 
+def window_grid(
+    height: int, width: int, window: int, overlap: float
+) -> tuple[int, int, list[tuple[int, int]]]:
+    """The window height and width on a `height` x `width` tile (the window, or the tile where
+    it is smaller) and the windows' top-left corners at `overlap`, row by row."""
+    win_h, win_w = min(window, height), min(window, width)
+    stride_h = max(1, int(win_h * (1 - overlap)))
+    stride_w = max(1, int(win_w * (1 - overlap)))
+    boxes = [
+        (y, x)
+        for y in window_starts(height, win_h, stride_h)
+        for x in window_starts(width, win_w, stride_w)
+    ]
+    return win_h, win_w, boxes
+
+
 def map_distinct(views: Sequence[View], transform: Callable[[Tensor], Tensor]) -> list[dict]:
     """`views` with every tensor transformed, each distinct tensor object once: views that
     shared a tensor share its transform (the identity `encode_once` keys on)."""
@@ -93,14 +109,7 @@ def sliding_window_views(
         mode = "reflect" if min(height, width) > 1 else "replicate"
         views = map_distinct(views, lambda v: F.pad(v[None], (0, pad_w, 0, pad_h), mode=mode)[0])
     full_h, full_w = height + pad_h, width + pad_w
-    win_h, win_w = min(window, full_h), min(window, full_w)
-    stride_h = max(1, int(win_h * (1 - overlap)))
-    stride_w = max(1, int(win_w * (1 - overlap)))
-    boxes = [
-        (y, x)
-        for y in window_starts(full_h, win_h, stride_h)
-        for x in window_starts(full_w, win_w, stride_w)
-    ]
+    win_h, win_w, boxes = window_grid(full_h, full_w, window, overlap)
     logits = [torch.zeros(num_classes, full_h, full_w, device=first.device) for _ in views]
     counts = torch.zeros(1, full_h, full_w, device=first.device)
     for start in range(0, len(boxes), batch_size):
@@ -172,12 +181,7 @@ def sliding_window_bands(
         raise ValueError(f"overlap must be in [0, 1), got {overlap}")
     if height < window or width < window:
         raise ValueError(f"tile {height}x{width} is smaller than the window {window}")
-    stride = max(1, int(window * (1 - overlap)))
-    boxes = [
-        (y, x)
-        for y in window_starts(height, window, stride)
-        for x in window_starts(width, window, stride)
-    ]
+    _, _, boxes = window_grid(height, width, window, overlap)
     top = 0  # first row not yet yielded
     logits: list[Tensor] = []
     counts = None
