@@ -19,8 +19,10 @@ before it looks a name up. A test-time corruption is a `Corruption` record passe
 its own parts is a module registered with `register_profiler` that measures and writes through
 `profiling` (STARS's `methods/components/psa/profiler.py` is one).
 
-To script the suite: `run` (a sweep, returning its leaderboard), `report` (tables and figures
-of a results directory) and `load_model` (a finished run as a model for your own rasters);
+To script the suite: `run` (a sweep, returning its leaderboard), `tune` (the same
+hyperparameter search for every method, returning its cost), `report` (tables and figures
+of a results directory), `freeze` (a results directory's records and report, without weights,
+into a folder to commit) and `load_model` (a finished run as a model for your own rasters);
 `docs/api_example.py` is a worked example.
 """
 
@@ -33,7 +35,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 from benchmark.core.dataset import DatasetOptions, MultiModalDataset, RawSample, Window
-from benchmark.core.hparams import HParam, Params
+from benchmark.core.hparams import HParam, Params, Search
 from benchmark.core.method import (
     AVAILABLE_PREFIX,
     Batch,
@@ -43,9 +45,13 @@ from benchmark.core.method import (
     availability,
     availability_matrix,
     complete_samples,
+    encode_present,
     evaluation_mode,
     labels_of,
+    mean_fill_invalid,
     modality_inputs,
+    place_rows,
+    predict_per_pixel_scenario,
     select_rows,
     zero_fill_missing,
 )
@@ -63,7 +69,9 @@ from benchmark.system.errors import BenchmarkError, DatasetNotFoundError
 # isort: split
 # What MissBench's own datasets use (`datasets/` reaches the harness only through this module,
 # as a plugin's dataset must): the write guard and the user cache folder for decoded tiles,
-# atomic JSON for cached statistics, a progress bar for generated data, error text for logs.
+# the channel statistics (the harness's, which `--train-missing` runs recompute) and atomic
+# JSON to cache them, a progress bar for generated data, error text for logs.
+from benchmark.data.statistics import channel_stats
 from benchmark.system.confine import write_target
 from benchmark.system.environment import user_cache_dir
 from benchmark.system.errors import describe
@@ -101,17 +109,20 @@ def run(
     train_missing: str | Sequence[str] = "none",
     corruptions: str = "none",
     severities: str = "1-5",
+    invalid_fill: str | Sequence[str] = "own",
     selection: str = "full_val",
     device: str = "auto",
     data_root: str | Path | None = None,
     launcher: str = "local",
     workers: int = 1,
     threads: int | None = None,
+    hparams_from: str | Path | None = None,
 ) -> pd.DataFrame:
     """Run a sweep as `run_benchmark.py run` does and return its leaderboard.
 
     Arguments take the command line's forms (`methods="stars,baseline[lr=3e-4]"`) or lists
     (`methods=["stars", "baseline"]`, `seeds=[0, 1, 2]`, `train_missing=["none", "dsm=0.3"]`).
+    `hparams_from` (a `tune` folder or its best.json) gives each method its tuned values.
     Bad input raises `BenchmarkError` before anything runs; runs that fail are rows with
     `status` failed, as on the command line.
     """
@@ -133,6 +144,8 @@ def run(
         selection=selection,
         corruptions=corruptions,
         severities=severities,
+        invalid_fill=invalid_fill,
+        hparams_from=hparams_from,
     )
     out = Path(out)
     launch_sweep(
@@ -147,17 +160,64 @@ def run(
     return pd.read_csv(out / LEADERBOARD)
 
 
+def tune(
+    methods: str | Sequence[str] = "all",
+    dataset: str = "synthetic",
+    preset: str = "quick",
+    trials: int = 8,
+    seed: int = 0,
+    rungs: str | Sequence[int] | None = None,
+    keep: float = 0.5,
+    selection: str = "full_val",
+    out: str | Path = "results",
+    device: str = "auto",
+    data_root: str | Path | None = None,
+    launcher: str = "local",
+    workers: int = 1,
+    threads: int | None = None,
+) -> pd.DataFrame:
+    """Search every method's hyperparameters as `run_benchmark.py tune` does.
+
+    The same `trials` random configurations per method, the same successive-halving `rungs`
+    (step budgets; None = the preset's steps), ranked on validation only; rerunning resumes.
+    Returns the search cost per method (`<out>/tune/search_cost.csv`); the best configurations
+    are in `<out>/tune/best.json`, for `run(..., hparams_from=...)`.
+    """
+    import pandas as pd
+
+    from benchmark.commands.requests import default_data_root, resolve_device, tune_request
+    from benchmark.commands.tune import tune as run_tune
+    from benchmark.commands.tuning import COST_CSV, TUNE_DIR
+
+    request = tune_request(methods, dataset, preset, trials, seed, rungs, keep, selection)
+    out = Path(out)
+    run_tune(
+        request,
+        launcher=launcher,
+        data_root=Path(data_root) if data_root is not None else default_data_root(),
+        out=out,
+        device=resolve_device(device),
+        workers=workers,
+        threads=threads,
+    )
+    return pd.read_csv(out / TUNE_DIR / COST_CSV)
+
+
 def report(
     results_dir: str | Path,
     reference: str = "baseline",
     data_root: str | Path | None = None,
     qualitative: bool = True,
     selection: str = "full_val",
+    out: str | Path | None = None,
+    overwrite: bool = False,
 ) -> list[Path]:
     """Write a results directory's report, as `run_benchmark.py report` does.
 
     `selection` names the model-selection rule whose records the report reads (every rule's
-    records are in every run). Returns the files written, the index `report.md` first.
+    records are in every run). `out`: where the report goes (default `<results_dir>/report`);
+    a frozen folder's committed report is replaced only with `overwrite`. Returns the files
+    written, the index `report.md` first.
     """
     from benchmark.commands.requests import default_data_root
     from benchmark.report.generate import generate_report
@@ -168,8 +228,37 @@ def report(
         data_root=Path(data_root) if data_root is not None else default_data_root(),
         qualitative=qualitative,
         selection=selection,
+        out=Path(out) if out is not None else None,
+        overwrite=overwrite,
     )
     return [f.path for f in files]
+
+
+def freeze(
+    results_dir: str | Path,
+    dest: str | Path,
+    reference: str = "baseline",
+    data_root: str | Path | None = None,
+    selection: str = "full_val",
+    overwrite: bool = False,
+) -> list[Path]:
+    """Freeze a results directory into `dest`, as `run_benchmark.py report --freeze` does.
+
+    Its runs' records (gzipped), specs and training logs, no weights, and the report made from
+    them in `dest/report`. Returns the report's files, the index first.
+    """
+    from benchmark.commands.requests import default_data_root
+    from benchmark.report.freeze import freeze as freeze_results
+
+    frozen = freeze_results(
+        Path(results_dir),
+        Path(dest),
+        overwrite=overwrite,
+        data_root=Path(data_root) if data_root is not None else default_data_root(),
+        reference=reference,
+        selection=selection,
+    )
+    return [f.path for f in frozen.report]
 
 
 def load_model(
@@ -204,6 +293,7 @@ __all__ = [
     "Params",
     "RawSample",
     "Scenario",
+    "Search",
     "TrainContext",
     "Window",
     "all_scenarios",
@@ -211,17 +301,23 @@ __all__ = [
     "availability_matrix",
     "complete_samples",
     "encode_once",
+    "encode_present",
     "evaluation_mode",
+    "freeze",
     "load_model",
     "labels_of",
+    "mean_fill_invalid",
     "modality_inputs",
+    "place_rows",
     "plot_sample",
+    "predict_per_pixel_scenario",
     "register_corruption",
     "register_dataset",
     "register_method",
     "register_profiler",
     "report",
     "run",
+    "tune",
     "select_rows",
     "shared_encodings",
     "sharing_active",
@@ -229,6 +325,7 @@ __all__ = [
     "zeros_once",
     # what MissBench's own datasets use
     "atomic_write_json",
+    "channel_stats",
     "describe",
     "track",
     "user_cache_dir",

@@ -1,6 +1,7 @@
 """The command line: argparse sub-commands, each a thin call into `run`, `report` or `profile`.
 
     run_benchmark.py [run] ...     train and evaluate a sweep, write the leaderboard (default)
+    run_benchmark.py tune ...      the same hyperparameter search for every method
     run_benchmark.py list          methods, datasets and presets
     run_benchmark.py report DIR    tables and figures from a results directory's records
     run_benchmark.py profile NAME  where training time goes (see `list` for the profilers)
@@ -51,6 +52,8 @@ examples:
   python run_benchmark.py --dataset "synthetic[train_tiles=32,seed=1]" --device cuda
   python run_benchmark.py list
   python run_benchmark.py report results
+  python run_benchmark.py tune --methods all --trials 8 --rungs 100,200,400
+  python run_benchmark.py --methods all --hparams-from results/tune
   python run_benchmark.py profile psa
   python run_benchmark.py predict results/runs/<run_id> --input optical=a.tif,dsm=b.tif --out l.tif
   python run_benchmark.py show-data --dataset synthetic_3m --out docs/synthetic_sample.png
@@ -134,7 +137,15 @@ def build_parser() -> OneLineParser:
         parents=[parent_parsers()["debug"]],
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
-    for add_command in (add_run, add_list, add_report, add_profile, add_predict, add_show_data):
+    for add_command in (
+        add_run,
+        add_tune,
+        add_list,
+        add_report,
+        add_profile,
+        add_predict,
+        add_show_data,
+    ):
         add_command(commands)
     return parser
 
@@ -167,11 +178,86 @@ def add_run(commands: Commands) -> None:
         "missing-modality scenario and write a leaderboard. Other sub-commands: `list` "
         "(methods, datasets, presets, profilers), `show-data` (plot a dataset's modalities and "
         "labels), `report` (tables and figures from a results directory), `profile` (where "
-        "training time goes). `run` may be left out.",
+        "training time goes), `tune` (the same hyperparameter search for every method). `run` "
+        "may be left out.",
         epilog=EXAMPLES,
     )
     run.set_defaults(handler=command_run, methods="baseline", dataset="synthetic")
     add_run_flags(run)
+
+
+def add_tune(commands: Commands) -> None:
+    """`tune`."""
+    tune = subcommand(
+        commands,
+        "tune",
+        ["methods", "dataset", "preset", "device", "data", "threads"],
+        "search every method's hyperparameters the same way (random search, validation only)",
+        description="DomainBed's protocol: the same number of random trials for every method "
+        "over the distributions it declares beside its hyperparameters, the same successive-"
+        "halving schedule, trials ranked by validation mIoU only. One Optuna study per method "
+        "in <out>/tune/<method>.db; each trial at each rung is ordinary runs in <out>/tune/runs, "
+        "so rerunning the command resumes. Writes <out>/tune/search_cost.csv and .md (trials, "
+        "runs, steps, CPU/GPU seconds per method), trials.csv and best.json (for `run "
+        "--hparams-from`).",
+        epilog="example:\n  python run_benchmark.py tune --methods all --trials 8 "
+        "--rungs 100,200,400 --keep 0.5 --out results",
+    )
+    tune.set_defaults(handler=command_tune, methods="all", dataset="synthetic")
+    tune.add_argument(
+        "--trials",
+        type=int,
+        default=8,
+        help="random configurations per method, the same for every method (default: 8)",
+    )
+    tune.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seeds the sampler (the same seed proposes the same configurations) and every "
+        "trial's training (default: 0)",
+    )
+    tune.add_argument(
+        "--rungs",
+        default=None,
+        help="successive halving: increasing step budgets, e.g. 100,200,400; every trial trains "
+        "the first, the best --keep share of them the next, and so on (default: the preset's "
+        "steps alone, no halving)",
+    )
+    tune.add_argument(
+        "--keep",
+        type=float,
+        default=0.5,
+        help="share of a rung's trials that go on to the next (at least one) (default: 0.5)",
+    )
+    tune.add_argument(
+        "--selection",
+        default=SELECTION_FULL_VAL,
+        choices=tuple(SELECTION_DESCRIPTION),
+        help="the validation score trials are ranked by: that of the checkpoint the rule "
+        "chooses (full_val: with every modality; mean_val: the mean over scenarios) "
+        "(default: full_val)",
+    )
+    tune.add_argument(
+        "--out",
+        type=Path,
+        default=Path("results"),
+        help="results directory: studies, tables and the trials' runs go into <out>/tune "
+        "(default: results)",
+    )
+    tune.add_argument(
+        "--launcher",
+        default="local",
+        choices=("local", "ray"),
+        help="how each rung's runs are executed (see `run --help`) (default: local)",
+    )
+    tune.add_argument(
+        "--workers", type=int, default=1, help="local launcher: runs at once (default: 1)"
+    )
+    tune.add_argument("--address", default=None, help="ray launcher: cluster address")
+    tune.add_argument(
+        "--retry-failed", action="store_true", help="rerun trial runs recorded as failed"
+    )
 
 
 def add_list(commands: Commands) -> None:
@@ -214,19 +300,60 @@ def add_report(commands: Commands) -> None:
     report.add_argument("results_dir", type=Path, help="the --out of one or more sweeps")
     report.add_argument(
         "--reference",
-        default="baseline",
-        help="method label for 'vs reference' columns and significance (default: baseline)",
+        default=None,
+        help="method label for 'vs reference' columns and significance (default: baseline, or "
+        "a frozen folder's own)",
     )
     report.add_argument(
         "--selection",
-        default=SELECTION_FULL_VAL,
+        default=None,
         choices=tuple(SELECTION_DESCRIPTION),
-        help="which model-selection rule's records the report shows (default: full_val)",
+        help=f"which model-selection rule's records the report shows (default: "
+        f"{SELECTION_FULL_VAL}, or a frozen folder's own)",
     )
     report.add_argument(
         "--no-qualitative",
         action="store_true",
         help="skip the qualitative grid (the one output that needs the model weights and the data)",
+    )
+    report.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="write the report here instead of <results-dir>/report/ (e.g. to regenerate a "
+        "frozen folder's report beside the committed one)",
+    )
+    report.add_argument(
+        "--freeze",
+        type=Path,
+        default=None,
+        metavar="DEST",
+        help="copy what the report reads of every run (spec, records gzipped, training log; no "
+        "weights) into the frozen folder DEST and write its report into DEST/report/ "
+        "(results/README.md)",
+    )
+    report.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="rewrite a frozen folder's committed report in place, or freeze again into DEST",
+    )
+    report.add_argument(
+        "--leaderboard-steps",
+        type=int,
+        default=None,
+        metavar="N",
+        help="where a method was trained at several step budgets (`run --steps`), the budget "
+        "the main tables show (default: each one's largest); every budget is in the budget "
+        "section",
+    )
+    report.add_argument(
+        "--flat-delta",
+        type=float,
+        default=None,
+        metavar="POINTS",
+        help="budget section: a method's validation curve is flat from the smallest budget "
+        "whose mIoU, and every larger one's, is within POINTS of the largest budget's "
+        "(default: 1.0)",
     )
 
 
@@ -342,6 +469,14 @@ def add_run_flags(run: argparse.ArgumentParser) -> None:
         help="corruption severities, e.g. 1-5, 1,3,5 or 3 (default: 1-5)",
     )
     run.add_argument(
+        "--invalid-fill",
+        default="own",
+        help="how methods handle the pixels a corruption marks invalid (clouds, DSM voids): own "
+        "(each method's missing-modality mechanism at those pixels), mean (the training mean "
+        "for every method), or own,mean (both, recorded apart; the same trained models) "
+        "(default: own)",
+    )
+    run.add_argument(
         "--selection",
         default=SELECTION_FULL_VAL,
         choices=tuple(SELECTION_DESCRIPTION),
@@ -352,6 +487,15 @@ def add_run_flags(run: argparse.ArgumentParser) -> None:
     )
     run.add_argument(
         "--steps", type=int, default=None, help="override the preset's training steps, e.g. 200"
+    )
+    run.add_argument(
+        "--hparams-from",
+        type=Path,
+        default=None,
+        metavar="TUNE",
+        help="give each method the best configuration of its `tune` study: a tune folder "
+        "(<out>/tune), the --out of `tune`, or its best.json; bracket overrides still win, and "
+        "a method the study did not tune is refused (default: none)",
     )
     run.add_argument(
         "--budget",
@@ -418,6 +562,8 @@ def command_run(args: argparse.Namespace) -> int:
         selection=args.selection,
         corruptions=args.corruptions,
         severities=args.severities,
+        invalid_fill=args.invalid_fill,
+        hparams_from=args.hparams_from,
     )
     return launch_sweep(
         request,
@@ -430,6 +576,36 @@ def command_run(args: argparse.Namespace) -> int:
         retry_failed=args.retry_failed,
         address=args.address,
         tensorboard=args.log == "tensorboard",
+    )
+
+
+def command_tune(args: argparse.Namespace) -> int:
+    """Run or resume every method's study, then write and print the search cost."""
+    from benchmark.commands.requests import tune_request
+    from benchmark.commands.tune import tune
+
+    positive("--workers", args.workers)
+    positive("--threads", args.threads)
+    request = tune_request(
+        methods=args.methods,
+        dataset=args.dataset,
+        preset=args.preset,
+        trials=args.trials,
+        seed=args.seed,
+        rungs=args.rungs,
+        keep=args.keep,
+        selection=args.selection,
+    )
+    return tune(
+        request,
+        launcher=args.launcher,
+        data_root=args.data_root or default_data_root(),
+        out=args.out,
+        device=resolve_device(args.device),
+        workers=args.workers,
+        threads=args.threads,
+        retry_failed=args.retry_failed,
+        address=args.address,
     )
 
 
@@ -474,17 +650,39 @@ def command_show_data(args: argparse.Namespace) -> int:
 
 
 def command_report(args: argparse.Namespace) -> int:
-    """Rebuild a results directory's report from its records."""
+    """Rebuild a results directory's report from its records (or freeze it first)."""
+    from benchmark.report.freeze import freeze, frozen_options
     from benchmark.report.generate import generate_report
 
-    files = generate_report(
-        args.results_dir,
-        reference=args.reference,
-        data_root=args.data_root or default_data_root(),
-        qualitative=not args.no_qualitative,
-        selection=args.selection,
-    )
-    console.print(f"report: [bold]{files[0].path}[/bold] ({len(files)} files)")
+    chosen = {
+        "reference": args.reference,
+        "selection": args.selection,
+        "leaderboard_steps": args.leaderboard_steps,
+        "flat_delta": args.flat_delta,
+    }
+    # a frozen folder regenerates with the options it was frozen with, unless told otherwise
+    saved = frozen_options(args.results_dir) if args.freeze is None else {}
+    options = {k: v if v is not None else saved.get(k) for k, v in chosen.items()}
+    options = {k: v for k, v in options.items() if v is not None}
+    common = {
+        **options,
+        "data_root": args.data_root or default_data_root(),
+        "qualitative": not args.no_qualitative,
+        "overwrite": args.overwrite,
+    }
+    if args.freeze is not None:
+        if args.out is not None:
+            raise BenchmarkError("report: --freeze writes the report into DEST/report; drop --out")
+        frozen = freeze(args.results_dir, args.freeze, **common)
+        console.print(
+            f"froze {frozen.runs} run(s) ({frozen.runs_done} finished) into "
+            f"[bold]{escape(str(frozen.dest))}[/bold]: {frozen.run_bytes / 2**20:.2f} MiB, no "
+            f"weights ({frozen.source_bytes / 2**20:.2f} MiB before gzip)"
+        )
+        files = frozen.report
+    else:
+        files = generate_report(args.results_dir, out=args.out, **common)
+    console.print(f"report: [bold]{escape(str(files[0].path))}[/bold] ({len(files)} files)")
     return 0
 
 
@@ -542,7 +740,7 @@ def command_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = ("run", "list", "report", "profile", "predict", "show-data")
+COMMANDS = ("run", "tune", "list", "report", "profile", "predict", "show-data")
 
 
 STORAGE_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
@@ -571,7 +769,9 @@ def write_roots(args: argparse.Namespace) -> list[Path | None]:
     if command == "predict":
         extra = args.probabilities.parent if args.probabilities else None
         return [args.out.parent, extra]
-    out = args.results_dir if command == "report" else args.out
+    out = args.out
+    if command == "report":  # the report's folder only: a frozen folder's runs stay untouched
+        out = args.freeze or args.out or args.results_dir
     if command == "show-data":
         out = args.out.parent
     return run_roots(out, getattr(args, "data_root", None) or default_data_root())

@@ -264,7 +264,7 @@ def _write_meta(base: Path, options: SyntheticOptions) -> None:
 
 @register_dataset("synthetic")
 class SyntheticDataset(MultiModalDataset):
-    """Potsdam-like optical (NIR-R-G) + DSM urban scenes, calibrated so optical leads (as on ISPRS).
+    """Potsdam-like optical (NIR-R-G) + DSM urban scenes, ordering-matched to ISPRS (optical leads).
 
     Generated from a seed. The default `optical_ambiguity` / `dsm_quality` make a dedicated
     optical-only model score well above a DSM-only one and fusion add a few points over

@@ -27,6 +27,10 @@ class Baseline(Method):
     SUMMARY = "Per-modality timm encoders, concat fusion at every scale, FPN decoder."
     MISSING_MODALITY = "zero-fills it in normalised input space (= the training mean)"
     TRAIN_MISSING = "trains on its zero fill: a sample's absent modality is zero, as at test"
+    ENCODES_ABSENT = (
+        "its test-time policy feeds a missing modality's encoder zeros (the training mean), so "
+        "a zero-filled absent sample is what that encoder and its norms meet when deployed"
+    )
     PAPER = None
     DEVIATIONS = (
         "Not a published method: the standard lower bound of the missing-modality literature.",

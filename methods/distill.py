@@ -4,20 +4,21 @@ The loss is ProtoKD's (Wang et al., "Prototype Knowledge Distillation for Medica
 with Missing Modality", ICASSP 2023), the KD-Net family's best-documented member: a teacher is
 trained on complete data, then frozen; a student of the same architecture learns from the
 labels, the teacher's temperature-softened logits and the teacher's class-prototype
-similarities, while seeing incomplete inputs. The step budget is split inside the run:
+similarities, while seeing incomplete inputs. A budget of S steps trains both for S steps
+(the suite's teacher rule, `methods.components.training.teacher_student`):
 
-    steps [0, teacher_steps)            teacher: CE on complete inputs (own optimiser/schedule)
-    steps [teacher_steps, total_steps)  student: CE + kd_weight * KL(p_t^T || p_s^T)
-                                                 + proto_weight * L_proto(f_s, sg(f_t))
+    calls [0, S)   teacher: CE on complete inputs (own optimiser/schedule)
+    calls [S, 2S)  student: CE + kd_weight * KL(p_t^T || p_s^T)
+                            + proto_weight * L_proto(f_s, sg(f_t))
 
 with ProtoKD's T = 10, kd_weight = 10 (no T^2 factor) and proto_weight = 0.1; f is the
 decoder's feature map before the classifier. KD-Net's form is a switch away (`t_squared=true`,
 `feature_weight` > 0 for its bottleneck L1). The student's inputs have a random non-empty
 subset of modalities (uniform, per sample) and the rest zeroed (mean fill in normalised
 space); the frozen teacher always sees all of them. `predict` is always the student, the model
-this method deploys (validation during the teacher stage therefore scores an untrained student,
-so checkpoint selection can only pick a student); the teacher's own validation mIoU is recorded
-as `teacher_val_miou` (`validation_probes`), and `extra` says how the budget was split.
+this method deploys; the harness validates and selects only in the student stage. The teacher's
+own validation mIoU is recorded as `teacher_val_miou` (`validation_probes`), and `extra` gives
+each stage's steps, seconds and GFLOPs.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from benchmark.api import (
     DatasetSpec,
     HParam,
     Paper,
+    Search,
     TrainContext,
     register_method,
 )
@@ -40,7 +42,7 @@ from methods.components.psa.sampler import downsample_labels
 from methods.components.training.distillation import feature_l1, logit_kl, prototype_loss
 from methods.components.training.dropout import SubsetSampler, sampler_hparams, zero_inputs
 from methods.components.training.fill import mean_fill
-from methods.components.training.teacher_student import TEACHER_FRACTION, TeacherStudentMethod
+from methods.components.training.teacher_student import TeacherStudentMethod
 
 
 def forward_with_features(
@@ -58,8 +60,8 @@ class Distill(TeacherStudentMethod):
     """Full-modal teacher, frozen, distilled into a modality-dropout student (ProtoKD's loss)."""
 
     SUMMARY = (
-        "Two stages in one budget: a fusion teacher on complete data, then a same-size student "
-        "with modality dropout learning from labels + softened teacher logits + teacher "
+        "Two stages of a full budget each: a fusion teacher on complete data, then a same-size "
+        "student with modality dropout learning from labels + softened teacher logits + teacher "
         "prototype similarities (ProtoKD's loss)."
     )
     MISSING_MODALITY = (
@@ -67,7 +69,17 @@ class Distill(TeacherStudentMethod):
     )
     TRAIN_MISSING = (
         "the teacher trains on complete samples only; the student's dropout never keeps what a "
-        "sample lacks, and it is distilled (KL, prototypes) on complete samples only"
+        "sample lacks (its absent modality is zero at the input, like a dropped one), and it is "
+        "distilled (KL, prototypes) on complete samples only"
+    )
+    ENCODES_ABSENT = (
+        "the deployed student zero-fills a missing modality at the input, at test and in its "
+        "training dropout (as ProtoKD's zeroed inputs), so its encoders' norms meet that fill "
+        "when deployed; the teacher never sees an absent sample"
+    )
+    INVALID_PIXELS = (
+        "the student zero-fills them in normalised input space, as a missing modality: its own "
+        "fill is the mean fill"
     )
     PAPER = Paper(
         title="Prototype Knowledge Distillation for Medical Segmentation with Missing Modality",
@@ -87,27 +99,38 @@ class Distill(TeacherStudentMethod):
         "style), not one mono-modal student per missing scenario as in KD-Net and ProtoKD.",
         "Teacher and student share the suite's fusion network (timm encoders, concat fusion, "
         "FPN), not ProtoKD's V-Net; the prototype features are the FPN decoder's output.",
-        "The budget is split inside the run (`teacher_fraction`, default 40 % teacher / 60 % "
-        "student), each stage with its own AdamW one-cycle schedule; the papers train each "
-        "network to convergence separately.",
-        "`predict` is always the student, from the first step: validation during the teacher "
-        "stage scores the untrained student, so selection can only pick a student checkpoint. "
-        "The teacher's own validation mIoU (all modalities) is recorded at every validation "
-        "(`teacher_val_miou`).",
+        "The teacher is trained in the run, for the same step budget as the student (the "
+        "suite's teacher rule: 2 x budget update calls, each stage with its own AdamW "
+        "one-cycle schedule over the budget), not to convergence separately as in the papers; "
+        "its cost is reported beside the student's and counted in the run's. An earlier "
+        "version split one budget 40/60, so the deployed student trained for fewer steps than "
+        "any other method's model.",
+        "`predict` is always the student and the harness validates only in the student stage, "
+        "so selection can only pick a student checkpoint. The teacher's own validation mIoU "
+        "(all modalities) is recorded at every validation (`teacher_val_miou`).",
         "The first implementation used KD-Net's T^2 factor with ProtoKD's weight 10 at T = 10 "
         "(1000 x KL, ~100x ProtoKD's term) and a bottleneck L1; the student then regressed onto "
         "the teacher and never learnt the tail classes. KD-Net's form remains available "
         "(`t_squared=true`, `feature_weight=0.1`).",
     )
     HPARAMS = {
-        "teacher_fraction": TEACHER_FRACTION,
         "temperature": HParam(
             10.0, "softmax temperature of the logit KL (ProtoKD: 10)", low=1.0, high=50.0
         ),
-        "kd_weight": HParam(10.0, "weight of the logit KL (ProtoKD: 10)", low=0.0, high=100.0),
+        "kd_weight": HParam(
+            10.0,
+            "weight of the logit KL (ProtoKD: 10)",
+            low=0.0,
+            high=100.0,
+            search=Search.decades(1),
+        ),
         "t_squared": HParam(False, "multiply the KL by T^2 (Hinton, KD-Net); ProtoKD does not"),
         "proto_weight": HParam(
-            0.1, "weight of ProtoKD's prototype-similarity term (ProtoKD: 0.1)", low=0.0, high=10.0
+            0.1,
+            "weight of ProtoKD's prototype-similarity term (ProtoKD: 0.1)",
+            low=0.0,
+            high=10.0,
+            search=Search.decades(1),
         ),
         "feature_weight": HParam(
             0.0, "weight of KD-Net's bottleneck feature L1 (not in ProtoKD: 0)", low=0.0, high=10.0

@@ -32,9 +32,11 @@ from benchmark.api import (
     HParam,
     Method,
     Paper,
+    Search,
     TrainContext,
     availability_matrix,
     labels_of,
+    mean_fill_invalid,
     register_method,
     select_rows,
     zero_fill_missing,
@@ -72,6 +74,11 @@ class Generative(Method):
         "translators learn only from complete pairs (target present, a present source); the "
         "segmenter sees a sample's absent modality as its imputed image"
     )
+    ENCODES_ABSENT = (
+        "a missing modality is imputed in image space and the segmenter's encoder of it meets "
+        "the imputed image at test, so an absent sample enters that encoder as its imputation, "
+        "never as a zero fill; a discriminator learns only from samples that have its target"
+    )
     INVALID_PIXELS = (
         "imputes them per pixel with its translator from the other present modalities (the "
         "mean fill where it is the only one present)"
@@ -108,10 +115,28 @@ class Generative(Method):
         "means over training batches measured before each generator step, per target modality.",
     )
     HPARAMS = {
-        "l1_weight": HParam(100.0, "lambda_L1 of the generator loss (pix2pix)", low=0.0, high=1e3),
+        "l1_weight": HParam(
+            100.0,
+            "lambda_L1 of the generator loss (pix2pix: 100)",
+            low=0.0,
+            high=1e3,
+            search=Search.decades(1),
+        ),
         "gan": HParam(True, "conditional PatchGAN term on/off"),
-        "gan_weight": HParam(1.0, "weight of the generator's adversarial term", low=0.0, high=10),
-        "gen_lr": HParam(2e-4, "translator and discriminator peak lr", low=1e-6, high=1e-1),
+        "gan_weight": HParam(
+            1.0,
+            "weight of the generator's adversarial term (pix2pix: 1)",
+            low=0.0,
+            high=10,
+            search=Search.decades(1),
+        ),
+        "gen_lr": HParam(
+            2e-4,
+            "translator and discriminator peak lr (pix2pix: 2e-4)",
+            low=1e-6,
+            high=1e-1,
+            search=Search.decades(0.5, "as the segmenter's rate: half a decade either side"),
+        ),
         "gen_base": HParam(64, "U-Net width of the first level (pix2pix: 64)", low=4, high=256),
         "gen_depth": HParam(4, "U-Net stride-2 levels", low=1, high=7),
         "disc_base": HParam(64, "PatchGAN width of the first layer (pix2pix: 64)", low=4, high=256),
@@ -294,16 +319,23 @@ class Generative(Method):
         self, inputs: Mapping[str, Tensor], validity: Mapping[str, Tensor]
     ) -> dict[str, Tensor]:
         """Return the inputs with invalid pixels (clouds, voids) imputed from the other
-        present modalities, the per-pixel form of what the method does for a missing one."""
-        out = dict(inputs)
+        present modalities, the per-pixel form of what the method does for a missing one (the
+        default `predict_partial` predicts from it).
+
+        The sources are the other modalities with their own invalid pixels mean-filled; a
+        modality with no other present keeps the mean fill. (The first implementation mean-filled
+        every invalid pixel after imputing, which overwrote the imputation: its corrupted records
+        measured the mean fill.)"""
+        filled = mean_fill_invalid(inputs, validity)
+        out = dict(filled)
         for m, valid in validity.items():
-            others = {s: inputs[s] for s in self.modalities if s in inputs and s != m}
-            if m not in out or not others or m not in self.generators:
+            others = {s: filled[s] for s in self.modalities if s in filled and s != m}
+            if m not in inputs or not others or m not in self.generators:
                 continue
             with self.autocast():
-                guess = self.impute(others, m).to(out[m].dtype)
-            out[m] = torch.where(valid, out[m], guess)
-        return super().fill_invalid(out, validity)
+                guess = self.impute(others, m).to(inputs[m].dtype)
+            out[m] = torch.where(valid, inputs[m], guess)
+        return out
 
     # ------------------------------------------------------------------ diagnostics
     @torch.no_grad()

@@ -10,9 +10,10 @@ modality is scored alone and, per class, the best one is elected teacher; traini
 
 on the deepest (stride-32) features, so every present modality is pulled towards the elected
 teachers and never the reverse. The first `full_fraction` of the budget trains on complete
-inputs (LCKD: 80k of 195k iterations); after that every batch keeps a random non-empty subset
-of the modalities. Until the first validation has elected anybody there is no teacher and no
-distillation term.
+inputs (LCKD: 80k of 195k iterations); after that every batch keeps a random subset of the
+modalities drawn as LCKD's `DualNet` draws it (billhhh/LCKD@5ba51b5): a size k uniform in
+1..M-1, then k modalities uniformly, so never the full set and never the empty one. Until the
+first validation has elected anybody there is no teacher and no distillation term.
 """
 
 from __future__ import annotations
@@ -30,9 +31,12 @@ from benchmark.api import (
     Method,
     Paper,
     Scenario,
+    Search,
     TrainContext,
     availability_matrix,
+    encode_present,
     labels_of,
+    mean_fill_invalid,
     register_method,
     zero_fill_missing,
 )
@@ -41,6 +45,7 @@ from methods.components.shared_encoder import NORMS, SharedEncoder
 from methods.components.training.dropout import SubsetSampler, sampler_hparams
 from methods.components.training.election import elect_teachers, teacher_l1
 from methods.components.training.fill import complete_with_mean, replace_dropped, shared_fill
+from methods.components.training.partial import complete_partial, others, valid_shares
 
 
 @register_method("lckd")
@@ -53,9 +58,14 @@ class LCKD(Method):
         "present modality's bottleneck is pulled (L1) towards the detached teachers'."
     )
     MISSING_MODALITY = "fills its features with the mean of the present modalities' features"
+    INVALID_PIXELS = (
+        "fills invalid cells as a missing modality: the mean of the other present modalities' "
+        "features, blended per cell by its share of valid pixels"
+    )
     TRAIN_MISSING = (
-        "a sample's absent modality is filled like a dropped one (mean of its present "
-        "features); teachers distil only into samples that have both teacher and student"
+        "a sample's absent modality skips its stem and norms (`encode_present`) and is filled "
+        "like a dropped one (mean of its present features); teachers distil only into samples "
+        "that have both teacher and student"
     )
     PAPER = Paper(
         title="Learnable Cross-modal Knowledge Distillation for Multi-modal Learning with "
@@ -83,10 +93,22 @@ class LCKD(Method):
         "modality while its running statistics pool them).",
         "The distillation L1 is averaged over feature elements (the paper sums a norm), so "
         "kd_weight = 0.1 weighs a per-element mean.",
+        "The random stage's draw is LCKD's (a size in 1..M-1, then a subset; never the full "
+        "set), per batch; with one modality there is nothing to drop and it keeps it. An "
+        "earlier version drew uniformly over every non-empty subset, the full set included.",
+        "A dropped modality's real input is encoded and its features replaced by the mean "
+        "after encoding; the official code zero-fills a dropped input and encodes the zeros, "
+        "so they enter the shared encoder's batch statistics. A sample that lacks a modality "
+        "under `--train-missing` has nothing real to encode: it skips that modality's stem and "
+        "norms (`encode_present`).",
     )
     HPARAMS = {
         "kd_weight": HParam(
-            0.1, "weight of the L1 towards elected teachers (paper: 0.1)", low=0.0, high=10.0
+            0.1,
+            "weight of the L1 towards elected teachers (paper: 0.1)",
+            low=0.0,
+            high=10.0,
+            search=Search.decades(1),
         ),
         "full_fraction": HParam(
             0.41,
@@ -99,8 +121,16 @@ class LCKD(Method):
             "shared-trunk batch norm: per modality (default; keeps the teachers' branches out of "
             "the students' batch statistics) or tied across modalities",
             choices=NORMS,
+            search=Search.categorical("private", "shared", note="both norms the code keeps"),
         ),
         **sampler_hparams("random-missing stage"),
+        "subset_weights": HParam(
+            (),
+            "random-missing stage: relative probabilities of the subsets it draws, every "
+            "non-empty subset but the full set, by decreasing size and name "
+            "(benchmark.core.scenarios order); empty = LCKD's draw, a size uniform in 1..M-1 "
+            "then a subset of that size uniformly",
+        ),
         "sampling": HParam(
             "batch",
             "random-missing stage: a subset per batch (LCKD) or per sample",
@@ -120,7 +150,13 @@ class LCKD(Method):
         self.fusion = ConcatFusion(channels, len(self.modalities))
         self.decoder = FPNDecoder(channels, hp["decoder_channels"])
         self.head = SegmentationHead(hp["decoder_channels"], spec.num_classes)
-        self.sampler = SubsetSampler.from_hparams(self.modalities, hp)
+        self.sampler = SubsetSampler(
+            self.modalities,
+            hp["subset_weights"],
+            hp["sampling"],
+            include_full=len(self.modalities) < 2,  # LCKD never draws the full set
+            by_size=True,
+        )
         self.random_from = round(hp["full_fraction"] * context.total_steps)
         self.register_buffer("elected", torch.full((spec.num_classes,), -1, dtype=torch.long))
         """Per class: index (in `modalities`) of the elected teacher, -1 while none."""
@@ -158,7 +194,9 @@ class LCKD(Method):
         keep = available if step < self.random_from else drawn
         keep = self.sampler.as_dict(keep)
         with self.autocast():
-            encoded = self.encoder(inputs)
+            # a sample lacking a modality skips its stem and private norms (`encode_present`)
+            have = self.sampler.as_dict(available)
+            encoded = encode_present(self.encoder, inputs, have)
             features = replace_dropped(encoded, shared_fill(encoded, keep), keep, self.modalities)
             logits = self.decode(features, tuple(mask.shape[-2:]))
         ce = self.segmentation_loss(logits, mask)
@@ -173,6 +211,21 @@ class LCKD(Method):
         first = next(iter(present.values()))
         with self.autocast():
             encoded = complete_with_mean(self.encoder(present), self.modalities)
+            return self.decode(encoded, tuple(first.shape[-2:])).float()
+
+    def predict_partial(
+        self, inputs: Mapping[str, Tensor], validity: Mapping[str, Tensor]
+    ) -> Tensor:
+        """Invalid pixels filled as a missing modality is, cell by cell: with the mean of the
+        other present modalities' features (`methods.components.training.partial`)."""
+        present = mean_fill_invalid(
+            {m: inputs[m] for m in self.modalities if m in inputs}, validity
+        )
+        first = next(iter(present.values()))
+        with self.autocast():
+            encoded = self.encoder(present)
+            shares = valid_shares(validity, next(iter(encoded.values())))
+            encoded = complete_partial(encoded, shares, self.modalities, others(encoded))
             return self.decode(encoded, tuple(first.shape[-2:])).float()
 
     def diagnostics(self) -> dict[str, float]:

@@ -6,9 +6,11 @@ paper; a STARS baseline). For every modality m:
 
     c_m = content encoder(stem_m(x_m))     one trunk for all modalities, own stem per modality
     p_m = specific encoder_m(x_m)
-    h_m = [c_m + proj([c_m ; p_m]) ; c_m]  residual projection shared by modalities, then concat
+    h_m = [p_m + proj(c_m, p_m) ; c_m]     proj = SCSE(ConvBNReLU([SCSE(c_m) ; SCSE(p_m)])),
+                                           shared by modalities; the residual is onto p_m
     logits_m = head_m(FPN_m(h_m))           one decoder per modality
-    logits_fused = head(FPN(concat-fuse(c_1 .. c_N)))
+    logits_fused = head(FPN(fuse(c_1 .. c_N)))
+                                  fuse = SCSE(ConvBNReLU([SCSE_1(c_1) ; ... ; SCSE_N(c_N)]))
 
     L = sum_m CE(logits_m) + CE(logits_fused)
         + after `begin_fraction` of the budget:
@@ -17,32 +19,48 @@ paper; a STARS baseline). For every modality m:
 
 MMR's mask of modality-sensitive covariance entries is built at the start of that stage from
 the `mask_batches` training batches just before it (`methods.components.training.whitening`).
-At test time a lone modality uses its own head (MetaRS's inference); with several present, the
-mean of their heads' probabilities and the fused head's, a missing modality's content being the
-mean of the present ones' (content is what the losses make modality-invariant).
+The blocks follow the official code (Yi-Heng/EarthMiss, `module/baseline/MetaRS.py` and
+`base_metars/model.py`: `Fusespfnv2_res` for the projection, `Fusespfnv2` for the fusion).
+
+At test time MetaRS predicts from one modality's own head, the fused head being a training
+signal only: a lone modality uses its head; with several present, the head of `head_modality`
+(MetaRS's configured `infer_rgb`) or, by default, of the present modality whose head scored
+best alone at the latest validation (before any, the first present in the run's modality
+order, which the harness sorts by name).
+`inference=average` is this suite's variant, reported as one: the mean of the present heads'
+and the fused head's probabilities, a missing modality's content being the mean of the present
+ones'.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from benchmark.api import (
     Batch,
+    BenchmarkError,
     DatasetSpec,
     HParam,
     Method,
     Paper,
+    Scenario,
+    Search,
     TrainContext,
     availability,
     complete_samples,
     encode_once,
+    encode_present,
     labels_of,
+    nan_mean,
+    predict_per_pixel_scenario,
     register_method,
     select_rows,
     sharing_active,
@@ -63,6 +81,8 @@ ALIGNED_LEVELS = (2, 3)
 """Content levels aligned by MSE: strides 16 and 32 (MetaRS: ResNet stages 3 and 4)."""
 WHITENED_LEVELS = (0, 1)
 """Content levels whitened by MMR: strides 4 and 8 (MetaRS: the stem output, stages 1-2)."""
+INFERENCES = ("head", "average")
+"""With several modalities present: one modality's head (MetaRS) or the heads' mean (variant)."""
 
 
 @register_method("metars")
@@ -75,13 +95,18 @@ class MetaRS(Method):
         "instance-selective whitening of the content features."
     )
     MISSING_MODALITY = (
-        "uses the present modality's own head; with several present, averages their heads and "
-        "the fused head (missing content = mean of present content)"
+        "predicts from one present modality's own head (with several present, the one whose "
+        "head scored best alone on validation, or `head_modality`)"
     )
     TRAIN_MISSING = (
-        "each modality's head learns from the samples that have it; the fused head sees an "
-        "absent content as the mean of the present ones; alignment on pairs present, MMR "
-        "statistics from complete samples"
+        "a sample's absent modality skips its stem, specific encoder and own decoder "
+        "(`encode_present`), so each modality's head learns from the samples that have it; the "
+        "fused head sees an absent content as the mean of the present ones; alignment on pairs "
+        "present, MMR statistics from complete samples"
+    )
+    INVALID_PIXELS = (
+        "predicts each pixel as the scenario of the modalities valid there (its heads picked as "
+        "for a missing modality), invalid pixels mean-filled where a modality is kept"
     )
     PAPER = Paper(
         title="Remote sensing meta modal representation for missing modality land cover "
@@ -105,17 +130,37 @@ class MetaRS(Method):
         "not inside instance-normalisation layers at the stem, stage 1 and stage 2; its mask "
         "marks off-diagonal entries outside the lowest of `clusters` 1-D k-means groups of "
         "their cross-modal variance (RobustNet's rule, relax_denom = 0).",
-        "Inference with every modality, or several of more than two, averages the present "
-        "modalities' heads and the fused head; MetaRS infers from one modality's head only.",
+        "With several modalities present, MetaRS's code predicts from the head of the one "
+        "modality its configuration names (`infer_rgb`); here that is `head_modality` when "
+        "set and present, else the present modality whose head scored best alone at the "
+        "latest validation (validation data only; before any, the first by name). The "
+        "suite's first version averaged the present heads' and the fused head's "
+        "probabilities; that is now the variant `inference=average`, not MetaRS's inference.",
+        "The projection and fusion blocks are MetaRS's (SCSE on each input, 1x1 conv-BN-ReLU, "
+        "SCSE, the projection's residual onto the specific features); the fusion block's two "
+        "inputs generalise to one SCSE per modality, and the projection's batch norm sees all "
+        "modalities as one batch (`joint`) where MetaRS runs each through it separately (a "
+        "train/eval mismatch). The suite's first version added the residual onto the content "
+        "features and had no SCSE; `scse=false` keeps plain blocks as an ablation.",
         "One AdamW one-cycle schedule over the suite's budget (MetaRS: AdamW 1e-4, weight decay "
         "0.05, 15k iterations), with the alignment and whitening from `begin_fraction` = "
         "1600/15000; modality pairs beyond two are aligned cyclically.",
     )
     HPARAMS = {
         "alpha": HParam(
-            1.25, "weight of the content MSE alignment (MetaRS: 1.25)", low=0.0, high=100.0
+            1.25,
+            "weight of the content MSE alignment (MetaRS: 1.25)",
+            low=0.0,
+            high=100.0,
+            search=Search.decades(1),
         ),
-        "mmr_weight": HParam(1.0, "weight of the whitening term (MetaRS: 1)", low=0.0, high=100.0),
+        "mmr_weight": HParam(
+            1.0,
+            "weight of the whitening term (MetaRS: 1)",
+            low=0.0,
+            high=100.0,
+            search=Search.decades(1),
+        ),
         "begin_fraction": HParam(
             1600 / 15000,
             "share of the budget before alignment and whitening start (MetaRS: 1600 of 15k)",
@@ -131,6 +176,24 @@ class MetaRS(Method):
         "clusters": HParam(
             10, "1-D k-means groups of covariance variances (MetaRS: 10)", low=2, high=100
         ),
+        "scse": HParam(
+            True,
+            "SCSE blocks in the projection and the fused head's fusion, as MetaRS has them; "
+            "false = plain conv blocks (ablation)",
+        ),
+        "inference": HParam(
+            "head",
+            "with several modalities present: `head` = one modality's own head (MetaRS), "
+            "`average` = the mean of the present heads' and the fused head's probabilities "
+            "(this suite's variant)",
+            choices=INFERENCES,
+        ),
+        "head_modality": HParam(
+            "",
+            "`inference=head`: the modality whose head predicts whenever it is present "
+            "(MetaRS's `infer_rgb`); empty = the present modality whose head scored best alone "
+            "at the latest validation",
+        ),
     }
 
     def __init__(
@@ -144,7 +207,15 @@ class MetaRS(Method):
         )
         channels = self.content.channels
         specific = self.specific[self.modalities[0]].channels
-        self.project = Composer(channels, specific, self.modalities, kernel=1, norm="joint")
+        self.project = Composer(
+            channels,
+            specific,
+            self.modalities,
+            kernel=1,
+            norm="joint",
+            residual="specific",
+            attention=hp["scse"],
+        )
         doubled = [2 * c for c in channels]
         self.decoders = nn.ModuleDict(
             {m: FPNDecoder(doubled, hp["decoder_channels"]) for m in self.modalities}
@@ -152,7 +223,7 @@ class MetaRS(Method):
         self.heads = nn.ModuleDict(
             {m: SegmentationHead(hp["decoder_channels"], spec.num_classes) for m in self.modalities}
         )
-        self.fusion = ConcatFusion(channels, len(self.modalities))
+        self.fusion = ConcatFusion(channels, len(self.modalities), attention=hp["scse"])
         self.fused_decoder = FPNDecoder(channels, hp["decoder_channels"])
         self.fused_head = SegmentationHead(hp["decoder_channels"], spec.num_classes)
         self.masks = nn.ModuleList(
@@ -160,6 +231,13 @@ class MetaRS(Method):
         )
         total = max(1, context.total_steps)
         self.begin_step = round(hp["begin_fraction"] * total)
+        if hp["head_modality"] and hp["head_modality"] not in self.modalities:
+            raise BenchmarkError(
+                f"metars head_modality {hp['head_modality']!r}: expected one of "
+                f"{', '.join(self.modalities)} or empty"
+            )
+        self.register_buffer("head_scores", torch.full((len(self.modalities),), -math.inf))
+        """Per modality: its own head's validation mIoU alone (latest validation; -inf: none)."""
         self.configure_optimizer(self.parameters())
 
     # ------------------------------------------------------------ forward pieces
@@ -231,9 +309,15 @@ class MetaRS(Method):
         mask = labels_of(batch)
         size = tuple(mask.shape[-2:])
         aligning = len(self.modalities) > 1 and step >= self.begin_step
+
+        def branches(rows: Mapping[str, Tensor]) -> tuple[dict, dict]:
+            content, joined = self.encode(rows)
+            return content, self.modality_logits(joined, size)
+
         with self.autocast():
-            content, joined = self.encode(inputs)
-            logits = self.modality_logits(joined, size)
+            # a sample lacking a modality skips its stem, specific encoder and own decoder
+            # (`encode_present`): zeros stand there, replaced below / never scored
+            content, logits = encode_present(branches, inputs, have)
             if not bool(complete.all()):  # an absent modality's content: the present ones' mean
                 content = replace_dropped(
                     content, shared_fill(content, have), have, self.modalities
@@ -267,34 +351,76 @@ class MetaRS(Method):
         out.update({"align": float(align.detach()), "mmr": float(mmr.detach())})
         return out
 
+    # ------------------------------------------------------------ which head predicts
+    def feedback_scenarios(self) -> tuple[Scenario, ...]:
+        """Every modality alone, while the head that predicts with several present is the best
+        one on validation (`inference=head`, no `head_modality`)."""
+        hp = self.hparams
+        if hp["inference"] != "head" or hp["head_modality"] or len(self.modalities) < 2:
+            return ()
+        return tuple(Scenario(frozenset({m})) for m in self.modalities)
+
+    def observe_validation(self, iou: Mapping[Scenario, Sequence[float]], step: int) -> None:
+        """Keep each modality's own-head validation mIoU alone (the latest validation's)."""
+        for scenario, values in iou.items():
+            if len(scenario.present) == 1:
+                (m,) = scenario.present
+                score = nan_mean(np.asarray(values, dtype=np.float64))
+                value = score if math.isfinite(score) else -math.inf
+                self.head_scores[self.modalities.index(m)] = value
+
+    def deployed_head(self, present: Sequence[str]) -> str:
+        """The modality whose head predicts from `present` (`inference=head`)."""
+        chosen = self.hparams["head_modality"]
+        if chosen in present:
+            return chosen
+        candidates = [m for m in self.modalities if m in present]  # ties: the run's first
+        return max(candidates, key=lambda m: float(self.head_scores[self.modalities.index(m)]))
+
+    # ------------------------------------------------------------ inference
+    def branches(self, present: Mapping[str, Tensor], size: tuple[int, int]) -> tuple[dict, dict]:
+        """Content pyramids and own-head logits of the `present` modalities (eval mode)."""
+        if sharing_active():  # each modality's branch once for every view that keeps it
+            out = {
+                m: encode_once((self, m), x, partial(self.modality_branch, m, size=size))
+                for m, x in present.items()
+            }
+            return {m: b[0] for m, b in out.items()}, {m: b[1] for m, b in out.items()}
+        content, joined = self.encode(present)
+        return content, self.modality_logits(joined, size)
+
     def predict(self, inputs: Mapping[str, Tensor]) -> Tensor:
         present = {m: inputs[m] for m in self.modalities if m in inputs}
         first = next(iter(present.values()))
         size = tuple(first.shape[-2:])
         with self.autocast():
-            if sharing_active():  # each modality's branch once for every view that keeps it
-                branches = {
-                    m: encode_once((self, m), x, partial(self.modality_branch, m, size=size))
-                    for m, x in present.items()
-                }
-                content = {m: branch[0] for m, branch in branches.items()}
-                logits = {m: branch[1] for m, branch in branches.items()}
-            else:
-                content, joined = self.encode(present)
-                logits = self.modality_logits(joined, size)
-            if len(present) == 1:
-                return next(iter(logits.values())).float()
+            if len(present) == 1 or self.hparams["inference"] == "head":
+                m = self.deployed_head(list(present))
+                return self.branches({m: present[m]}, size)[1][m].float()
+            content, logits = self.branches(present, size)
             content = complete_with_mean(content, self.modalities)
             heads = [*logits.values(), self.fused_logits(content, size)]
             probs = torch.stack([h.float().softmax(1) for h in heads]).mean(0)
             return probs.clamp_min(1e-12).log()
 
+    def predict_partial(
+        self, inputs: Mapping[str, Tensor], validity: Mapping[str, Tensor]
+    ) -> Tensor:
+        """Per pixel, the prediction of the scenario of the modalities valid there: MetaRS's
+        answer to a missing modality is which heads it uses, a choice per scenario, so it is
+        made per pixel (`predict_per_pixel_scenario`)."""
+        return predict_per_pixel_scenario(self.predict, inputs, validity)
+
     def diagnostics(self) -> dict[str, float]:
-        """Sensitive covariance entries per whitened level (0 until the mask is built)."""
-        return {
+        """Sensitive covariance entries per whitened level (0 until the mask is built), and
+        the index (in `modalities`) of the head that predicts with every modality present."""
+        out = {
             f"mmr_sensitive_level{level}": float(mask.mask.sum())
             for mask, level in zip(self.masks, WHITENED_LEVELS, strict=True)
         }
+        if self.hparams["inference"] == "head":
+            out["full_head"] = float(self.modalities.index(self.deployed_head(self.modalities)))
+        return out
 
 
 __all__ = ["MetaRS"]

@@ -1,16 +1,18 @@
 """MMANet: margin-aware distillation and modality-aware regularisation.
 
 Wei et al., "MMANet: Margin-aware Distillation and Modality-aware Regularization for Incomplete
-Multimodal Learning", CVPR 2023. The step budget is split as `distill` splits it:
+Multimodal Learning", CVPR 2023. A budget of S steps trains both networks for S steps, as
+`distill` does (the suite's teacher rule, `methods.components.training.teacher_student`):
 
-    steps [0, teacher_steps)   teacher: the fusion network, CE on complete inputs; then frozen
-    steps [teacher_steps, end) student: the same network, each sample keeping a random
-                               non-empty subset of modalities (the others zeroed in feature
-                               space, at every scale), trained with
-                               CE + mad_weight * L_MAD + mar_weight * L_MAR
+    calls [0, S)   teacher: the fusion network, CE on complete inputs; then frozen
+    calls [S, 2S)  student: the same network, each sample keeping a random non-empty subset
+                   of modalities (the others zeroed in feature space, at every scale),
+                   trained with CE + mad_weight * L_MAD + mar_weight * L_MAR
 
-L_MAD (`methods.components.training.margin`) relates pixels to pixels in the fused features at
-strides 32, 16 and 8 and weights each pixel by the teacher's prediction entropy. L_MAR finds the
+L_MAD (`methods.components.training.margin`, after MMANet's official loss) relates every
+position of the batch to every other in the fused features at strides 32, 16 and 8 (Gram
+matrices over B * h * w positions, across images) and weights each position by the entropy of
+the teacher's logits pooled to that grid, normalised over the batch. L_MAR finds the
 student's weakest modality combination on validation (the squared gap between its mIoU and
 the full-modality mIoU, summed over the validations before `begin_fraction` of the student
 stage has passed) and then trains an auxiliary decoder with CE on the samples that drew that
@@ -36,14 +38,18 @@ from benchmark.api import (
     HParam,
     Paper,
     Scenario,
+    Search,
     TrainContext,
+    encode_present,
+    mean_fill_invalid,
     nan_mean,
     register_method,
 )
 from methods.components.training.dropout import SubsetSampler, sampler_hparams, zero_features
 from methods.components.training.fill import mean_fill
 from methods.components.training.margin import margin_distillation
-from methods.components.training.teacher_student import TEACHER_FRACTION, TeacherStudentMethod
+from methods.components.training.partial import scale_invalid, valid_shares
+from methods.components.training.teacher_student import TeacherStudentMethod
 
 MAD_LEVELS = (3, 2, 1)
 """Fused pyramid levels distilled: strides 32, 16 and 8 (MMANet: context module, skip3, skip2)."""
@@ -54,14 +60,19 @@ class MMANet(TeacherStudentMethod):
     """Frozen full-modal teacher; dropout student with margin-aware distillation + MAR."""
 
     SUMMARY = (
-        "Two stages in one budget: a fusion teacher on complete data, then a same-size student "
-        "with feature-space modality dropout, entropy-weighted pixel-relation distillation "
+        "Two stages of a full budget each: a fusion teacher on complete data, then a same-size "
+        "student with feature-space modality dropout, entropy-weighted pixel-relation distillation "
         "(MAD) and an auxiliary decoder on its weakest combination found on validation (MAR)."
     )
     MISSING_MODALITY = "zeroes its features at every scale, as the student's training dropout"
     TRAIN_MISSING = (
-        "the teacher trains on complete samples only; the student's dropout never keeps what a "
-        "sample lacks, and MAD distils from complete samples only"
+        "the teacher trains on complete samples only; a sample's absent modality skips the "
+        "student's encoder (`encode_present`; its features are zero, as dropped ones), the "
+        "dropout never keeps what a sample lacks, and MAD distils from complete samples only"
+    )
+    INVALID_PIXELS = (
+        "zeroes invalid cells' features as the student zeroes a missing modality's (each cell "
+        "scaled by its share of valid pixels; the input mean-filled there)"
     )
     PAPER = Paper(
         title="MMANet: Margin-aware Distillation and Modality-aware Regularization for "
@@ -74,9 +85,13 @@ class MMANet(TeacherStudentMethod):
         "Teacher and student are the suite's fusion network (timm encoders, concat fusion, "
         "FPN) instead of ESANet-R50; MAD is applied to the fused features at strides 32, 16 "
         "and 8, the counterparts of ESANet's context-module output and its two deeper skips.",
-        "The budget is split inside the run (`teacher_fraction`, 40 % teacher as in `distill`), "
-        "each stage with its own AdamW one-cycle schedule, instead of training the teacher "
-        "separately and the student for 300 epochs of SGD with OneCycleLR.",
+        "The teacher is trained in the run for the same step budget as the student (the "
+        "suite's teacher rule: 2 x budget update calls, each stage with its own AdamW "
+        "one-cycle schedule over the budget), where MMANet loads a teacher trained to "
+        "convergence beforehand and trains the student for 300 epochs of SGD with OneCycleLR; "
+        "the teacher's cost is reported beside the student's and counted in the run's. An "
+        "earlier version split one budget 40/60, leaving the student fewer steps than any "
+        "other method's model.",
         "MMANet scores every combination at the validations of epochs 6-9 and fixes the "
         "weakest at epoch 10 (`begin_epoch`), when MAD and MAR start. Here the gaps are summed "
         "over the student-stage validations up to the first one at or after `begin_fraction` "
@@ -87,15 +102,37 @@ class MMANet(TeacherStudentMethod):
         "is not in `train_gflops_per_step`; the measured `step_ms` includes it.",
         "The suite's class-weighted CE (inverse square root of frequency) instead of "
         "median-frequency weighting; no AMP on CPU.",
-        "Per-position relation rows are averaged over images and summed over the three levels.",
+        "MAD's entropy weights come from the teacher's class logits, as the paper describes "
+        "(the entropy of the teacher's prediction). The official loop passes the teacher's "
+        "seventh training-mode output instead, the first decoder stage's feature map, "
+        "softmaxed over its channels; its teacher also stays in training mode (batch "
+        "statistics in its forward pass), where ours is frozen in eval mode.",
+        "MAD otherwise follows the official loss: maps with more than 30 rows pooled to 30 x "
+        "40, logits pooled before the softmax, Gram matrices over every position of the "
+        "batch, rows normalised per column half, entropy weights normalised over the batch, "
+        "summed over the three levels. Under `--train-missing` it distils on the complete "
+        "samples only (the teacher's inputs must be complete).",
+        "The student's dropout zeroes a dropped modality's features at every scale after "
+        "encoding its real input (mmFormer's MaskModal); the official `modality_drop` zeroes "
+        "them after the stem and after each stage, so later stages of a dropped modality "
+        "encode zeros. A sample that lacks a modality under `--train-missing` skips that "
+        "modality's encoder (`encode_present`): its features are zero as at test, and nothing "
+        "of it enters the encoder's batch statistics.",
     )
     HPARAMS = {
-        "teacher_fraction": TEACHER_FRACTION,
         "mad_weight": HParam(
-            4.0, "weight of margin-aware distillation (paper: 4.0)", low=0.0, high=100.0
+            4.0,
+            "weight of margin-aware distillation (paper: 4.0)",
+            low=0.0,
+            high=100.0,
+            search=Search.decades(1),
         ),
         "mar_weight": HParam(
-            0.2, "weight of the weakest-combination auxiliary CE (paper: 0.2)", low=0.0, high=10.0
+            0.2,
+            "weight of the weakest-combination auxiliary CE (paper: 0.2)",
+            low=0.0,
+            high=10.0,
+            search=Search.decades(1),
         ),
         "begin_fraction": HParam(
             10 / 300,
@@ -148,9 +185,22 @@ class MMANet(TeacherStudentMethod):
 
     # ------------------------------------------------------------ training
     def student_forward(
-        self, inputs: Mapping[str, Tensor], keep: Tensor, size: tuple[int, int]
+        self,
+        inputs: Mapping[str, Tensor],
+        keep: Tensor,
+        size: tuple[int, int],
+        available: Tensor | None = None,
     ) -> tuple[Tensor, list[Tensor]]:
-        pyramids = zero_features(self.student.encode(inputs), keep.unbind(1))
+        """Student logits and fused pyramid, features zeroed where `keep` (bool [B, M]) is
+        False. A sample lacking a modality (`available`, bool [B, M]; None = none lacks one)
+        skips that modality's encoder (`encode_present`); its features are zero either way."""
+        if available is None:
+            encoded = self.student.encode(inputs)
+        else:
+            have = self.sampler.as_dict(available)
+            encoded = encode_present(self.student.encode_each, inputs, have)
+            encoded = [encoded[m] for m in self.modalities]
+        pyramids = zero_features(encoded, keep.unbind(1))
         fused = self.student.fusion(pyramids)
         return self.student.decode(fused, size), fused
 
@@ -163,7 +213,7 @@ class MMANet(TeacherStudentMethod):
         complete = available.all(1)
         weakest = int(self.weakest)
         with self.autocast():
-            logits, fused = self.student_forward(inputs, keep, size)
+            logits, fused = self.student_forward(inputs, keep, size, available)
             ce = self.segmentation_loss(logits, mask)
             mad = mar = ce.new_zeros(())
             # MAD needs no validation: it starts on schedule, from complete samples only
@@ -201,6 +251,25 @@ class MMANet(TeacherStudentMethod):
         filled = mean_fill(present, self.modalities, self.channels)  # zeroed again below
         with self.autocast():
             logits, _ = self.student_forward(filled, keep, tuple(first.shape[-2:]))
+            return logits.float()
+
+    def predict_partial(
+        self, inputs: Mapping[str, Tensor], validity: Mapping[str, Tensor]
+    ) -> Tensor:
+        """The student with invalid pixels dropped as a missing modality is, cell by cell: its
+        features scaled by each cell's share of valid pixels (`scale_invalid`)."""
+        present = mean_fill_invalid(
+            {m: inputs[m] for m in self.modalities if m in inputs}, validity
+        )
+        first = next(iter(present.values()))
+        keep = torch.tensor(
+            [[m in present for m in self.modalities]], dtype=torch.bool, device=first.device
+        ).expand(first.shape[0], -1)
+        filled = mean_fill(present, self.modalities, self.channels)
+        with self.autocast():
+            pyramids = zero_features(self.student.encode(filled), keep.unbind(1))
+            pyramids = scale_invalid(pyramids, self.modalities, valid_shares(validity, pyramids[0]))
+            logits = self.student.decode(self.student.fusion(pyramids), tuple(first.shape[-2:]))
             return logits.float()
 
     def diagnostics(self) -> dict[str, float]:

@@ -32,9 +32,12 @@ from benchmark.api import (
     HParam,
     Method,
     Paper,
+    Search,
     TrainContext,
     availability_matrix,
+    encode_present,
     labels_of,
+    mean_fill_invalid,
     register_method,
     select_rows,
     zero_fill_missing,
@@ -49,6 +52,10 @@ from methods.components.training.fill import (
     replace_dropped,
     shared_fill,
 )
+from methods.components.training.partial import complete_partial, others, valid_shares
+
+NORM_CANDIDATES = "the norm of the paper or the alternative the code keeps (as STARS's switches)"
+"""Where the norm switches' candidates come from: points of ShaSpec's `tune` search space."""
 
 
 @register_method("shaspec")
@@ -61,10 +68,15 @@ class ShaSpec(Method):
         "specific features."
     )
     MISSING_MODALITY = "fills its features with the mean of the present modalities' shared features"
+    INVALID_PIXELS = (
+        "fills invalid cells as a missing modality: the mean of the other present modalities' "
+        "shared features, blended per cell by its share of valid pixels"
+    )
     TRAIN_MISSING = (
-        "a sample's absent modality is filled like a dropped one (mean shared features of what "
-        "it has); the alignment loss runs on samples with both modalities of a pair, the "
-        "modality classifier on present modalities only"
+        "a sample's absent modality skips its stem, specific encoder and norms "
+        "(`encode_present`) and is filled like a dropped one (mean shared features of what it "
+        "has); the alignment loss runs on samples with both modalities of a pair, the modality "
+        "classifier on present modalities only"
     )
     PAPER = Paper(
         title="Multi-modal Learning with Missing Modality via Shared-Specific Feature Modelling",
@@ -83,7 +95,11 @@ class ShaSpec(Method):
         "A missing modality is filled with the mean of the present shared features (the "
         "paper's text; its code takes the first present modality).",
         "Dropped modalities are removed after encoding (their features are replaced per "
-        "sample), not zeroed at the input; L_dao and L_dco therefore see real features.",
+        "sample), not zeroed at the input; L_dao and L_dco therefore see real features, and "
+        "the encoders' batch statistics see real inputs only (the paper's code zero-fills a "
+        "dropped input and encodes it). A sample that lacks a modality under "
+        "`--train-missing` has nothing real to encode: it skips that modality's stem, specific "
+        "encoder and norms.",
         "The compositional layer is the paper's 3x3 conv shared by modalities; its batch norm "
         "sees all modalities as one batch by default (`compose_norm=joint`, as the tied trunk "
         "does), so training and inference normalise with the same pooled statistics. (The "
@@ -96,12 +112,25 @@ class ShaSpec(Method):
         "Dice + BCE.",
     )
     HPARAMS = {
-        "alpha": HParam(0.1, "weight of the shared-feature L1 alignment (L_dao)", low=0.0, high=10),
-        "beta": HParam(0.02, "weight of the modality classifier CE (L_dco)", low=0.0, high=10),
+        "alpha": HParam(
+            0.1,
+            "weight of the shared-feature L1 alignment (L_dao; paper: 0.1)",
+            low=0.0,
+            high=10,
+            search=Search.decades(1),
+        ),
+        "beta": HParam(
+            0.02,
+            "weight of the modality classifier CE (L_dco; paper: 0.02)",
+            low=0.0,
+            high=10,
+            search=Search.decades(1),
+        ),
         "shared_norm": HParam(
             "shared",
             "shared-trunk batch norm: tied across modalities or per modality",
             choices=NORMS,
+            search=Search.categorical("shared", "private", note=NORM_CANDIDATES),
         ),
         "compose_kernel": HParam(3, "kernel of the compositional conv (paper: 3)", choices=(1, 3)),
         "compose_norm": HParam(
@@ -109,6 +138,7 @@ class ShaSpec(Method):
             "batch norm of the compositional layer: joint over modalities (as the tied trunk), "
             "private per modality, or separate (the first implementation, a train/eval mismatch)",
             choices=COMPOSE_NORMS,
+            search=Search.categorical("joint", "private", note=NORM_CANDIDATES),
         ),
         "full_fraction": HParam(
             0.3, "share of the budget trained on complete data before random missing", low=0, high=1
@@ -146,11 +176,20 @@ class ShaSpec(Method):
         return shared, specific, self.compose(shared, specific)
 
     def masked_features(
-        self, inputs: Mapping[str, Tensor], keep: Mapping[str, Tensor]
+        self,
+        inputs: Mapping[str, Tensor],
+        keep: Mapping[str, Tensor],
+        have: Mapping[str, Tensor] | None = None,
     ) -> tuple[dict, dict, dict]:
         """Training forward with every modality real: per sample, a modality with keep False
-        has its composed features replaced by the mean shared features of the kept ones."""
-        shared, specific, composed = self.encode(inputs)
+        has its composed features replaced by the mean shared features of the kept ones.
+
+        A sample lacking a modality (`have[m]` False; None = every sample has every modality)
+        never enters that modality's stem, specific encoder or norms (`encode_present`)."""
+        if have is None:
+            shared, specific, composed = self.encode(inputs)
+        else:
+            shared, specific, composed = encode_present(self.encode, inputs, have)
         features = replace_dropped(composed, shared_fill(shared, keep), keep, self.modalities)
         return shared, specific, features
 
@@ -197,7 +236,7 @@ class ShaSpec(Method):
         keep = self.sampler.as_dict(keep)
         have = self.sampler.as_dict(available)
         with self.autocast():
-            shared, specific, features = self.masked_features(inputs, keep)
+            shared, specific, features = self.masked_features(inputs, keep, have)
             logits = self.decode(features, tuple(mask.shape[-2:]))
             ce = self.segmentation_loss(logits, mask)
             dao = self.alignment_loss(shared, have) if len(self.modalities) > 1 else None
@@ -218,6 +257,21 @@ class ShaSpec(Method):
         with self.autocast():
             shared, _, composed = self.encode(present)
             composed = complete_with_mean(composed, self.modalities, source=shared)
+            return self.decode(composed, tuple(first.shape[-2:])).float()
+
+    def predict_partial(
+        self, inputs: Mapping[str, Tensor], validity: Mapping[str, Tensor]
+    ) -> Tensor:
+        """Invalid pixels filled as a missing modality is, cell by cell: with the mean of the
+        other present modalities' shared features (`methods.components.training.partial`)."""
+        present = mean_fill_invalid(
+            {m: inputs[m] for m in self.modalities if m in inputs}, validity
+        )
+        first = next(iter(present.values()))
+        with self.autocast():
+            shared, _, composed = self.encode(present)
+            shares = valid_shares(validity, next(iter(composed.values())))
+            composed = complete_partial(composed, shares, self.modalities, others(shared))
             return self.decode(composed, tuple(first.shape[-2:])).float()
 
 

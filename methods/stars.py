@@ -48,9 +48,12 @@ from benchmark.api import (
     Method,
     Paper,
     Profiler,
+    Search,
     TrainContext,
     availability_matrix,
+    encode_present,
     labels_of,
+    mean_fill_invalid,
     register_method,
     register_profiler,
     select_rows,
@@ -71,6 +74,7 @@ from methods.components.psa.sampler import (
 )
 from methods.components.shared_encoder import NORMS, SharedEncoder, privatise_norms
 from methods.components.training.dropout import SubsetSampler
+from methods.components.training.partial import StandIns, complete_partial, valid_shares
 from methods.components.translators import TranslatorBank, alignment_loss
 
 register_profiler(
@@ -93,6 +97,10 @@ DIAGNOSTICS = (
 """Running (EMA) training statistics reported by `diagnostics()` into every eval record."""
 DIAGNOSTIC_MOMENTUM = 0.9
 DECODE_NORMS = ("joint", "private", "separate")
+WEIGHT_SEARCH = Search.decades(1, "a decade either side of our default (no published weights)")
+"""`tune`'s range for STARS's loss weights (DomainBed's span of two decades)."""
+CHOSEN_ON_VALIDATION = "the configurations compared in results/2026-11-29_3a5ddcb/choices"
+"""Where the switches' candidates come from: they are points of STARS's search space."""
 PASSES = ("full", "recovered")
 """The two decodes of a training step: every modality real, and a scenario recovered."""
 
@@ -115,9 +123,14 @@ class Stars(Method):
     MISSING_MODALITY = (
         "recovers its features as the mean translation from the present modalities' features"
     )
+    INVALID_PIXELS = (
+        "recovers invalid cells as a missing modality: the mean translation from the other "
+        "present modalities' features, blended per cell by its share of valid pixels"
+    )
     TRAIN_MISSING = (
-        "recovers a sample's absent modalities by translation in both passes, and aligns and "
-        "translates (and samples PSA pixels) only on samples that have both modalities of a pair"
+        "a sample's absent modality skips its stem, encoders, private norms and translators "
+        "(`encode_present`) and is recovered by translation in both passes; alignment and PSA "
+        "run only on samples that have both modalities of a pair"
     )
     PAPER = Paper(
         title=(
@@ -188,10 +201,20 @@ class Stars(Method):
         ),
         "translator_ratio": HParam(0.5, "translator bottleneck width / channels", low=0.1, high=2),
         "align_loss": HParam("cosine", "translation alignment distance", choices=("cosine", "l1")),
-        "align_weight": HParam(1.0, "weight of the translation alignment loss", low=0.0, high=10),
+        "align_weight": HParam(
+            1.0,
+            "weight of the translation alignment loss",
+            low=0.0,
+            high=10,
+            search=WEIGHT_SEARCH,
+        ),
         "stop_grad": HParam(True, "stop-gradient on the alignment targets (asymmetric)"),
         "recovered_weight": HParam(
-            1.0, "weight of the CE on a random scenario with translated features", low=0, high=10
+            1.0,
+            "weight of the CE on a random scenario with translated features",
+            low=0,
+            high=10,
+            search=WEIGHT_SEARCH,
         ),
         "recovery_sampling": HParam(
             "sample",
@@ -199,6 +222,7 @@ class Stars(Method):
             "scenarios, as the decoder's running statistics do) or one per batch (the first "
             "implementation)",
             choices=("sample", "batch"),
+            search=Search.categorical("sample", "batch", note=CHOSEN_ON_VALIDATION),
         ),
         "decode_norm": HParam(
             "joint",
@@ -207,22 +231,38 @@ class Stars(Method):
             "(one set per pass; inference picks by whether a modality is missing) or separate "
             "(two decodes, shared norms: the first implementation, a train/eval mismatch)",
             choices=DECODE_NORMS,
+            # `separate` is not a candidate: a train/eval mismatch, a bug rather than a design
+            search=Search.categorical("joint", "private", note=CHOSEN_ON_VALIDATION),
         ),
         "compose_norm": HParam(
             "private",
             "batch norm of the compositional layer (shared conv): per modality, joint over "
             "modalities, or separate (the first implementation, a train/eval mismatch)",
             choices=COMPOSE_NORMS,
+            search=Search.categorical("private", "joint", note=CHOSEN_ON_VALIDATION),
         ),
         "psa": HParam(True, "pixel-level semantic sampling alignment on/off"),
-        "psa_weight": HParam(0.1, "weight of the PSA contrastive loss", low=0.0, high=10),
-        "psa_level": HParam(0, "pyramid level of PSA (0 = stride 4, 1 = stride 8)", low=0, high=3),
+        "psa_weight": HParam(
+            0.1,
+            "weight of the PSA contrastive loss",
+            low=0.0,
+            high=10,
+            search=WEIGHT_SEARCH,
+        ),
+        "psa_level": HParam(
+            0,
+            "pyramid level of PSA (0 = stride 4, 1 = stride 8)",
+            low=0,
+            high=3,
+            search=Search.categorical(0, 1, note=CHOSEN_ON_VALIDATION),
+        ),
         "psa_purity": HParam(
             0.5,
             "PSA grid labels: 0 = the label at each cell's centre; p > 0 = the cell's majority "
             "class where it fills at least a share p of the cell (else ignored)",
             low=0.0,
             high=1.0,
+            search=Search.categorical(0.0, 0.5, note=CHOSEN_ON_VALIDATION),
         ),
         "sampling": HParam("balanced", "PSA pixel sampling", choices=SAMPLING_MODES),
         "pixels_per_class": HParam(128, "PSA pixels drawn per present class", low=1, high=8192),
@@ -300,6 +340,17 @@ class Stars(Method):
         shared = self.shared(inputs)
         specific = {m: self.specific[m](inputs[m]) for m in shared}
         return shared, self.compose(shared, specific)
+
+    def encode_translate(self, inputs: Mapping[str, Tensor]) -> tuple[dict, dict, dict]:
+        """`encode`, plus each modality's translations into every other one (a list in
+        training order of the targets, each {level: features}): all that runs on a modality's
+        own rows, so that `encode_present` can give it the samples that have it only."""
+        shared, features = self.encode(inputs)
+        outgoing = {
+            s: [self.translators.translate(s, t, features[s]) for t in self.modalities if t != s]
+            for s in features
+        }
+        return shared, features, outgoing
 
     def complete(
         self, present: Mapping[str, list[Tensor]], translations: Mapping | None = None
@@ -438,8 +489,16 @@ class Stars(Method):
         mask = labels_of(batch)
         size = tuple(mask.shape[-2:])
         with self.autocast():
-            shared, features = self.encode(inputs)
-            translations = self.translators.translate_all(features)
+            # a sample lacking a modality never enters that modality's stem, specific encoder,
+            # private norms or translators; zeros stand there until recovered by translation
+            shared, features, outgoing = encode_present(
+                self.encode_translate, inputs, dict(zip(self.modalities, available.T, strict=True))
+            )
+            translations = {
+                (s, t): outgoing[s][i]
+                for s in self.modalities
+                for i, t in enumerate(m for m in self.modalities if m != s)
+            }
             if everything or not translations:
                 full = self.complete(features)
             else:  # a sample's absent modalities are recovered from what it has, as at test
@@ -504,6 +563,39 @@ class Stars(Method):
         with self.autocast():
             _, features = self.encode(present)
             return self.decode(self.complete(features), tuple(first.shape[-2:]), kind).float()
+
+    def predict_partial(
+        self, inputs: Mapping[str, Tensor], validity: Mapping[str, Tensor]
+    ) -> Tensor:
+        """Invalid pixels recovered as a missing modality is, cell by cell: from the translations
+        of the other present modalities' features (`methods.components.training.partial`);
+        decoded with the recovered pass's norms where they are private (`decode_norm`)."""
+        present = mean_fill_invalid(
+            {m: inputs[m] for m in self.modalities if m in inputs}, validity
+        )
+        first = next(iter(present.values()))
+        with self.autocast():
+            _, features = self.encode(present)
+            shares = valid_shares(validity, next(iter(features.values())))
+            pyramids = complete_partial(
+                features, shares, self.modalities, self.translations_to(features)
+            )
+            ordered = [pyramids[m] for m in self.modalities]
+            return self.decode(ordered, tuple(first.shape[-2:]), "recovered").float()
+
+    def translations_to(self, features: Mapping[str, list[Tensor]]) -> StandIns:
+        """Per target, each other present modality's translation to it (its own features at
+        untranslated levels): what `complete` averages for a missing target."""
+
+        def stand_ins(target: str) -> dict[str, list[Tensor]]:
+            out = {}
+            for source in self.modalities:
+                if source in features and source != target:
+                    moved = self.translators.translate(source, target, features[source])
+                    out[source] = [moved.get(i, f) for i, f in enumerate(features[source])]
+            return out
+
+        return stand_ins
 
     # ------------------------------------------------------------------ diagnostics
     @torch.no_grad()

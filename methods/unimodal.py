@@ -25,6 +25,10 @@ class Unimodal(Baseline):
     MISSING_MODALITY = (
         "never sees one: each scenario is served by the model trained on exactly its modalities"
     )
+    INVALID_PIXELS = (
+        "mean-fills them (zero in normalised space): its answer to a missing modality is "
+        "another run's model, which cannot take over per pixel, so its own fill is the mean fill"
+    )
     PAPER = None
     DEVIATIONS = (
         "Not a published method: the per-scenario upper/reference bound of the literature "
@@ -34,6 +38,7 @@ class Unimodal(Baseline):
         "If asked for a subset of its modalities (only the contract tests do), it zero-fills "
         "the absent ones like `baseline`; the harness only evaluates its own scenario.",
     )
+    ENCODES_ABSENT = ""  # unlike `baseline`: a sample lacking a modality is never encoded
     TRAIN_MISSING = (
         "each subset model trains only on the samples that have all its modalities (a batch "
         "with none advances the schedule without an update)"

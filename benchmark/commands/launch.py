@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 from rich.markup import escape
 
+from benchmark.core.options import format_value
 from benchmark.report.frames import BoardEntry, leaderboard, write_csv
 from benchmark.report.render import wide_table
 from benchmark.run.launchers import LAUNCHERS, LaunchContext
@@ -70,6 +71,9 @@ def launch_sweep(
 
     store.claim()
     start = time.perf_counter()
+    for method in dict.fromkeys(spec.method for spec in sweep.specs) if request.tuned else ():
+        tuned = ", ".join(f"{k}={format_value(v)}" for k, v in request.tuned_for(method).items())
+        log.info("%s: tuned values from %s: %s", method, request.tuned_from, tuned)
     log.info(
         "%d run(s) on %s · preset %s · launcher %s · out %s",
         len(sweep.specs),

@@ -3,9 +3,13 @@ docs/corruptions.md's table and sections (`list --update-readme`, `list --update
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from pathlib import Path
 
+from benchmark.core.hparams import Search, search_space
+from benchmark.core.method import COMMON_HPARAMS
+from benchmark.core.options import format_value
 from benchmark.core.plugins import DATASETS, METHODS
 from benchmark.core.presets import PRESETS
 from benchmark.core.spec import MODALITY_KINDS
@@ -35,7 +39,16 @@ def registry_tables() -> list[tuple[str, list[str], list[list[str]]]]:
         aliases = METHODS.aliases_of(name)
         shown = f"`{name}`" + (f" (alias `{'`, `'.join(aliases)}`)" if aliases else "")
         paper = str(cls.PAPER) if cls.PAPER else "—"
-        methods.append([shown, paper, cls.SUMMARY, cls.MISSING_MODALITY, cls.TRAIN_MISSING])
+        methods.append(
+            [
+                shown,
+                paper,
+                cls.SUMMARY,
+                cls.MISSING_MODALITY,
+                cls.TRAIN_MISSING,
+                cls.INVALID_PIXELS,
+            ]
+        )
     datasets = []
     for name in DATASETS.names():
         cls = DATASETS.get(name)
@@ -58,13 +71,54 @@ def registry_tables() -> list[tuple[str, list[str], list[list[str]]]]:
                 "what it does",
                 "with a missing modality",
                 "with missing training data",
+                "with invalid pixels (clouds, voids)",
             ],
             methods,
         ),
         ("Datasets", ["name", "modalities", "description"], datasets),
         ("Presets", ["name", "steps", "description"], presets),
         ("Profilers (`run_benchmark.py profile <name>`)", ["name", "what it measures"], profilers),
+        (
+            "Search spaces (`run_benchmark.py tune`)",
+            ["method", "hyperparameter", "default", "searched over", "range from"],
+            search_rows(),
+        ),
     ]
+
+
+def search_rows() -> list[list[str]]:
+    """Each method's declared search (`HParam.search`): the common learning rate once, then
+    each method's own knobs, relative ranges shown around the default."""
+    common = search_space(COMMON_HPARAMS)
+    rows = [
+        ["every method", f"`{name}`", "the preset's", search.describe(), _origin(search)]
+        for name, search in common.items()
+    ]
+    for method in METHODS.names():
+        space = METHODS.get(method).hparam_space()
+        for name, search in search_space(space).items():
+            if name in common and space[name] is COMMON_HPARAMS[name]:
+                continue
+            default = space[name].default
+            rows.append(
+                [
+                    f"`{method}`",
+                    f"`{name}`",
+                    format_value(default),
+                    search.describe(default),
+                    _origin(search),
+                ]
+            )
+    return rows
+
+
+def _origin(search: Search) -> str:
+    """Where a range comes from: its note, or what a relative range is relative to."""
+    if search.note or not search.relative:
+        return search.note
+    decades = math.log10(search.high or 1.0)
+    span = {0.5: "half a decade", 1.0: "a decade"}.get(round(decades, 6), f"{decades:g} decades")
+    return f"{span} either side of the default (the paper's, where the help says so)"
 
 
 def registry_markdown() -> str:

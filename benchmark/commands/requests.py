@@ -13,11 +13,14 @@ from pathlib import Path
 
 import torch
 
-from benchmark.core.options import parse_named_list, split_top_level
+from benchmark.commands.tuning import TuneRequest, make_tune_request, read_tuned
+from benchmark.core.options import NamedConfig, parse_named_list, split_top_level
+from benchmark.core.plugins import DATASETS
 from benchmark.core.presets import PRESETS
+from benchmark.core.records import INVALID_FILLS, OWN_FILL
 from benchmark.corrupt.corruption import parse_severities
 from benchmark.corrupt.registry import parse_corruptions
-from benchmark.corrupt.tile import TileCorruption
+from benchmark.corrupt.tile import TileCorruption, fill_matters
 from benchmark.run.sweep import SweepRequest
 from benchmark.system.errors import BenchmarkError
 
@@ -90,12 +93,32 @@ def parse_train_missing(values: Sequence[str] | None) -> tuple[tuple[tuple[str, 
     return tuple(dict.fromkeys(settings))
 
 
-def parse_corruption_grid(names: str, severities: str) -> tuple[TileCorruption, ...]:
-    """`--corruptions clouds,haze|all` x `--severities 1-5` -> the `TileCorruption`s to run."""
+def parse_invalid_fills(text: str) -> tuple[str, ...]:
+    """`own`, `mean` or `own,mean` -> the fills of invalid pixels to evaluate, in that order."""
+    fills = tuple(dict.fromkeys(f.strip() for f in text.split(",")))
+    if not fills or any(f not in INVALID_FILLS for f in fills):
+        raise BenchmarkError(
+            f"--invalid-fill {text!r}: expected {', '.join(INVALID_FILLS)} or both, e.g. own,mean"
+        )
+    return fills
+
+
+def parse_corruption_grid(
+    names: str, severities: str, fills: str = OWN_FILL
+) -> tuple[TileCorruption, ...]:
+    """`--corruptions clouds,haze|all` x `--severities 1-5` x `--invalid-fill own,mean` -> the
+    `TileCorruption`s to run; a corruption that marks no pixel invalid once (the first fill:
+    the fill changes nothing there)."""
+    chosen = parse_invalid_fills(fills)
     if not names.strip() or names.strip().lower() == "none":
         return ()
     levels = parse_severities(severities)
-    return tuple(TileCorruption(n, s) for n in parse_corruptions(names) for s in levels)
+    return tuple(
+        TileCorruption(n, s, fill=f)
+        for n in parse_corruptions(names)
+        for s in levels
+        for f in (chosen if fill_matters(n) else chosen[:1])
+    )
 
 
 def positive(name: str, value: int | None, allow_zero: bool = False) -> None:
@@ -126,8 +149,12 @@ def sweep_request(
     selection: str,
     corruptions: str,
     severities: str,
+    invalid_fill: str | Sequence[str] = OWN_FILL,
+    hparams_from: str | Path | None = None,
 ) -> SweepRequest:
-    """The sweep a `run` asks for, each argument in its textual form or as a list."""
+    """The sweep a `run` asks for, each argument in its textual form or as a list;
+    `hparams_from` (a tune folder or its best.json) gives each method its tuned values."""
+    tuned = read_tuned(hparams_from) if hparams_from is not None else None
     return SweepRequest(
         methods=tuple(parse_named_list(_text(methods))),
         datasets=tuple(parse_named_list(_text(datasets))),
@@ -141,5 +168,37 @@ def sweep_request(
             [train_missing] if isinstance(train_missing, str) else train_missing
         ),
         selection=selection,
-        corruptions=parse_corruption_grid(corruptions, severities),
+        corruptions=parse_corruption_grid(corruptions, severities, _text(invalid_fill)),
+        tuned=tuned.methods if tuned is not None else None,
+        tuned_from=tuned.source if tuned is not None else "",
+    )
+
+
+def tune_request(
+    methods: str | Sequence[str],
+    dataset: str,
+    preset: str,
+    trials: int,
+    seed: int,
+    rungs: str | Sequence[int] | None,
+    keep: float,
+    selection: str,
+) -> TuneRequest:
+    """The studies a `tune` asks for, each argument in its textual form or as a list: one
+    dataset, one seed, the same trials and schedule for every method."""
+    entries = parse_named_list(dataset)
+    if len(entries) != 1:
+        raise BenchmarkError(f"--dataset {dataset!r}: tune searches on one dataset")
+    given = entries[0]
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise BenchmarkError(f"--seed {seed!r}: expected an integer from 0 to {MAX_SEED}")
+    return make_tune_request(
+        methods=parse_named_list(_text(methods)),
+        dataset=NamedConfig(DATASETS.canonical(given.name), given.overrides),
+        preset=PRESETS.get(preset),
+        trials=trials,
+        seed=seed,
+        rungs=rungs,
+        keep=keep,
+        selection=selection,
     )

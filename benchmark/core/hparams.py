@@ -6,6 +6,7 @@ to the run spec.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -71,11 +72,129 @@ class Params(Mapping[str, Any]):
         return [[name, value] for name, value in self._items]
 
 
+SEARCH_KINDS = ("log_uniform", "uniform", "int", "categorical")
+"""The distributions a `Search` may declare (those of DomainBed's random search)."""
+
+SEARCH_CHOICE_TYPES = (str, bool, int, float)
+"""Categorical choices a study can store as they are (Optuna's categorical values)."""
+
+
+@dataclass(frozen=True)
+class Search:
+    """Where `tune` draws a hyperparameter from: one distribution, declared beside it.
+
+    Declared once, next to the hyperparameter, so every method's search space is written where
+    its defaults are and the same random search (`benchmark.commands.tune`) reads all of them.
+    `relative` bounds are factors of the value the preset resolves (the default, or the
+    preset's value for a common hyperparameter such as the learning rate), so the range stays
+    centred on the value chosen for the preset's backbone; `note` says where the range comes
+    from.
+    """
+
+    kind: str
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[Any, ...] = ()
+    relative: bool = False
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in SEARCH_KINDS:
+            raise ValueError(f"search kind {self.kind!r}: expected one of {SEARCH_KINDS}")
+        if self.kind == "categorical":
+            if len(self.choices) < 2 or len(set(self.choices)) != len(self.choices):
+                raise ValueError(f"categorical search {self.choices!r}: needs 2+ distinct choices")
+            if any(not isinstance(c, SEARCH_CHOICE_TYPES) for c in self.choices):
+                raise ValueError(f"categorical search {self.choices!r}: str, bool, int or float")
+            return
+        if self.low is None or self.high is None or not self.low < self.high:
+            raise ValueError(f"{self.kind} search [{self.low}, {self.high}]: needs low < high")
+        if self.kind == "log_uniform" and self.low <= 0:
+            raise ValueError(f"log-uniform search [{self.low}, {self.high}]: needs low > 0")
+
+    @classmethod
+    def log_uniform(cls, low: float, high: float, note: str = "") -> Search:
+        """Uniform in log space between `low` and `high` (loss weights, learning rates)."""
+        return cls("log_uniform", float(low), float(high), note=note)
+
+    @classmethod
+    def decades(cls, decades: float, note: str = "") -> Search:
+        """Log-uniform over `decades` either side of the resolved value (factors 10^+-d)."""
+        span = 10.0**decades
+        return cls("log_uniform", 1 / span, span, relative=True, note=note)
+
+    @classmethod
+    def uniform(cls, low: float, high: float, note: str = "") -> Search:
+        """Uniform between `low` and `high` (shares, fractions)."""
+        return cls("uniform", float(low), float(high), note=note)
+
+    @classmethod
+    def integer(cls, low: int, high: int, note: str = "") -> Search:
+        """Draw a whole number uniformly from `low` to `high` inclusive."""
+        return cls("int", int(low), int(high), note=note)
+
+    @classmethod
+    def categorical(cls, *choices: Any, note: str = "") -> Search:
+        """One of `choices`, each equally likely (switches, variants)."""
+        return cls("categorical", choices=tuple(choices), note=note)
+
+    def bounds(self, base: Any = None) -> tuple[float, float]:
+        """`(low, high)` of a numeric search; relative bounds multiply `base` (> 0)."""
+        if self.kind == "categorical":
+            raise ValueError("a categorical search has choices, not bounds")
+        assert self.low is not None and self.high is not None  # __post_init__
+        if not self.relative:
+            return self.low, self.high
+        if isinstance(base, bool) or not isinstance(base, int | float) or base <= 0:
+            raise ValueError(f"relative search around {base!r}: needs a positive number")
+        return self.low * base, self.high * base
+
+    def points(self, base: Any = None) -> list[Any]:
+        """Return representative points, to check a declaration against its hyperparameter.
+
+        Every choice, or both bounds and the middle (geometric for log-uniform).
+        """
+        if self.kind == "categorical":
+            return list(self.choices)
+        low, high = self.bounds(base)
+        if self.kind == "int":
+            return [int(low), (int(low) + int(high)) // 2, int(high)]
+        middle = math.sqrt(low * high) if self.kind == "log_uniform" else (low + high) / 2
+        return [low, middle, high]
+
+    def contains(self, value: Any, base: Any = None) -> bool:
+        """Return whether `value` is a point of the search (the default should be one)."""
+        if self.kind == "categorical":
+            return value in self.choices
+        low, high = self.bounds(base)
+        return low <= value <= high
+
+    def describe(self, base: Any = None) -> str:
+        """One line for tables: `log-uniform [0.01, 1]`, `one of joint, private`."""
+        if self.kind == "categorical":
+            return "one of " + ", ".join(str(c) for c in self.choices)
+        if self.relative and base is None:
+            kind = self.kind.replace("_", "-")
+            return f"{kind} x[{self.low:.3g}, {self.high:.3g}] of the preset's value"
+        low, high = self.bounds(base)
+        return f"{self.kind.replace('_', '-')} [{low:.3g}, {high:.3g}]"
+
+    def to_json(self, base: Any = None) -> dict[str, Any]:
+        """Return the resolved distribution (bounds after `base`), as a study records it."""
+        if self.kind == "categorical":
+            return {"kind": self.kind, "choices": list(self.choices)}
+        low, high = self.bounds(base)
+        return {"kind": self.kind, "low": low, "high": high}
+
+
 @dataclass(frozen=True)
 class HParam:
     """One hyperparameter: its default (the paper's value, or ours with a reason) and range.
 
-    `choices` restricts a categorical value; `low`/`high` bound a numeric one.
+    `choices` restricts a categorical value; `low`/`high` bound a numeric one. `search`, where
+    given, is the distribution `tune` draws it from (`tunable`); every point of it must be a
+    valid value, which is checked here for absolute searches and by the tests for relative
+    ones under every preset.
     """
 
     default: Any
@@ -83,6 +202,21 @@ class HParam:
     choices: tuple[Any, ...] | None = None
     low: float | None = None
     high: float | None = None
+    search: Search | None = None
+
+    def __post_init__(self) -> None:
+        if self.search is not None:
+            base = self.default if self.search.relative else None
+            for point in self.search.points(base):
+                try:
+                    self.validate("search point", point)
+                except BenchmarkError as error:
+                    raise ValueError(f"{self.search.describe(base)}: {error}") from None
+
+    @property
+    def tunable(self) -> bool:
+        """Whether `tune` searches this hyperparameter (it declares a `search`)."""
+        return self.search is not None
 
     def validate(self, name: str, value: Any) -> Any:
         """Return `value` coerced to the default's type, or raise a one-line error."""
@@ -116,6 +250,11 @@ class HParam:
 
 
 HParamSpace = Mapping[str, HParam]
+
+
+def search_space(space: HParamSpace) -> dict[str, Search]:
+    """Return the tunable hyperparameters of `space` and their searches, sorted by name."""
+    return {name: space[name].search for name in sorted(space) if space[name].search is not None}
 
 
 def resolve_hparams(

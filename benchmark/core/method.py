@@ -10,6 +10,7 @@ import abc
 import contextlib
 import contextvars
 import copy
+import itertools
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from benchmark.core.hparams import HParam, HParamSpace
+from benchmark.core.hparams import HParam, HParamSpace, Search
 from benchmark.core.scenarios import Scenario, all_scenarios
 from benchmark.core.sharing import encode_once, shared_encodings
 from benchmark.core.spec import MASK, DatasetSpec
@@ -116,7 +117,15 @@ COMMON_HPARAMS: dict[str, HParam] = {
         "timm state dict (.safetensors or .pth), its first conv adapted to each modality's bands",
     ),
     "decoder_channels": HParam(64, "FPN width", low=8, high=1024),
-    "lr": HParam(1e-3, "peak AdamW learning rate", low=1e-6, high=1e-1),
+    "lr": HParam(
+        1e-3,
+        "peak AdamW learning rate",
+        low=1e-6,
+        high=1e-1,
+        # Centred on the preset's rate (set for its backbone and batch): one decade in all,
+        # narrower than DomainBed's 1.5 decades for ResNet-50, whose rate was not preset.
+        search=Search.decades(0.5, "half a decade either side of the preset's rate"),
+    ),
     "weight_decay": HParam(1e-4, "AdamW weight decay", low=0.0, high=1.0),
     "warmup_fraction": HParam(0.1, "one-cycle warm-up share of steps", low=0.0, high=0.5),
     "grad_clip": HParam(1.0, "max gradient norm; 0 disables", low=0.0, high=100.0),
@@ -149,14 +158,26 @@ class Method(nn.Module, abc.ABC):
     """One line: what the method does when a modality is missing at test time."""
     TRAIN_MISSING: ClassVar[str] = ""
     """One line: how it trains when some samples lack a modality (`--train-missing`)."""
+    ENCODES_ABSENT: ClassVar[str] = ""
+    """Why, if at all, training passes a sample's absent modality (filled) through that
+    modality's encoder and norms. Empty (the rule): absent samples bypass them
+    (`encode_present`), so they never enter its batch statistics; the method contract checks
+    it. Only a method whose test-time policy feeds the same fill through the same encoder (the
+    zero-filling baseline) may be exempt, saying why here (see `encodes_absent`)."""
     INVALID_PIXELS: ClassVar[str] = (
-        "mean-fills them (zero in normalised space) and predicts as usual (`fill_invalid`)"
+        "mean-fills them (zero in normalised space) and predicts as usual (`fill_invalid`): "
+        "its own missing-modality fill is the mean fill"
     )
-    """One line: what it does with pixels a corruption marks invalid (clouds, DSM voids)."""
+    """One line: what it does with pixels a corruption marks invalid (clouds, DSM voids), its
+    own mechanism (`predict_partial`); `--invalid-fill mean` replaces it by the mean fill."""
     DEDICATED: ClassVar[bool] = False
     """True for per-scenario reference models (an oracle): the harness trains one run per
     reported modality subset and evaluates each only on its own subset (see `kind`,
     `training_subsets` and `evaluation_scenarios`, the only readers of this flag)."""
+    STAGES: ClassVar[tuple[str, str]] = ("prelude", "deployed")
+    """Names of the two stages of a method whose `update_calls` exceed its budget: what trains
+    first (a distillation teacher) and the deployed model; the records' `extra` names each
+    stage's steps, training seconds and GFLOPs after them (`teacher_train_gflops`, ...)."""
 
     def __init__(
         self, spec: DatasetSpec, hparams: Mapping[str, Any], context: TrainContext
@@ -203,6 +224,19 @@ class Method(nn.Module, abc.ABC):
         return all_scenarios(train_modalities)
 
     @classmethod
+    def update_calls(cls, steps: int) -> int:
+        """Return how many `update` calls a run with a budget of `steps` makes (`steps`).
+
+        The suite's rule for a method with a teacher: no deployed model trains for fewer steps
+        than any other method's. Such a method asks for more calls (e.g. a teacher's `steps`,
+        then the student's `steps`); the deployed model trains during the last `steps` of them
+        and the earlier ones (the prelude, `STAGES[0]`) come first. The harness validates, and
+        so selects checkpoints, only in the deployed stage, feeds both stages the same batches
+        0..steps-1, and counts every call in the run's cost (time, FLOPs, `--budget flops`).
+        """
+        return steps
+
+    @classmethod
     def hparam_space(cls) -> dict[str, HParam]:
         """Return the common hyperparameters merged with the method's own (the method's win)."""
         return {**COMMON_HPARAMS, **cls.HPARAMS}
@@ -218,34 +252,64 @@ class Method(nn.Module, abc.ABC):
         `inputs` holds only present modalities (absence is a missing key) and never labels.
         """
 
-    def predict_views(self, views: Sequence[Mapping[str, Tensor]]) -> list[Tensor]:
+    def encodes_absent(self) -> str:
+        """Return `ENCODES_ABSENT` for this configuration; empty = absent samples bypass.
+
+        A method whose fill is a hyperparameter overrides it (ModDrop: only its input fill).
+        """
+        return self.ENCODES_ABSENT
+
+    def predict_views(
+        self,
+        views: Sequence[Mapping[str, Tensor]],
+        validity: Sequence[Mapping[str, Tensor]] | None = None,
+    ) -> list[Tensor]:
         """Logits of several views of the same windows, one per view, as `predict` gives each.
 
         The harness asks for every scenario (and, under a corruption, every severity) of a
         batch of windows at once, building the views from the same tensor objects. The default
         predicts each view inside `shared_encodings`, so a method whose `predict` routes its
         per-modality encoders through `encode_once` encodes each distinct tensor once instead
-        of once per view. Override it only with a faster joint path; the method contract suite
-        checks that it equals `predict` view by view.
+        of once per view. `validity`, one mapping per view, holds the validity masks of a
+        corrupted view's modalities (as `predict_partial` takes them): a view with an invalid
+        pixel goes through `predict_partial`, any other through `predict`. Override it only
+        with a faster joint path; the method contract suite checks that it equals `predict`
+        (and `predict_partial`) view by view.
         """
         with shared_encodings():
-            return [self.predict(view) for view in views]
+            if validity is None:
+                return [self.predict(view) for view in views]
+            out = []
+            for view, masks in zip(views, validity, strict=True):
+                invalid = invalid_masks(view, masks)
+                out.append(self.predict_partial(view, invalid) if invalid else self.predict(view))
+            return out
+
+    def predict_partial(
+        self, inputs: Mapping[str, Tensor], validity: Mapping[str, Tensor]
+    ) -> Tensor:
+        """Logits when some pixels of present modalities are invalid (clouds, DSM voids).
+
+        `validity` holds, for present modalities with at least one invalid pixel, a bool
+        [B, 1, H, W] (True = valid); the harness calls this only then (`predict_views`), and
+        `predict` otherwise. A method handles invalid pixels as it handles a missing modality,
+        at those pixels only: a modality wholly invalid should give (about) the prediction
+        without it. The default predicts from `fill_invalid`'s inputs (the mean fill, unless
+        the method overrides that); the evaluation's `mean` variant bypasses both.
+        """
+        return self.predict(self.fill_invalid(inputs, validity))
 
     def fill_invalid(
         self, inputs: Mapping[str, Tensor], validity: Mapping[str, Tensor]
     ) -> dict[str, Tensor]:
         """Return the inputs with pixels a corruption marks invalid treated as missing.
 
-        `validity` holds, for the present modalities that have invalid pixels, a bool
-        [B, 1, H, W] (True = valid). The default fills invalid pixels with the training mean
-        (zero after normalising), the per-pixel analogue of a wholly missing modality; a method
-        with a better estimate of a missing modality may override it.
+        `validity` as in `predict_partial`. The default fills invalid pixels with the training
+        mean (zero after normalising), the per-pixel analogue of a wholly missing modality
+        zero-filled; a method with a better estimate in input space may override it (the
+        default `predict_partial` predicts from it).
         """
-        out = dict(inputs)
-        for m, valid in validity.items():
-            if m in out:  # once per (tensor, mask) for all views of a window (`encode_once`)
-                out[m] = encode_once(("mean_fill_invalid", valid), out[m], partial(_fill, valid))
-        return out
+        return mean_fill_invalid(inputs, validity)
 
     def validation_probes(self) -> dict[str, Callable[[Mapping[str, Tensor]], Tensor]]:
         """Return extra predictors the harness validates next to `predict`, by name.
@@ -386,6 +450,75 @@ def _fill(valid: Tensor, x: Tensor) -> Tensor:
     return torch.where(valid, x, torch.zeros((), dtype=x.dtype))
 
 
+def mean_fill_invalid(
+    inputs: Mapping[str, Tensor], validity: Mapping[str, Tensor]
+) -> dict[str, Tensor]:
+    """Return `inputs` with the pixels `validity` marks invalid at the training mean.
+
+    `validity`: bool [B, 1, H, W] per modality, True = valid; zero is the training mean after
+    normalising. The default `fill_invalid`, and what every method gets under
+    `--invalid-fill mean`. Once per (tensor, mask) for all views of a window (`encode_once`),
+    so the filled tensor, and what encodes it, is shared by the views.
+    """
+    out = dict(inputs)
+    for m, valid in validity.items():
+        if m in out:
+            out[m] = encode_once(("mean_fill_invalid", valid), out[m], partial(_fill, valid))
+    return out
+
+
+def invalid_masks(
+    inputs: Mapping[str, Tensor], validity: Mapping[str, Tensor] | None
+) -> dict[str, Tensor]:
+    """Return the masks of `validity` for modalities of `inputs` with an invalid pixel.
+
+    A window without invalid pixels is then predicted exactly as a clean one.
+    """
+    return {
+        m: valid
+        for m, valid in (validity or {}).items()
+        if m in inputs and not encode_once("all_valid", valid, _all_true)
+    }
+
+
+def _all_true(valid: Tensor) -> bool:
+    return bool(valid.all())
+
+
+def predict_per_pixel_scenario(
+    predict: Callable[[Mapping[str, Tensor]], Tensor],
+    inputs: Mapping[str, Tensor],
+    validity: Mapping[str, Tensor],
+) -> Tensor:
+    """Per pixel, `predict`'s logits for the scenario of the modalities valid there.
+
+    For a method whose missing-modality mechanism is a choice per scenario (MetaRS picks its
+    heads by which modalities are present): each subset of the invalid modalities is dropped
+    in turn (the others keep their invalid pixels mean-filled) and its logits kept where
+    exactly those modalities are invalid; where every present modality is invalid, the mean
+    fill's logits stand. A modality invalid everywhere gives the prediction without it.
+    """
+    invalid = [m for m in inputs if m in validity]
+    filled = mean_fill_invalid(inputs, validity)
+    regions: dict[tuple[str, ...], Tensor] = {}
+    for size in range(len(invalid) + 1):
+        for dropped in itertools.combinations(invalid, size):
+            region = torch.ones_like(validity[invalid[0]])
+            for m in invalid:
+                region = region & (~validity[m] if m in dropped else validity[m])
+            if len(dropped) == len(inputs):  # every present modality invalid: the mean fill
+                regions[()] = regions[()] | region
+            else:
+                regions[dropped] = region
+    out = None
+    for dropped, region in regions.items():
+        if not bool(region.any()):  # the regions cover every pixel once
+            continue
+        logits = predict({m: x for m, x in filled.items() if m not in dropped})
+        out = logits if out is None else torch.where(region, logits, out)
+    return out
+
+
 def class_weights(frequencies: tuple[float, ...], scheme: str) -> Tensor:
     """Cross-entropy weights: 1/sqrt(frequency), normalised to mean 1 over present classes."""
     freq = torch.tensor(frequencies, dtype=torch.float32)
@@ -440,6 +573,73 @@ def select_rows(x: Tensor, keep: Tensor) -> Tensor:
     computes bit for bit what it computed before missing data existed.
     """
     return x if bool(keep.all()) else x[keep]
+
+
+def place_rows(y: Tensor, keep: Tensor) -> Tensor:
+    """Return `y` (the rows where `keep` is True) at those rows of a batch, zeros elsewhere.
+
+    `keep` is bool [B]; `y` itself comes back when every row is kept. The inverse of
+    `select_rows`, differentiable with respect to `y`.
+    """
+    if bool(keep.all()):
+        return y
+    index = keep.nonzero().squeeze(1)
+    return y.new_zeros((keep.shape[0], *y.shape[1:])).index_copy(0, index, y)
+
+
+def _place(value: Any, keep: Tensor, blank: bool = False) -> Any:
+    """Apply `place_rows` to every tensor of a tensor, list, tuple or dict of them.
+
+    With `blank`: zeros of that structure with B = len(keep) rows instead.
+    """
+    if isinstance(value, Tensor):
+        if blank:
+            return value.new_zeros((keep.shape[0], *value.shape[1:]))
+        return place_rows(value, keep)
+    if isinstance(value, Mapping):
+        return {k: _place(v, keep, blank) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_place(v, keep, blank) for v in value)
+    raise TypeError(f"cannot place {type(value).__name__} back into a batch")
+
+
+def encode_present(
+    encode: Callable[[dict[str, Tensor]], Any],
+    inputs: Mapping[str, Tensor],
+    present: Mapping[str, Tensor],
+) -> Any:
+    """Run `encode` on each modality's present rows only and place its outputs back by row.
+
+    Training with missing data (`--train-missing`): a sample that lacks a modality must never
+    pass through that modality's encoder or norms, or it enters their batch statistics (and
+    running statistics) as whatever fill stands in for it. `encode` maps {modality: tensor}
+    (each modality with its own rows: those of `present[m]`, bool [B]; a modality no sample
+    has is left out) to a dict {modality: output}, or a tuple of such dicts, where an output
+    is a tensor or a list/tuple/dict of tensors with one row per input row. Each output comes
+    back with B rows, zeros at the absent ones (the caller puts its missing-modality fill
+    there); a modality no sample has gets zeros shaped like another modality's output (same
+    structure and shapes for every modality, as every encoder here gives). With every row
+    present it is exactly `encode(inputs)`: complete data computes what it did before.
+    """
+    names = list(inputs)
+    if all(bool(present[m].all()) for m in names):
+        return encode(dict(inputs))
+    rows = {m: inputs[m][present[m]] for m in names if bool(present[m].any())}
+    if not rows:
+        raise ValueError("encode_present: no sample has any of the modalities")
+    out = encode(rows)
+
+    def back(outputs: Mapping[str, Any]) -> dict[str, Any]:
+        template = next(iter(outputs.values()))
+        placed = {}
+        for m in names:
+            if m in outputs:
+                placed[m] = _place(outputs[m], present[m])
+            else:  # no sample has m: zeros, never an encoding of a fill
+                placed[m] = _place(template, present[m], blank=True)
+        return placed
+
+    return tuple(back(o) for o in out) if isinstance(out, tuple) else back(out)
 
 
 def zero_fill_missing(batch: Mapping[str, Tensor], modalities: Sequence[str]) -> dict[str, Tensor]:

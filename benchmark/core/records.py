@@ -10,14 +10,28 @@ from typing import Any
 
 from benchmark.core.hparams import Params
 
-HARNESS_VERSION = 1
-"""Bump when a change to training or evaluation makes old runs incomparable."""
+HARNESS_VERSION = 2
+"""Bump when a change to training or evaluation makes old runs incomparable.
+
+2: absent samples bypass their modality's encoder and norms, normaliser statistics from present
+tiles only, faithful MetaRS / MMANet / LCKD, the teacher budget rule, each method's own
+invalid-pixel fill (issue 30)."""
 
 SELECTION_FULL_VAL = "full_val"
 """The default model-selection rule's name (the rules themselves: `benchmark.run.selection`)."""
 
 CLEAN = "none"
 """`corruption` of a record evaluated on clean data (severity 0)."""
+
+OWN_FILL = "own"
+"""`invalid_fill` of a corrupted evaluation where each method handled the pixels a corruption
+marks invalid with its own missing-modality mechanism (`Method.predict_partial`)."""
+MEAN_FILL = "mean"
+"""`invalid_fill` where invalid pixels were set to the training mean for every method
+(`mean_fill_invalid`): the comparison variant, and what records without the field measured."""
+INVALID_FILLS = (OWN_FILL, MEAN_FILL)
+"""The values of `--invalid-fill`: an evaluation-time choice, so one trained model is compared
+under both."""
 
 
 @dataclass(frozen=True)
@@ -203,11 +217,13 @@ class EvalRecord:
     params_inference: int
     """Parameters of the modules that run to predict this scenario."""
     train_gflops_per_step: float
-    """Mean GFLOPs of a training step (FlopCounterMode on real steps, `benchmark.run.cost`)."""
+    """Mean GFLOPs of a training step (FlopCounterMode on real steps, `benchmark.run.cost`), per
+    step of the budget: a teacher trained before the student (`Method.update_calls`) counts."""
     infer_gflops_per_window: float
     """GFLOPs of predicting one training-crop-sized window (batch 1) of this scenario."""
     step_ms: float
-    """Median wall milliseconds of a training step (validation excluded)."""
+    """Median wall milliseconds of a training step, i.e. of one `update` call (a teacher's
+    included; validation excluded)."""
     budget: str
     budget_ratio: float
     train_missing: str
@@ -227,7 +243,20 @@ class EvalRecord:
     the training crop)."""
     eval_overlap: float = 0.5
     """Share of a window its neighbours overlap."""
+    invalid_fill: str = ""
+    """On a corrupted record, how the pixels the corruption marks invalid were handled:
+    `own` or `mean` (`INVALID_FILLS`; a corrupted record without it measured `mean`, see
+    `invalid_fill_of`); "" on clean records."""
 
     def to_json(self) -> dict[str, Any]:
         """Return the record as one JSON object (a line of `records.jsonl`)."""
         return asdict(self)
+
+
+def invalid_fill_of(record: Mapping[str, Any]) -> str:
+    """Return `own` or `mean`: how a corrupted record's invalid pixels were handled.
+
+    Records written before the field existed read as `mean`: every method then mean-filled
+    them (`generative`'s imputation was overwritten by the mean fill it fell back to).
+    """
+    return record.get("invalid_fill") or MEAN_FILL

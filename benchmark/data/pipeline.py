@@ -7,6 +7,7 @@ an uninterrupted run would have seen.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import zlib
@@ -21,13 +22,15 @@ import torch
 from torch import Tensor
 
 from benchmark.core.dataset import MultiModalDataset
-from benchmark.system.errors import BenchmarkError
+from benchmark.core.hparams import Params
 from benchmark.core.method import AVAILABLE_PREFIX
 from benchmark.core.plugins import DATASETS
 from benchmark.core.records import RunSpec
-from benchmark.core.spec import MASK
+from benchmark.core.spec import MASK, DatasetSpec
 from benchmark.data.imbalance import FrequencyTiers, frequency_tiers, hide_tail_labels
+from benchmark.data.statistics import RestatedSplit, present_statistics
 from benchmark.data.transforms import Normalizer, random_dihedral, to_tensors
+from benchmark.system.errors import BenchmarkError
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +39,38 @@ LabelFilter = Callable[[np.ndarray, int, tuple[int, int]], np.ndarray]
 
 
 def open_dataset(spec: RunSpec, split: str, data_root: Path) -> MultiModalDataset:
-    """Split `split` of the run's dataset, with the run's dataset options."""
+    """Split `split` of the run's dataset, with the run's dataset options.
+
+    Under `--train-missing` every split of the run is normalised with the statistics of the
+    training tiles that have each modality (`run_statistics`): a tile declared absent never
+    shapes its modality's normalisation, in training, evaluation or the model card alike.
+    """
     cls = DATASETS.get(spec.dataset)
-    return cls(data_root, split, cls.make_options(spec.dataset_options))
+    dataset = cls(data_root, split, cls.make_options(spec.dataset_options))
+    if not any(rate > 0 for _, rate in spec.train_missing):
+        return dataset
+    restated = run_statistics(
+        spec.dataset, spec.dataset_options, spec.seed, spec.train_missing, str(data_root)
+    )
+    return RestatedSplit(dataset, restated)
+
+
+@functools.lru_cache(maxsize=8)
+def run_statistics(
+    dataset: str,
+    options: Params,
+    seed: int,
+    train_missing: tuple[tuple[str, float], ...],
+    data_root: str,
+) -> DatasetSpec:
+    """The dataset's spec with the statistics of the training tiles a run's seed and
+    `--train-missing` rates leave each modality (computed once per process and run setup)."""
+    cls = DATASETS.get(dataset)
+    train = cls(Path(data_root), "train", cls.make_options(options))
+    names = train.spec.modality_names
+    rates = dict(train_missing)
+    check_train_missing(rates, names)
+    return present_statistics(train, tile_availability(names, len(train), rates, seed))
 
 
 def class_frequencies(counts: np.ndarray, dataset: MultiModalDataset) -> tuple[float, ...]:

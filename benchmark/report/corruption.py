@@ -37,7 +37,12 @@ from matplotlib.figure import Figure
 
 from benchmark.core.records import CLEAN
 from benchmark.report import plots
-from benchmark.report.frames import SCORE_METRICS, scenario_order
+from benchmark.report.frames import (
+    MEAN_FILL_SUFFIX,
+    SCORE_METRICS,
+    fill_variant_of,
+    scenario_order,
+)
 from benchmark.report.stats import summarize
 from benchmark.report.tables import (
     MISSING_CELL,
@@ -313,15 +318,16 @@ def error_frame(
                             }
                         )
                     seeds = sorted({s for by_seed in per_seed.values() for s in by_seed})
-                    mce = [_mean_over(per_seed, seed, 0) for seed in seeds]
-                    rmce = [_mean_over(per_seed, seed, 1) for seed in seeds]
+                    primary = {c: per_seed[c] for c in primaries(corruptions)}
+                    mce = [_mean_over(primary, seed, 0) for seed in seeds]
+                    rmce = [_mean_over(primary, seed, 1) for seed in seeds]
                     rows.append(
                         {
                             **base,
                             "corruption": MEAN,
                             "severities": "",
                             "reference_seeds": min(
-                                (d[2] for d in denominators.values()), default=0
+                                (denominators[c][2] for c in primary), default=0
                             ),
                             **_stats("clean", list(clean.values())),
                             **_stats("ce", mce),
@@ -329,6 +335,25 @@ def error_frame(
                         }
                     )
     return pd.DataFrame(rows)
+
+
+def fill_note(corruptions: Sequence[str]) -> str:
+    """A caption's sentence on mean-fill variants, where any of `corruptions` is one."""
+    if not any(fill_variant_of(c) for c in corruptions):
+        return ""
+    return (
+        f"'{MEAN_FILL_SUFFIX.strip()}' = the pixels the corruption marks invalid set to the "
+        "training mean for every method (`--invalid-fill mean`); without it, each method "
+        "handles them with its own missing-modality mechanism (or, for results recorded before "
+        "the choice existed, the mean fill); a corruption evaluated both ways enters the mCE "
+        "once, with the methods' own handling. "
+    )
+
+
+def primaries(corruptions: Sequence[str]) -> list[str]:
+    """The corruptions an mCE averages: each once, a mean-fill variant (`MEAN_FILL_SUFFIX`)
+    only where its corruption was not evaluated with the methods' own fill."""
+    return [c for c in corruptions if fill_variant_of(c) not in corruptions]
 
 
 def _normalise(
@@ -424,6 +449,7 @@ def severity_table(
         f"none). Best per column and corruption in bold. {ORACLE_NOTE * bool(oracle_methods)}"
         f"{MISSING_CELL} = not evaluated or run unfinished; † = fewer seeds than the grid; "
         "n/e = severity not evaluated for this corruption. "
+        + fill_note(grid.applicable[scenario])
         + (
             f"Not evaluated here (no modality of the scenario is affected): "
             f"{', '.join(c.replace('_', ' ') for c in skipped)}. "
@@ -522,7 +548,7 @@ def error_table(
         f"(higher clean mIoU bold), per scenario. {ORACLE_NOTE * bool(oracle_methods)}"
         f"{MISSING_CELL} = undefined or a seed missing a severity or corruption (never "
         "averaged over fewer); n/a = corruption not evaluated on the scenario (it touches none "
-        "of its modalities); † = fewer seeds than the grid. " + conventions
+        "of its modalities); † = fewer seeds than the grid. " + fill_note(corruptions) + conventions
     )
     return table
 

@@ -7,6 +7,8 @@ the report's.
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,11 +18,20 @@ import numpy as np
 import pandas as pd
 
 from benchmark.core.plugins import METHODS
-from benchmark.core.records import CLEAN, SELECTION_FULL_VAL
+from benchmark.core.records import CLEAN, MEAN_FILL, SELECTION_FULL_VAL, invalid_fill_of
 from benchmark.core.scenarios import Scenario
-from benchmark.report.stats import PairedResult, paired_bootstrap, summarize, test_description
+from benchmark.corrupt.tile import fill_matters
+from benchmark.report.stats import (
+    BOOTSTRAP_RESAMPLES,
+    PairedResult,
+    paired_bootstrap,
+    summarize,
+    test_description,
+)
 from benchmark.run.store import StoredRun
 from benchmark.system.io import atomic_write_text
+
+log = logging.getLogger(__name__)
 
 BASE_COLUMNS = [
     "dataset",
@@ -127,6 +138,27 @@ def is_clean(record: Mapping[str, Any]) -> bool:
     return record.get("corruption", CLEAN) == CLEAN
 
 
+MEAN_FILL_SUFFIX = " (mean fill)"
+"""Appended to a corruption's name on the board for its evaluations with every method's invalid
+pixels mean-filled (`--invalid-fill mean`), so the report shows them beside each method's own
+handling (the plain name) as a corruption of their own."""
+
+
+def corruption_label(record: Mapping[str, Any]) -> str:
+    """A record's `corruption` as the board names it: the corruption's name, with
+    `MEAN_FILL_SUFFIX` where its invalid pixels were mean-filled for every method
+    (`invalid_fill_of`; a corruption that marks no pixel invalid is the same either way)."""
+    name = record.get("corruption", CLEAN)
+    if name != CLEAN and invalid_fill_of(record) == MEAN_FILL and fill_matters(name):
+        return name + MEAN_FILL_SUFFIX
+    return name
+
+
+def fill_variant_of(label: str) -> str | None:
+    """The corruption a `MEAN_FILL_SUFFIX` label is the mean-fill variant of, else None."""
+    return label.removesuffix(MEAN_FILL_SUFFIX) if label.endswith(MEAN_FILL_SUFFIX) else None
+
+
 def clean_rows(board: pd.DataFrame) -> pd.DataFrame:
     """The leaderboard rows on clean test data: what every table but the corruption report
     shows, so that adding corrupted evaluations changes none of them."""
@@ -231,7 +263,7 @@ def record_frame(records: Iterable[dict], split: str = "test") -> pd.DataFrame:
         row.setdefault("kind", method_kind(rec["method_name"]))
         # records written before these keys existed are clean evaluations of complete data
         row["train_missing"] = train_missing_text(rec.get("train_missing"))
-        row["corruption"] = rec.get("corruption", CLEAN)
+        row["corruption"] = corruption_label(rec)
         row["severity"] = int(rec.get("severity", 0))
         row["eval_classes"] = "|".join(rec["eval_classes"])
         row["status"], row["error"] = "ok", ""
@@ -427,14 +459,26 @@ def significance_frame(
     return frame.drop(columns="_m").reset_index(drop=True)
 
 
-def records_by_seed(records: Iterable[dict], keys: Sequence[str]) -> dict[tuple, dict[int, dict]]:
-    """The selected clean test records, indexed by the values of `keys`, then by seed (the
-    first record of a seed wins, as in the leaderboard)."""
+def records_by_seed(
+    records: Iterable[dict], keys: Sequence[str], clean: bool = True
+) -> dict[tuple, dict[int, dict]]:
+    """The selected clean test records (with `clean=False` the corrupted ones too: put
+    `corruption` (as the board names it, `corruption_label`) and `severity` in `keys` then),
+    indexed by the values of `keys`, then by seed (the first record of a seed wins, as in the
+    leaderboard)."""
     index: dict[tuple, dict[int, dict]] = {}
     for rec in records:
-        if rec["split"] != "test" or not rec["selection"] or not is_clean(rec):
+        if rec["split"] != "test" or not rec["selection"] or (clean and not is_clean(rec)):
             continue
-        index.setdefault(tuple(rec[k] for k in keys), {}).setdefault(rec["seed"], rec)
+        values = tuple(
+            corruption_label(rec)
+            if k == "corruption"
+            else int(rec.get(k, 0))
+            if k == "severity"
+            else rec[k]
+            for k in keys
+        )
+        index.setdefault(values, {}).setdefault(rec["seed"], rec)
     return index
 
 
@@ -442,11 +486,13 @@ def paired_comparison(
     by_seed: Mapping[int, dict],
     ref: Mapping[int, dict],
     metrics: Sequence[str] = SIGNIFICANCE_METRICS,
+    resamples: int = BOOTSTRAP_RESAMPLES,
 ) -> list[tuple[str, PairedResult]]:
     """Paired bootstrap of the records `by_seed` against `ref` on the seeds and test tiles both
     have, per metric (`miou`: the eval classes; `miou_tail`: the tail tier); empty when they
-    share no seed or tile."""
-    seeds = sorted(set(by_seed) & set(ref))
+    share no seed or tile. A tile pairs with the tile of the same name of the same seed, on the
+    same data (`paired_seeds`); where seeds saw different data, tiles are drawn per seed."""
+    seeds, nested = paired_seeds(by_seed, ref)
     if not seeds:
         return []
     first = by_seed[seeds[0]]
@@ -471,5 +517,30 @@ def paired_comparison(
         names = first["eval_classes"] if metric == "miou" else first["tiers"]["tail"]
         subset = [classes.index(n) for n in names]
         if subset:
-            out.append((metric, paired_bootstrap(a, b, subset)))
+            result = paired_bootstrap(a, b, subset, resamples=resamples, nested=nested)
+            out.append((metric, result))
     return out
+
+
+def paired_seeds(by_seed: Mapping[int, dict], ref: Mapping[int, dict]) -> tuple[list[int], bool]:
+    """The seeds both sides have on the same data, and whether the data differ between seeds.
+
+    Tile names repeat across generated datasets (`test_00000` of `synthetic[seed=1]` is not
+    that of `seed=2`), so a seed pairs only where both records name the same dataset options;
+    where the seeds' options differ (`seed=run`), tile t of one seed is no relation of tile t
+    of another, and the bootstrap draws each seed's tiles apart (`paired_bootstrap(nested)`).
+    """
+    seeds, data = [], set()
+    for seed in sorted(set(by_seed) & set(ref)):
+        mine, theirs = _data_of(by_seed[seed]), _data_of(ref[seed])
+        if mine != theirs:
+            log.warning("paired test: seed %d left out (its runs saw different data)", seed)
+            continue
+        seeds.append(seed)
+        data.add(mine)
+    return seeds, len(data) > 1
+
+
+def _data_of(record: Mapping[str, Any]) -> str:
+    """A record's dataset and options, as one comparable string."""
+    return json.dumps([record["dataset"], record.get("dataset_options", {})], sort_keys=True)

@@ -1,7 +1,8 @@
 """`python run_benchmark.py report <results-dir>`: every table and figure, from records alone.
 
-Reads `<results-dir>/runs/*/` (spec.json, records.jsonl, train_log.jsonl, the model, done)
-and writes into `<results-dir>/report/` (never touching the runs or the sweep's own
+Reads `<results-dir>/runs/*/` (spec.json, records.jsonl, train_log.jsonl, the model, done;
+a frozen folder's gzipped records alike, `benchmark.report.freeze`) and writes into
+`<results-dir>/report/` or `--out` (never touching the runs or the sweep's own
 `leaderboard.csv`):
 
     report.md                 index: every file below with a one-line explanation
@@ -13,8 +14,15 @@ and writes into `<results-dir>/report/` (never touching the runs or the sweep's 
     robustness.csv            full / mean missing / worst / retention / drop / vs reference,
                               per tier, mean, std and CI over seeds
     significance.csv          paired bootstrap of each method against the reference
+    findings.csv, findings.md every paired comparison within one condition, with Holm's
+                              adjustment per table and a stable id to quote (`.findings`)
     tables/<dataset>.md|.tex  Markdown and booktabs LaTeX tables
     figures/<dataset>_*.png|.pdf
+
+    where a single-model method has every scenario (`benchmark.report.failure`):
+    failure.csv, failure_curve.csv  expected mIoU under random modality failure (Liao et al.),
+                              tile-level random missingness, beside the uniform means
+    tables/<dataset>_failure.md|.tex, figures/<dataset>_failure.png|.pdf
 
     where runs have corrupted test records (`benchmark.report.corruption`):
     corruption.csv            mIoU over seeds per ... x corruption x severity (0 = clean)
@@ -43,7 +51,7 @@ import dataclasses
 import functools
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,12 +60,13 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from benchmark.core.records import SELECTION_FULL_VAL, RunSpec
-from benchmark.report import frames, plots, render, tables
+from benchmark.report import convergence, failure, findings, frames, plots, render, tables
 from benchmark.report.frames import COMPLETE, BoardEntry, budget_of, dataset_of, label_of
 from benchmark.report.robustness import robustness
 from benchmark.report.stats import test_description
 from benchmark.run.selection import SELECTION_DESCRIPTION, SELECTIONS
-from benchmark.run.store import RUNS, RunStore, StoredRun
+from benchmark.run.store import FROZEN, RUNS, RunStore, StoredRun, frozen_changes
+from benchmark.run.sweep import DATA_SEED, RUN_SEED
 from benchmark.system.confine import write_target
 from benchmark.system.errors import BenchmarkError, describe
 from benchmark.system.io import atomic_write_json, atomic_write_text
@@ -86,6 +95,13 @@ class Results:
     """The selection rule whose records the report shows."""
     lacking: list[StoredRun] = field(default_factory=list)
     """Finished runs without records of that rule (made before every rule was recorded)."""
+    weights: Path | None = None
+    """Where the runs' weights are, if not under `root` (a folder being frozen: its source)."""
+    off_budget: list[StoredRun] = field(default_factory=list)
+    """Finished runs of a configuration trained at several step budgets, at a budget the main
+    tables do not show (`convergence.off_budget`); the budget section shows every budget."""
+    leaderboard_steps: int | None = None
+    """The budget the main tables show where there are several (None: each one's largest)."""
 
     @functools.cached_property
     def records(self) -> list[dict]:
@@ -97,7 +113,7 @@ class Results:
         ]
 
 
-def distinguish(specs: Sequence[dict]) -> None:
+def distinguish(specs: Sequence[dict], off_budget: Collection[str] = ()) -> None:
     """Name runs apart that share a label but not a budget, dataset options or training
     condition.
 
@@ -115,23 +131,30 @@ def distinguish(specs: Sequence[dict]) -> None:
     report shows one rule's records.)
     `_report_family` keeps the label before the training condition: the runs the
     training-missing report draws as one line.
+
+    Runs in `off_budget` (ids: a configuration's other step budgets, which the main tables
+    leave out, `convergence.off_budget`) are not named apart by budget: the budget section
+    shows them, and the runs shown keep their plain label.
     """
     by_dataset: dict[str, set] = {}
-    for spec in specs:
-        options = tuple(tuple(pair) for pair in spec["dataset_options"])
-        by_dataset.setdefault(spec["dataset"], set()).add(options)
-    for spec in specs:
+    options = data_options(specs)
+    for spec, mine in zip(specs, options, strict=True):
+        by_dataset.setdefault(spec["dataset"], set()).add(mine)
+    for spec, mine in zip(specs, options, strict=True):
         if len(by_dataset[spec["dataset"]]) > 1:
-            inner = ",".join(f"{k}={v}" for k, v in spec["dataset_options"])
+            inner = ",".join(f"{k}={v}" for k, v in mine)
             spec["_report_dataset"] = f"{spec['dataset']}[{inner}]"
+        elif (DATA_SEED, RUN_SEED) in mine:
+            spec["_report_dataset"] = f"{spec['dataset']}[{DATA_SEED}={RUN_SEED}]"
     conditions: dict[str, set] = {}
     for spec in specs:
         conditions.setdefault(dataset_of(spec), set()).add(train_missing_text(spec))
     by_label: dict[tuple, set] = {}
-    for spec in specs:
+    shown = [spec for spec in specs if spec.get("run_id") not in off_budget]
+    for spec in shown:
         key = (dataset_of(spec), label_of(spec))
         by_label.setdefault(key, set()).add(budget_of(spec))
-    for spec in specs:
+    for spec in shown:
         if len(by_label[(dataset_of(spec), label_of(spec))]) > 1:
             budget, steps, preset = budget_of(spec)
             flops = ", equal FLOPs" if budget == "flops" else ""
@@ -140,6 +163,29 @@ def distinguish(specs: Sequence[dict]) -> None:
         spec["_report_family"] = label_of(spec)
         if len(conditions[dataset_of(spec)]) > 1 and train_missing_text(spec) != COMPLETE:
             spec["_report_label"] = f"{label_of(spec)} (train {train_missing_phrase(spec)})"
+
+
+def data_options(specs: Sequence[Mapping[str, Any]]) -> list[tuple]:
+    """Each run's dataset options as the report groups them: where a dataset's runs (otherwise
+    alike) were drawn from several data seeds, a run whose data seed is its training seed has
+    `seed=run` (`sweep.RUN_SEED`), so that seeds 0, 1, 2 of `synthetic[seed=run]` form one
+    dataset with three seeds rather than three datasets with one each."""
+
+    def rest(spec: Mapping[str, Any]) -> tuple:
+        return tuple(tuple(pair) for pair in spec["dataset_options"] if pair[0] != DATA_SEED)
+
+    seeds: dict[tuple, set] = {}
+    for spec in specs:
+        given = dict(spec["dataset_options"]).get(DATA_SEED)
+        seeds.setdefault((spec["dataset"], rest(spec)), set()).add(given)
+    out = []
+    for spec in specs:
+        options = dict(spec["dataset_options"])
+        varied = len(seeds[(spec["dataset"], rest(spec))]) > 1
+        if varied and DATA_SEED in options and options[DATA_SEED] == spec["seed"]:
+            options[DATA_SEED] = RUN_SEED
+        out.append(tuple(sorted(options.items())))
+    return out
 
 
 def train_missing_text(spec: Mapping[str, Any]) -> str:
@@ -153,10 +199,15 @@ def train_missing_phrase(spec: Mapping[str, Any]) -> str:
 
 
 def load_results(
-    root: Path, reference: str = "baseline", selection: str = SELECTION_FULL_VAL
+    root: Path,
+    reference: str = "baseline",
+    selection: str = SELECTION_FULL_VAL,
+    leaderboard_steps: int | None = None,
 ) -> Results:
     """Every run directory under `root/runs/`; finished runs contribute their records of the
-    `selection` rule (and their intermediate validations)."""
+    `selection` rule (and their intermediate validations). A configuration trained at several
+    step budgets enters the main tables at one, `leaderboard_steps` where it has it, else its
+    largest (`convergence.off_budget`); the others go to `Results.off_budget`."""
     root = Path(root)
     if not root.is_dir():
         raise BenchmarkError(f"report: {root} is not a directory")
@@ -176,7 +227,8 @@ def load_results(
         if run.state == "unreadable":
             log.warning("report: run %s left out: %s", run.run_id, run.status)
     specs = [r.spec for r in runs if r.spec is not None]
-    distinguish(specs)
+    off = convergence.off_budget(runs, leaderboard_steps)
+    distinguish(specs, off)
     done, lacking = selected_runs(runs, selection)
     for run in lacking:
         log.warning(
@@ -186,6 +238,9 @@ def load_results(
             selection,
             selection,
         )
+    off_runs = [r for r in done if r.run_id in off]
+    done = [r for r in done if r.run_id not in off]
+    specs = [r.spec for r in runs if r.spec is not None and r.run_id not in off]
     entries = [BoardEntry(label_of(r.spec), dataset_of(r.spec), r.spec, r) for r in done]
     logs = [(r.spec, store.read_train_log(r.run_id)) for r in done]
     methods = order_methods({label_of(s): s["method"] for s in specs}, reference)
@@ -198,7 +253,10 @@ def load_results(
             for method in methods:
                 if method in labels:
                     expected[(dataset, factor, method)] = len(seeds)
-    return Results(root, runs, entries, methods, expected, logs, selection, lacking)
+    return Results(
+        root, runs, entries, methods, expected, logs, selection, lacking,
+        off_budget=off_runs, leaderboard_steps=leaderboard_steps,
+    )  # fmt: skip
 
 
 def selected_runs(
@@ -268,6 +326,8 @@ SECTIONS = {
         "at severities 1-5 on the scenarios whose modalities it touches (severity 0 = clean "
         "test data). Every other table and figure of this report uses clean test data only."
     ),
+    convergence.SECTION: convergence.SECTION_TEXT,
+    failure.SECTION: failure.SECTION_TEXT,
     TRAIN_MISSING: (
         "Methods trained with a share of the training tiles lacking a modality, against the "
         "same method trained on complete data (clean test data; labelled '(train −m p%)' in "
@@ -417,17 +477,34 @@ def generate_report(
     data_root: Path | None = None,
     qualitative: bool = True,
     selection: str = SELECTION_FULL_VAL,
+    out: Path | None = None,
+    overwrite: bool = False,
+    weights: Path | None = None,
+    leaderboard_steps: int | None = None,
+    flat_delta: float | None = None,
 ) -> list[ReportFile]:
-    """Write every table, CSV, figure and `report.md` under `root/report/`, from the records of
-    the `selection` rule; returns the files."""
+    """Write every table, CSV, figure and `report.md` under `out` (default `root/report/`),
+    from the records of the `selection` rule; returns the files.
+
+    A frozen folder's committed report is rewritten only with `overwrite`; its qualitative
+    grids are not redrawn (it keeps no weights) unless `weights` names the results directory
+    it was frozen from. `leaderboard_steps` and `flat_delta`: the budget the main tables show
+    where a method was trained at several, and the flattening tolerance in points (None:
+    `convergence.DEFAULT_DELTA`; `benchmark.report.convergence`).
+    """
     SELECTIONS.get(selection)  # an unknown rule: one line listing the rules, before writing
-    results = load_results(root, reference, selection)
+    flat_delta = convergence.DEFAULT_DELTA if flat_delta is None else flat_delta
+    convergence.check_options(leaderboard_steps, flat_delta)
+    out = report_target(Path(root), out, overwrite)
+    results = load_results(root, reference, selection, leaderboard_steps)
+    results.weights = weights
     if reference not in results.methods:
         log.warning("reference %r is not among the methods (%s)", reference, results.methods)
-    writer = ReportWriter(Path(root) / REPORT_DIR)
+    writer = ReportWriter(out)
     built = build_frames(results, reference)
     write_frames(writer, built, results, reference)
-    notes: list[str] = []
+    notes = frozen_notes(Path(root)) if weights is None else []
+    qualitative = qualitative and not notes
     for dataset in dict.fromkeys(d for d, _f, _m in results.expected):
         write_tables(writer, built, results, reference, dataset)
         write_figures(writer, built, results, dataset)
@@ -435,6 +512,23 @@ def generate_report(
             notes += write_qualitative(writer, results, dataset, data_root)
     notes += write_corruption(writer, built, results, reference)
     write_train_missing(writer, built, results)
+    versus = findings.counterparts(findings.arms(e.spec for e in results.entries), reference)
+    failure_data = failure.write_section(
+        writer,
+        built.clean,
+        results,
+        versus,
+        render=lambda made, title, part: render_tables(made, title, _rules(part)),
+        conventions=lambda part, dataset: tables.caption_conventions(
+            part, _n_tiles(results.records, dataset)
+        ),
+    )
+    findings.write(writer, results, reference, failure_data)
+    budget_runs = [e.run for e in results.entries] + results.off_budget
+    order = convergence.family_order(results.runs, results.methods)
+    grid = [r.spec for r in results.runs if r.spec is not None]
+    if convergence.write_section(writer, budget_runs, results.selection, order, flat_delta, grid):
+        notes += convergence.budget_notes(results.runs, leaderboard_steps)
     provenance = {
         "results_dir": str(root),
         "reference": reference,
@@ -457,6 +551,47 @@ def generate_report(
     index = report_markdown(results, writer.files, writer.out, reference, notes)
     atomic_write_text(writer.out / "report.md", index)
     return [ReportFile(writer.out / "report.md", "this index"), *writer.files]
+
+
+FROZEN_QUALITATIVE = (
+    "qualitative grids not redrawn: a frozen folder keeps no weights (the grid committed with "
+    "it, figures/<dataset>_qualitative.png, was drawn from them when it was frozen)"
+)
+
+
+def frozen_notes(root: Path) -> list[str]:
+    """A frozen folder's notes for report.md: its qualitative grids are not redrawn, and run
+    files changed since it was frozen are named ([] for any other results directory)."""
+    if not (root / FROZEN).exists():
+        return []
+    log.info("report: %s", FROZEN_QUALITATIVE)
+    notes = [FROZEN_QUALITATIVE]
+    changed = frozen_changes(root)
+    if changed:
+        notes.append(
+            f"{len(changed)} run file(s) differ from what was frozen ({FROZEN}): "
+            + ", ".join(changed[:5])
+            + (", …" if len(changed) > 5 else "")
+        )
+        log.warning("report: %s", notes[-1])
+    return notes
+
+
+def report_target(root: Path, out: Path | None, overwrite: bool) -> Path:
+    """Where the report goes (`out`, default `root/report`), refused before anything is
+    written where it would replace a frozen folder's committed report without `overwrite`, or
+    land among the runs (which would read it as a damaged run)."""
+    out = Path(out) if out is not None else root / REPORT_DIR
+    resolved, runs = out.resolve(), (root / RUNS).resolve()
+    if resolved == runs or runs in resolved.parents:
+        raise BenchmarkError(f"report --out {out}: inside {root / RUNS}; choose another folder")
+    frozen = (out.parent / FROZEN).exists() and out.name == REPORT_DIR
+    if frozen and out.exists() and not overwrite:
+        raise BenchmarkError(
+            f"report: {out} is the committed report of a frozen folder ({out.parent / FROZEN}); "
+            "write elsewhere with --out DIR, or pass --overwrite to regenerate it in place"
+        )
+    return out
 
 
 def build_frames(results: Results, reference: str) -> ReportFrames:
@@ -770,7 +905,7 @@ def _qualitative(results: Results, dataset: str, data_root: Path | None):
 
     if data_root is None:
         raise ValueError("no --data-root")
-    store = RunStore(results.root)
+    store = RunStore(results.weights or results.root)
     runs = [entry.run for entry in results.entries]
     chosen = pick_runs(runs, store, dataset, results.methods, results.selection)
     return qualitative_grid(

@@ -5,7 +5,8 @@ A method's FLOPs per training step are counted on its own real steps (`benchmark
 the baseline's likewise (the preset's `baseline` on the run's dataset, with every modality),
 and the method's steps are scaled by the ratio. The ratio is stored in the run spec, so it is
 part of the run's hash; every schedule inside a method (warm-ups, stage splits) scales with the
-step count it is given.
+step count it is given. A method with a teacher pays for it here: its FLOPs per step count the
+teacher's calls too (`Method.update_calls`), so its student gets fewer steps under this budget.
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ CPU = torch.device("cpu")
 
 
 def flops_per_step(spec: RunSpec, data_root: Path) -> float:
-    """Mean training FLOPs per step of `spec`'s method, counted on the CPU (FLOP counts do not
-    depend on the device)."""
+    """Training FLOPs per budget step of `spec`'s method (a teacher's calls included), counted
+    on the CPU (FLOP counts do not depend on the device)."""
     data = prepare_data(spec, data_root)
     method = build_method(spec, data, CPU)
     batches = training_batches(

@@ -2,10 +2,13 @@
 
 Corruptions (`benchmark.corrupt`) are not part of a run's spec: they change neither training
 nor selection, so a sweep that adds `--corruptions` reuses every trained model and only
-evaluates what is missing. Each (corruption, severity, scenario) is evaluated once per run
-and kept in `corrupted.jsonl` beside the clean records (`RunStore.add_corrupted`); a record is
-the clean test record of the same scenario with the corrupted scores, `corruption` and
-`severity` in place, so its cost, conventions and selection are the run's own.
+evaluates what is missing. Each (corruption, severity, invalid-pixel fill, scenario) is
+evaluated once per run and kept in `corrupted.jsonl` beside the clean records
+(`RunStore.add_corrupted`); a record is the clean test record of the same scenario with the
+corrupted scores, `corruption`, `severity` and `invalid_fill` in place, so its cost,
+conventions and selection are the run's own. The fill (`--invalid-fill`: each method's own
+handling of invalid pixels, or the mean fill for every method) is an evaluation-time choice:
+the same trained model is evaluated under both.
 
 A corrupted evaluation is a job of its own (`corrupted_evaluation_job`), which a launcher
 schedules on a finished run: it rebuilds the run's model from its stored weights, whether the
@@ -24,7 +27,8 @@ from typing import Any
 import torch
 
 from benchmark.core.plugins import METHODS
-from benchmark.core.records import RunSpec
+from benchmark.core.records import INVALID_FILLS as FILLS
+from benchmark.core.records import RunSpec, invalid_fill_of
 from benchmark.core.scenarios import Scenario
 from benchmark.core.spec import DatasetSpec
 from benchmark.corrupt.tile import TileCorruption
@@ -45,20 +49,26 @@ def pending_evaluations(
     corruptions: Sequence[TileCorruption],
     dataset_spec: DatasetSpec,
 ) -> list[tuple[TileCorruption, list[Scenario]]]:
-    """Per corruption, the run's scenarios that hold a modality it touches and lack a record."""
-    done = {
-        (r["corruption"], r["severity"], r["scenario"])
-        for r in store.read_corrupted(spec.run_id)
-        if r["selection"] == spec.selection
-    }
+    """Per corruption, the run's scenarios that hold a modality it touches and lack a record
+    (of its fill, where the fill matters: a corruption that marks no pixel invalid is evaluated
+    once whatever the fill)."""
+    records = [r for r in store.read_corrupted(spec.run_id) if r["selection"] == spec.selection]
+    done = {(r["corruption"], r["severity"], invalid_fill_of(r), r["scenario"]) for r in records}
+    done_any = {(r["corruption"], r["severity"], r["scenario"]) for r in records}
     scenarios = METHODS.get(spec.method).evaluation_scenarios(spec.train_modalities)
     pending = []
     for corruption in corruptions:
         touched = set(corruption.touches(dataset_spec))
+        key = (corruption.name, corruption.severity)
         todo = [
             s
             for s in scenarios
-            if s.present & touched and (corruption.name, corruption.severity, str(s)) not in done
+            if s.present & touched
+            and (
+                (*key, corruption.fill, str(s)) not in done
+                if corruption.fill_matters
+                else (*key, str(s)) not in done_any
+            )
         ]
         if todo:
             pending.append((corruption, todo))
@@ -79,11 +89,12 @@ def corruptions_pending(
         dataset = DatasetSpec.from_json(card["dataset_spec"])
     except (BenchmarkError, KeyError, TypeError, ValueError):
         done = {
-            (r["corruption"], r["severity"])
+            (r["corruption"], r["severity"], invalid_fill_of(r))
             for r in store.read_corrupted(spec.run_id)
             if r["selection"] == spec.selection
         }
-        return any((c.name, c.severity) not in done for c in corruptions)
+        fills = {c: (c.fill,) if c.fill_matters else FILLS for c in corruptions}
+        return any(all((c.name, c.severity, f) not in done for f in fills[c]) for c in corruptions)
     return bool(pending_evaluations(spec, store, corruptions, dataset))
 
 
@@ -138,8 +149,9 @@ def evaluate_corruptions(
     method.load_state_dict(store.load_model(spec.run_id, spec.selection))
     added = 0
     for family in _by_corruption(pending):
-        # every severity of one corruption in one pass over the tiles: the modalities it leaves
-        # alone are encoded once per window for all of them (`evaluate_plan`)
+        # every severity (and fill) of one corruption in one pass over the tiles: the
+        # modalities it leaves alone are encoded once per window for all of them
+        # (`evaluate_plan`)
         tic = time.perf_counter()
         matrices = evaluate_run_plan(method, data.test, family, spec, device)
         seconds = (time.perf_counter() - tic) / sum(len(scenarios) for _, scenarios in family)
@@ -151,10 +163,11 @@ def evaluate_corruptions(
             store.add_corrupted(spec.run_id, records)
             added += len(records)
             log.info(
-                "run %s · %s severity %d: %s",
+                "run %s · %s severity %d (%s fill): %s",
                 spec.run_id,
                 corruption.name,
                 corruption.severity,
+                corruption.fill,
                 ", ".join(f"{r['scenario']} {100 * r['miou']:.1f}" for r in records),
             )
     return added
@@ -185,6 +198,7 @@ def corrupted_record(
         **score_fields(tiles, dataset_spec.eval_classes, tiers),
         "corruption": corruption.name,
         "severity": corruption.severity,
+        "invalid_fill": corruption.fill,
         "eval_seconds": round(seconds, 3),
         "commit": git_commit(),
         "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -5,8 +5,11 @@ the method's `update` on a real training batch (forward, backward and everything
 does in a step; the optimiser's element-wise updates are not counted) and its `predict` on one
 evaluation window. A step is counted on a deep copy of the method, with every random generator
 restored afterwards, so counting never changes the run it describes. Multi-stage methods do
-different work at different steps (a teacher then a student; imputation after a warm-up), so
-the training cost is the mean over `FLOP_PROBES` steps spread evenly over the run.
+different work at different steps (imputation after a warm-up), so a stage's cost is the mean
+over `FLOP_PROBES` steps spread evenly over it. A method whose `update_calls` exceed its budget
+(a teacher trained for the full budget before its student) has two stages, each probed and
+counted; the per-step figure divides everything by the budget's steps, so the teacher's work is
+part of the run's cost and of what `--budget flops` matches.
 """
 
 from __future__ import annotations
@@ -62,22 +65,60 @@ def probe_steps(total: int, probes: int = FLOP_PROBES) -> list[int]:
     return sorted({int(round(p)) for p in picks})
 
 
-def training_flops_per_step(
-    method: Method, batches: BatchSource, total_steps: int, device: torch.device
+@dataclass(frozen=True)
+class TrainingFlops:
+    """Training FLOPs of a run, per stage (`Method.update_calls`): the prelude's calls (a
+    teacher's; none for most methods) and the deployed model's `steps`."""
+
+    prelude: float
+    deployed: float
+    steps: int
+
+    @property
+    def per_step(self) -> float:
+        """Everything the run trains, per step of its budget (what `--budget flops` matches)."""
+        return (self.prelude + self.deployed) / max(1, self.steps)
+
+
+def stage_flops(
+    method: Method, batches: BatchSource, calls: list[tuple[int, int]], device: torch.device
 ) -> float:
-    """Mean FLOPs of the method's training step over `probe_steps` (on copies)."""
+    """Mean FLOPs of `update` over (call, batch) pairs, each counted on a copy of the method."""
     counts = []
-    for step in probe_steps(total_steps):
-        batch = {k: v.to(device) for k, v in batches.batch(step).items()}
+    for call, index in calls:
+        batch = {k: v.to(device) for k, v in batches.batch(index).items()}
         with preserved_random_state(), warnings.catch_warnings():
             # a deep-copied optimiser loses the scheduler's step marker; the copy is a probe
             warnings.filterwarnings("ignore", message=".*optimizer.step\\(\\)` has been overridden")
             probe = copy.deepcopy(method)
             counts.append(
-                count_flops(lambda p=probe, b=batch, s=step: p.update(b, s))  # noqa: B023
+                count_flops(lambda p=probe, b=batch, s=call: p.update(b, s))  # noqa: B023
             )
             del probe
-    return float(np.mean(counts))
+    return float(np.mean(counts)) if counts else 0.0
+
+
+def training_flops(
+    method: Method, batches: BatchSource, total_steps: int, device: torch.device
+) -> TrainingFlops:
+    """Total training FLOPs of each stage: the mean over `probe_steps` of the stage's calls
+    (prelude call c on batch c, deployed step s as call prelude + s on batch s), times its
+    number of calls."""
+    prelude = type(method).update_calls(total_steps) - total_steps
+    early = [(c, c) for c in probe_steps(prelude)] if prelude > 0 else []
+    late = [(prelude + s, s) for s in probe_steps(total_steps)]
+    return TrainingFlops(
+        prelude * stage_flops(method, batches, early, device),
+        total_steps * stage_flops(method, batches, late, device),
+        total_steps,
+    )
+
+
+def training_flops_per_step(
+    method: Method, batches: BatchSource, total_steps: int, device: torch.device
+) -> float:
+    """Training FLOPs per step of the budget, a prelude's (teacher's) calls included."""
+    return training_flops(method, batches, total_steps, device).per_step
 
 
 @dataclass(frozen=True)
@@ -123,8 +164,13 @@ class RunCost:
 
     params_trained: int
     train_gflops_per_step: float
+    """Everything the run trains per step of its budget (a teacher's calls included)."""
     inference: dict[str, InferenceCost]
     """Scenario (canonical string) -> its inference cost."""
+    prelude_gflops: float = 0.0
+    """Total training GFLOPs of the prelude stage (`Method.update_calls`; 0 without one)."""
+    deployed_gflops: float = 0.0
+    """Total training GFLOPs of the deployed model's steps."""
 
 
 def measure_run_cost(
@@ -135,8 +181,14 @@ def measure_run_cost(
     device: torch.device,
 ) -> RunCost:
     """Everything `RunCost` holds, measured on the run's own method and batches."""
-    train = training_flops_per_step(method, batches, total_steps, device) / GIGA
+    train = training_flops(method, batches, total_steps, device)
     window = {k: v[:1].to(device) for k, v in batches.batch(0).items()}
     with preserved_random_state():
         inference = {str(s): inference_cost(method, window, s) for s in scenarios}
-    return RunCost(trained_parameters(method), train, inference)
+    return RunCost(
+        trained_parameters(method),
+        train.per_step / GIGA,
+        inference,
+        train.prelude / GIGA,
+        train.deployed / GIGA,
+    )

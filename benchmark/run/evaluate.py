@@ -14,9 +14,16 @@ import numpy as np
 import torch
 
 from benchmark.core.dataset import MultiModalDataset
-from benchmark.core.method import Method, evaluation_mode
+from benchmark.core.method import Method, evaluation_mode, invalid_masks, mean_fill_invalid
 from benchmark.core.plugins import METHODS
-from benchmark.core.records import CLEAN, EvalRecord, RunSpec, tiles_evaluated
+from benchmark.core.records import (
+    CLEAN,
+    MEAN_FILL,
+    OWN_FILL,
+    EvalRecord,
+    RunSpec,
+    tiles_evaluated,
+)
 from benchmark.core.scenarios import Scenario
 from benchmark.core.sharing import encode_once, shared_encodings
 from benchmark.core.spec import MASK
@@ -28,7 +35,6 @@ from benchmark.run.cost import RunCost
 from benchmark.run.inference import (
     PredictFn,
     PredictViewsFn,
-    one_by_one,
     sliding_window_bands,
     sliding_window_views,
 )
@@ -38,34 +44,57 @@ from benchmark.system.provenance import git_commit, versions
 VALID_PREFIX = "valid:"
 """Key prefix of a modality's per-pixel validity ([1, H, W], 1 = valid) in a corrupted tile's
 inputs; it travels through the sliding windows with the rasters and is split off before the
-method's `fill_invalid` and `predict_views` (`views_predictor`)."""
+method sees the view (`views_predictor`)."""
 
 
-def views_predictor(method: Method, predict: PredictFn | None = None) -> PredictViewsFn:
+def views_predictor(
+    method: Method,
+    predict: PredictFn | None = None,
+    fills: Sequence[str | None] | None = None,
+) -> PredictViewsFn:
     """What the harness calls on the views of a batch of windows (`Method.predict_views`, or
-    a validation probe's `predict` view by view). Windows may carry validity masks: invalid
-    pixels go through the method's `fill_invalid` first, so the method decides what a cloud
-    or void pixel means."""
-    predict_views = method.predict_views if predict is None else one_by_one(predict)
+    a validation probe's `predict` view by view).
+
+    Windows may carry validity masks; `fills` says per view (in the order the views come)
+    how their invalid pixels are handled: `own` (the default) hands the masks to the method,
+    which treats them as it treats a missing modality (`Method.predict_partial`); `mean` sets
+    them to the training mean for every method (`mean_fill_invalid`) and predicts as usual. A
+    probe's `predict` gets the method's `fill_invalid` inputs under `own`."""
+    predict_views = method.predict_views
 
     def run(views: Sequence[Mapping[str, torch.Tensor]]) -> Sequence[torch.Tensor]:
-        with shared_encodings():  # the default fill of one (tensor, mask) pair is shared too
-            return predict_views([_filled(method, view) for view in views])
+        with shared_encodings():  # one fill per (tensor, mask) for every view of the window
+            inputs, validity = [], []
+            for index, view in enumerate(views):
+                tensors, masks = _split(view)
+                fill = (fills[index] if fills is not None else None) or OWN_FILL
+                if masks and fill == MEAN_FILL:
+                    tensors, masks = mean_fill_invalid(tensors, masks), {}
+                elif masks and predict is not None:
+                    tensors, masks = method.fill_invalid(tensors, invalid_masks(tensors, masks)), {}
+                inputs.append(tensors)
+                validity.append(masks)
+            if predict is not None:
+                return [predict(view) for view in inputs]
+            if not any(validity):  # clean windows: the one-argument form of the contract
+                return predict_views(inputs)
+            return predict_views(inputs, validity)
 
     return run
 
 
-def _filled(method: Method, view: Mapping[str, torch.Tensor]) -> Mapping[str, torch.Tensor]:
-    """A view's modality tensors, invalid pixels filled by the method; validity keys dropped."""
-    validity = {  # one bool mask per distinct window tensor (the views share it)
+def _split(
+    view: Mapping[str, torch.Tensor],
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """A view's modality tensors and its validity masks (bool, True = valid) by modality."""
+    masks = {  # one bool mask per distinct window tensor (the views share it)
         k.removeprefix(VALID_PREFIX): encode_once(VALID_PREFIX, v, _is_valid)
         for k, v in view.items()
         if k.startswith(VALID_PREFIX)
     }
-    if not validity:
-        return view
-    inputs = {k: v for k, v in view.items() if not k.startswith(VALID_PREFIX)}
-    return method.fill_invalid(inputs, validity)
+    if not masks:
+        return dict(view), {}
+    return {k: v for k, v in view.items() if not k.startswith(VALID_PREFIX)}, masks
 
 
 def _is_valid(mask: torch.Tensor) -> torch.Tensor:
@@ -119,10 +148,12 @@ def evaluate_plan(
     ones), so a method encodes each distinct modality tensor of a window once
     (`Method.predict_views`). The method sees only the present modalities and never the labels.
     `predict` replaces the method's own (a validation probe, e.g. a distillation teacher).
+    A corruption's `fill` says how the pixels it marks invalid are handled (`views_predictor`).
     Corrupted tiles are corrupted whole (the same tile for every scenario); large clean tiles
     stream through in bands of rows.
     """
-    predict_views = views_predictor(method, predict)
+    fills = [None if c is None else c.fill for c, scenarios in plan for _ in scenarios]
+    predict_views = views_predictor(method, predict, fills)
     spec = dataset.spec
     normalize = Normalizer(spec)
     matrices: list[dict[Scenario, list[ConfusionMatrix]]] = [
@@ -179,22 +210,27 @@ def _tile_views(
     """Every (corruption, scenario) view of tile `index`, in plan order, and its labels.
 
     A corrupted modality equal to the clean one (a corruption leaves it alone) is the clean
-    tensor object, so the views share it."""
+    tensor object, so the views share it; the entries of one draw that differ only in how
+    invalid pixels are filled share the corrupted tensors too."""
     raw = dataset.load(index)
     labels = raw.pop(MASK)
     clean_arrays = normalize(dict(raw))
     clean = {k: torch.from_numpy(v).to(device) for k, v in clean_arrays.items()}
+    drawn: dict[TileCorruption, dict[str, torch.Tensor]] = {}
     views = []
     for corruption, scenarios in plan:
         tensors = clean
         if corruption is not None:
-            corrupted = _corrupted_inputs(raw, dataset, index, corruption)
-            tensors = {
-                k: clean[k]
-                if k in clean and np.array_equal(v, clean_arrays[k])
-                else torch.from_numpy(v).to(device)
-                for k, v in corrupted.items()
-            }
+            draw = corruption.draw
+            if draw not in drawn:
+                corrupted = _corrupted_inputs(raw, dataset, index, corruption)
+                drawn[draw] = {
+                    k: clean[k]
+                    if k in clean and np.array_equal(v, clean_arrays[k])
+                    else torch.from_numpy(v).to(device)
+                    for k, v in corrupted.items()
+                }
+            tensors = drawn[draw]
         views += [select_present(tensors, s) for s in scenarios]
     return views, labels
 

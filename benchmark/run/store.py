@@ -18,6 +18,10 @@
         done                          written last: the run is finished
         .lock                         held while a process executes the run
         tensorboard/                  TensorBoard scalars, with `--log tensorboard`
+    <out>/frozen.json                 marks a frozen folder (`report --freeze`): its runs keep
+                                      spec.json, train_log.jsonl, failed.json, done and their
+                                      records as records.jsonl.gz / corrupted.jsonl.gz, no
+                                      weights or checkpoints (read like the plain files)
 
 States of a run: `done`, `failed`, `busy` (another process holds its lock), `incomplete` (a
 checkpoint to resume from) and `pending` (nothing yet). Every file is written atomically
@@ -35,6 +39,7 @@ removed by hand (`rm <out>/runs/<run_id>/.lock`); a flock vanishes with its proc
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import shutil
@@ -58,6 +63,7 @@ from benchmark.system.io import (
     atomic_write_bytes,
     atomic_write_json,
     atomic_write_jsonl,
+    gzip_bytes,
     load_tensors,
     read_jsonl,
 )
@@ -80,6 +86,16 @@ DONE = "done"
 LOCK = ".lock"
 OUT_MARKER = ".missbench"
 """File that marks a directory as a MissBench results directory."""
+FROZEN = "frozen.json"
+"""File that marks a frozen folder: a study's records without weights, committed with its
+report (`benchmark.report.freeze`)."""
+GZ = ".gz"
+FROZEN_PLAIN = (SPEC, TRAIN_LOG, FAILED)
+"""What a frozen run keeps as it is (`done` is written last)."""
+FROZEN_GZIPPED = (RECORDS, CORRUPTED)
+"""What a frozen run keeps gzipped: the records, with a confusion matrix per test tile, are
+most of a run's text (about 150 KB for a quick run on `synthetic`, 770 KB on `synthetic_4m`,
+about 4.3x smaller gzipped)."""
 
 STATES = ("done", "failed", "busy", "incomplete", "pending")
 
@@ -265,13 +281,20 @@ class RunStore:
         except (OSError, ValueError, KeyError, TypeError):
             return "failed (no readable failed.json)"
 
+    def jsonl_path(self, run_id: str, name: str) -> Path:
+        """Where a run's JSON-lines file `name` is: the plain file, else its gzipped copy (a
+        frozen folder's), else the plain path (absent)."""
+        path = self.run_dir(run_id) / name
+        gzipped = path.with_name(name + GZ)
+        return gzipped if not path.exists() and gzipped.exists() else path
+
     def read_records(self, run_id: str) -> list[dict[str, Any]]:
         """The evaluation records of a finished run."""
-        return read_jsonl(self.run_dir(run_id) / RECORDS)
+        return read_jsonl(self.jsonl_path(run_id, RECORDS))
 
     def read_corrupted(self, run_id: str) -> list[dict[str, Any]]:
         """The run's evaluations under test-time corruptions ([] when none were made)."""
-        path = self.run_dir(run_id) / CORRUPTED
+        path = self.jsonl_path(run_id, CORRUPTED)
         return read_jsonl(path) if path.exists() else []
 
     def add_corrupted(self, run_id: str, records: Sequence[dict[str, Any]]) -> None:
@@ -284,9 +307,33 @@ class RunStore:
     def read_train_log(self, run_id: str) -> list[dict[str, Any]]:
         """The training log, or [] when it is missing or unreadable."""
         try:
-            return read_jsonl(self.run_dir(run_id) / TRAIN_LOG)
+            return read_jsonl(self.jsonl_path(run_id, TRAIN_LOG))
         except (OSError, ValueError):
             return []
+
+    def freeze_run(self, run_id: str, dest: RunStore) -> list[Path]:
+        """Copy what a report reads of the run into `dest` (a frozen folder): spec, training
+        log, failure and records (gzipped), `done` last; never weights or checkpoints. The
+        bytes are copied, not parsed, so a damaged run stays as damaged (and as reported).
+        Returns the files written."""
+        source, target = self.run_dir(run_id), dest.run_dir(run_id)
+        written = []
+        for name in FROZEN_PLAIN:
+            if (source / name).is_file():
+                atomic_write_bytes(target / name, (source / name).read_bytes())
+                written.append(target / name)
+        for name in FROZEN_GZIPPED:
+            path = self.jsonl_path(run_id, name)
+            if not path.is_file():
+                continue
+            data = path.read_bytes()
+            gzipped = data if path.suffix == GZ else gzip_bytes(data)
+            atomic_write_bytes(target / (name + GZ), gzipped)
+            written.append(target / (name + GZ))
+        if (source / DONE).is_file():
+            atomic_write_bytes(target / DONE, (source / DONE).read_bytes())
+            written.append(target / DONE)
+        return written
 
     def selections(self, run_id: str) -> set[str]:
         """The selection rules a finished run has records of (none when they are unreadable)."""
@@ -473,6 +520,35 @@ class RunStore:
         root = self.out / RUNS
         names = sorted(p.name for p in root.glob("*") if p.is_dir()) if root.is_dir() else []
         return [self.load(name) for name in names]
+
+
+def read_frozen(out: Path) -> dict[str, Any]:
+    """A frozen folder's `frozen.json` ({} for any other folder, or when it is unreadable)."""
+    try:
+        data = json.loads((Path(out) / FROZEN).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def frozen_changes(out: Path) -> list[str]:
+    """The run files of a frozen folder that differ from what was frozen (edited, missing or
+    added, relative to `out`); [] when it is intact or not a frozen folder."""
+    recorded = read_frozen(out).get("sha256")
+    if not isinstance(recorded, dict):
+        return []
+    root = Path(out)
+    present = {str(p.relative_to(root)) for p in (root / RUNS).rglob("*") if p.is_file()}
+    changed = [
+        name for name, digest in recorded.items()
+        if name not in present or file_sha256(root / name) != digest
+    ]  # fmt: skip
+    return sorted(changed + sorted(present - set(recorded)))
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes (hex)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def spec_mismatch(spec: Any, run_id: str) -> str:

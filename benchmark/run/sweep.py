@@ -8,13 +8,15 @@ and checks existing checkpoints, still writing nothing under `--out`.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
-from benchmark.core.hparams import resolve_hparams
+from benchmark.core.hparams import Params, resolve_hparams
 from benchmark.core.options import NamedConfig
 from benchmark.core.plugins import DATASETS, METHODS, importable_modules
 from benchmark.core.presets import Preset
@@ -56,6 +58,24 @@ class SweepRequest:
     is trained again."""
     corruptions: tuple[TileCorruption, ...] = ()
     """Test-time corruptions x severities each finished run is also evaluated under."""
+    tuned: Mapping[str, Params] | None = None
+    """`--hparams-from`: method -> its tuned values (a `tune` study's best trial), applied
+    over the preset and under the method's explicit overrides; None = none applied."""
+    tuned_from: str = ""
+    """Where `tuned` was read (for the error that names a method it lacks)."""
+
+    def tuned_for(self, method: str) -> Params:
+        """The tuned values of `method` (none without `--hparams-from`); a method the study
+        did not tune is refused, never run with its defaults instead."""
+        if self.tuned is None:
+            return Params()
+        if method not in self.tuned:
+            tuned = ", ".join(sorted(self.tuned)) or "none"
+            raise BenchmarkError(
+                f"--hparams-from {self.tuned_from}: no tuned configuration for method "
+                f"{method!r} (tuned: {tuned}); tune it first or leave it out"
+            )
+        return self.tuned[method]
 
 
 @dataclass(frozen=True)
@@ -87,6 +107,7 @@ def expand(request: SweepRequest) -> Sweep:
     """
     methods = expand_method_names(request.methods)
     method_classes = [METHODS.get(m.name) for m in methods]
+    tuned = {m.name: request.tuned_for(m.name) for m in methods}
     total = request.steps if request.steps is not None else request.preset.steps
     if total < 1:
         raise BenchmarkError(f"--steps must be a positive integer, got {total}")
@@ -98,7 +119,10 @@ def expand(request: SweepRequest) -> Sweep:
         dataset = NamedConfig(name, given.overrides)
         cls = DATASETS.get(name)
         dataset_classes.append(cls)
-        options = cls.make_options(dataset.overrides)
+        check_run_seed(dataset, cls)
+        options = cls.make_options(
+            dataset_for_seed(dataset, min(request.seeds, default=0)).overrides
+        )
         names = cls.modalities_for(options)
         scenarios = scenarios_for_missing(request.missing, names)
         reported[name] = tuple(str(s) for s in scenarios)
@@ -110,7 +134,14 @@ def expand(request: SweepRequest) -> Sweep:
                 for subset in method_cls.training_subsets(names, scenarios):
                     for seed in request.seeds:
                         spec = make_run_spec(
-                            method, dataset, seed, request.preset, total, subset, factor
+                            method,
+                            dataset_for_seed(dataset, seed),
+                            seed,
+                            request.preset,
+                            total,
+                            subset,
+                            factor,
+                            tuned=tuned[method.name],
                         )
                         specs.append(
                             replace(spec, train_missing=missing, selection=request.selection)
@@ -118,6 +149,32 @@ def expand(request: SweepRequest) -> Sweep:
     models = [c.record.apply for c in request.corruptions]  # a corruption registered by hand
     modules = importable_modules([*method_classes, *dataset_classes, *models])
     return Sweep(tuple(specs), reported, modalities, modules, request.selection)
+
+
+DATA_SEED = "seed"
+RUN_SEED = "run"
+"""`--dataset "synthetic[seed=run]"`: each run trains and is tested on the dataset generated
+with the run's own seed, so seeds vary the data as well as the training. The resolved seed is
+in the run spec's dataset options (and every record's), so run i's id and records say which
+data it saw: run i is the very run that `seed=i` given by hand makes."""
+
+
+def dataset_for_seed(dataset: NamedConfig, seed: int) -> NamedConfig:
+    """`dataset` with `seed=run` resolved to the run's `seed` (any other dataset unchanged)."""
+    if dataset.overrides.get(DATA_SEED) != RUN_SEED:
+        return dataset
+    return NamedConfig(dataset.name, Params({**dataset.overrides, DATA_SEED: seed}))
+
+
+def check_run_seed(dataset: NamedConfig, cls: type) -> None:
+    """Refuse `seed=run` for a dataset that is not generated from a seed."""
+    if dataset.overrides.get(DATA_SEED) != RUN_SEED:
+        return
+    if DATA_SEED not in {f.name for f in dataclasses.fields(cls.Options)}:
+        raise BenchmarkError(
+            f"dataset {dataset.name!r}: seed=run draws each run's data from its seed, but "
+            f"{dataset.name} has no seed option (only generated datasets, e.g. synthetic, do)"
+        )
 
 
 def make_run_spec(
@@ -128,12 +185,15 @@ def make_run_spec(
     steps: int,
     train_modalities: Sequence[str],
     imbalance: float = 1.0,
+    tuned: Mapping[str, Any] | None = None,
 ) -> RunSpec:
     """Resolve a (canonical) method and dataset with their overrides into a frozen spec; unknown
-    hyperparameters and options raise here, before anything runs."""
+    hyperparameters and options raise here, before anything runs. `tuned` (a study's best
+    values) lies between the preset and the explicit overrides."""
     hparams = resolve_hparams(
         METHODS.get(method.name).hparam_space(),
         preset.hparams,
+        tuned or {},
         method.overrides,
         owner=f"method {method.name!r}",
     )

@@ -69,12 +69,15 @@ def train_step(
     step: int,
     device: torch.device,
     clock: PhaseMarker | None = None,
+    batch_index: int | None = None,
 ) -> dict[str, float]:
-    """One harness training step: batch `step` onto the device, update, finiteness check.
+    """One harness training step: batch `batch_index` (default `step`) onto the device,
+    update call `step`, finiteness check.
 
     `clock` (profiling only) is told where the time goes; the method marks its own phases.
     """
-    batch = {k: v.to(device, non_blocking=True) for k, v in sampler.batch(step).items()}
+    index = step if batch_index is None else batch_index
+    batch = {k: v.to(device, non_blocking=True) for k, v in sampler.batch(index).items()}
     if clock is not None:
         clock.mark("data")
     with phase_clock(clock):
@@ -90,6 +93,44 @@ def train_step(
 
 class RunDiverged(FloatingPointError):
     """Training produced a non-finite loss."""
+
+
+@dataclass(frozen=True)
+class CallPlan:
+    """Where a run's `update` calls go (`Method.update_calls`): the first `prelude` calls train
+    what comes before the deployed model (a teacher), the last `steps` the deployed model; each
+    stage reads batches 0, 1, ... so both see the data every other method's model sees."""
+
+    steps: int
+    prelude: int
+
+    @classmethod
+    def of(cls, spec: RunSpec) -> CallPlan:
+        calls = METHODS.get(spec.method).update_calls(spec.steps)
+        if calls < spec.steps:
+            raise BenchmarkError(
+                f"method {spec.method!r}: update_calls({spec.steps}) = {calls}; expected at "
+                "least the step budget"
+            )
+        return cls(spec.steps, calls - spec.steps)
+
+    @property
+    def calls(self) -> int:
+        return self.prelude + self.steps
+
+    def batch_index(self, call: int) -> int:
+        """The training batch of update call `call`."""
+        return call if call < self.prelude else call - self.prelude
+
+    def deployed_step(self, calls_done: int) -> int:
+        """Steps the deployed model has taken after `calls_done` calls (0 in the prelude)."""
+        return max(0, calls_done - self.prelude)
+
+    def validates_after(self, calls_done: int, every: int) -> bool:
+        """Whether the harness validates after `calls_done` calls: every `every` steps of the
+        deployed model and after its last step; never in the prelude."""
+        step = self.deployed_step(calls_done)
+        return step > 0 and (step % every == 0 or step == self.steps)
 
 
 @dataclass
@@ -123,6 +164,8 @@ class TrainState:
     step_seconds: list[float] = field(default_factory=list)
     probes: dict[str, float] = field(default_factory=dict)
     """The method's validation probes at the latest validation (`<name>_val_miou`)."""
+    prelude_seconds: float = 0.0
+    """Training seconds of the prelude stage (`Method.update_calls`; a teacher's), once done."""
     val_score: float = float("nan")
     """Validation mIoU with every modality at the latest validation (progress, TensorBoard)."""
 
@@ -220,35 +263,44 @@ class RunExecutor:
             data.availability,
         )
         scenarios = METHODS.get(spec.method).evaluation_scenarios(spec.train_modalities)
+        plan = self.plan = CallPlan.of(spec)
         state = self._resume(method)
         self.cost = measure_run_cost(method, sampler.sampler, spec.steps, scenarios, self.device)
         self.store.write_train_log(spec.run_id, state.history)  # the log restarts with the run
-        lines = ProgressLines(f"{spec.label} · {spec.dataset} · seed {spec.seed}", spec.steps)
+        lines = ProgressLines(f"{spec.label} · {spec.dataset} · seed {spec.seed}", plan.calls)
         board = ScalarLog(self.store.run_dir(spec.run_id), enabled=self.tensorboard)
         with sampler, board, progress_bar(disable=not self.show_progress) as bar:
             task = bar.add_task(
                 f"train {spec.label} seed {spec.seed}",
-                total=spec.steps,
+                total=plan.calls,
                 completed=state.step,
                 info="",
             )
             tic = time.perf_counter()
-            while state.step < spec.steps:
+            while state.step < plan.calls:
                 started = time.perf_counter()
-                losses = train_step(method, sampler, state.step, self.device)
+                index = plan.batch_index(state.step)
+                losses = train_step(method, sampler, state.step, self.device, batch_index=index)
                 state.step_seconds.append(time.perf_counter() - started)
                 state.step += 1
                 elapsed = state.train_seconds + time.perf_counter() - tic
                 rate, loss = state.step / max(elapsed, 1e-9), losses.get("loss", float("nan"))
                 lines.step(state.step, rate, loss)
-                if state.step % LOG_EVERY == 0 or state.step == spec.steps:
+                if state.step % LOG_EVERY == 0 or state.step == plan.calls:
                     row = {"step": state.step, "seconds": round(elapsed, 3), **losses}
                     state.history.append(row)
                     self.store.append_train_log(spec.run_id, row)
                     board.scalars("train", losses, state.step)
                     bar.update(task, info=f"loss {loss:.3f} {rate:.2f} it/s")
                 bar.update(task, completed=state.step)
-                if state.step % spec.val_every == 0 or state.step == spec.steps:
+                if 0 < state.step <= plan.prelude:  # no validation before the deployed model
+                    if state.step % spec.val_every == 0 or state.step == plan.prelude:
+                        state.train_seconds += time.perf_counter() - tic
+                        if state.step == plan.prelude:
+                            state.prelude_seconds = state.train_seconds
+                        self._checkpoint(method, state)
+                        tic = time.perf_counter()
+                elif plan.validates_after(state.step, spec.val_every):
                     state.train_seconds += time.perf_counter() - tic
                     self._validate(bar, data, method, state)
                     lines.validation(state.step, state.val_score)
@@ -313,34 +365,58 @@ class RunExecutor:
             "selection": owner,
             "train_seconds": round(state.train_seconds, 3),
             "step_ms": round(state.median_step_ms, 2),
-            "extra": {**method.diagnostics(), **state.probes},
+            "extra": {**method.diagnostics(), **state.probes, **self._stage_costs(state)},
         }
         return [earlier[str(s)] | final for s in scenarios]
 
     def _validate(self, bar: Progress, data: RunData, method: Method, state: TrainState) -> None:
         """Validate every scenario the run is evaluated on (and the method's probes), keep the
-        weights each selection rule chooses, and checkpoint everything a resumed run needs."""
+        weights each selection rule chooses, and checkpoint everything a resumed run needs.
+
+        Records and selection count the deployed model's steps (`checkpoint_step`); the method's
+        `observe_validation` gets its update calls, the count its `update` sees."""
         spec = self.spec
+        step = self.plan.deployed_step(state.step)
         full = str(Scenario(frozenset(spec.train_modalities)))
         state.probes = probe_scores(method, data.val, spec, self.device)
         feedback = feedback_iou(method, data.val, spec, self.device)
         if feedback:
             method.observe_validation(feedback, state.step)
         scenarios = METHODS.get(spec.method).evaluation_scenarios(spec.train_modalities)
-        records = self._evaluate(bar, data, method, "val", scenarios, state.step, state, "")
+        records = self._evaluate(bar, data, method, "val", scenarios, step, state, "")
         state.val_records += records
         state.val_score = next(float(r["miou"]) for r in records if r["scenario"] == full)
         chosen = chosen_steps(state.val_records, state.chosen)
-        if state.step in chosen.values():
-            state.kept[state.step] = copy.deepcopy(method.state_dict())
-        state.kept = {step: w for step, w in state.kept.items() if step in chosen.values()}
+        if step in chosen.values():
+            state.kept[step] = copy.deepcopy(method.state_dict())
+        state.kept = {s: w for s, w in state.kept.items() if s in chosen.values()}
         state.chosen = chosen
+        self._checkpoint(method, state)
+
+    def _checkpoint(self, method: Method, state: TrainState) -> None:
+        """Save what a resumed run needs: the training state, the method's, the random stream."""
         fields = {f.name: getattr(state, f.name) for f in dataclasses.fields(state)}  # no copies
         checkpoint = fields | {
             "method": method.checkpoint(),
             "torch_rng": torch.get_rng_state(),
         }
-        self.store.save_checkpoint(spec.run_id, checkpoint)
+        self.store.save_checkpoint(self.spec.run_id, checkpoint)
+
+    def _stage_costs(self, state: TrainState) -> dict[str, float]:
+        """Each stage's steps, training seconds so far and GFLOPs, named by `Method.STAGES`
+        (`teacher_train_gflops`, `student_train_seconds`, ...); none for a one-stage method."""
+        plan = self.plan
+        if not plan.prelude:
+            return {}
+        first, deployed = METHODS.get(self.spec.method).STAGES
+        return {
+            f"{first}_steps": float(plan.prelude),
+            f"{first}_train_seconds": round(state.prelude_seconds, 3),
+            f"{first}_train_gflops": round(self.cost.prelude_gflops, 4),
+            f"{deployed}_steps": float(plan.steps),
+            f"{deployed}_train_seconds": round(state.train_seconds - state.prelude_seconds, 3),
+            f"{deployed}_train_gflops": round(self.cost.deployed_gflops, 4),
+        }
 
     def _resume(self, method: Method) -> TrainState:
         saved = self.store.load_checkpoint(self.spec, self.device)
@@ -390,7 +466,7 @@ class RunExecutor:
             selection,
             cost=self.cost,
             step_ms=state.median_step_ms,
-            probes=state.probes,
+            probes={**state.probes, **self._stage_costs(state)},
             on_tile=lambda: bar.advance(task),
         )
         bar.remove_task(task)

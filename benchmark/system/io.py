@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import gzip
 import json
 import math
 import os
@@ -101,6 +102,14 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Read a JSON-lines file (blank lines skipped)."""
-    with open(path, encoding="utf-8") as handle:
+    """Read a JSON-lines file (blank lines skipped); a `.gz` one is decompressed as it is read
+    (frozen folders keep their records gzipped)."""
+    opener = gzip.open if Path(path).suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as handle:
         return [json.loads(line) for line in handle if line.strip()]
+
+
+def gzip_bytes(data: bytes) -> bytes:
+    """`data` gzipped reproducibly: no timestamp or file name in the header, so freezing the
+    same records twice gives the same bytes (and no diff in git)."""
+    return gzip.compress(data, compresslevel=9, mtime=0)

@@ -47,6 +47,11 @@ class FusionSegmenter(nn.Module):
             raise KeyError(f"FusionSegmenter needs modalities {missing}; fill them first")
         return [self.encoders[m](inputs[m]) for m in self.modalities]
 
+    def encode_each(self, inputs: Mapping[str, Tensor]) -> dict[str, list[Tensor]]:
+        """Pyramids of whichever of its modalities `inputs` holds, each with its own rows (the
+        present samples only, under `encode_present`)."""
+        return {m: self.encoders[m](inputs[m]) for m in self.modalities if m in inputs}
+
     def decode(self, fused: Sequence[Tensor], size: tuple[int, int]) -> Tensor:
         return self.head(self.decoder(fused), size)
 

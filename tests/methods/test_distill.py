@@ -1,23 +1,45 @@
-"""Distillation: the teacher trains first, is frozen afterwards, and the student learns from it."""
+"""Distillation: the teacher trains first, is frozen afterwards, and the student learns from it;
+the suite's teacher rule gives the student the whole step budget (`distill` and `mmanet`)."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from benchmark.core.method import evaluation_mode, modality_inputs
+from benchmark.core.plugins import METHODS
 from methods.components.training.distillation import feature_l1, logit_kl
 from tests.methods.zoo_helpers import build_method, changed, snapshot
 
 
 def test_budget_split_is_recorded(data_root):
-    method, _, _ = build_method("distill", data_root, {"teacher_fraction": 0.4}, steps=10)
+    method, _, _ = build_method("distill", data_root, steps=10)
     stats = method.diagnostics()
-    assert (stats["teacher_steps"], stats["student_steps"]) == (4.0, 6.0)
+    assert (stats["teacher_steps"], stats["student_steps"]) == (10.0, 10.0)
     assert stats["student_active"] == 0.0
 
 
+@pytest.mark.parametrize("name", ["distill", "mmanet"])
+def test_the_student_gets_the_whole_step_budget(name, data_root):
+    """The teacher rule: the teacher's S steps come on top of the budget, so the deployed
+    student takes S optimisation steps on its own full one-cycle schedule, as every other
+    method's model does; the harness plans 2S update calls."""
+    steps = 2
+    cls = METHODS.get(name)
+    assert cls.update_calls(steps) == 2 * steps and cls.STAGES == ("teacher", "student")
+    assert METHODS.get("baseline").update_calls(steps) == steps
+    method, sampler, _ = build_method(name, data_root, steps=steps)
+    for call in range(cls.update_calls(steps)):
+        method.update(sampler.batch(call % steps), call)
+    stats = method.diagnostics()
+    assert (stats["teacher_updates"], stats["student_updates"]) == (steps, steps)
+    schedule = method._schedulers["student"]
+    assert schedule.total_steps == steps + 1 and schedule.last_epoch == steps
+    assert method._schedulers["teacher"].last_epoch == steps
+
+
 def test_teacher_trains_then_is_frozen_while_the_student_learns(data_root):
-    method, sampler, _ = build_method("distill", data_root, {"teacher_fraction": 0.5}, steps=4)
+    method, sampler, _ = build_method("distill", data_root, steps=2)
     teacher, student = snapshot(method.teacher), snapshot(method.student)
     for step in range(2):  # teacher stage
         losses = method.update(sampler.batch(step), step)
@@ -37,7 +59,7 @@ def test_teacher_trains_then_is_frozen_while_the_student_learns(data_root):
 
 def test_predict_is_always_the_student(data_root):
     """Selection must never pick a teacher checkpoint: predict is the student in both stages."""
-    method, sampler, _ = build_method("distill", data_root, {"teacher_fraction": 0.5}, steps=4)
+    method, sampler, _ = build_method("distill", data_root, steps=2)
     inputs = modality_inputs(sampler.batch(9))
     method.update(sampler.batch(0), 0)  # teacher stage
     with evaluation_mode(method):
@@ -86,8 +108,8 @@ def test_prototype_loss_pulls_only_the_student():
 
 
 def test_student_stage_reports_the_prototype_term(data_root):
-    method, sampler, _ = build_method("distill", data_root, {"teacher_fraction": 0.5}, steps=2)
+    method, sampler, _ = build_method("distill", data_root, steps=1)
     method.update(sampler.batch(0), 0)
-    losses = method.update(sampler.batch(1), 1)
+    losses = method.update(sampler.batch(0), 1)
     assert {"kd", "proto", "student_ce"} <= set(losses) and losses["proto"] > 0
     assert set(method.validation_probes()) == {"teacher"}

@@ -1,4 +1,5 @@
-"""LCKD: teachers follow single-modality validation scores; the L1 never flows into a teacher."""
+"""LCKD: teachers follow single-modality validation scores; the L1 never flows into a teacher;
+the random stage draws subsets as LCKD's code does (never the full set)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import math
 import torch
 
 from benchmark.core.scenarios import Scenario
+from methods.components.training.dropout import SubsetSampler
 from methods.components.training.election import elect_teachers, teacher_l1
 from tests.methods.zoo_helpers import build_method
 
@@ -69,3 +71,30 @@ def test_a_training_step_sends_no_distillation_gradient_into_the_teachers_stem(d
     stems = method.encoder.stems
     assert all(p.grad is None or not p.grad.any() for p in stems["dsm"].parameters())
     assert any(p.grad is not None and p.grad.any() for p in stems["optical"].parameters())
+
+
+def test_random_stage_draws_as_lckd_never_the_full_or_the_empty_set():
+    """LCKD's DualNet draws k uniform in 1..M-1, then k modalities: with four modalities a
+    single modality or a triple has probability 1/12 each, a pair 1/18, the full set 0."""
+    modalities = ("a", "b", "c", "d")
+    sampler = SubsetSampler(modalities, per="batch", include_full=False, by_size=True)
+    expected = {1: 1 / 12, 2: 1 / 18, 3: 1 / 12}
+    assert len(sampler.subsets) == 14 and frozenset(modalities) not in sampler.subsets
+    for subset, p in zip(sampler.subsets, sampler.probabilities.tolist(), strict=True):
+        assert abs(p - expected[len(subset)]) < 1e-12
+    torch.manual_seed(0)
+    sizes = torch.stack([sampler.sample(3)[0] for _ in range(3000)]).sum(1)
+    assert int(sizes.min()) >= 1 and int(sizes.max()) <= 3
+    shares = [float((sizes == k).float().mean()) for k in (1, 2, 3)]
+    assert all(abs(share - 1 / 3) < 0.04 for share in shares), shares
+
+
+def test_the_methods_random_stage_keeps_one_of_two_modalities(data_root):
+    method, sampler, _ = build_method("lckd", data_root, {"full_fraction": 0.0}, steps=4)
+    assert method.sampler.subsets == [frozenset({"dsm"}), frozenset({"optical"})]
+    torch.manual_seed(0)
+    keeps = torch.cat([method.sampler.sample(4) for _ in range(50)])
+    assert bool((keeps.sum(1) == 1).all())  # never both, never none
+    assert 0 < float(keeps[:, 0].float().mean()) < 1
+    single, _, _ = build_method("lckd", data_root, steps=2, modalities=("optical",))
+    assert single.sampler.subsets == [frozenset({"optical"})]  # nothing to drop

@@ -9,6 +9,7 @@ RFNet's MaskModal).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 
 import torch
@@ -32,12 +33,23 @@ def sampler_hparams(what: str) -> dict[str, HParam]:
     }
 
 
+def size_uniform_weights(subsets: Sequence[frozenset[str]]) -> tuple[float, ...]:
+    """Probabilities of `subsets` that draw a size uniformly among the sizes present, then one
+    subset of that size uniformly: LCKD's random stage (k ~ U{1..M-1}, then a random k-subset),
+    which is not uniform over the subsets (with 4 modalities a pair is drawn 1/18 of the time,
+    a single modality or a triple 1/12)."""
+    sizes = Counter(len(s) for s in subsets)
+    return tuple(1.0 / (len(sizes) * sizes[len(s)]) for s in subsets)
+
+
 class SubsetSampler:
     """Draws boolean keep-masks [B, M] over the non-empty subsets of `modalities`.
 
-    `weights` are relative probabilities in the order of `subsets` (full set first, then by
-    decreasing size, as `benchmark.core.scenarios.all_scenarios`); empty = uniform. With two
-    modalities the default is (1/3, 1/3, 1/3) over (full, a only, b only).
+    `weights` are relative probabilities in the order of `subsets` (full set first unless
+    `include_full` is False, then by decreasing size, as `benchmark.core.scenarios.all_scenarios`);
+    empty = uniform, or with `by_size` a size uniformly then a subset of it
+    (`size_uniform_weights`). With two modalities the default is (1/3, 1/3, 1/3) over (full,
+    a only, b only).
     """
 
     def __init__(
@@ -46,6 +58,7 @@ class SubsetSampler:
         weights: Sequence[float] = (),
         per: str = "sample",
         include_full: bool = True,
+        by_size: bool = False,
     ) -> None:
         if per not in SAMPLING:
             raise BenchmarkError(f"modality sampling {per!r}: expected one of {SAMPLING}")
@@ -58,7 +71,7 @@ class SubsetSampler:
             raise BenchmarkError(f"no subsets to sample from {self.modalities}")
         self.subsets: list[frozenset[str]] = [s.present for s in scenarios]
         if not weights:
-            weights = (1.0,) * len(self.subsets)
+            weights = size_uniform_weights(self.subsets) if by_size else (1.0,) * len(self.subsets)
         if len(weights) != len(self.subsets) or any(w < 0 for w in weights) or sum(weights) <= 0:
             order = ", ".join("+".join(sorted(s)) for s in self.subsets)
             raise BenchmarkError(

@@ -1,12 +1,18 @@
-"""Two stages in one step budget: a full-modal fusion teacher, frozen, then a student.
+"""Two stages: a full-modal fusion teacher trained for the whole budget, frozen, then a student
+trained for the whole budget too.
 
-Distillation methods (`distill`, `mmanet`) share the schedule and the bookkeeping: the first
-`teacher_fraction` of the budget trains the teacher with CE on complete inputs under its own
-AdamW one-cycle schedule; from then on the teacher is frozen (eval mode, no gradient, no
-batch-norm statistics updates) and only the student and whatever the method adds learn, under
-a second schedule. `predict` is always the student, so validation-based selection can never pick
-a teacher checkpoint; the teacher's own full-modality validation mIoU is recorded as
-`teacher_val_miou`.
+The suite's rule for methods with a teacher (`distill`, `mmanet`): no deployed model trains for
+fewer steps than any other method's, and what the teacher costs is paid and shown. A run with a
+budget of S steps makes 2S update calls (`update_calls`): calls [0, S) train the teacher with
+CE on complete inputs under its own AdamW one-cycle schedule over S steps (the papers load a
+converged teacher); calls [S, 2S) train the student and whatever the method adds, under a
+second schedule over S steps, the teacher frozen (eval mode, no gradient, no batch-norm
+statistics updates). Both stages read the same batches 0..S-1 as every other method's model.
+The harness validates, and so selects checkpoints, only in the student stage, and counts the
+teacher's calls in the run's cost: its steps, seconds and GFLOPs sit beside the student's in
+the records' `extra` (`teacher_train_gflops`, `student_train_gflops`, ...), its FLOPs are in
+`train_gflops_per_step` and under `--budget flops` they buy the student fewer steps. `predict`
+is always the student; the teacher's own full-modality validation mIoU is `teacher_val_miou`.
 """
 
 from __future__ import annotations
@@ -21,7 +27,6 @@ from torch import Tensor
 from benchmark.api import (
     Batch,
     DatasetSpec,
-    HParam,
     Method,
     TrainContext,
     availability_matrix,
@@ -31,10 +36,6 @@ from benchmark.api import (
 from methods.components.segmenter import FusionSegmenter
 from methods.components.training.fill import mean_fill
 
-TEACHER_FRACTION = HParam(
-    0.4, "share of the step budget spent training the teacher", low=0.05, high=0.95
-)
-
 
 class TeacherStudentMethod(Method):
     """A fusion teacher and a same-size fusion student, each with its own stage and schedule.
@@ -43,14 +44,19 @@ class TeacherStudentMethod(Method):
     whatever else trains beside the student, and implement `student_update`.
     """
 
+    STAGES = ("teacher", "student")
+
+    @classmethod
+    def update_calls(cls, steps: int) -> int:
+        """The teacher's `steps`, then the student's `steps`."""
+        return 2 * steps
+
     def __init__(
         self, spec: DatasetSpec, hparams: Mapping[str, Any], context: TrainContext
     ) -> None:
         super().__init__(spec, hparams, context)
-        hp = self.hparams
-        total = max(2, context.total_steps)
-        self.teacher_steps = min(total - 1, max(1, round(hp["teacher_fraction"] * total)))
-        self.student_steps = total - self.teacher_steps
+        self.teacher_steps = max(1, context.total_steps)
+        self.student_steps = self.teacher_steps
         self.teacher = self.fusion_network()
         self.student = self.fusion_network()
         self.register_buffer("updates", torch.zeros(2, dtype=torch.long))
@@ -68,7 +74,8 @@ class TeacherStudentMethod(Method):
         return int(self.updates[1]) > 0
 
     def update(self, batch: Batch, step: int) -> dict[str, float]:
-        """The teacher's step during its stage; afterwards, frozen, the student's.
+        """The teacher's step for the first `teacher_steps` calls; afterwards, frozen, the
+        student's (`step` counts calls, as `update_calls` plans them).
 
         Under `--train-missing` a sample's absent modality arrives zero-filled, and
         `available` (bool [B, M]) tells the stages which samples are complete.
@@ -137,4 +144,4 @@ class TeacherStudentMethod(Method):
         }
 
 
-__all__ = ["TEACHER_FRACTION", "TeacherStudentMethod"]
+__all__ = ["TeacherStudentMethod"]

@@ -122,7 +122,8 @@ def test_list_markdown_is_a_table(capsys):
     assert main(["list", "--markdown"]) == 0
     lines = capsys.readouterr().out.splitlines()
     header = (
-        "| name | paper | what it does | with a missing modality | with missing training data |"
+        "| name | paper | what it does | with a missing modality | with missing training data "
+        "| with invalid pixels (clouds, voids) |"
     )
     assert header in lines
     assert any(line.startswith("| `baseline` (alias `zero_fill`)") for line in lines)

@@ -76,11 +76,13 @@ def add_corruptions(
     severities: tuple[int, ...] = (1, 2, 3, 4, 5),
     loss: Callable[[dict, str, int], float] | None = None,
     keep: Callable[[dict, str, int], bool] | None = None,
+    fill: str | None = "own",
 ) -> None:
     """Add corrupted copies of every selected test record of every finished run: each
     corruption of `CORRUPTIONS` on the scenarios with its modality, at `severities`; the score
     is scaled by 1 - loss(record, corruption, severity) (default 0.08 x severity) and a
-    condition is left out where `keep` says no (a gap the report must show)."""
+    condition is left out where `keep` says no (a gap the report must show). `fill` is their
+    `invalid_fill` (None: written before the field existed)."""
     loss = loss or (lambda _rec, _c, severity: 0.08 * severity)
     for run in sorted((root / "runs").iterdir()):
         if not (run / "done").exists():
@@ -98,7 +100,10 @@ def add_corruptions(
                     if keep and not keep(rec, corruption, severity):
                         continue
                     factor = 1 - loss(rec, corruption, severity)
-                    extra.append(scaled(rec, factor, corruption=corruption, severity=severity))
+                    changes = {"corruption": corruption, "severity": severity}
+                    if fill is not None:
+                        changes["invalid_fill"] = fill
+                    extra.append(scaled(rec, factor, **changes))
         write_records(run, records + extra)
 
 

@@ -398,3 +398,41 @@ def test_terminal_table_ignores_corrupted_rows_and_splits_training_conditions():
     text = console.export_text()
     assert "50.0 / 50.0" in text and "10.0" not in text  # clean only, not averaged with 0.1
     assert "m (train −dsm 30%)" in text and "30.0 / 30.0" in text
+
+
+def test_mean_fill_rows_are_a_corruption_of_their_own_counted_once_in_the_mce():
+    """`--invalid-fill own,mean`: the mean-fill rows (`clouds (mean fill)`) get their own CE
+    column and severity group beside the methods' own handling, and the mCE averages each
+    corruption once (the own fill), so adding them changes no method's mCE."""
+    scores = {
+        **curves("baseline", 0.6, 0.05),
+        **curves("better", 0.7, 0.03),
+        **curves("worse", 0.5, 0.06),
+    }
+    variant = {
+        (m, seed, "clouds" + frames.MEAN_FILL_SUFFIX, severity, scenario): value - 0.02 * severity
+        for (m, seed, name, severity, scenario), value in scores.items()
+        if name == "clouds"
+    }
+    own = corruption.error_frame(board_of(scores), METHODS, EXPECTED, "baseline")
+    board = board_of({**scores, **variant})
+    both = corruption.error_frame(board, METHODS, EXPECTED, "baseline")
+    for method in METHODS:
+        assert mean_row(both, method)["ce_mean"] == pytest.approx(mean_row(own, method)["ce_mean"])
+    split = both[(both["method"] == "better") & (both["scenario"] == "dsm+optical")]
+    ce = dict(zip(split["corruption"], split["ce_mean"], strict=True))
+    assert ce["clouds (mean fill)"] > ce["clouds"]  # the mean fill lost more here
+    text = render.to_markdown(
+        corruption.error_table(both, "d", METHODS, EXPECTED, "baseline", set())
+    )
+    assert "CE clouds (mean fill)" in text and "--invalid-fill mean" in text
+    table = corruption.severity_table(board, "d", "dsm+optical", METHODS, EXPECTED)
+    assert "| clouds (mean fill) | better |" in render.to_markdown(table)
+    # without the own fill's rows, the mean fill's are the corruption's (old records)
+    alone = corruption.error_frame(
+        board_of({k: v for k, v in {**scores, **variant}.items() if k[2] != "clouds"}),
+        METHODS,
+        EXPECTED,
+        "baseline",
+    )
+    assert mean_row(alone, "better")["ce_mean"] != pytest.approx(mean_row(own, "better")["ce_mean"])
