@@ -21,6 +21,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from rich.markup import escape
@@ -565,18 +566,21 @@ def command_run(args: argparse.Namespace) -> int:
         invalid_fill=args.invalid_fill,
         hparams_from=args.hparams_from,
     )
-    return launch_sweep(
-        request,
-        launcher=args.launcher,
-        data_root=args.data_root or default_data_root(),
-        out=args.out,
-        device=resolve_device(args.device),
-        workers=args.workers,
-        threads=args.threads,
-        retry_failed=args.retry_failed,
-        address=args.address,
-        tensorboard=args.log == "tensorboard",
-    )
+    return launch_sweep(request, **execution(args), tensorboard=args.log == "tensorboard")
+
+
+def execution(args: argparse.Namespace) -> dict[str, Any]:
+    """Where and how `run` and `tune` execute their runs: the same flags mean the same for both."""
+    return {
+        "launcher": args.launcher,
+        "data_root": args.data_root or default_data_root(),
+        "out": args.out,
+        "device": resolve_device(args.device),
+        "workers": args.workers,
+        "threads": args.threads,
+        "retry_failed": args.retry_failed,
+        "address": args.address,
+    }
 
 
 def command_tune(args: argparse.Namespace) -> int:
@@ -596,17 +600,7 @@ def command_tune(args: argparse.Namespace) -> int:
         keep=args.keep,
         selection=args.selection,
     )
-    return tune(
-        request,
-        launcher=args.launcher,
-        data_root=args.data_root or default_data_root(),
-        out=args.out,
-        device=resolve_device(args.device),
-        workers=args.workers,
-        threads=args.threads,
-        retry_failed=args.retry_failed,
-        address=args.address,
-    )
+    return tune(request, **execution(args))
 
 
 def command_list(args: argparse.Namespace) -> int:
