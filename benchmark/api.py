@@ -129,7 +129,7 @@ def run(
     import pandas as pd
 
     from benchmark.commands.launch import LEADERBOARD, launch_sweep
-    from benchmark.commands.requests import default_data_root, resolve_device, sweep_request
+    from benchmark.commands.requests import resolve_execution, sweep_request
 
     request = sweep_request(
         methods=methods,
@@ -147,17 +147,11 @@ def run(
         invalid_fill=invalid_fill,
         hparams_from=hparams_from,
     )
-    out = Path(out)
-    launch_sweep(
-        request,
-        launcher=launcher,
-        data_root=Path(data_root) if data_root is not None else default_data_root(),
-        out=out,
-        device=resolve_device(device),
-        workers=workers,
-        threads=threads,
+    execution = resolve_execution(
+        data_root, device, out=Path(out), launcher=launcher, workers=workers, threads=threads
     )
-    return pd.read_csv(out / LEADERBOARD)
+    launch_sweep(request, execution)
+    return pd.read_csv(execution.out / LEADERBOARD)
 
 
 def tune(
@@ -185,22 +179,16 @@ def tune(
     """
     import pandas as pd
 
-    from benchmark.commands.requests import default_data_root, resolve_device, tune_request
+    from benchmark.commands.requests import resolve_execution, tune_request
     from benchmark.commands.tune import tune as run_tune
     from benchmark.commands.tuning import COST_CSV, TUNE_DIR
 
     request = tune_request(methods, dataset, preset, trials, seed, rungs, keep, selection)
-    out = Path(out)
-    run_tune(
-        request,
-        launcher=launcher,
-        data_root=Path(data_root) if data_root is not None else default_data_root(),
-        out=out,
-        device=resolve_device(device),
-        workers=workers,
-        threads=threads,
+    execution = resolve_execution(
+        data_root, device, out=Path(out), launcher=launcher, workers=workers, threads=threads
     )
-    return pd.read_csv(out / TUNE_DIR / COST_CSV)
+    run_tune(request, execution)
+    return pd.read_csv(execution.out / TUNE_DIR / COST_CSV)
 
 
 def report(

@@ -21,7 +21,6 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import torch
 from rich.markup import escape
@@ -31,12 +30,14 @@ from benchmark.commands.requests import (
     default_data_root,
     positive,
     resolve_device,
+    resolve_execution,
     sweep_request,
 )
 from benchmark.core.options import parse_named, parse_named_list
 from benchmark.core.plugins import load_plugins
 from benchmark.core.presets import PRESETS
 from benchmark.core.records import SELECTION_FULL_VAL
+from benchmark.run.execution import Execution
 from benchmark.run.selection import SELECTION_DESCRIPTION
 from benchmark.system.confine import confined_to
 from benchmark.system.environment import check_data_root, check_environment, run_roots
@@ -356,6 +357,14 @@ def add_report(commands: Commands) -> None:
         "whose mIoU, and every larger one's, is within POINTS of the largest budget's "
         "(default: 1.0)",
     )
+    report.add_argument(
+        "--split",
+        default="test",
+        choices=("test", "val"),  # benchmark.report.frames.SPLIT_NAMES
+        help="which split's records of the selected checkpoints the tables and figures show "
+        "(default: test); val writes <results-dir>/report/val/ (or --out) and leaves out the "
+        "test-only sections (corruptions, failure model, findings, budgets, qualitative grid)",
+    )
 
 
 def add_profile(commands: Commands) -> None:
@@ -566,21 +575,23 @@ def command_run(args: argparse.Namespace) -> int:
         invalid_fill=args.invalid_fill,
         hparams_from=args.hparams_from,
     )
-    return launch_sweep(request, **execution(args), tensorboard=args.log == "tensorboard")
+    return launch_sweep(request, execution(args))
 
 
-def execution(args: argparse.Namespace) -> dict[str, Any]:
-    """Where and how `run` and `tune` execute their runs: the same flags mean the same for both."""
-    return {
-        "launcher": args.launcher,
-        "data_root": args.data_root or default_data_root(),
-        "out": args.out,
-        "device": resolve_device(args.device),
-        "workers": args.workers,
-        "threads": args.threads,
-        "retry_failed": args.retry_failed,
-        "address": args.address,
-    }
+def execution(args: argparse.Namespace) -> Execution:
+    """Where and how `run` and `tune` execute their runs: the same flags mean the same for both
+    (`tune` has no `--log`)."""
+    return resolve_execution(
+        args.data_root,
+        args.device,
+        out=args.out,
+        launcher=args.launcher,
+        workers=args.workers,
+        threads=args.threads,
+        retry_failed=args.retry_failed,
+        address=args.address,
+        tensorboard=getattr(args, "log", "none") == "tensorboard",
+    )
 
 
 def command_tune(args: argparse.Namespace) -> int:
@@ -600,7 +611,7 @@ def command_tune(args: argparse.Namespace) -> int:
         keep=args.keep,
         selection=args.selection,
     )
-    return tune(request, **execution(args))
+    return tune(request, execution(args))
 
 
 def command_list(args: argparse.Namespace) -> int:
@@ -667,6 +678,11 @@ def command_report(args: argparse.Namespace) -> int:
     if args.freeze is not None:
         if args.out is not None:
             raise BenchmarkError("report: --freeze writes the report into DEST/report; drop --out")
+        if args.split != "test":
+            raise BenchmarkError(
+                f"report: --freeze writes the test report; freeze first, then `report DEST "
+                f"--split {args.split}` writes DEST/report/{args.split}/"
+            )
         frozen = freeze(args.results_dir, args.freeze, **common)
         console.print(
             f"froze {frozen.runs} run(s) ({frozen.runs_done} finished) into "
@@ -675,7 +691,7 @@ def command_report(args: argparse.Namespace) -> int:
         )
         files = frozen.report
     else:
-        files = generate_report(args.results_dir, out=args.out, **common)
+        files = generate_report(args.results_dir, out=args.out, split=args.split, **common)
     console.print(f"report: [bold]{escape(str(files[0].path))}[/bold] ({len(files)} files)")
     return 0
 

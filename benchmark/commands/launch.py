@@ -5,14 +5,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from pathlib import Path
 
-import torch
 from rich.markup import escape
 
 from benchmark.core.options import format_value
 from benchmark.report.frames import BoardEntry, leaderboard, write_csv
 from benchmark.report.render import wide_table
+from benchmark.run.execution import Execution
 from benchmark.run.launchers import LAUNCHERS, LaunchContext
 from benchmark.run.store import RunStore
 from benchmark.run.sweep import Sweep, SweepRequest, expand, preflight
@@ -24,25 +23,16 @@ log = logging.getLogger(__name__)
 LEADERBOARD = "leaderboard.csv"
 
 
-def launch_sweep(
-    request: SweepRequest,
-    launcher: str,
-    data_root: Path,
-    out: Path,
-    device: torch.device,
-    workers: int = 1,
-    threads: int | None = None,
-    retry_failed: bool = False,
-    address: str | None = None,
-    tensorboard: bool = False,
-) -> int:
-    """Run the sweep and write its leaderboard; the exit status (1 if a run has no results).
+def launch_sweep(request: SweepRequest, execution: Execution) -> int:
+    """Run the sweep where and as `execution` says and write its leaderboard; the exit status
+    (1 if a run has no results).
 
     Everything that can be checked is checked before anything is written under `out`: names
     and values (`expand`), the results directory, the data and existing checkpoints.
     """
+    launcher, data_root, out = execution.launcher, execution.data_root, execution.out
     launch = LAUNCHERS.get(launcher)
-    if tensorboard:
+    if execution.tensorboard:
         check_tensorboard()
     sweep = expand(request)
     store = RunStore(out)
@@ -53,18 +43,7 @@ def launch_sweep(
 
         sweep = dataclasses.replace(sweep, specs=match_flops(sweep.specs, data_root))
         preflight(sweep.specs, data_root, store)  # the scaled runs' own checkpoints
-    context = LaunchContext(
-        data_root=data_root,
-        out=out,
-        device=device,
-        workers=workers,
-        threads=threads,
-        retry_failed=retry_failed,
-        address=address,
-        tensorboard=tensorboard,
-        modules=sweep.modules,
-        corruptions=request.corruptions,
-    )
+    context = LaunchContext(execution, modules=sweep.modules, corruptions=request.corruptions)
     if launcher == "dry_run":
         launch(sweep.specs, context)
         return 0
@@ -77,7 +56,7 @@ def launch_sweep(
     log.info(
         "%d run(s) on %s · preset %s · launcher %s · out %s",
         len(sweep.specs),
-        device,
+        execution.device,
         request.preset.name,
         launcher,
         out,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -21,6 +22,7 @@ from benchmark.core.records import INVALID_FILLS, OWN_FILL
 from benchmark.corrupt.corruption import parse_severities
 from benchmark.corrupt.registry import parse_corruptions
 from benchmark.corrupt.tile import TileCorruption, fill_matters
+from benchmark.run.execution import Execution
 from benchmark.run.sweep import SweepRequest
 from benchmark.system.errors import BenchmarkError
 
@@ -37,6 +39,13 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise BenchmarkError("--device cuda: no CUDA device is available (use cpu or auto)")
     return torch.device(name)
+
+
+def resolve_execution(data_root: str | Path | None, device: str, **settings: Any) -> Execution:
+    """Where and how runs execute, from the user's words: no data root means the default one,
+    the device name is resolved; the other `Execution` fields are taken as they are."""
+    root = Path(data_root) if data_root is not None else default_data_root()
+    return Execution(data_root=root, device=resolve_device(device), **settings)
 
 
 MAX_SEED = 2**32 - 1

@@ -15,6 +15,7 @@ records each time.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import zlib
 from collections.abc import Callable, Mapping, Sequence
@@ -22,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from filelock import FileLock
 
 from benchmark.commands.tuning import (
@@ -45,6 +45,7 @@ from benchmark.commands.tuning import (
 )
 from benchmark.core.plugins import DATASETS, METHODS, importable_modules
 from benchmark.core.records import RunSpec
+from benchmark.run.execution import Execution
 from benchmark.run.launchers import LAUNCHERS, LaunchContext
 from benchmark.run.store import RunStore
 from benchmark.run.sweep import preflight
@@ -63,24 +64,16 @@ Plans = Mapping[str, Sequence[tuple[int, dict[str, Any]]]]
 """Method -> its trials as (number, configuration), in number order."""
 
 
-def tune(
-    request: TuneRequest,
-    launcher: str,
-    data_root: Path,
-    out: Path,
-    device: torch.device,
-    workers: int = 1,
-    threads: int | None = None,
-    retry_failed: bool = False,
-    address: str | None = None,
-) -> int:
-    """Run (or resume) every method's study and write the tune folder's outputs; the exit
-    status: 0 when every study is complete, 1 when a run is unfinished (interrupted, or running
-    in another launcher) or a method has no trial that finished the schedule.
+def tune(request: TuneRequest, execution: Execution) -> int:
+    """Run (or resume) every method's study, where and as `execution` says (its runs go into
+    `<out>/tune`), and write the tune folder's outputs; the exit status: 0 when every study is
+    complete, 1 when a run is unfinished (interrupted, or running in another launcher) or a
+    method has no trial that finished the schedule.
 
     Everything that can be checked is checked before anything is written: names and values,
     the protocol of studies already in the folder, their search spaces, the data.
     """
+    launcher, data_root, out = execution.launcher, execution.data_root, execution.out
     if launcher not in TUNE_LAUNCHERS:
         raise BenchmarkError(f"tune --launcher {launcher!r}: expected one of {TUNE_LAUNCHERS}")
     folder = out / TUNE_DIR
@@ -114,13 +107,7 @@ def tune(
         folder,
     )
     context = LaunchContext(
-        data_root=data_root,
-        out=folder,
-        device=device,
-        workers=workers,
-        threads=threads,
-        retry_failed=retry_failed,
-        address=address,
+        dataclasses.replace(execution, out=folder),
         # what a worker process imports: the modules that registered the methods and dataset
         modules=importable_modules(
             [*map(METHODS.get, request.methods), DATASETS.get(request.dataset.name)]

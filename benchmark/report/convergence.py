@@ -44,6 +44,7 @@ from matplotlib.figure import Figure
 from benchmark.report import plots, render
 from benchmark.report.frames import (
     COMPLETE,
+    SPLIT_NAMES,
     budget_of,
     dataset_of,
     is_clean,
@@ -74,7 +75,6 @@ MEASURES = {
     "scenario_mean": "mean mIoU over every evaluated scenario",
     "all_present": "mIoU with every modality present",
 }
-SPLIT_NAMES = {"val": "validation", "test": "test"}
 
 
 @dataclass(frozen=True, order=True)

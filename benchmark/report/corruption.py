@@ -16,7 +16,11 @@ present modality; the clean record of that scenario is severity 0. From the long
   AlexNet); mCE and relative mCE are the means over the scenario's corruptions
   (`corruption_error.csv`). The reference's mCE is 100 by construction; below 100 = more robust.
   Without the reference the errors are left unnormalised (mean over severities of 100 - mIoU,
-  and of the drop from clean) and say so.
+  and of the drop from clean) and say so;
+- `fill_frame`: for a corruption evaluated with both fills of its invalid pixels
+  (`--invalid-fill own,mean`), each method's mIoU drop from clean per severity under its own
+  handling and under the mean fill, side by side (`corruption_fill.csv`; the paired test of
+  one against the other is `findings`' `invalid_fill` section).
 
 Nothing is averaged over what is missing: a seed that lacks a severity of a corruption has no
 CE for it, and no mCE; a cell without seeds is "–", one with fewer seeds than the grid "†".
@@ -457,6 +461,170 @@ def severity_table(
             else ""
         )
         + conventions
+    )
+    return table
+
+
+FILLS = {"own": "", "mean": MEAN_FILL_SUFFIX}
+"""`invalid_fill` -> the suffix of its rows' corruption label on the board."""
+
+
+def fill_pairs(corruptions: Sequence[str]) -> list[str]:
+    """The corruptions among `corruptions` evaluated with both fills: each listed with its
+    mean-fill variant (`MEAN_FILL_SUFFIX`) too."""
+    return [
+        c for c in corruptions if fill_variant_of(c) is None and c + MEAN_FILL_SUFFIX in corruptions
+    ]
+
+
+def _drops(
+    scores: Scores, factor: float, method: str, scenario: str, label: str, severity: int
+) -> dict[int, float]:
+    """Per seed with a clean score: clean mIoU - mIoU under corruption `label` at `severity`."""
+    clean = scores.seeds(factor, method, scenario, CLEAN, 0)
+    values = scores.seeds(factor, method, scenario, label, severity)
+    return {seed: clean[seed] - value for seed, value in values.items() if seed in clean}
+
+
+def _mean_drops(
+    scores: Scores, factor: float, method: str, scenario: str, label: str, sev: list[int]
+) -> list[float]:
+    """Per seed, the mean drop over `sev`; NaN for a seed missing any severity or clean."""
+    clean = scores.seeds(factor, method, scenario, CLEAN, 0)
+    means = _severity_mean(scores, factor, method, scenario, label, sev)
+    seeds = scores.all_seeds(factor, method, scenario)
+    return [clean.get(seed, math.nan) - mean for seed, mean in zip(seeds, means, strict=True)]
+
+
+def fill_frame(board: pd.DataFrame, methods: Sequence[str], expected: Expected) -> pd.DataFrame:
+    """corruption_fill.csv: per dataset x imbalance x method x scenario x corruption evaluated
+    with both fills x severity x fill (`own`, `mean`), mean / std / n over seeds of the mIoU
+    drop from clean (clean - corrupted, a fraction) and of the corrupted mIoU; empty where no
+    corruption has both fills."""
+    rows = []
+    for dataset, _, grid, scores, kinds in corrupted_datasets(board, expected):
+        for factor in grid.factors:
+            for method in methods:
+                if (dataset, factor, method) not in expected and method not in scores.methods():
+                    continue
+                for scenario in grid.scenarios:
+                    for corruption in fill_pairs(grid.applicable[scenario]):
+                        variant = corruption + MEAN_FILL_SUFFIX
+                        severities = sorted(
+                            {*grid.severities[corruption], *grid.severities[variant]}
+                        )
+                        for severity in severities:
+                            for fill, suffix in FILLS.items():
+                                label = corruption + suffix
+                                drop = summarize(
+                                    list(
+                                        _drops(
+                                            scores, factor, method, scenario, label, severity
+                                        ).values()
+                                    )
+                                )
+                                miou = summarize(
+                                    list(
+                                        scores.seeds(
+                                            factor, method, scenario, label, severity
+                                        ).values()
+                                    )
+                                )
+                                rows.append(
+                                    {
+                                        "dataset": dataset,
+                                        "imbalance": factor,
+                                        "method": method,
+                                        "kind": "oracle" if method in kinds else "single-model",
+                                        "scenario": scenario,
+                                        "missing": grid.missing_of[scenario],
+                                        "corruption": corruption,
+                                        "severity": severity,
+                                        "fill": fill,
+                                        "miou_mean": miou.mean,
+                                        "miou_n": miou.n,
+                                        "drop_mean": drop.mean,
+                                        "drop_std": drop.std,
+                                        "drop_n": drop.n,
+                                        "n_expected": expected.get((dataset, factor, method), 0),
+                                    }
+                                )
+    return pd.DataFrame(rows)
+
+
+def fill_table(
+    board: pd.DataFrame,
+    dataset: str,
+    methods: Sequence[str],
+    expected: Expected,
+    conventions: str = "",
+) -> TextTable | None:
+    """Rows [imbalance x] scenario x corruption x method x fill (own, mean), columns the
+    severities and their mean: each method's mIoU drop from clean under its own handling of
+    invalid pixels beside the mean fill, for the corruptions evaluated both ways (None if none
+    was)."""
+    part = board[board["dataset"] == dataset]
+    grid, scores = grid_of(part, expected, dataset), Scores(part)
+    pairs = {s: fill_pairs(grid.applicable[s]) for s in grid.scenarios}
+    both = [c for s in grid.scenarios for c in pairs[s]]
+    if not both:
+        return None
+    oracle_methods = oracles(part)
+    severities = sorted(
+        {v for c in both for v in (*grid.severities[c], *grid.severities[c + MEAN_FILL_SUFFIX])}
+    )
+    several = len(grid.factors) > 1
+    table = TextTable(
+        title=f"{dataset}: test mIoU drop (points) under each method's own fill of invalid "
+        "pixels and under the mean fill",
+        caption="",
+        stub=(["imbalance"] if several else []) + ["scenario", "corruption", "method", "fill"],
+        columns=[*map(str, severities), f"mean {_span(severities)}"],
+        label=f"tab:{slug(dataset)}-corruption-fill",
+        markdown_note="",
+    )
+    for factor in grid.factors:
+        for scenario in grid.scenarios:
+            name = _scenario_name(scenario, grid.missing_of[scenario])
+            for corruption in pairs[scenario]:
+                for method in methods:
+                    n_expected = expected.get((dataset, factor, method), 0)
+                    if not n_expected and method not in scores.methods():
+                        continue
+                    table.group_starts.append(len(table.rows))
+                    for fill, suffix in FILLS.items():
+                        label = corruption + suffix
+                        own = grid.severities[label]
+                        cells = []
+                        for severity in severities:
+                            if severity not in own:
+                                cells.append(Cell(text="n/e"))
+                                continue
+                            drops = _drops(scores, factor, method, scenario, label, severity)
+                            cells.append(summary_cell(drops.values(), n_expected))
+                        mean = _mean_drops(scores, factor, method, scenario, label, own)
+                        cells.append(summary_cell(mean, n_expected))
+                        for cell in cells:
+                            cell.ci = None
+                        stub = [
+                            name,
+                            corruption.replace("_", " "),
+                            method_stub(method, oracle_methods),
+                            fill if fill == "own" else "mean fill",
+                        ]
+                        table.rows.append(([f"×{factor:g}"] * several + stub, cells))
+    _bold_best(table, ["min"] * len(table.columns))
+    table.caption = (
+        "Mean ± std over seeds of the test mIoU drop (points: clean mIoU − corrupted mIoU of "
+        "the same seed) under corruptions that mark pixels invalid, evaluated on the same "
+        "trained runs both ways: 'own' = each method handles the invalid pixels with its own "
+        "missing-modality mechanism (`Method.predict_partial`), 'mean fill' = they are set to "
+        "the training mean for every method (`--invalid-fill mean`). Where a method's own "
+        "fill is the mean fill the two rows are equal. The smaller drop of each method's pair "
+        f"in bold. 'mean {_span(severities)}' = per seed the mean over the severities (a seed "
+        "missing any gives none). The paired test of own against mean fill is the "
+        f"`invalid_fill` section of findings.md. {MISSING_CELL} = not evaluated or run "
+        "unfinished; † = fewer seeds than the grid; n/e = severity not evaluated. " + conventions
     )
     return table
 

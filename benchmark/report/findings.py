@@ -16,7 +16,18 @@ trained on complete data, except in the section that asks exactly that):
   tiles against the same method on complete data, per scenario (as `train_missing.csv`).
   Table = dataset x imbalance x metric.
 - `corruption`: every method against the reference under the same corruption and severity,
-  per scenario. Table = dataset x imbalance x training condition x budget x corruption.
+  per scenario, with the same fill of invalid pixels on both sides: the methods' own handling
+  (`clouds`) against the reference's own, the mean fill (`clouds (mean fill)`, a corruption of
+  its own on the board) against the reference's mean fill, never one fill against the other.
+  Table = dataset x imbalance x training condition x budget x corruption.
+- `invalid_fill`: for a corruption that marks pixels invalid and was evaluated with both
+  fills (`--invalid-fill own,mean`), each method's own handling against the mean fill on the
+  same trained runs (same seeds, same test tiles), per severity and scenario: does its own
+  missing-modality mechanism beat the training mean? `method` is the label + `OWN_FILL_SUFFIX`,
+  `versus` the label + `MEAN_FILL_SUFFIX`, `corruption` the corruption's own name. A method
+  whose own fill is the mean fill (identical confusion matrices) gets a row with Δ = 0,
+  verdict `same` and no p-value, so it does not count in its table's m. Table = dataset x
+  imbalance x training condition x budget x corruption.
 - `failure`: every single-model method against the reference on each failure-model metric
   (`benchmark.report.failure`). Table = dataset x imbalance x training condition x budget.
 
@@ -31,6 +42,7 @@ numbers, so it survives regenerating the report.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -43,10 +55,12 @@ from benchmark.core.records import CLEAN
 from benchmark.report import failure
 from benchmark.report.frames import (
     COMPLETE,
+    MEAN_FILL_SUFFIX,
     SCORE_METRICS,
     SIGNIFICANCE_METRICS,
     budget_of,
     dataset_of,
+    fill_variant_of,
     label_of,
     paired_comparison,
     records_by_seed,
@@ -66,8 +80,10 @@ DESCRIPTION = (
 SECTIONS = {
     "clean": "Clean test data: each method against the reference",
     "train_missing": "Training with a modality missing: against the same method on complete data",
-    "corruption": "Corrupted test data: each method against the reference, same corruption "
-    "and severity",
+    "corruption": "Corrupted test data: each method against the reference, same corruption, "
+    "severity and fill of invalid pixels",
+    "invalid_fill": "Invalid pixels: each method's own handling against the mean fill, same "
+    "trained runs",
     "failure": "Failure model: each single-model method against the reference",
 }
 COLUMNS = [
@@ -75,6 +91,12 @@ COLUMNS = [
     "preset", "corruption", "severity", "metric", "scenario", "method", "versus", "diff",
     "ci_low", "ci_high", "p_value", "p_holm", "table_size", "n_seeds", "n_tiles", "verdict",
 ]  # fmt: skip
+OWN_FILL_SUFFIX = " (own fill)"
+"""Appended to a method's label in the `invalid_fill` section (its `versus` carries
+`frames.MEAN_FILL_SUFFIX`): one trained method under its two fills of invalid pixels."""
+SAME = "same"
+"""Verdict of an `invalid_fill` row whose two fills gave identical confusion matrices (the
+method's own fill is the mean fill): not a test, so not counted in its table."""
 
 
 @dataclass(frozen=True)
@@ -144,6 +166,7 @@ def _row(
         "clean": (arm.dataset, factor, condition, budget, steps, preset, metric),
         "train_missing": (arm.dataset, factor, metric),
         "corruption": (arm.dataset, factor, condition, budget, steps, preset, corruption, metric),
+        "invalid_fill": (arm.dataset, factor, condition, budget, steps, preset, corruption, metric),
         "failure": (arm.dataset, factor, condition, budget, steps, preset),
     }[section]
     key = (
@@ -230,6 +253,7 @@ def findings_frame(
                 )
             )
     rows += _train_missing_rows(index, found, resamples)
+    rows += _invalid_fill_rows(index, found, resamples)
     if failure_data is not None:
         rows += _failure_rows(failure_data, found, versus, resamples)
     frame = pd.DataFrame(
@@ -246,9 +270,14 @@ def findings_frame(
         ("higher" if d > 0 else "lower") if np.isfinite(p) and p < ALPHA else "n.s."
         for d, p in zip(frame["diff"], frame["p_holm"], strict=True)
     ]
+    same = (frame["section"] == "invalid_fill") & ~np.isfinite(frame["p_value"])
+    same &= (frame["diff"] == 0) & (frame["ci_low"] == 0) & (frame["ci_high"] == 0)
+    frame.loc[same, "verdict"] = SAME
     section_rank = {s: i for i, s in enumerate(SECTIONS)}
     frame["_s"] = frame["section"].map(section_rank)
-    frame["_m"] = frame["method"].map(lambda m: order.get(m, len(order)))
+    frame["_m"] = frame["method"].map(
+        lambda m: order.get(m.removesuffix(OWN_FILL_SUFFIX), len(order))
+    )
     metric_rank = {
         m: i for i, m in enumerate([*SIGNIFICANCE_METRICS, *(s.key for s in failure.STATISTICS)])
     }
@@ -288,6 +317,59 @@ def _train_missing_rows(
         for metric, result in paired_comparison(mine, ref, ("miou",), resamples):
             rows.append(_row("train_missing", arm, ref_arm, factor, metric, scenario, result))
     return rows
+
+
+def _invalid_fill_rows(
+    index: Mapping[tuple, Mapping[int, dict]], found: Mapping[tuple[str, str], Arm], resamples: int
+) -> list[dict]:
+    """Each method's own handling of invalid pixels against the mean fill: the same label's
+    records (so the same trained runs, seed by seed) under one corruption and severity."""
+    rows = []
+    for (dataset, factor, label, scenario, corruption, severity), own in index.items():
+        arm = found.get((dataset, label))
+        if corruption == CLEAN or fill_variant_of(corruption) is not None or arm is None:
+            continue
+        variant = corruption + MEAN_FILL_SUFFIX
+        mean = index.get((dataset, factor, label, scenario, variant, severity))
+        if not mean:
+            continue
+        own_arm = dataclasses.replace(
+            arm, label=arm.label + OWN_FILL_SUFFIX, base=arm.base + OWN_FILL_SUFFIX
+        )
+        mean_arm = dataclasses.replace(
+            arm, label=arm.label + MEAN_FILL_SUFFIX, base=arm.base + MEAN_FILL_SUFFIX
+        )
+        identical = _same_predictions(own, mean)
+        for metric, result in paired_comparison(own, mean, ("miou",), resamples):
+            if identical:  # no test: every resample's difference is 0
+                result = dataclasses.replace(
+                    result, diff=0.0, ci_low=0.0, ci_high=0.0, p_value=math.nan
+                )
+            rows.append(
+                _row(
+                    "invalid_fill",
+                    own_arm,
+                    mean_arm,
+                    factor,
+                    metric,
+                    scenario,
+                    result,
+                    corruption,
+                    severity,
+                )
+            )
+    return rows
+
+
+def _same_predictions(own: Mapping[int, dict], mean: Mapping[int, dict]) -> bool:
+    """Whether two fills of the same runs gave the same per-tile confusion matrices on every
+    seed both have (a method whose own fill is the mean fill)."""
+    seeds = set(own) & set(mean)
+    return bool(seeds) and all(
+        own[s]["tile_names"] == mean[s]["tile_names"]
+        and own[s]["tile_confusions"] == mean[s]["tile_confusions"]
+        for s in seeds
+    )
 
 
 def _failure_rows(
@@ -351,7 +433,9 @@ def findings_markdown(frame: pd.DataFrame, description: str) -> str:
         f"percentile CI; p = {description}; p Holm = Holm's step-down adjustment within the "
         "table the row belongs to (m = its number of tests), which holds the family-wise "
         f"error rate of that table at {ALPHA:g}. "
-        f"Verdict: higher / lower where p Holm < {ALPHA:g}, n.s. otherwise. Each id is stable "
+        f"Verdict: higher / lower where p Holm < {ALPHA:g}, n.s. otherwise; {SAME} = a "
+        "method's own fill of invalid pixels gave exactly the predictions of the mean fill "
+        "(no test, not counted in m). Each id is stable "
         "(it hashes what is compared, not the numbers): quote it next to a number in a README "
         "(`docs/quoting.md`); `findings.csv` holds every value at full precision.",
         "",
@@ -373,6 +457,7 @@ def findings_markdown(frame: pd.DataFrame, description: str) -> str:
             "clean": ["dataset", "imbalance", "train_missing", "metric"],
             "train_missing": ["dataset", "imbalance", "metric"],
             "corruption": ["dataset", "imbalance", "train_missing", "corruption", "metric"],
+            "invalid_fill": ["dataset", "imbalance", "train_missing", "corruption", "metric"],
             "failure": ["dataset", "imbalance", "train_missing"],
         }[section]
         for key, group in part.groupby(group_keys, sort=False):
@@ -393,7 +478,7 @@ def _group_lines(section: str, key: Mapping, group: pd.DataFrame) -> list[str]:
             if condition == COMPLETE
             else f"training {train_missing_phrase(condition)}"
         )
-    if section == "corruption":
+    if section in ("corruption", "invalid_fill"):
         heading.append(str(key["corruption"]))
     heading.append(SCORE_METRICS.get(key.get("metric", ""), "mIoU under the failure model"))
     lines = [f"### {' · '.join(heading)}", ""]
@@ -409,7 +494,8 @@ def _group_lines(section: str, key: Mapping, group: pd.DataFrame) -> list[str]:
         )
     lines.append("")
     what = "scenario" if section != "failure" else "metric"
-    stub = ["method", "vs"] + (["severity"] if section == "corruption" else []) + [what]
+    corrupted = section in ("corruption", "invalid_fill")
+    stub = ["method", "vs"] + (["severity"] if corrupted else []) + [what]
     side = len(budgets) > 1
     head = list(stub)
     for budget in budgets:
@@ -426,7 +512,7 @@ def _group_lines(section: str, key: Mapping, group: pd.DataFrame) -> list[str]:
         first = rows.iloc[0]
         thing = first["scenario"] if section != "failure" else first["metric"]
         cells = [first["method_key"], first["versus_key"]]
-        if section == "corruption":
+        if corrupted:
             cells.append(str(first["severity"]))
         cells.append(str(thing))
         for budget in budgets:
@@ -475,7 +561,8 @@ def write(
         frame,
         "findings.csv",
         "every paired comparison (method vs reference within one training condition, budget, "
-        "corruption; condition vs complete data; failure-model metrics): Δ, 95 % CI, p and "
+        "corruption and fill; condition vs complete data; each method's own fill of invalid "
+        "pixels vs the mean fill; failure-model metrics): Δ, 95 % CI, p and "
         "Holm-adjusted p within its table, with a stable id to quote",
     )
     writer.text(

@@ -100,6 +100,22 @@ UNFINISHED_STATUS = {"failed": "failed", "busy": "running"}
 """Leaderboard `status` of a run without results, by store state (otherwise `missing`)."""
 COMPLETE = "none"
 """`train_missing` of a run trained on complete data, as the leaderboard shows it."""
+SPLIT_NAMES = {"test": "test", "val": "validation"}
+"""The splits a report's leaderboard can show (`report --split`), as its captions name them."""
+
+
+def split_of(board: pd.DataFrame) -> str:
+    """The split a board's rows were evaluated on (`test` unless every row is on `val`): every
+    table and figure names it, so a validation report never reads as a test one."""
+    if "split" not in board or board.empty:
+        return "test"
+    splits = set(board["split"].dropna())
+    return "val" if splits == {"val"} else "test"
+
+
+def split_name(board: pd.DataFrame) -> str:
+    """`split_of(board)` as captions spell it: `test` or `validation`."""
+    return SPLIT_NAMES[split_of(board)]
 
 
 def train_missing_pairs(value: str | Sequence | None) -> tuple[tuple[str, float], ...]:
@@ -209,12 +225,13 @@ def leaderboard(
     reported: Mapping[str, Sequence[str]] | None = None,
     modalities: Mapping[str, Sequence[str]] | None = None,
     selection: str = SELECTION_FULL_VAL,
+    split: str = "test",
 ) -> pd.DataFrame:
     """Tidy long table: one row per dataset x method x imbalance x training condition x
-    scenario x corruption x severity x seed (test split, the checkpoint the `selection` rule
-    chose: one rule's rows only); per-class IoU/F1 as `iou_<class>` / `f1_<class>`, tier means
-    as `miou_<tier>` / `mf1_<tier>`. Clean test data has `corruption` none and `severity` 0;
-    complete training data `train_missing` none.
+    scenario x corruption x severity x seed (`split`, default test, at the checkpoint the
+    `selection` rule chose: one rule's rows only); per-class IoU/F1 as `iou_<class>` /
+    `f1_<class>`, tier means as `miou_<tier>` / `mf1_<tier>`. Clean data has `corruption` none
+    and `severity` 0; complete training data `train_missing` none.
 
     With `reported` (dataset -> scenarios, and `modalities`, dataset -> its modalities: a
     sweep's board), only those scenarios are kept and every run without results (of that rule)
@@ -229,7 +246,7 @@ def leaderboard(
                 continue
             if reported is None or rec["scenario"] in reported[rec["dataset"]]:
                 records.append(dict(rec, method=entry.label, dataset=entry.dataset))
-    board = record_frame(records)
+    board = record_frame(records, split)
     if reported is None:
         return board
     placeholders = [
@@ -417,11 +434,12 @@ def wide_frame(board: pd.DataFrame, methods: Sequence[str], expected: Mapping) -
 
 
 def significance_frame(
-    records: Sequence[dict], methods: Sequence[str], reference: str
+    records: Sequence[dict], methods: Sequence[str], reference: str, split: str = "test"
 ) -> pd.DataFrame:
     """Paired bootstrap (benchmark.report.stats) of every method against `reference`, per dataset x
-    imbalance x scenario, on mIoU and tail-tier mIoU, from the selected clean test records."""
-    index = records_by_seed(records, ("dataset", "imbalance", "method", "scenario"))
+    imbalance x scenario, on mIoU and tail-tier mIoU, from the selected clean records of `split`
+    (validation records keep per-tile confusions too)."""
+    index = records_by_seed(records, ("dataset", "imbalance", "method", "scenario"), split=split)
     rows = []
     for (dataset, factor, method, scenario), by_seed in index.items():
         if method == reference:
@@ -445,7 +463,7 @@ def significance_frame(
                     "significant": result.significant,
                     "n_seeds": result.n_seeds,
                     "n_tiles": result.n_tiles,
-                    "test": test_description(),
+                    "test": test_description(split=SPLIT_NAMES[split]),
                 }
             )
     columns = [
@@ -460,15 +478,15 @@ def significance_frame(
 
 
 def records_by_seed(
-    records: Iterable[dict], keys: Sequence[str], clean: bool = True
+    records: Iterable[dict], keys: Sequence[str], clean: bool = True, split: str = "test"
 ) -> dict[tuple, dict[int, dict]]:
-    """The selected clean test records (with `clean=False` the corrupted ones too: put
+    """The selected clean records of `split` (with `clean=False` the corrupted ones too: put
     `corruption` (as the board names it, `corruption_label`) and `severity` in `keys` then),
     indexed by the values of `keys`, then by seed (the first record of a seed wins, as in the
     leaderboard)."""
     index: dict[tuple, dict[int, dict]] = {}
     for rec in records:
-        if rec["split"] != "test" or not rec["selection"] or (clean and not is_clean(rec)):
+        if rec["split"] != split or not rec["selection"] or (clean and not is_clean(rec)):
             continue
         values = tuple(
             corruption_label(rec)

@@ -27,6 +27,8 @@ a frozen folder's gzipped records alike, `benchmark.report.freeze`) and writes i
     where runs have corrupted test records (`benchmark.report.corruption`):
     corruption.csv            mIoU over seeds per ... x corruption x severity (0 = clean)
     corruption_error.csv      CE / mCE and relative mCE, normalised by the reference
+    corruption_fill.csv       mIoU drop per severity under each method's own fill of invalid
+                              pixels and under the mean fill (where both were evaluated)
     tables/<dataset>_corruption.md|.tex, figures/<dataset>_corruption[_<scenario>].png|.pdf
 
     where a method was trained under several training conditions (`.train_missing`):
@@ -34,10 +36,16 @@ a frozen folder's gzipped records alike, `benchmark.report.freeze`) and writes i
     tables/<dataset>_train_missing.md|.tex, figures/<dataset>_train_missing_<modality>.png|.pdf
 
 Every table and figure but the corruption section uses clean test data only, so corrupted
-records change none of them. Runs that differ in training condition are labelled apart
-(`distinguish`), never averaged together. A report shows one selection rule's records
-(`--selection`, default full_val): every run records every rule, so a run finished before that
-(which has only its own rule's) is left out of another rule's report and listed as such.
+records change none of them. `--split val` (`generate_report(split="val")`) builds the same
+leaderboard, robustness, significance and training-condition tables and figures from the
+validation records of the selected checkpoints instead, into `<results-dir>/report/val/`, for
+checking a choice made on validation (never for results: that checkpoint was chosen on those
+tiles); the sections that exist on test only are left out (`VAL_SKIPPED`).
+
+Runs that differ in training condition are labelled apart (`distinguish`), never averaged
+together. A report shows one selection rule's records (`--selection`, default full_val): every
+run records every rule, so a run finished before that (which has only its own rule's) is left
+out of another rule's report and listed as such.
 
 The grid a sweep asked for is reconstructed from every run directory's spec.json (finished or
 not) as the product of the datasets' methods x imbalance factors x seeds; a cell without
@@ -75,6 +83,8 @@ from benchmark.system.provenance import git_commit
 log = logging.getLogger(__name__)
 
 REPORT_DIR = "report"
+VAL_DIR = "val"
+"""A validation report's folder inside `REPORT_DIR`: it never replaces the test report."""
 CORRUPTION = "Corrupted test data"
 TRAIN_MISSING = "Training with missing modalities"
 
@@ -102,6 +112,8 @@ class Results:
     tables do not show (`convergence.off_budget`); the budget section shows every budget."""
     leaderboard_steps: int | None = None
     """The budget the main tables show where there are several (None: each one's largest)."""
+    split: str = "test"
+    """The split the leaderboard shows (`frames.SPLIT_NAMES`): test, or val (`--split val`)."""
 
     @functools.cached_property
     def records(self) -> list[dict]:
@@ -320,6 +332,11 @@ class ReportFile:
     """Heading it is listed under in report.md ("" = the main file list)."""
 
 
+TRAIN_MISSING_TEXT = (
+    "Methods trained with a share of the training tiles lacking a modality, against the "
+    "same method trained on complete data (clean {split} data; labelled '(train −m p%)' in "
+    "the other tables)."
+)
 SECTIONS = {
     CORRUPTION: (
         "Corrupted test inputs: each run's selected checkpoint evaluated with every corruption "
@@ -328,11 +345,7 @@ SECTIONS = {
     ),
     convergence.SECTION: convergence.SECTION_TEXT,
     failure.SECTION: failure.SECTION_TEXT,
-    TRAIN_MISSING: (
-        "Methods trained with a share of the training tiles lacking a modality, against the "
-        "same method trained on complete data (clean test data; labelled '(train −m p%)' in "
-        "the other tables)."
-    ),
+    TRAIN_MISSING: TRAIN_MISSING_TEXT.format(split="test"),
 }
 """Report sections beyond the main file list, with the sentence that opens each."""
 
@@ -348,7 +361,7 @@ def build_tables(
     """Every table of one dataset, in report order."""
     board = frames.clean_rows(board)
     part = board[board["dataset"] == dataset]
-    tiles = _n_tiles(results.records, dataset)
+    tiles = _n_tiles(results.records, dataset, results.split)
     conventions = tables.caption_conventions(part, tiles)
     built = [
         tables.scenario_table(
@@ -375,6 +388,7 @@ def build_tables(
             conventions,
             tier,
             oracle_methods,
+            split=results.split,
         )
         for tier in ("all", "tail")
     ]
@@ -391,11 +405,11 @@ def build_tables(
     return built
 
 
-def _n_tiles(records: Sequence[dict], dataset: str) -> int | None:
+def _n_tiles(records: Sequence[dict], dataset: str, split: str = "test") -> int | None:
     for rec in records:
         if (
             rec["dataset"] == dataset
-            and rec["split"] == "test"
+            and rec["split"] == split
             and rec["selection"]
             and frames.is_clean(rec)
         ):
@@ -482,9 +496,14 @@ def generate_report(
     weights: Path | None = None,
     leaderboard_steps: int | None = None,
     flat_delta: float | None = None,
+    split: str = "test",
 ) -> list[ReportFile]:
     """Write every table, CSV, figure and `report.md` under `out` (default `root/report/`),
     from the records of the `selection` rule; returns the files.
+
+    `split="val"`: the tables and figures of the selected checkpoints' validation records,
+    by default into `root/report/val/`; the sections that exist on test only are left out
+    (`VAL_SKIPPED`), each with a log line, and named in report.md.
 
     A frozen folder's committed report is rewritten only with `overwrite`; its qualitative
     grids are not redrawn (it keeps no weights) unless `weights` names the results directory
@@ -493,25 +512,71 @@ def generate_report(
     `convergence.DEFAULT_DELTA`; `benchmark.report.convergence`).
     """
     SELECTIONS.get(selection)  # an unknown rule: one line listing the rules, before writing
+    check_split(split)
     flat_delta = convergence.DEFAULT_DELTA if flat_delta is None else flat_delta
     convergence.check_options(leaderboard_steps, flat_delta)
-    out = report_target(Path(root), out, overwrite)
+    out = report_target(Path(root), out, overwrite, split)
     results = load_results(root, reference, selection, leaderboard_steps)
-    results.weights = weights
+    results.weights, results.split = weights, split
     if reference not in results.methods:
         log.warning("reference %r is not among the methods (%s)", reference, results.methods)
     writer = ReportWriter(out)
     built = build_frames(results, reference)
     write_frames(writer, built, results, reference)
     notes = frozen_notes(Path(root)) if weights is None else []
-    qualitative = qualitative and not notes
+    test = split == "test"
+    qualitative = qualitative and not notes and test
+    if not test:
+        notes += split_notes(results)
     for dataset in dict.fromkeys(d for d, _f, _m in results.expected):
         write_tables(writer, built, results, reference, dataset)
         write_figures(writer, built, results, dataset)
         if qualitative:
             notes += write_qualitative(writer, results, dataset, data_root)
-    notes += write_corruption(writer, built, results, reference)
+    if test:
+        notes += write_corruption(writer, built, results, reference)
     write_train_missing(writer, built, results)
+    if test:
+        notes += write_test_sections(
+            writer, built, results, reference, leaderboard_steps, flat_delta
+        )
+    provenance = {
+        "results_dir": str(root),
+        "reference": reference,
+        "runs": len(results.runs),
+        "runs_done": sum(r.state == "done" for r in results.runs),
+        "records": len(results.records),
+        "methods": results.methods,
+        "selection": sorted(set(built.clean["selection"])) if len(built.clean) else [],
+        "train_missing": sorted(set(built.clean["train_missing"])) if len(built.clean) else [],
+        "corruptions": sorted(set(built.board["corruption"]) - {frames.CLEAN})
+        if len(built.board)
+        else [],
+        "significance_test": test_description(split=frames.SPLIT_NAMES[split]),
+        "report_commit": git_commit(),
+    }
+    if not test:  # a test report's provenance reads as before
+        provenance = {"split": split, **provenance}
+    atomic_write_json(writer.out / "provenance.json", provenance)
+    writer.files.append(
+        ReportFile(writer.out / "provenance.json", "what this report was built from")
+    )
+    index = report_markdown(results, writer.files, writer.out, reference, notes)
+    atomic_write_text(writer.out / "report.md", index)
+    return [ReportFile(writer.out / "report.md", "this index"), *writer.files]
+
+
+def write_test_sections(
+    writer: ReportWriter,
+    built: ReportFrames,
+    results: Results,
+    reference: str,
+    leaderboard_steps: int | None,
+    flat_delta: float,
+) -> list[str]:
+    """The sections a validation report leaves out (`VAL_SKIPPED`) after the training-missing
+    one: failure model, findings, step budgets. Returns notes for report.md."""
+    notes: list[str] = []
     versus = findings.counterparts(findings.arms(e.spec for e in results.entries), reference)
     failure_data = failure.write_section(
         writer,
@@ -529,28 +594,55 @@ def generate_report(
     grid = [r.spec for r in results.runs if r.spec is not None]
     if convergence.write_section(writer, budget_runs, results.selection, order, flat_delta, grid):
         notes += convergence.budget_notes(results.runs, leaderboard_steps)
-    provenance = {
-        "results_dir": str(root),
-        "reference": reference,
-        "runs": len(results.runs),
-        "runs_done": sum(r.state == "done" for r in results.runs),
-        "records": len(results.records),
-        "methods": results.methods,
-        "selection": sorted(set(built.clean["selection"])) if len(built.clean) else [],
-        "train_missing": sorted(set(built.clean["train_missing"])) if len(built.clean) else [],
-        "corruptions": sorted(set(built.board["corruption"]) - {frames.CLEAN})
-        if len(built.board)
-        else [],
-        "significance_test": test_description(),
-        "report_commit": git_commit(),
-    }
-    atomic_write_json(writer.out / "provenance.json", provenance)
-    writer.files.append(
-        ReportFile(writer.out / "provenance.json", "what this report was built from")
-    )
-    index = report_markdown(results, writer.files, writer.out, reference, notes)
-    atomic_write_text(writer.out / "report.md", index)
-    return [ReportFile(writer.out / "report.md", "this index"), *writer.files]
+    return notes
+
+
+VAL_SKIPPED = {
+    "qualitative grid": "it draws one test tile",
+    "corrupted test data": "corruptions are evaluated on test data only",
+    "failure model": "Liao et al.'s metrics are defined on the test split",
+    "findings": "findings.md holds the test-split statements the READMEs quote",
+    "step budgets": "that section shows validation and test side by side already; see the "
+    "test report",
+}
+"""The sections a validation report leaves out, and why (a log line each, one note in
+report.md)."""
+
+
+def check_split(split: str) -> None:
+    """One line naming the splits a report can show, before anything is written."""
+    if split not in frames.SPLIT_NAMES:
+        raise BenchmarkError(
+            f"report: unknown split {split!r}; expected one of {', '.join(frames.SPLIT_NAMES)}"
+        )
+
+
+def split_notes(results: Results) -> list[str]:
+    """Notes of a validation report: the sections left out, and the finished runs without
+    validation records of their selected checkpoint (shown as missing, never dropped)."""
+    for section, why in VAL_SKIPPED.items():
+        log.info("report --split %s: %s left out (%s)", results.split, section, why)
+    notes = [
+        "left out of a validation report (test only): "
+        + "; ".join(f"{section} ({why})" for section, why in VAL_SKIPPED.items())
+    ]
+    lacking = [
+        e.run.run_id
+        for e in results.entries
+        if not any(
+            r["split"] == results.split and r["selection"] == results.selection
+            for r in e.run.records
+        )
+    ]
+    if lacking:
+        notes.append(
+            f"{len(lacking)} finished run(s) have no {frames.SPLIT_NAMES[results.split]} "
+            "records of their selected checkpoint (shown as missing): "
+            + ", ".join(lacking[:5])
+            + (", …" if len(lacking) > 5 else "")
+        )
+        log.warning("report: %s", notes[-1])
+    return notes
 
 
 FROZEN_QUALITATIVE = (
@@ -577,15 +669,18 @@ def frozen_notes(root: Path) -> list[str]:
     return notes
 
 
-def report_target(root: Path, out: Path | None, overwrite: bool) -> Path:
-    """Where the report goes (`out`, default `root/report`), refused before anything is
-    written where it would replace a frozen folder's committed report without `overwrite`, or
-    land among the runs (which would read it as a damaged run)."""
-    out = Path(out) if out is not None else root / REPORT_DIR
+def report_target(root: Path, out: Path | None, overwrite: bool, split: str = "test") -> Path:
+    """Where the report goes (`out`, default `root/report`, a validation report's
+    `root/report/val`), refused before anything is written where it would replace a frozen
+    folder's committed report (test or validation) without `overwrite`, or land among the runs
+    (which would read it as a damaged run)."""
+    default = root / REPORT_DIR if split == "test" else root / REPORT_DIR / VAL_DIR
+    out = Path(out) if out is not None else default
     resolved, runs = out.resolve(), (root / RUNS).resolve()
     if resolved == runs or runs in resolved.parents:
         raise BenchmarkError(f"report --out {out}: inside {root / RUNS}; choose another folder")
-    frozen = (out.parent / FROZEN).exists() and out.name == REPORT_DIR
+    report = out.parent if out.name == VAL_DIR else out
+    frozen = (report.parent / FROZEN).exists() and report.name == REPORT_DIR
     if frozen and out.exists() and not overwrite:
         raise BenchmarkError(
             f"report: {out} is the committed report of a frozen folder ({out.parent / FROZEN}); "
@@ -597,10 +692,11 @@ def report_target(root: Path, out: Path | None, overwrite: bool) -> Path:
 def build_frames(results: Results, reference: str) -> ReportFrames:
     """The leaderboard and everything derived from it (from its clean rows: corrupted test data
     has its own report, `benchmark.report.corruption`)."""
-    board = frames.leaderboard(results.entries, selection=results.selection)
+    split = results.split
+    board = frames.leaderboard(results.entries, selection=results.selection, split=split)
     clean = frames.clean_rows(board)
     robust = robustness(clean, results.methods, reference) if len(clean) else pd.DataFrame()
-    significance = frames.significance_frame(results.records, results.methods, reference)
+    significance = frames.significance_frame(results.records, results.methods, reference, split)
     wide = frames.wide_frame(clean, results.methods, results.expected)
     return ReportFrames(board, clean, robust, significance, wide)
 
@@ -609,14 +705,15 @@ def write_frames(
     writer: ReportWriter, built: ReportFrames, results: Results, reference: str
 ) -> None:
     """The report's CSVs."""
+    split = frames.SPLIT_NAMES[results.split]
     writer.csv(_runs_frame(results), "runs.csv", "every run directory and its status")
     writer.csv(
         built.board,
         "leaderboard.csv",
         "long table: one row per dataset × method × imbalance × training condition × "
-        "scenario × corruption × severity × seed (test split, selected checkpoint), per-class "
-        "and per-tier scores; `corruption` none = clean test data, `train_missing` none = "
-        "complete training data",
+        f"scenario × corruption × severity × seed ({split} split, selected checkpoint), "
+        f"per-class and per-tier scores; `corruption` none = clean {split} data, "
+        "`train_missing` none = complete training data",
     )
     writer.csv(
         built.wide,
@@ -634,7 +731,8 @@ def write_frames(
         built.significance,
         "significance.csv",
         f"paired bootstrap vs {reference}: difference, 95 % "
-        "CI and p per dataset × imbalance × scenario, on mIoU and tail-tier mIoU",
+        "CI and p per dataset × imbalance × scenario, on mIoU and tail-tier mIoU"
+        + ("" if results.split == "test" else f" (seeds × {split} tiles)"),
     )
 
 
@@ -717,6 +815,16 @@ def write_corruption(
         ),
         CORRUPTION,
     )
+    fills = corruption.fill_frame(built.board, methods, expected)
+    if len(fills):
+        writer.csv(
+            fills,
+            "corruption_fill.csv",
+            "per dataset × imbalance × method × scenario × corruption evaluated with both fills "
+            "× severity × fill (own / mean): mean, std, n over seeds of the test mIoU drop from "
+            "clean, each method's own handling of invalid pixels beside the mean fill",
+            CORRUPTION,
+        )
     notes = []
     for dataset in dict.fromkeys(d for d, _f, _m in expected):
         if not corruption.has_corruptions(built.board, dataset):
@@ -735,13 +843,19 @@ def write_corruption(
                 errors, dataset, methods, expected, reference, tables.oracles(clean), conventions
             )
         )
+        fill = corruption.fill_table(built.board, dataset, methods, expected, conventions)
+        made += [fill] if fill is not None else []
         markdown, latex = render_tables(made, f"{dataset}: corrupted test data", _rules(clean))
         stem = tables.slug(dataset, keep="-_")
         writer.text(
             f"tables/{stem}_corruption.md",
             markdown,
             f"{dataset}: Markdown tables — test mIoU per corruption × severity for each scenario, "
-            "then the corruption error (CE, mCE, relative mCE) per scenario",
+            "then the corruption error (CE, mCE, relative mCE) per scenario"
+            + (
+                ", then each method's drop under its own fill against the mean fill"
+                * (fill is not None)
+            ),
             CORRUPTION,
         )
         writer.text(
@@ -790,20 +904,22 @@ def write_train_missing(writer: ReportWriter, built: ReportFrames, results: Resu
     ]
     if not datasets:
         return
+    split = frames.SPLIT_NAMES[results.split]
     frame = train_missing.condition_frame(
         built.clean, results.records, results.methods, results.expected, conditions
     )
     writer.csv(
         frame,
         "train_missing.csv",
-        "mean, std, n and 95 % t-CI over seeds of clean test mIoU per dataset × imbalance × "
-        "method × training condition × scenario, with the paired bootstrap against the same "
+        f"mean, std, n and 95 % t-CI over seeds of clean {split} mIoU per dataset × imbalance "
+        "× method × training condition × scenario, with the paired bootstrap against the same "
         "method trained on complete data",
         TRAIN_MISSING,
     )
     for dataset in datasets:
         part = built.clean[built.clean["dataset"] == dataset]
-        conventions = tables.caption_conventions(part, _n_tiles(results.records, dataset))
+        tiles = _n_tiles(results.records, dataset, results.split)
+        conventions = tables.caption_conventions(part, tiles)
         table = train_missing.condition_table(
             frame, built.clean, dataset, results.methods, conventions
         )
@@ -814,7 +930,7 @@ def write_train_missing(writer: ReportWriter, built: ReportFrames, results: Resu
         writer.text(
             f"tables/{stem}_train_missing.md",
             markdown,
-            f"{dataset}: Markdown table — test mIoU per training condition and scenario",
+            f"{dataset}: Markdown table — {split} mIoU per training condition and scenario",
             TRAIN_MISSING,
         )
         writer.text(
@@ -827,8 +943,8 @@ def write_train_missing(writer: ReportWriter, built: ReportFrames, results: Resu
             writer.figure(
                 train_missing.rate_curves(frame, built.clean, dataset, modality, results.methods),
                 f"{stem}_train_missing_{tables.slug(modality, keep='-_')}",
-                f"{dataset}: test mIoU against the share of training tiles without {modality} "
-                "(0 = complete data), one panel per scenario",
+                f"{dataset}: {split} mIoU against the share of training tiles without "
+                f"{modality} (0 = complete data), one panel per scenario",
                 TRAIN_MISSING,
             )
 
@@ -853,19 +969,20 @@ def write_qualitative(
 
 def _figures(board, robust, results: Results, dataset: str, val_records) -> dict:
     methods, expected = results.methods, results.expected
+    split = frames.SPLIT_NAMES[results.split]
     figures = {
         "heatmap": (
             plots.heatmap(board, dataset, methods, expected),
-            "heatmap of test mIoU (mean over seeds), methods × scenarios, one panel per "
+            f"heatmap of {split} mIoU (mean over seeds), methods × scenarios, one panel per "
             "imbalance factor; hatched = missing run",
         ),
         "class_iou": (
             plots.class_iou_bars(board, dataset, methods, expected),
-            "per-class test IoU per scenario (lowest imbalance factor), which classes a method "
-            "loses when a modality goes missing; tier in parentheses",
+            f"per-class {split} IoU per scenario (lowest imbalance factor), which classes a "
+            "method loses when a modality goes missing; tier in parentheses",
         ),
         "robustness": (
-            plots.robustness_bars(robust, dataset, methods, expected),
+            plots.robustness_bars(robust, dataset, methods, expected, results.split),
             "full vs mean-over-missing vs worst-scenario mIoU, all classes and tail tier, "
             "per imbalance factor",
         ),
@@ -880,8 +997,8 @@ def _figures(board, robust, results: Results, dataset: str, val_records) -> dict
     if "train_gflops_per_step" in board and board["train_gflops_per_step"].notna().any():
         figures["cost"] = (
             plots.cost_scatter(board, dataset, methods),
-            "test mIoU against training TFLOPs of the run, one point per method and one panel "
-            "per scenario; oracles hollow",
+            f"{split} mIoU against training TFLOPs of the run, one point per method and one "
+            "panel per scenario; oracles hollow",
         )
     if len({f for (d, f, _m) in expected if d == dataset}) > 1:
         figures["imbalance"] = (
@@ -938,15 +1055,18 @@ def report_markdown(
     results: Results, files: Sequence[ReportFile], out: Path, reference: str, notes: list[str]
 ) -> str:
     done = sum(r.state == "done" for r in results.runs)
+    test = results.split == "test"
+    flag = "" if test else f" --split {results.split}"
     lines = [
-        "# MissBench report",
+        "# MissBench report" + ("" if test else " — validation split"),
         "",
-        f"Built by `python run_benchmark.py report {results.root}` from the records of "
+        *([] if test else [VAL_WARNING, ""]),
+        f"Built by `python run_benchmark.py report {results.root}{flag}` from the records of "
         f"{done} finished run(s) of {len(results.runs)} under `{results.root / 'runs'}`. "
         f"Reference method: `{reference}`. {selection_line([results.selection])}",
         "",
         f"Methods (colour order in every figure): {', '.join(f'`{m}`' for m in results.methods)}.",
-        f"Significance: {test_description()}.",
+        f"Significance: {test_description(split=frames.SPLIT_NAMES[results.split])}.",
         "",
     ]
     not_done = [r for r in results.runs if r.state != "done"]
@@ -980,9 +1100,20 @@ def report_markdown(
             continue
         lines += [f"## {section or 'Files'}", ""]
         if section:
-            lines += [SECTIONS[section], ""]
+            text = SECTIONS[section]
+            if section == TRAIN_MISSING:
+                text = TRAIN_MISSING_TEXT.format(split=frames.SPLIT_NAMES[results.split])
+            lines += [text, ""]
         lines += _file_lines(mine, out) + [""]
     return "\n".join(lines)
+
+
+VAL_WARNING = (
+    "**Every table and figure here is on the validation split**: the validation records of "
+    "each run's selected checkpoint. That checkpoint was chosen on these tiles, so the scores "
+    "are optimistic: use them to check choices made on validation (the synthetic data's "
+    "calibration, hyperparameters), and the test report (`report/`) for results."
+)
 
 
 def _file_lines(files: Sequence[ReportFile], out: Path) -> list[str]:

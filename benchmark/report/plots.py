@@ -25,11 +25,13 @@ from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormat
 
 from benchmark.report.frames import (
     SCORE_METRICS,
+    SPLIT_NAMES,
     cost_frame,
     dataset_of,
     dataset_view,
     label_of,
     scenario_order,
+    split_name,
 )
 from benchmark.system.confine import write_target
 
@@ -228,9 +230,12 @@ def heatmap(
         ax.set_xlabel("modalities present at test time")
     if image is not None:
         bar = fig.colorbar(image, ax=list(axes), shrink=0.9, pad=0.02)
-        bar.set_label(f"test {SCORE_METRICS[metric]} (%)")
+        bar.set_label(f"{split_name(board)} {SCORE_METRICS[metric]} (%)")
     note = "; † = fewer seeds than the grid" if any(p.any() for p in partial) else ""
-    fig.suptitle(f"{dataset}: test {SCORE_METRICS[metric]}, mean over seeds{note}", fontsize=8)
+    fig.suptitle(
+        f"{dataset}: {split_name(board)} {SCORE_METRICS[metric]}, mean over seeds{note}",
+        fontsize=8,
+    )
     return fig
 
 
@@ -278,7 +283,8 @@ def class_iou_bars(
         handles=handles, loc="outside lower center", ncol=min(4, len(methods)), frameon=False
     )
     fig.suptitle(
-        f"{dataset}: test IoU per class (mean ± std over seeds), imbalance ×{factor:g}; "
+        f"{dataset}: {split_name(board)} IoU per class (mean ± std over seeds), "
+        f"imbalance ×{factor:g}; "
         "tier H = head, B = body, T = tail",
         fontsize=8,
     )
@@ -356,7 +362,7 @@ def imbalance_curves(
         ax.set_title(f"present: {scenario} (missing: {missing_of[scenario]})")
         ax.grid(linewidth=0.3, alpha=0.6)
         note_gaps(ax, notes)
-    axes[0].set_ylabel(f"test {SCORE_METRICS[metric]} (%)")
+    axes[0].set_ylabel(f"{split_name(board)} {SCORE_METRICS[metric]} (%)")
     axes[0].set_ylim(bottom=0)  # shared: set once, after every panel has autoscaled
     handles = [Line2D([], [], color=colours[m], marker="o", markersize=3, label=m) for m in methods]
     fig.legend(
@@ -370,10 +376,15 @@ def imbalance_curves(
 
 
 def robustness_bars(
-    robust: pd.DataFrame, dataset: str, methods: Sequence[str], expected: Mapping
+    robust: pd.DataFrame,
+    dataset: str,
+    methods: Sequence[str],
+    expected: Mapping,
+    split: str = "test",
 ) -> Figure:
     """Full / mean over missing scenarios / worst scenario, bars per method (mean ± std over
-    seeds); columns all classes and tail tier, one row per imbalance factor."""
+    seeds); columns all classes and tail tier, one row per imbalance factor; scores on
+    `split` (the robustness frame does not say)."""
     part = robust[robust["dataset"] == dataset] if not robust.empty else robust
     factors = _factors(expected, dataset)
     colours = method_colours(methods)
@@ -415,7 +426,7 @@ def robustness_bars(
             ax.grid(axis="y", linewidth=0.3, alpha=0.6)
             ax.set_axisbelow(True)
             ax.set_title(f"{tier_title}, imbalance ×{factor:g}")
-            ax.set_ylabel("test score (%)" if c == 0 else "tail-tier score (%)")
+            ax.set_ylabel(f"{SPLIT_NAMES[split]} score (%)" if c == 0 else "tail-tier score (%)")
     handles = [Patch(color=colours[m], label=m) for m in methods]
     fig.legend(
         handles=handles, loc="outside lower center", ncol=min(4, len(methods)), frameon=False
@@ -555,7 +566,7 @@ def cost_scatter(
         ax.set_title(_short(scenario, missing_of[scenario]), fontsize=6.5)
         ax.grid(linewidth=0.3, alpha=0.6)
         ax.set_xlabel("training TFLOPs (run)")
-        ax.set_ylabel(f"test {SCORE_METRICS[metric]} (%)")
+        ax.set_ylabel(f"{split_name(board)} {SCORE_METRICS[metric]} (%)")
     for ax in axes[len(scenarios) :]:
         ax.set_visible(False)
     handles = [

@@ -19,8 +19,8 @@ BOOTSTRAP_SEED = 0
 ALPHA = 0.05
 
 TEST_NAME = (
-    "two-sided paired bootstrap: seeds and test tiles resampled jointly for both methods, mIoU "
-    "recomputed from the summed per-tile confusion matrices ({n} resamples, RNG seed {seed}); "
+    "two-sided paired bootstrap: seeds and {split} tiles resampled jointly for both methods, "
+    "mIoU recomputed from the summed per-tile confusion matrices ({n} resamples, RNG seed {seed}); "
     "* = p < {alpha:g}, not corrected for multiple comparisons"
 )
 
@@ -34,10 +34,14 @@ _Z975 = 1.959964
 
 
 def test_description(
-    resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED, alpha: float = ALPHA
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+    alpha: float = ALPHA,
+    split: str = "test",
 ) -> str:
-    """The significance test's name and parameters, for table captions."""
-    return TEST_NAME.format(n=resamples, seed=seed, alpha=alpha)
+    """The significance test's name and parameters, for table captions (`split`: whose tiles
+    are resampled, as captions name it: test or validation)."""
+    return TEST_NAME.format(n=resamples, seed=seed, alpha=alpha, split=split)
 
 
 def t_quantile_975(df: int) -> float:

@@ -15,10 +15,12 @@ from benchmark.report.frames import (
     COMPLETE,
     SCORE_METRICS,
     SIGNIFICANCE_METRICS,
+    SPLIT_NAMES,
     TIERS,
     cost_frame,
     dataset_view,
     requested_steps,
+    split_name,
     train_missing_pairs,
 )
 from benchmark.report.stats import summarize, test_description
@@ -130,10 +132,11 @@ def caption_conventions(board: pd.DataFrame, tiles: int | None = None) -> str:
         f"{tier}: {str(first[f'tier_{tier}']).replace('|', ', ') or 'none'}" for tier in TIERS
     )
     seeds = ", ".join(str(s) for s in sorted(board["seed"].unique()))
-    tiles_text = f" over {tiles} test tiles" if tiles else ""
+    split = split_name(board)
+    tiles_text = f" over {tiles} {split} tiles" if tiles else ""
     return (
         f"{selection_sentence(board)} {training_sentence(board)} "
-        f"Test split{tiles_text}; macro means over the eval classes ({classes}); "
+        f"{split.capitalize()} split{tiles_text}; macro means over the eval classes ({classes}); "
         f"pixels labelled {int(first['ignore_index'])} are ignored; label set "
         f"{first['label_set'] or 'default'}; frequency tiers by training-pixel share "
         f"({tier_text}). "
@@ -208,7 +211,7 @@ def scenario_table(
     tier = {"miou": "all", "mf1": None}.get(metric, metric.removeprefix("miou_"))
     with_mean = robust is not None and tier is not None and metric.startswith("miou")
     table = TextTable(
-        title=f"{dataset}: test {tier_name} (%) per missing-modality scenario",
+        title=f"{dataset}: {split_name(board)} {tier_name} (%) per missing-modality scenario",
         caption="",
         stub=["imbalance", "method"],
         columns=columns + (["mean missing"] if with_mean else []),
@@ -243,7 +246,8 @@ def scenario_table(
     if oracle_methods & set(methods):
         marks += ORACLE_NOTE
     if reference and significance is not None and metric in SIGNIFICANCE_METRICS:
-        marks += f"* = differs from {reference} in the same column ({test_description()}). "
+        test = test_description(split=split_name(board))
+        marks += f"* = differs from {reference} in the same column ({test}). "
     table.caption = (
         f"Mean ± std over seeds ({tier_name} in %, '(−x)' = modality x missing at test time). "
         f"{marks}"
@@ -293,14 +297,15 @@ def robustness_table(
     conventions: str = "",
     tier: str = "all",
     oracle_methods: set[str] | None = None,
+    split: str = "test",
 ) -> TextTable:
     """Rows imbalance x method; full / mean missing / worst / retention / Δ vs reference of
-    one tier's mIoU (`all` = every eval class)."""
+    one tier's mIoU (`all` = every eval class) on `split` (the robustness frame does not say)."""
     part = robust[robust["dataset"] == dataset] if not robust.empty else robust
     factors = sorted({f for (d, f, _m) in expected if d == dataset})
     what = "mIoU" if tier == "all" else f"{tier}-tier mIoU"
     table = TextTable(
-        title=f"{dataset}: robustness to missing modalities, test {what} (%)",
+        title=f"{dataset}: robustness to missing modalities, {SPLIT_NAMES[split]} {what} (%)",
         caption="",
         stub=["imbalance", "method"],
         columns=["full", "mean missing", "worst (scenario)", "retention", f"Δ vs {reference}"],
@@ -367,7 +372,8 @@ def imbalance_table(
     oracle_methods = oracles(part)
     factors = sorted({f for (d, f, _m) in expected if d == dataset} | set(part["imbalance"]))
     table = TextTable(
-        title=f"{dataset}: test {SCORE_METRICS[metric]} (%) versus controlled imbalance",
+        title=f"{dataset}: {split_name(board)} {SCORE_METRICS[metric]} (%) versus controlled "
+        "imbalance",
         caption="",
         stub=["scenario", "method"],
         columns=[f"imbalance {_fmt_factor(f)}" for f in factors],

@@ -14,7 +14,8 @@ averages them with the complete-data runs, and keeps the unqualified label as th
 - `rate_curves`: for each modality varied alone, mIoU against its missing rate (0 = complete),
   one panel per scenario, a line per family.
 
-Only clean test data enters (corrupted evaluations have their own report).
+Only clean test data enters (corrupted evaluations have their own report); a validation report
+(`report --split val`) lines up the validation records of the selected checkpoints alike.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ from benchmark.report.frames import (
     paired_comparison,
     records_by_seed,
     scenario_order,
+    split_name,
+    split_of,
     train_missing_pairs,
     train_missing_phrase,
 )
@@ -110,7 +113,8 @@ def condition_frame(
     """train_missing.csv: per dataset x imbalance x family x condition x scenario, mIoU over
     seeds and the paired bootstrap against the family's complete-data runs."""
     board = clean_rows(board)
-    index = records_by_seed(records, ("dataset", "imbalance", "method", "scenario"))
+    keys = ("dataset", "imbalance", "method", "scenario")
+    index = records_by_seed(records, keys, split=split_of(board))
     rows = []
     for dataset in dict.fromkeys(d for d, _f, _m in expected):
         lines = families(conditions, dataset, expected)
@@ -192,8 +196,8 @@ def condition_table(
     oracle_labels = oracles(clean_rows(board[board["dataset"] == dataset]))
     oracle_families = {fam for fam, labels in lines.items() if set(labels) & oracle_labels}
     table = TextTable(
-        title=f"{dataset}: test mIoU (%) by training condition (share of training tiles "
-        "without a modality)",
+        title=f"{dataset}: {split_name(board)} mIoU (%) by training condition (share of "
+        "training tiles without a modality)",
         caption="",
         stub=(["imbalance"] if several else []) + ["scenario", "method"],
         columns=[condition_name(c) for c in conds],
@@ -231,11 +235,12 @@ def condition_table(
                 table.rows.append(([f"×{factor:g}"] * several + stub, cells))
     _bold_best(table, ["max"] * len(conds))
     table.caption = (
-        "Mean ± std over seeds of clean test mIoU (%) of each method trained under each "
+        f"Mean ± std over seeds of clean {split_name(board)} mIoU (%) of each method trained "
+        "under each "
         "condition: '−m p%' = modality m was missing from p % of the training tiles, complete = "
         "every modality on every tile. Best per column and scenario in bold. "
         f"* = differs from the same method trained on complete data, same scenario "
-        f"({test_description()}). {ORACLE_NOTE * bool(oracle_families)}"
+        f"({test_description(split=split_name(board))}). {ORACLE_NOTE * bool(oracle_families)}"
         f"{MISSING_CELL} = run missing or unfinished; † = fewer seeds than the grid; n/t = "
         "this method was not trained under this condition. " + conventions
     )
@@ -312,7 +317,8 @@ def rate_curves(
     title = plots.wrapped_title(
         width,
         [
-            f"{dataset}: test mIoU against the share of training tiles without {modality}",
+            f"{dataset}: {split_name(board)} mIoU against the share of training tiles without "
+            f"{modality}",
             "; ".join(details),
         ],
     )
@@ -336,7 +342,7 @@ def rate_curves(
         ax.grid(linewidth=0.3, alpha=0.6)
         plots.gap_note(ax, gaps[scenario], [100 * r for r in rates], "rate", unit="%")
     for ax in axes[::cols]:
-        ax.set_ylabel(f"test {SCORE_METRICS[METRIC]} (%)")
+        ax.set_ylabel(f"{split_name(board)} {SCORE_METRICS[METRIC]} (%)")
     fig.legend(handles=handles, loc="outside lower center", ncol=ncol, frameon=False)
     fig.suptitle(title, fontsize=8)
     return fig

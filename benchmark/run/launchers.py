@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import os
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -37,6 +36,7 @@ from benchmark.core.records import RunSpec
 from benchmark.core.registry import Registry
 from benchmark.corrupt.tile import TileCorruption
 from benchmark.run.corrupted import corrupted_evaluation_job, corruptions_pending
+from benchmark.run.execution import Execution
 from benchmark.run.store import RunStore
 from benchmark.run.train import RunExecutor, RunOutcome
 from benchmark.system.confine import confined_to
@@ -57,17 +57,10 @@ CORRUPTED_BUSY = "its corrupted evaluation runs in another launcher"
 
 @dataclass(frozen=True)
 class LaunchContext:
-    data_root: Path
-    out: Path
-    device: torch.device
-    workers: int = 1
-    threads: int | None = None
-    """torch threads per run; default: this machine's cores divided among the workers."""
-    retry_failed: bool = False
-    tensorboard: bool = False
-    """Also log losses and validation scores for TensorBoard (`runs/<run_id>/tensorboard/`)."""
-    address: str | None = None
-    """Ray cluster address (`auto`, `host:port`); None starts a local Ray instance."""
+    """What a launcher is given besides the runs: where and how they execute, and what this
+    sweep's workers import and evaluate."""
+
+    execution: Execution
     modules: tuple[str, ...] = ()
     """Modules a worker imports before it runs: those that registered the sweep's methods,
     datasets and corruptions outside the plugin entry points (`plugins.importable_modules`)."""
@@ -89,11 +82,6 @@ class LaunchContext:
         if finished and corruptions_pending(outcome.spec, store, self.corruptions):
             return CORRUPTED
         return None
-
-    def threads_per_run(self) -> int:
-        if self.threads is not None:
-            return self.threads
-        return max(1, (os.cpu_count() or 1) // max(1, self.workers))
 
 
 Launcher = Callable[[Sequence[RunSpec], LaunchContext], list[RunOutcome]]
@@ -137,20 +125,23 @@ def run_job(
     job: str, spec: RunSpec, ctx: LaunchContext, store: RunStore, show_progress: bool = True
 ) -> RunOutcome:
     """Run one job of `spec` in this process."""
+    execution = ctx.execution
     if job == TRAIN:
         return RunExecutor(
             spec,
-            ctx.data_root,
+            execution.data_root,
             store,
-            ctx.device,
+            execution.device,
             show_progress=show_progress,
-            retry_failed=ctx.retry_failed,
-            tensorboard=ctx.tensorboard,
+            retry_failed=execution.retry_failed,
+            tensorboard=execution.tensorboard,
         ).execute()
     if job != CORRUPTED:
         raise BenchmarkError(f"unknown launcher job {job!r}; expected {TRAIN} or {CORRUPTED}")
     start = time.perf_counter()
-    status = corrupted_evaluation_job(spec, store, ctx.data_root, ctx.device, ctx.corruptions)
+    status = corrupted_evaluation_job(
+        spec, store, execution.data_root, execution.device, ctx.corruptions
+    )
     error = CORRUPTED_BUSY if status == "busy" else ""
     return RunOutcome(spec, status, time.perf_counter() - start, error)
 
@@ -217,18 +208,17 @@ def execute_one(
     setup_logging()  # a fresh process: its progress lines need a handler
     import_modules(modules)
     torch.set_num_threads(threads)
-    ctx = LaunchContext(
+    execution = Execution(
         Path(data_root),
         Path(out),
         torch.device(device),
         threads=threads,
         retry_failed=retry_failed,
         tensorboard=tensorboard,
-        modules=modules,
-        corruptions=tuple(corruptions),
     )
+    ctx = LaunchContext(execution, modules=modules, corruptions=tuple(corruptions))
     with confined_to(run_roots(out, data_root)):
-        outcome = run_job(job, RunSpec.from_json(spec_json), ctx, RunStore(ctx.out), False)
+        outcome = run_job(job, RunSpec.from_json(spec_json), ctx, RunStore(execution.out), False)
     return outcome.status, outcome.seconds
 
 
@@ -237,18 +227,19 @@ def worker_args(
 ) -> tuple:
     """`execute_one`'s arguments for `job` of `spec` (absolute paths for workers on other
     machines)."""
-    data_root, out = (
-        (ctx.data_root.resolve(), ctx.out.resolve()) if resolve else (ctx.data_root, ctx.out)
-    )
+    execution = ctx.execution
+    data_root, out = execution.data_root, execution.out
+    if resolve:
+        data_root, out = data_root.resolve(), out.resolve()
     return (
         spec.to_json(),
         str(data_root),
         str(out),
-        str(ctx.device),
+        str(execution.device),
         threads,
-        ctx.retry_failed,
+        execution.retry_failed,
         ctx.modules,
-        ctx.tensorboard,
+        execution.tensorboard,
         ctx.corruptions,
         job,
     )
@@ -257,10 +248,10 @@ def worker_args(
 @LAUNCHERS.register("local")
 def local(specs: Sequence[RunSpec], ctx: LaunchContext) -> list[RunOutcome]:
     """Runs one after another in this process, or `--workers N` processes at once."""
-    if ctx.workers > 1:
+    if ctx.execution.workers > 1:
         return _local_processes(specs, ctx)
-    torch.set_num_threads(ctx.threads_per_run())
-    store = RunStore(ctx.out)
+    torch.set_num_threads(ctx.execution.threads_per_run())
+    store = RunStore(ctx.execution.out)
     jobs = RunJobs(specs, ctx, store)
     for index, spec in enumerate(specs):
         job: str | None = TRAIN  # the executor itself skips a finished, intact run
@@ -278,19 +269,20 @@ def _local_processes(specs: Sequence[RunSpec], ctx: LaunchContext) -> list[RunOu
     """One fresh process per job, at most `workers` at once; a dead worker fails only its run
     (a dead corrupted evaluation leaves the finished run as it was)."""
     context = multiprocessing.get_context("spawn")
-    store = RunStore(ctx.out)
+    execution = ctx.execution
+    store = RunStore(execution.out)
     jobs = RunJobs(specs, ctx, store)
     queue: deque[tuple[int, str | None]] = deque((i, None) for i in range(len(specs)))
     running: dict[int, tuple[multiprocessing.Process, str, float]] = {}
     while queue or running:
-        while queue and len(running) < ctx.workers:
+        while queue and len(running) < execution.workers:
             index, job = queue.popleft()
             job = job or jobs.first(index)
             if job is None:
                 continue
             process = context.Process(
                 target=_process_entry,
-                args=worker_args(specs[index], ctx, ctx.threads_per_run(), job=job),
+                args=worker_args(specs[index], ctx, execution.threads_per_run(), job=job),
                 daemon=False,
             )
             process.start()
@@ -344,10 +336,10 @@ def job_outcome(
 @LAUNCHERS.register("dry_run")
 def dry_run(specs: Sequence[RunSpec], ctx: LaunchContext) -> list[RunOutcome]:
     """Print each run and its state; run and write nothing."""
-    table = Table(title=f"dry run: {len(specs)} run(s) in {ctx.out}")
+    table = Table(title=f"dry run: {len(specs)} run(s) in {ctx.execution.out}")
     for column in ("run_id", "method", "dataset", "imbalance", "seed", "steps", "state"):
         table.add_column(column)
-    store = RunStore(ctx.out)
+    store = RunStore(ctx.execution.out)
     outcomes = []
     for spec in specs:
         state = store.state(spec.run_id)
@@ -374,11 +366,13 @@ def ray_launcher(specs: Sequence[RunSpec], ctx: LaunchContext) -> list[RunOutcom
         raise BenchmarkError(
             '--launcher ray needs Ray: pip install -e ".[ray]" (into this environment)'
         ) from None
+    execution = ctx.execution
     if not ray.is_initialized():
-        ray.init(address=ctx.address, include_dashboard=False, log_to_driver=False)
-    threads = ctx.threads_per_run() if ctx.threads is not None else 1
-    task = ray.remote(num_cpus=threads, num_gpus=1 if ctx.device.type == "cuda" else 0)(execute_one)
-    store = RunStore(ctx.out)
+        ray.init(address=execution.address, include_dashboard=False, log_to_driver=False)
+    threads = execution.threads_per_run() if execution.threads is not None else 1
+    gpus = 1 if execution.device.type == "cuda" else 0
+    task = ray.remote(num_cpus=threads, num_gpus=gpus)(execute_one)
+    store = RunStore(execution.out)
     jobs = RunJobs(specs, ctx, store)
     futures: dict = {}
 

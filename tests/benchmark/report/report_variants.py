@@ -82,7 +82,8 @@ def add_corruptions(
     corruption of `CORRUPTIONS` on the scenarios with its modality, at `severities`; the score
     is scaled by 1 - loss(record, corruption, severity) (default 0.08 x severity) and a
     condition is left out where `keep` says no (a gap the report must show). `fill` is their
-    `invalid_fill` (None: written before the field existed)."""
+    `invalid_fill` (None: written before the field existed); call it once per fill to add
+    both (`--invalid-fill own,mean`)."""
     loss = loss or (lambda _rec, _c, severity: 0.08 * severity)
     for run in sorted((root / "runs").iterdir()):
         if not (run / "done").exists():
@@ -90,8 +91,12 @@ def add_corruptions(
         records = read_records(run)
         extra = []
         for rec in records:
-            if rec["split"] != "test" or not rec["selection"]:
-                continue
+            if (
+                rec["split"] != "test"
+                or not rec["selection"]
+                or rec.get("corruption", "none") != "none"
+            ):
+                continue  # clean test records only, so that a second call adds a second fill
             present = rec["scenario"].split("+")
             for corruption, modality in CORRUPTIONS.items():
                 if modality not in present:

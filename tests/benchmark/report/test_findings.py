@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark.core.records import RunSpec
+from benchmark.core.records import RunSpec, invalid_fill_of
 from benchmark.report import findings
-from benchmark.report.frames import significance_frame
+from benchmark.report.frames import MEAN_FILL_SUFFIX, is_clean, significance_frame
 from benchmark.report.generate import load_results
 from benchmark.report.stats import holm
 from tests.benchmark.report.report_variants import (
@@ -160,3 +160,125 @@ def test_markdown_lists_every_finding(conditions):
         assert f"## {title}" in text
     empty = findings.findings_markdown(pd.DataFrame(columns=findings.COLUMNS), "x")
     assert "No paired comparisons" in empty
+
+
+def run_labels(root: Path) -> dict[str, tuple[str, float]]:
+    """Run id -> (label, imbalance) of every run of a fixture copy."""
+    out = {}
+    for run in (root / "runs").iterdir():
+        spec = json.loads((run / "spec.json").read_text())
+        out[run.name] = (spec["label"], spec["imbalance"])
+    return out
+
+
+def add_both_fills(root: Path) -> None:
+    """Corrupted records under both fills (`--invalid-fill own,mean`) at severities 1 and 3.
+    At imbalance ×1 the variant's own fill loses 2 % per severity and its mean fill 25 %, the
+    baseline (the reference) the other way round; at ×10 both fills give the same predictions
+    (a method whose own fill is the mean fill)."""
+    labels = run_labels(root)
+
+    def loss(fill: str):  # noqa: ANN202
+        def of(rec: dict, _corruption: str, severity: int) -> float:
+            label, imbalance = labels[rec["run_id"]]
+            if imbalance != 1.0:
+                return 0.05 * severity
+            better = (label == VARIANT) == (fill == "own")
+            return (0.02 if better else 0.25) * severity
+
+        return of
+
+    add_corruptions(root, severities=(1, 3), loss=loss("own"), fill="own")
+    add_corruptions(root, severities=(1, 3), loss=loss("mean"), fill="mean")
+
+
+@pytest.fixture(scope="module")
+def fills(tmp_path_factory):
+    """The findings of a fixture with both fills, and every pair of records sets that
+    `findings` handed to the paired bootstrap."""
+    root = copy_fixture(tmp_path_factory.mktemp("findings_fills"))
+    add_both_fills(root)
+    calls = []
+    real = findings.paired_comparison
+
+    def spy(mine, ref, *args, **kwargs):  # noqa: ANN001, ANN202
+        calls.append((dict(mine), dict(ref)))
+        return real(mine, ref, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(findings, "paired_comparison", spy)
+        frame = frame_of(root)
+    return frame, calls
+
+
+def test_invalid_fill_section_pairs_each_method_with_its_own_mean_fill(fills):
+    frame, _calls = fills
+    part = frame[frame["section"] == "invalid_fill"]
+    assert len(part) and frame["id"].is_unique  # no id shared with the corruption section
+    for method, versus in zip(part["method"], part["versus"], strict=True):
+        assert method.endswith(findings.OWN_FILL_SUFFIX)
+        assert versus == method.removesuffix(findings.OWN_FILL_SUFFIX) + MEAN_FILL_SUFFIX
+    assert {m.removesuffix(findings.OWN_FILL_SUFFIX) for m in part["method"]} == {
+        "baseline",
+        VARIANT,
+    }
+    assert set(part["corruption"]) == {"clouds", "dsm_voids"}  # the fill is in the labels
+    assert set(part["severity"]) == {1, 3} and set(part["metric"]) == {"miou"}
+    ones = part[part["imbalance"] == 1.0]
+    variant = ones["method"].str.startswith(VARIANT)
+    assert (ones.loc[variant, "diff"] > 0).all()  # its own fill loses less than the mean fill
+    assert (ones.loc[~variant, "diff"] < 0).all()  # the reference's loses more
+    text = findings.findings_markdown(frame, findings.DESCRIPTION)
+    assert f"## {findings.SECTIONS['invalid_fill']}" in text
+    assert f"| {VARIANT} (own fill) | {VARIANT} (mean fill) | 3 | dsm |" in text
+
+
+def test_invalid_fill_holm_is_within_each_table_and_identical_fills_are_no_test(fills):
+    frame, _calls = fills
+    part = frame[frame["section"] == "invalid_fill"]
+    assert part["table"].str.startswith("invalid_fill/").all()
+    assert not set(part["table"]) & set(frame.loc[frame["section"] != "invalid_fill", "table"])
+    for _table, rows in part.groupby("table"):
+        assert rows["corruption"].nunique() == 1 and rows["train_missing"].nunique() == 1
+        assert np.allclose(rows["p_holm"], holm(rows["p_value"]), equal_nan=True)
+        assert (rows["table_size"] == np.isfinite(rows["p_value"]).sum()).all()
+    tested = part[part["imbalance"] == 1.0]
+    assert np.isfinite(tested["p_value"]).all() and (tested["table_size"] == len(tested) // 2).all()
+    same = part[part["imbalance"] == 10.0]  # own fill = mean fill: identical predictions
+    assert len(same) and (same["verdict"] == findings.SAME).all()
+    assert (same["diff"] == 0).all() and same["p_value"].isna().all()
+    assert (same["table_size"] == 0).all()
+
+
+def test_paired_records_never_cross_fills_between_methods(fills):
+    """Every bootstrap compares either two methods under one fill (the corruption section) or
+    one method's same runs under two fills (the invalid_fill section), never two methods under
+    different fills."""
+    frame, calls = fills
+    crossed = 0
+    for mine, ref in calls:
+        for seed in set(mine) & set(ref):
+            a, b = mine[seed], ref[seed]
+            if is_clean(a) or is_clean(b):
+                continue
+            assert (a["corruption"], a["severity"]) == (b["corruption"], b["severity"])
+            if invalid_fill_of(a) != invalid_fill_of(b):
+                assert a["run_id"] == b["run_id"]  # the same trained model
+                crossed += 1
+    assert crossed  # the invalid_fill section was tested
+    corrupted = frame[frame["section"] == "corruption"]
+    assert {"clouds", "clouds" + MEAN_FILL_SUFFIX} <= set(corrupted["corruption"])
+    ones = corrupted[(corrupted["imbalance"] == 1.0) & (corrupted["severity"] == 3)]
+    own = ones["corruption"].map(lambda c: not c.endswith(MEAN_FILL_SUFFIX))
+    assert (ones.loc[own, "diff"] > 0).all()  # variant own (−6 %) vs baseline own (−75 %)
+    assert (ones.loc[~own, "diff"] < 0).all()  # variant mean (−75 %) vs baseline mean (−6 %)
+
+
+@pytest.mark.parametrize("fill", ["own", "mean", None])
+def test_no_invalid_fill_section_with_one_fill(tmp_path, fill):
+    root = copy_fixture(tmp_path)
+    add_corruptions(root, severities=(2,), fill=fill)
+    frame = frame_of(root)
+    assert len(frame[frame["section"] == "corruption"])
+    assert not (frame["section"] == "invalid_fill").any()
+    assert findings.SECTIONS["invalid_fill"] not in findings.findings_markdown(frame, "x")

@@ -436,3 +436,68 @@ def test_mean_fill_rows_are_a_corruption_of_their_own_counted_once_in_the_mce():
         "baseline",
     )
     assert mean_row(alone, "better")["ce_mean"] != pytest.approx(mean_row(own, "better")["ce_mean"])
+
+
+def with_mean_fill(scores: dict, extra: float) -> dict:
+    """`scores` plus their clouds rows under the mean fill, losing `extra(method)` more per
+    severity than the method's own fill."""
+    variant = {
+        (m, seed, "clouds" + frames.MEAN_FILL_SUFFIX, severity, scenario): value
+        - extra(m) * severity
+        for (m, seed, name, severity, scenario), value in scores.items()
+        if name == "clouds"
+    }
+    return {**scores, **variant}
+
+
+def test_fill_table_puts_each_methods_own_fill_beside_its_mean_fill():
+    """Per method, the drop from clean per severity under its own fill and under the mean
+    fill, only for the corruption evaluated both ways (clouds, not noise)."""
+    scores = {**curves("baseline", 0.6, 0.05), **curves("better", 0.7, 0.03)}
+    methods, expected = ["baseline", "better"], {("d", 1.0, m): 2 for m in ("baseline", "better")}
+    board = board_of(with_mean_fill(scores, lambda m: 0.0 if m == "baseline" else 0.02))
+    fills = corruption.fill_frame(board, methods, expected)
+    assert set(fills["corruption"]) == {"clouds"} and set(fills["fill"]) == {"own", "mean"}
+    assert set(fills["severity"]) == {1, 2, 3, 4, 5} and (fills["drop_n"] == 2).all()
+    by = fills.set_index(["method", "fill", "severity"])["drop_mean"]
+    for severity in range(1, 6):  # drops as built: slope x severity, + 0.02 x severity mean fill
+        assert by[("better", "own", severity)] == pytest.approx(0.03 * severity)
+        assert by[("better", "mean", severity)] == pytest.approx(0.05 * severity)
+        assert by[("baseline", "own", severity)] == pytest.approx(
+            by[("baseline", "mean", severity)]
+        )
+    table = corruption.fill_table(board, "d", methods, expected)
+    text = render.to_markdown(table)
+    assert "| dsm+optical (full) | clouds | better | own | **3.0 ± 0.0** |" in text
+    assert "| dsm+optical (full) | clouds | better | mean fill | 5.0 ± 0.0 |" in text
+    assert "noise" not in text  # evaluated with one fill only
+    assert table.group_starts == [0, 2]  # one group (bold pair) per method
+    assert corruption.fill_table(board_of(scores), "d", methods, expected) is None
+    assert corruption.fill_frame(board_of(scores), methods, expected).empty
+
+
+def test_report_writes_the_fill_table_only_with_both_fills(corrupted_report, tmp_path):
+    assert not (corrupted_report / "corruption_fill.csv").exists()  # own fill only
+    root = copy_fixture(tmp_path)
+    add_corruptions(root, severities=(2, 4), fill="own")
+    add_corruptions(root, severities=(2, 4), loss=lambda _r, _c, s: 0.1 * s, fill="mean")
+    generate_report(root, reference="baseline", qualitative=False)
+    fills = pd.read_csv(root / "report" / "corruption_fill.csv")
+    assert set(fills["corruption"]) == {"clouds", "dsm_voids"}
+    own = fills[fills["fill"] == "own"].set_index(["method", "scenario", "corruption", "severity"])
+    mean = fills[fills["fill"] == "mean"].set_index(own.index.names)
+    assert own.index.equals(mean.index)  # every own row has its mean-fill row
+    done = own["drop_n"] > 0
+    assert done.any() and (mean.loc[done, "drop_mean"] > own.loc[done, "drop_mean"]).all()
+    text = (root / "report" / "tables" / "synthetic_corruption.md").read_text(encoding="utf-8")
+    assert "under each method's own fill of invalid pixels and under the mean fill" in text
+    latex = (root / "report" / "tables" / "synthetic_corruption.tex").read_text(encoding="utf-8")
+    environments = re.findall(r"\\begin\{tabular\}\{([lr]+)\}(.*?)\\end\{tabular\}", latex, re.S)
+    spec, content = environments[-1]  # the fill table, last
+    assert "mean fill" in content
+    for row in (line for line in content.splitlines() if line.endswith(r"\\")):
+        assert len(re.split(r"(?<!\\)&", row)) == len(spec), row
+    index = (root / "report" / "report.md").read_text(encoding="utf-8")
+    assert "](corruption_fill.csv)" in index
+    findings = pd.read_csv(root / "report" / "findings.csv")
+    assert (findings["section"] == "invalid_fill").any()

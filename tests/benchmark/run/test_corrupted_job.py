@@ -13,6 +13,7 @@ import torch
 
 from benchmark.core.records import RunSpec
 from benchmark.corrupt.tile import TileCorruption
+from benchmark.run.execution import Execution
 from benchmark.run.launchers import CORRUPTED_BUSY, LAUNCHERS, LaunchContext
 from benchmark.run.store import CORRUPTED, RunStore
 from tests.benchmark.cli.cli_helpers import VOLATILE, snapshot
@@ -29,9 +30,8 @@ def _finished_copy(finished: Path, folder: Path) -> tuple[Path, RunSpec]:
 
 
 def _launch(out: Path, data_root: Path, spec: RunSpec, workers: int) -> list:
-    ctx = LaunchContext(
-        data_root, out, torch.device("cpu"), workers=workers, threads=1, corruptions=ASKED
-    )
+    execution = Execution(data_root, out, torch.device("cpu"), workers=workers, threads=1)
+    ctx = LaunchContext(execution, corruptions=ASKED)
     return LAUNCHERS.get("local")([spec], ctx)
 
 

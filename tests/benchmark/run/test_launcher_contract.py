@@ -19,6 +19,7 @@ import pytest
 import torch
 
 from benchmark.core.records import RunSpec
+from benchmark.run.execution import Execution
 from benchmark.run.launchers import LAUNCHERS, LaunchContext
 from benchmark.run.train import RunOutcome
 from tests.benchmark.cli.cli_helpers import RUNS, snapshot, stable, stable_records, sweep
@@ -112,7 +113,7 @@ def launched(request, reference, data_root, tmp_path_factory) -> Launched:
             out = tmp_path_factory.mktemp(setup.name)
             assert sweep(out, data_root, *flags(name, setup)) == 0
         before = snapshot(out)
-        context = LaunchContext(data_root, out, CPU, workers=setup.workers, threads=1)
+        context = LaunchContext(Execution(data_root, out, CPU, workers=setup.workers, threads=1))
         rerun = LAUNCHERS.get(name)(stored_specs(out), context)
         return Launched(out, rerun, before, snapshot(out))
 
@@ -140,6 +141,7 @@ def test_a_rerun_skips_every_run_and_changes_nothing(launched):
 def test_a_launcher_that_runs_nothing_reports_a_finished_store_done(name, reference, data_root):
     specs = stored_specs(reference)
     before = snapshot(reference)
-    outcomes = LAUNCHERS.get(name)(specs, LaunchContext(data_root, reference, CPU, threads=1))
+    context = LaunchContext(Execution(data_root, reference, CPU, threads=1))
+    outcomes = LAUNCHERS.get(name)(specs, context)
     assert [o.status for o in outcomes] == ["done"] * RUNS
     assert snapshot(reference) == before
