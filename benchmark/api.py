@@ -108,8 +108,8 @@ def run(
     imbalance: str | Sequence[float] = (1.0,),
     train_missing: str | Sequence[str] = "none",
     corruptions: str = "none",
-    severities: str = "1-5",
-    invalid_fill: str | Sequence[str] = "own",
+    severities: str | Sequence[int] | None = None,
+    invalid_fill: str | Sequence[str] | None = None,
     selection: str = "full_val",
     device: str = "auto",
     data_root: str | Path | None = None,
@@ -123,6 +123,8 @@ def run(
     Arguments take the command line's forms (`methods="stars,baseline[lr=3e-4]"`) or lists
     (`methods=["stars", "baseline"]`, `seeds=[0, 1, 2]`, `train_missing=["none", "dsm=0.3"]`).
     `hparams_from` (a `tune` folder or its best.json) gives each method its tuned values.
+    `severities` (default 1-5) and `invalid_fill` (default own) apply to `corruptions` only,
+    and are refused where they would change nothing, as on the command line.
     Bad input raises `BenchmarkError` before anything runs; runs that fail are rows with
     `status` failed, as on the command line.
     """
@@ -161,7 +163,7 @@ def tune(
     trials: int = 8,
     seed: int = 0,
     rungs: str | Sequence[int] | None = None,
-    keep: float = 0.5,
+    keep: float | None = None,
     selection: str = "full_val",
     out: str | Path = "results",
     device: str = "auto",
@@ -174,6 +176,7 @@ def tune(
 
     The same `trials` random configurations per method, the same successive-halving `rungs`
     (step budgets; None = the preset's steps), ranked on validation only; rerunning resumes.
+    `keep` (default 0.5) is the share of a rung's trials promoted, so it needs several rungs.
     Returns the search cost per method (`<out>/tune/search_cost.csv`); the best configurations
     are in `<out>/tune/best.json`, for `run(..., hparams_from=...)`.
     """

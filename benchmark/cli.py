@@ -229,8 +229,9 @@ def add_tune(commands: Commands) -> None:
     tune.add_argument(
         "--keep",
         type=float,
-        default=0.5,
-        help="share of a rung's trials that go on to the next (at least one) (default: 0.5)",
+        default=None,
+        help="share of a rung's trials that go on to the next (at least one); only with "
+        "several --rungs (default: 0.5)",
     )
     tune.add_argument(
         "--selection",
@@ -382,7 +383,8 @@ def add_profile(commands: Commands) -> None:
         "against a bare forward pass. `psa` (registered by STARS): PSA sampling and loss "
         "against a whole STARS step.",
     )
-    profile.set_defaults(handler=command_profile, methods="all", dataset="synthetic")
+    # --methods: None = not given (every method, for a profiler that selects methods)
+    profile.set_defaults(handler=command_profile, methods=None, dataset="synthetic")
     profile.add_argument("what", help="which profiler to run, e.g. step or psa")
     profile.add_argument(
         "--out", type=Path, default=Path("results/profile"), help="(default: results/profile)"
@@ -463,8 +465,8 @@ def add_run_flags(run: argparse.ArgumentParser) -> None:
         metavar="MODALITY=SHARE[,...]",
         help="train with that share of training tiles lacking the modality, e.g. dsm=0.3 or "
         "dsm=0.3,sar=0.5 (the same tiles for every method, drawn from the seed; a tile never "
-        "loses every modality); repeat the flag to sweep settings, 'none' = complete data "
-        "(default: none)",
+        "loses every modality; a share must remove at least one training tile and leave at "
+        "least one); repeat the flag to sweep settings, 'none' = complete data (default: none)",
     )
     run.add_argument(
         "--corruptions",
@@ -475,16 +477,16 @@ def add_run_flags(run: argparse.ArgumentParser) -> None:
     )
     run.add_argument(
         "--severities",
-        default="1-5",
-        help="corruption severities, e.g. 1-5, 1,3,5 or 3 (default: 1-5)",
+        default=None,
+        help="corruption severities, e.g. 1-5, 1,3,5 or 3; only with --corruptions (default: 1-5)",
     )
     run.add_argument(
         "--invalid-fill",
-        default="own",
+        default=None,
         help="how methods handle the pixels a corruption marks invalid (clouds, DSM voids): own "
         "(each method's missing-modality mechanism at those pixels), mean (the training mean "
-        "for every method), or own,mean (both, recorded apart; the same trained models) "
-        "(default: own)",
+        "for every method), or own,mean (both, recorded apart; the same trained models); only "
+        "with a --corruptions entry that marks pixels invalid (default: own)",
     )
     run.add_argument(
         "--selection",
@@ -711,7 +713,13 @@ def command_profile(args: argparse.Namespace) -> int:
     DATASETS.canonical(parse_named(args.dataset).name)
     methods = []
     if profiler.uses_methods:
-        methods = [m.label() for m in expand_method_names(parse_named_list(args.methods))]
+        given = args.methods if args.methods is not None else "all"
+        methods = [m.label() for m in expand_method_names(parse_named_list(given))]
+    elif args.methods is not None:
+        raise BenchmarkError(
+            f"profile {args.what}: --methods {args.methods} applies to nothing (this profiler "
+            "measures fixed parts, not a choice of methods; leave --methods out)"
+        )
     settings = ProfileSettings(
         preset,
         resolve_device(args.device),

@@ -127,6 +127,10 @@ class ModDrop(Baseline):
         """Exempt only with the input fill: `feature_zero` never encodes an absent sample."""
         return self.ENCODES_ABSENT if self.hparams["fill"] == "input_zero" else ""
 
+    def own_fill_is_mean(self) -> bool:
+        """Only with the input fill, whose `predict_partial` is the default's (the mean fill)."""
+        return self.hparams["fill"] == "input_zero"
+
     def update(self, batch: Batch, step: int) -> dict[str, float]:
         inputs = zero_fill_missing(batch, self.modalities)
         mask = labels_of(batch)

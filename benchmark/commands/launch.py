@@ -37,7 +37,7 @@ def launch_sweep(request: SweepRequest, execution: Execution) -> int:
     sweep = expand(request)
     store = RunStore(out)
     store.check_writable()
-    preflight(sweep.specs, data_root, store)
+    preflight(sweep.specs, data_root, store, request.corruptions, request.every_corruption)
     if request.budget == "flops":
         from benchmark.run.budget import match_flops
 

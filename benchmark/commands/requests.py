@@ -15,12 +15,12 @@ from typing import Any
 import torch
 
 from benchmark.commands.tuning import TuneRequest, make_tune_request, read_tuned
-from benchmark.core.options import NamedConfig, parse_named_list, split_top_level
+from benchmark.core.options import NamedConfig, parse_named_list, parse_pairs, split_top_level
 from benchmark.core.plugins import DATASETS
 from benchmark.core.presets import PRESETS
 from benchmark.core.records import INVALID_FILLS, OWN_FILL
 from benchmark.corrupt.corruption import parse_severities
-from benchmark.corrupt.registry import parse_corruptions
+from benchmark.corrupt.registry import CORRUPTIONS, parse_corruptions
 from benchmark.corrupt.tile import TileCorruption, fill_matters
 from benchmark.run.execution import Execution
 from benchmark.run.sweep import SweepRequest
@@ -43,9 +43,23 @@ def resolve_device(name: str) -> torch.device:
 
 def resolve_execution(data_root: str | Path | None, device: str, **settings: Any) -> Execution:
     """Where and how runs execute, from the user's words: no data root means the default one,
-    the device name is resolved; the other `Execution` fields are taken as they are."""
+    the device name is resolved; the other `Execution` fields are taken as they are, but a
+    launcher setting another launcher would ignore is refused (`--address` is Ray's,
+    `--workers` the local launcher's)."""
     root = Path(data_root) if data_root is not None else default_data_root()
-    return Execution(data_root=root, device=resolve_device(device), **settings)
+    execution = Execution(data_root=root, device=resolve_device(device), **settings)
+    launcher = execution.launcher
+    if execution.address is not None and launcher != "ray":
+        raise BenchmarkError(
+            f"--address {execution.address}: applies to nothing with --launcher {launcher} "
+            "(it names a Ray cluster; add --launcher ray or leave --address out)"
+        )
+    if execution.workers != 1 and launcher != "local":
+        raise BenchmarkError(
+            f"--workers {execution.workers}: applies to nothing with --launcher {launcher} "
+            "(it counts the local launcher's processes; leave it out)"
+        )
+    return execution
 
 
 MAX_SEED = 2**32 - 1
@@ -84,20 +98,21 @@ def parse_train_missing(values: Sequence[str] | None) -> tuple[tuple[tuple[str, 
         if text.strip().lower() in ("none", "0", ""):
             settings.append(())
             continue
+        expected = (
+            "modality=share pairs with shares in [0, 1), e.g. dsm=0.3 or dsm=0.3,sar=0.5 (or none)"
+        )
         pairs = {}
-        for part in split_top_level(text):
-            name, sep, rate = part.partition("=")
+        for name, rate in parse_pairs(
+            split_top_level(text), "--train-missing pair", text, expected
+        ).items():
             try:
                 value = float(rate)
             except ValueError:
                 value = float("nan")
-            if not sep or not name.strip() or not 0.0 <= value < 1.0:
-                raise BenchmarkError(
-                    f"--train-missing {text!r}: expected modality=share pairs with shares in "
-                    "[0, 1), e.g. dsm=0.3 or dsm=0.3,sar=0.5 (or none)"
-                )
+            if not 0.0 <= value < 1.0:
+                raise BenchmarkError(f"--train-missing {text!r}: expected {expected}")
             if value > 0:
-                pairs[name.strip()] = value
+                pairs[name] = value
         settings.append(tuple(sorted(pairs.items())))
     return tuple(dict.fromkeys(settings))
 
@@ -112,19 +127,40 @@ def parse_invalid_fills(text: str) -> tuple[str, ...]:
     return fills
 
 
+DEFAULT_SEVERITIES = "1-5"
+
+
 def parse_corruption_grid(
-    names: str, severities: str, fills: str = OWN_FILL
+    names: str, severities: str | None = None, fills: str | None = None
 ) -> tuple[TileCorruption, ...]:
     """`--corruptions clouds,haze|all` x `--severities 1-5` x `--invalid-fill own,mean` -> the
     `TileCorruption`s to run; a corruption that marks no pixel invalid once (the first fill:
-    the fill changes nothing there)."""
-    chosen = parse_invalid_fills(fills)
-    if not names.strip() or names.strip().lower() == "none":
+    the fill changes nothing there).
+
+    `severities` and `fills` are None where the user gave none (defaults: all five severities,
+    `own`). Given where they apply to nothing, they are refused: severities without a
+    corruption, a fill without a corruption that marks pixels invalid.
+    """
+    chosen = parse_invalid_fills(fills if fills is not None else OWN_FILL)
+    corrupt = parse_corruptions(names) if names.strip().lower() not in ("", "none") else ()
+    if severities is not None and not corrupt:
+        raise BenchmarkError(
+            f"--severities {severities}: applies to nothing without --corruptions (name the "
+            "corruptions to evaluate, e.g. --corruptions clouds, or leave --severities out)"
+        )
+    if fills is not None and not any(fill_matters(n) for n in corrupt):
+        marking = ", ".join(n for n in CORRUPTIONS.names() if fill_matters(n))
+        raise BenchmarkError(
+            f"--invalid-fill {fills}: applies to nothing without a --corruptions entry that "
+            f"marks pixels invalid ({marking}; asked: {', '.join(corrupt) or 'none'}); leave "
+            "--invalid-fill out"
+        )
+    if not corrupt:
         return ()
-    levels = parse_severities(severities)
+    levels = parse_severities(severities if severities is not None else DEFAULT_SEVERITIES)
     return tuple(
         TileCorruption(n, s, fill=f)
-        for n in parse_corruptions(names)
+        for n in corrupt
         for s in levels
         for f in (chosen if fill_matters(n) else chosen[:1])
     )
@@ -157,12 +193,13 @@ def sweep_request(
     train_missing: str | Sequence[str] | None,
     selection: str,
     corruptions: str,
-    severities: str,
-    invalid_fill: str | Sequence[str] = OWN_FILL,
+    severities: str | None = None,
+    invalid_fill: str | Sequence[str] | None = None,
     hparams_from: str | Path | None = None,
 ) -> SweepRequest:
     """The sweep a `run` asks for, each argument in its textual form or as a list;
-    `hparams_from` (a tune folder or its best.json) gives each method its tuned values."""
+    `hparams_from` (a tune folder or its best.json) gives each method its tuned values.
+    `severities` and `invalid_fill` are None where not given (see `parse_corruption_grid`)."""
     tuned = read_tuned(hparams_from) if hparams_from is not None else None
     return SweepRequest(
         methods=tuple(parse_named_list(_text(methods))),
@@ -177,7 +214,12 @@ def sweep_request(
             [train_missing] if isinstance(train_missing, str) else train_missing
         ),
         selection=selection,
-        corruptions=parse_corruption_grid(corruptions, severities, _text(invalid_fill)),
+        corruptions=parse_corruption_grid(
+            corruptions,
+            None if severities is None else _text(severities),
+            None if invalid_fill is None else _text(invalid_fill),
+        ),
+        every_corruption=corruptions.strip() == "all",
         tuned=tuned.methods if tuned is not None else None,
         tuned_from=tuned.source if tuned is not None else "",
     )
@@ -190,11 +232,12 @@ def tune_request(
     trials: int,
     seed: int,
     rungs: str | Sequence[int] | None,
-    keep: float,
+    keep: float | None,
     selection: str,
 ) -> TuneRequest:
     """The studies a `tune` asks for, each argument in its textual form or as a list: one
-    dataset, one seed, the same trials and schedule for every method."""
+    dataset, one seed, the same trials and schedule for every method (`keep` None: not
+    given)."""
     entries = parse_named_list(dataset)
     if len(entries) != 1:
         raise BenchmarkError(f"--dataset {dataset!r}: tune searches on one dataset")

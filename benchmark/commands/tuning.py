@@ -54,6 +54,10 @@ MAX_TRIALS = 10_000
 
 
 # ------------------------------------------------------------------------------ schedule
+DEFAULT_KEEP = 0.5
+"""`--keep` where not given: half of each rung's trials go on to the next."""
+
+
 @dataclass(frozen=True)
 class Schedule:
     """Successive halving, the same for every method: all trials train `rungs[0]` steps, the
@@ -61,7 +65,7 @@ class Schedule:
     halving."""
 
     rungs: tuple[int, ...]
-    keep: float = 0.5
+    keep: float = DEFAULT_KEEP
 
     def sizes(self, trials: int) -> list[int]:
         """How many trials enter each rung."""
@@ -131,12 +135,16 @@ def make_tune_request(
     trials: int,
     seed: int,
     rungs: str | Sequence[int] | None,
-    keep: float,
+    keep: float | None,
     selection: str,
 ) -> TuneRequest:
-    """Check every value of a `tune` request; one-line errors name the value."""
+    """Check every value of a `tune` request; one-line errors name the value. `keep` is None
+    where not given (`DEFAULT_KEEP`); given with a single rung, where no trial is promoted, it
+    applies to nothing and is refused."""
     if isinstance(trials, bool) or not isinstance(trials, int) or not 1 <= trials <= MAX_TRIALS:
         raise BenchmarkError(f"--trials must be an integer from 1 to {MAX_TRIALS}, got {trials}")
+    given = keep is not None
+    keep = DEFAULT_KEEP if keep is None else keep
     if isinstance(keep, bool) or not isinstance(keep, int | float) or not 0 < keep <= 1:
         raise BenchmarkError(f"--keep must be a share in (0, 1], got {keep}")
     names = expand_method_names(methods)
@@ -147,13 +155,19 @@ def make_tune_request(
             "method is searched over its declared space)"
         )
     SELECTIONS.get(selection)
+    schedule = Schedule(parse_rungs(rungs, preset.steps), float(keep))
+    if given and len(schedule.rungs) == 1:
+        raise BenchmarkError(
+            f"--keep {keep:g}: applies to nothing with one rung ({schedule.rungs[0]} steps: no "
+            "trial goes on to another); give --rungs, e.g. 100,200,400, or leave --keep out"
+        )
     return TuneRequest(
         methods=tuple(m.name for m in names),
         dataset=dataset,
         preset=preset,
         trials=trials,
         seed=seed,
-        schedule=Schedule(parse_rungs(rungs, preset.steps), float(keep)),
+        schedule=schedule,
         selection=selection,
     )
 

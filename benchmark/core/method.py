@@ -311,6 +311,20 @@ class Method(nn.Module, abc.ABC):
         """
         return mean_fill_invalid(inputs, validity)
 
+    def own_fill_is_mean(self) -> bool:
+        """Whether `--invalid-fill own` and `mean` predict the same: its own fill is the mean.
+
+        The harness then evaluates such a method once per corruption and severity and writes
+        the other fill's records from that evaluation (`benchmark.run.corrupted`). True when
+        neither `predict_partial` nor `fill_invalid` is overridden; a method whose override
+        falls back to the default in some configuration says so here (ModDrop's input fill).
+        `tests/methods/test_invalid_pixels.py` checks the answer against the predictions.
+        """
+        cls = type(self)
+        return cls.predict_partial is Method.predict_partial and (
+            cls.fill_invalid is Method.fill_invalid
+        )
+
     def validation_probes(self) -> dict[str, Callable[[Mapping[str, Tensor]], Tensor]]:
         """Return extra predictors the harness validates next to `predict`, by name.
 

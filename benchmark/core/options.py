@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,16 +76,37 @@ def parse_named(text: str) -> NamedConfig:
     if not match:
         raise BenchmarkError(f"malformed entry {text!r}; expected name or name[key=value,...]")
     name, inner = match.group(1), match.group(2)
-    overrides: dict[str, Any] = {}
-    for item in split_top_level(inner or ""):
+    pairs = parse_pairs(split_top_level(inner or ""), "override", text, "key=value")
+    for key in pairs:
+        if not key.isidentifier():
+            raise BenchmarkError(f"malformed override {key!r} in {text!r}; expected key=value")
+    return NamedConfig(name, Params({k: parse_value(v) for k, v in pairs.items()}))
+
+
+def parse_pairs(items: Iterable[str], what: str, context: str, expected: str) -> dict[str, str]:
+    """`["a=1", "b=[2,3]"]` -> {"a": "1", "b": "[2,3]"}, keys and values stripped.
+
+    The one reader of every `key=value` list the command line takes (method overrides,
+    dataset options, `--train-missing`, `predict --input`). An item without `=`, key or value
+    is malformed, and a key given twice is refused rather than the last one silently winning
+    (`dsm=0.3,dsm=0.5` asks for two things at once). `what` names an item (e.g. "override"),
+    `context` the text it came from.
+    """
+    pairs: dict[str, str] = {}
+    for item in items:
         key, sep, value = item.partition("=")
-        key = key.strip()
-        if not sep or not key.isidentifier() or not value.strip():
-            raise BenchmarkError(f"malformed override {item!r} in {text!r}; expected key=value")
-        if key in overrides:
-            raise BenchmarkError(f"override {key!r} given twice in {text!r}")
-        overrides[key] = parse_value(value)
-    return NamedConfig(name, Params(overrides))
+        key, value = key.strip(), value.strip()
+        if not sep or not key or not value:
+            raise BenchmarkError(
+                f"malformed {what} {item.strip()!r} in {context!r}; expected {expected}"
+            )
+        if key in pairs:
+            raise BenchmarkError(
+                f"{what} {key!r} given twice in {context!r} ({key}={pairs[key]} and "
+                f"{key}={value}); give each once"
+            )
+        pairs[key] = value
+    return pairs
 
 
 def parse_named_list(text: str) -> list[NamedConfig]:

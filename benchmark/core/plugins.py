@@ -92,15 +92,30 @@ def _ordered(points: Iterable[EntryPoint]) -> list[EntryPoint]:
     )
 
 
+IMPORT_FAILURES = (Exception, SystemExit, KeyboardInterrupt)
+"""What a plugin module's import may raise and be named for in one line. `SystemExit` and
+`KeyboardInterrupt` are not `Exception`s: uncaught, a plugin calling `sys.exit(0)` at import
+would end every command with status 0 and no output."""
+
+
+def _failure(error: BaseException) -> str:
+    """`Type: first line` of what a plugin's import raised (`sys.exit()` has no text)."""
+    reason = str(error).splitlines()[0] if str(error) else ""
+    if isinstance(error, SystemExit):
+        reason = f"{reason} (the module exits at import; a plugin must not call sys.exit)"
+    elif isinstance(error, KeyboardInterrupt):
+        reason = f"{reason} (interrupted while importing it)"
+    return f"{type(error).__name__}: {reason.strip()}"
+
+
 def _import(point: EntryPoint, group: str) -> None:
     try:
         point.load()
-    except Exception as error:
+    except IMPORT_FAILURES as error:
         origin = _distribution(point) or "unknown package"
-        reason = str(error).splitlines()[0] if str(error) else ""
         raise BenchmarkError(
             f"plugin {point.name!r} of {origin} (entry point {point.value!r} in {group}) failed "
-            f"to import: {type(error).__name__}: {reason}"
+            f"to import: {_failure(error)}"
         ) from error
 
 
@@ -120,11 +135,11 @@ def import_modules(modules: Iterable[str]) -> None:
     for module in modules:
         try:
             importlib.import_module(module)
-        except ImportError as error:
+        except IMPORT_FAILURES as error:
             raise BenchmarkError(
                 f"module {module!r}, which registers a method, dataset or corruption of this "
-                f"sweep, cannot be imported in a worker ({error}); make it a plugin package "
-                f"(entry points {', '.join(GROUPS)} or missbench.corruptions)"
+                f"sweep, cannot be imported in a worker ({_failure(error)}); make it a plugin "
+                f"package (entry points {', '.join(GROUPS)} or missbench.corruptions)"
             ) from error
 
 

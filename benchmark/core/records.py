@@ -247,6 +247,11 @@ class EvalRecord:
     """On a corrupted record, how the pixels the corruption marks invalid were handled:
     `own` or `mean` (`INVALID_FILLS`; a corrupted record without it measured `mean`, see
     `invalid_fill_of`); "" on clean records."""
+    invalid_fill_from: str = ""
+    """On a corrupted record written from the evaluation under the other fill instead of
+    evaluated itself, that fill: the method's own handling of invalid pixels is the mean fill
+    (`Method.own_fill_is_mean`), so both fills give the same predictions and scores. "" on a
+    record that was evaluated (and on clean records)."""
 
     def to_json(self) -> dict[str, Any]:
         """Return the record as one JSON object (a line of `records.jsonl`)."""

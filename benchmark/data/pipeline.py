@@ -109,7 +109,7 @@ def tile_availability(
     have = {}
     for m in modalities:
         order = np.random.default_rng([seed, 0x4D155, zlib.crc32(m.encode())]).permutation(tiles)
-        lacking = order[: int(round(rates.get(m, 0.0) * tiles))]
+        lacking = order[: tiles_without(rates.get(m, 0.0), tiles)]
         have[m] = np.ones(tiles, dtype=bool)
         have[m][lacking] = False
     stranded = ~np.any(np.stack([have[m] for m in modalities]), axis=0)
@@ -119,8 +119,24 @@ def tile_availability(
     return have
 
 
-def check_train_missing(rates: Mapping[str, float], modalities: Sequence[str]) -> None:
-    """Every named modality exists and every rate is a share in [0, 1)."""
+def tiles_without(rate: float, tiles: int) -> int:
+    """How many of `tiles` training tiles a share `rate` removes a modality from: the one
+    rounding rule of the draw (`tile_availability`) and of its check (`check_train_missing`)."""
+    return int(round(rate * tiles))
+
+
+def check_train_missing(
+    rates: Mapping[str, float],
+    modalities: Sequence[str],
+    tiles: int | None = None,
+    dataset: str = "",
+) -> None:
+    """Every named modality exists and every rate is a share in [0, 1); given the training
+    split's `tiles`, every share also removes the modality from at least one tile and leaves
+    it on at least one (by its tile count, not its value: `dsm=0.995` on 48 tiles removes the
+    DSM from all 48, `dsm=0.007` from none, though both look like valid shares). The sweep
+    checks the count before any run starts (`run.sweep.preflight`); opening a stored run checks
+    names and ranges only, so a run made before the count rule still opens."""
     for m, rate in rates.items():
         if m not in modalities:
             raise BenchmarkError(
@@ -131,6 +147,21 @@ def check_train_missing(rates: Mapping[str, float], modalities: Sequence[str]) -
             raise BenchmarkError(
                 f"--train-missing {m}={rate:g}: expected a share of training tiles in [0, 1)"
             )
+        if tiles is None or rate == 0:
+            continue
+        removed = tiles_without(rate, tiles)
+        if 0 < removed < tiles:
+            continue
+        shares = (
+            f"from {1 / tiles:.3g} to {(tiles - 1) / tiles:.3g} here"
+            if tiles > 1
+            else "none can, with one tile"
+        )
+        raise BenchmarkError(
+            f"--train-missing {m}={rate:g} removes {m} from {removed} of the {tiles} training "
+            f"tiles{f' of {dataset}' if dataset else ''}; expected a share that removes at "
+            f"least one tile and leaves at least one ({shares})"
+        )
 
 
 def prepare_data(spec: RunSpec, data_root: Path) -> RunData:

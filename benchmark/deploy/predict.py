@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from benchmark.core.method import evaluation_mode
+from benchmark.core.options import parse_pairs
 from benchmark.deploy.model import DeployedModel, load_model
 from benchmark.run.inference import one_by_one, sliding_window_bands, sliding_window_logits
 from benchmark.system.confine import write_target
@@ -111,14 +112,9 @@ class PredictSummary:
 
 def parse_inputs(text: str) -> dict[str, Path]:
     """`optical=scene.tif,dsm=scene_dsm.tif` -> {modality: path}."""
-    inputs: dict[str, Path] = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        name, sep, path = part.partition("=")
-        if not sep or not name.strip() or not path.strip():
-            raise BenchmarkError(f"--input {part!r}: expected modality=path[,modality=path...]")
-        if name.strip() in inputs:
-            raise BenchmarkError(f"--input: modality {name.strip()!r} given twice")
-        inputs[name.strip()] = Path(path.strip())
+    items = filter(None, (p.strip() for p in text.split(",")))  # paths may hold brackets
+    pairs = parse_pairs(items, "--input pair", text, "modality=path[,modality=path...]")
+    inputs = {name: Path(path) for name, path in pairs.items()}
     if not inputs:
         raise BenchmarkError("--input: expected modality=path[,modality=path...]")
     return inputs

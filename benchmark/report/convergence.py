@@ -193,6 +193,23 @@ def off_budget(runs: Sequence[StoredRun], steps: int | None = None) -> set[str]:
     }
 
 
+def unused_options(steps: int | None = None, delta: float | None = None) -> list[str]:
+    """report.md notes (and log warnings) for budget options given to a report without a
+    budget section: with no configuration trained at several budgets, `--leaderboard-steps`
+    and `--flat-delta` change nothing, and the reader is told so rather than left to think
+    they did."""
+    given = [f"--leaderboard-steps {steps}"] if steps is not None else []
+    given += [f"--flat-delta {delta:g}"] if delta is not None else []
+    if not given:
+        return []
+    note = (
+        f"`{'` and `'.join(given)}` changed nothing: no configuration was trained at several "
+        "step budgets (`run --steps`), so there is no budget to choose and no budget section."
+    )
+    log.warning(note.replace("`", ""))
+    return [note]
+
+
 def budget_notes(runs: Sequence[StoredRun], steps: int | None = None) -> list[str]:
     """report.md notes: which budget the main tables show for the configurations trained at
     several, and where a requested `--leaderboard-steps` was not trained."""

@@ -53,6 +53,7 @@ from benchmark.report import plots
 from benchmark.report.frames import paired_seeds, records_by_seed
 from benchmark.report.stats import (
     BOOTSTRAP_RESAMPLES,
+    NO_COMPARISON,
     PairedResult,
     miou_batch,
     paired_bootstrap,
@@ -330,7 +331,6 @@ def failure_frame(
         for statistic in STATISTICS:
             summary = summarize(views.per_seed(statistic))
             result = compare(views, ref, statistic) if ref is not None else None
-            nan = math.nan
             rows.append(
                 {
                     "dataset": dataset,
@@ -345,13 +345,7 @@ def failure_frame(
                     "ci_high": summary.ci_high,
                     "n_expected": expected.get((dataset, factor, method), 0),
                     "reference": ref_label if result else "",
-                    "diff": result.diff if result else nan,
-                    "diff_ci_low": result.ci_low if result else nan,
-                    "diff_ci_high": result.ci_high if result else nan,
-                    "p_value": result.p_value if result else nan,
-                    "significant": result.significant if result else False,
-                    "n_seeds": result.n_seeds if result else 0,
-                    "n_tiles": result.n_tiles if result else 0,
+                    **(result or NO_COMPARISON).columns(prefix="diff_"),
                 }
             )
     columns = [

@@ -456,13 +456,7 @@ def significance_frame(
                     "reference": reference,
                     "scenario": scenario,
                     "metric": metric,
-                    "diff": result.diff,
-                    "ci_low": result.ci_low,
-                    "ci_high": result.ci_high,
-                    "p_value": result.p_value,
-                    "significant": result.significant,
-                    "n_seeds": result.n_seeds,
-                    "n_tiles": result.n_tiles,
+                    **result.columns(),
                     "test": test_description(split=SPLIT_NAMES[split]),
                 }
             )

@@ -513,6 +513,7 @@ def generate_report(
     """
     SELECTIONS.get(selection)  # an unknown rule: one line listing the rules, before writing
     check_split(split)
+    delta_given = flat_delta is not None
     flat_delta = convergence.DEFAULT_DELTA if flat_delta is None else flat_delta
     convergence.check_options(leaderboard_steps, flat_delta)
     out = report_target(Path(root), out, overwrite, split)
@@ -538,7 +539,7 @@ def generate_report(
     write_train_missing(writer, built, results)
     if test:
         notes += write_test_sections(
-            writer, built, results, reference, leaderboard_steps, flat_delta
+            writer, built, results, reference, leaderboard_steps, flat_delta, delta_given
         )
     provenance = {
         "results_dir": str(root),
@@ -573,9 +574,11 @@ def write_test_sections(
     reference: str,
     leaderboard_steps: int | None,
     flat_delta: float,
+    delta_given: bool = False,
 ) -> list[str]:
     """The sections a validation report leaves out (`VAL_SKIPPED`) after the training-missing
-    one: failure model, findings, step budgets. Returns notes for report.md."""
+    one: failure model, findings, step budgets. Returns notes for report.md (`delta_given`:
+    whether `flat_delta` was asked for, so that a report without budgets says it was unused)."""
     notes: list[str] = []
     versus = findings.counterparts(findings.arms(e.spec for e in results.entries), reference)
     failure_data = failure.write_section(
@@ -594,6 +597,8 @@ def write_test_sections(
     grid = [r.spec for r in results.runs if r.spec is not None]
     if convergence.write_section(writer, budget_runs, results.selection, order, flat_delta, grid):
         notes += convergence.budget_notes(results.runs, leaderboard_steps)
+    else:
+        notes += convergence.unused_options(leaderboard_steps, flat_delta if delta_given else None)
     return notes
 
 

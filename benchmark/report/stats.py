@@ -119,6 +119,25 @@ class PairedResult:
     def significant(self) -> bool:
         return bool(np.isfinite(self.p_value) and self.p_value < ALPHA)
 
+    def columns(self, diff: str = "diff", prefix: str = "") -> dict[str, float | int | bool]:
+        """The comparison as table columns, in the order every report writes them, so that
+        the tables cannot drift apart: `diff` names the difference's column and `prefix` goes
+        before `ci_low` / `ci_high` (where a table has a summary's CI of its own beside it)."""
+        return {
+            diff: self.diff,
+            f"{prefix}ci_low": self.ci_low,
+            f"{prefix}ci_high": self.ci_high,
+            "p_value": self.p_value,
+            "significant": self.significant,
+            "n_seeds": self.n_seeds,
+            "n_tiles": self.n_tiles,
+        }
+
+
+NO_COMPARISON = PairedResult(math.nan, math.nan, math.nan, math.nan, 0, 0)
+"""The row of a method with nothing to compare against: NaN difference, CI and p, not
+significant, no seeds or tiles (`(result or NO_COMPARISON).columns()`)."""
+
 
 def paired_bootstrap(
     a: np.ndarray,

@@ -42,7 +42,7 @@ from benchmark.report.frames import (
     train_missing_pairs,
     train_missing_phrase,
 )
-from benchmark.report.stats import summarize, test_description
+from benchmark.report.stats import NO_COMPARISON, summarize, test_description
 from benchmark.report.tables import (
     MISSING_CELL,
     ORACLE_NOTE,
@@ -143,7 +143,6 @@ def condition_frame(
                             ref = index.get((dataset, factor, complete, scenario), {})
                             test = dict(paired_comparison(mine, ref, (METRIC,)))
                         result = test.get(METRIC)
-                        nan = math.nan
                         rows.append(
                             {
                                 "dataset": dataset,
@@ -159,13 +158,7 @@ def condition_frame(
                                 "miou_ci_low": summary.ci_low,
                                 "miou_ci_high": summary.ci_high,
                                 "n_expected": expected.get((dataset, factor, label), 0),
-                                "diff_vs_complete": result.diff if result else nan,
-                                "ci_low": result.ci_low if result else nan,
-                                "ci_high": result.ci_high if result else nan,
-                                "p_value": result.p_value if result else nan,
-                                "significant": result.significant if result else False,
-                                "n_seeds": result.n_seeds if result else 0,
-                                "n_tiles": result.n_tiles if result else 0,
+                                **(result or NO_COMPARISON).columns(diff="diff_vs_complete"),
                             }
                         )
     return pd.DataFrame(rows)

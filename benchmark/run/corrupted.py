@@ -8,7 +8,10 @@ evaluated once per run and kept in `corrupted.jsonl` beside the clean records
 corrupted scores, `corruption`, `severity` and `invalid_fill` in place, so its cost,
 conventions and selection are the run's own. The fill (`--invalid-fill`: each method's own
 handling of invalid pixels, or the mean fill for every method) is an evaluation-time choice:
-the same trained model is evaluated under both.
+the same trained model is evaluated under both. A method whose own handling is the mean fill
+(`Method.own_fill_is_mean`) predicts the same under both, so it is evaluated under the first
+fill asked for and the other fill's records are written from that evaluation, marked
+`invalid_fill_from` (identical otherwise: `tests/benchmark/run/test_fill_shortcut.py`).
 
 A corrupted evaluation is a job of its own (`corrupted_evaluation_job`), which a launcher
 schedules on a finished run: it rebuilds the run's model from its stored weights, whether the
@@ -147,27 +150,36 @@ def evaluate_corruptions(
     }
     method = build_method(spec, data, device)
     method.load_state_dict(store.load_model(spec.run_id, spec.selection))
+    shared = method.own_fill_is_mean()
     added = 0
     for family in _by_corruption(pending):
         # every severity (and fill) of one corruption in one pass over the tiles: the
         # modalities it leaves alone are encoded once per window for all of them
-        # (`evaluate_plan`)
+        # (`evaluate_plan`); a method whose own fill is the mean fill, once per draw
+        sources = fill_sources(family) if shared else list(range(len(family)))
+        plan = evaluated_plan(family, sources)
         tic = time.perf_counter()
-        matrices = evaluate_run_plan(method, data.test, family, spec, device)
-        seconds = (time.perf_counter() - tic) / sum(len(scenarios) for _, scenarios in family)
-        for (corruption, _), per_scenario in zip(family, matrices, strict=True):
+        evaluated = evaluate_run_plan(method, data.test, list(plan.values()), spec, device)
+        matrices = dict(zip(plan, evaluated, strict=True))
+        views = sum(len(scenarios) for _, scenarios in plan.values())
+        seconds = (time.perf_counter() - tic) / views
+        for (corruption, scenarios), source in zip(family, sources, strict=True):
+            measured = plan[source][0]
             records = [
-                corrupted_record(clean[str(s)], tiles, ds, corruption, seconds)
-                for s, tiles in per_scenario.items()
+                corrupted_record(clean[str(s)], matrices[source][s], ds, measured, seconds)
+                for s in scenarios
             ]
+            if measured != corruption:
+                records = [derived_record(r, corruption) for r in records]
             store.add_corrupted(spec.run_id, records)
             added += len(records)
             log.info(
-                "run %s · %s severity %d (%s fill): %s",
+                "run %s · %s severity %d (%s fill%s): %s",
                 spec.run_id,
                 corruption.name,
                 corruption.severity,
                 corruption.fill,
+                "" if measured == corruption else f", written from the {measured.fill} fill",
                 ", ".join(f"{r['scenario']} {100 * r['miou']:.1f}" for r in records),
             )
     return added
@@ -181,6 +193,36 @@ def _by_corruption(
     for corruption, scenarios in pending:
         groups.setdefault(corruption.name, []).append((corruption, scenarios))
     return list(groups.values())
+
+
+def fill_sources(family: Sequence[tuple[TileCorruption, Sequence[Scenario]]]) -> list[int]:
+    """Per entry of `family`, the entry it is evaluated with: itself, or the first entry of the
+    same draw (corruption, severity, seed) under another fill, for a method whose own fill is
+    the mean fill (`Method.own_fill_is_mean`: both fills predict the same)."""
+    first: dict[TileCorruption, int] = {}
+    return [
+        first.setdefault(c.draw, index) if c.fill_matters else index
+        for index, (c, _) in enumerate(family)
+    ]
+
+
+def evaluated_plan(
+    family: Sequence[tuple[TileCorruption, Sequence[Scenario]]], sources: Sequence[int]
+) -> dict[int, tuple[TileCorruption, list[Scenario]]]:
+    """What is evaluated, by source entry: its corruption and fill, and the scenarios of every
+    entry it stands for (its own first, each once)."""
+    plan: dict[int, tuple[TileCorruption, list[Scenario]]] = {}
+    for (_, scenarios), source in zip(family, sources, strict=True):
+        todo = plan.setdefault(source, (family[source][0], []))[1]
+        todo.extend(s for s in scenarios if s not in todo)
+    return plan
+
+
+def derived_record(record: dict[str, Any], corruption: TileCorruption) -> dict[str, Any]:
+    """The record of `corruption`'s fill written from `record`, the same draw evaluated under
+    the other fill by a method whose own fill is the mean fill: the same predictions, so
+    everything but `invalid_fill` is the same, and `invalid_fill_from` names the source."""
+    return {**record, "invalid_fill": corruption.fill, "invalid_fill_from": record["invalid_fill"]}
 
 
 def corrupted_record(
@@ -199,6 +241,7 @@ def corrupted_record(
         "corruption": corruption.name,
         "severity": corruption.severity,
         "invalid_fill": corruption.fill,
+        "invalid_fill_from": "",
         "eval_seconds": round(seconds, 3),
         "commit": git_commit(),
         "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),

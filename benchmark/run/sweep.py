@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -22,10 +22,12 @@ from benchmark.core.plugins import DATASETS, METHODS, importable_modules
 from benchmark.core.presets import Preset
 from benchmark.core.records import SELECTION_FULL_VAL, RunSpec
 from benchmark.core.scenarios import scenarios_for_missing
+from benchmark.core.spec import DatasetSpec
 from benchmark.core.weights import check_weights
+from benchmark.corrupt.registry import CORRUPTIONS
 from benchmark.corrupt.tile import TileCorruption
 from benchmark.data.imbalance import validate_factor
-from benchmark.data.pipeline import check_train_missing, open_dataset
+from benchmark.data.pipeline import check_train_missing, open_dataset, tiles_without
 from benchmark.run.selection import SELECTIONS
 from benchmark.run.store import RunStore
 from benchmark.system.environment import check_environment
@@ -58,6 +60,9 @@ class SweepRequest:
     is trained again."""
     corruptions: tuple[TileCorruption, ...] = ()
     """Test-time corruptions x severities each finished run is also evaluated under."""
+    every_corruption: bool = False
+    """`--corruptions all`: a corruption that touches none of the data is left out with a log
+    line, where one named on its own is refused (`check_corruption_targets`)."""
     tuned: Mapping[str, Params] | None = None
     """`--hparams-from`: method -> its tuned values (a `tune` study's best trial), applied
     over the preset and under the method's explicit overrides; None = none applied."""
@@ -246,12 +251,20 @@ def check_backbones(spec: RunSpec) -> None:
             )
 
 
-def preflight(specs: Sequence[RunSpec], data_root: Path, store: RunStore) -> None:
+def preflight(
+    specs: Sequence[RunSpec],
+    data_root: Path,
+    store: RunStore,
+    corruptions: Sequence[TileCorruption] = (),
+    every_corruption: bool = False,
+) -> None:
     """Surface bad input before anything is written: every dataset split opens (and decodes
-    or generates its cache under the data root), encoder weights can be had, and every existing
-    checkpoint is this run's."""
-    opened = set()
+    or generates its cache under the data root), encoder weights can be had, every
+    `--train-missing` share removes some training tiles but not all, every named corruption
+    touches a modality of some dataset, and every existing checkpoint is this run's."""
+    opened: dict[tuple[str, Params], DatasetSpec] = {}
     check_environment()  # the CLI checked it already; the Python API comes in here
+    check_train_missing_counts(specs, data_root)
     for spec in specs:
         check_backbones(spec)
     for backbone, weights in dict.fromkeys(
@@ -270,5 +283,88 @@ def preflight(specs: Sequence[RunSpec], data_root: Path, store: RunStore) -> Non
                 dataset.spec  # noqa: B018  (train statistics: computed and cached once)
                 for index in range(len(dataset)):  # decode-once caches, validated up front
                     dataset.load(index, (slice(0, 1), slice(0, 1)))
-            opened.add(key)
+            opened[key] = dataset.spec
         store.validate_checkpoint(spec)
+    check_corruption_targets(corruptions, opened.values(), every_corruption)
+
+
+def check_train_missing_counts(specs: Sequence[RunSpec], data_root: Path) -> None:
+    """`--train-missing` against each dataset's training tile count, before any data is
+    restated or any run starts (`pipeline.check_train_missing`: every share removes at least
+    one tile and leaves at least one).
+
+    Two settings of one command that remove the same number of tiles of every modality draw
+    the very same tiles (one seeded order per modality), so they are the same training data
+    under two run ids: refused as asking for one run twice. Across commands the share stays
+    what the user typed (it is in the run id), so `dsm=0.3` and `dsm=0.31` run apart there.
+    """
+    settings: dict[tuple[str, Params], list[tuple[tuple[str, float], ...]]] = {}
+    for spec in specs:
+        if spec.train_missing:
+            key = (spec.dataset, spec.dataset_options)
+            settings.setdefault(key, [])
+            if spec.train_missing not in settings[key]:
+                settings[key].append(spec.train_missing)
+    for (name, options), missing in settings.items():
+        cls = DATASETS.get(name)
+        made = cls.make_options(options)
+        tiles, names = len(cls(data_root, "train", made)), cls.modalities_for(made)
+        drawn: dict[tuple[tuple[str, int], ...], str] = {}
+        for setting in missing:
+            check_train_missing(dict(setting), names, tiles, name)
+            text = ",".join(f"{m}={rate:g}" for m, rate in setting)
+            counts = tuple((m, tiles_without(rate, tiles)) for m, rate in setting)
+            if counts in drawn:
+                removed = ", ".join(f"{m} from {n}" for m, n in counts)
+                raise BenchmarkError(
+                    f"--train-missing {drawn[counts]} and {text} remove the same training tiles "
+                    f"of {name} ({removed} of {tiles}): one training set under two run ids; "
+                    "give one of them"
+                )
+            drawn[counts] = text
+
+
+def check_corruption_targets(
+    corruptions: Sequence[TileCorruption],
+    datasets: Iterable[DatasetSpec],
+    every_corruption: bool = False,
+) -> None:
+    """A corruption named on the command line that touches no modality of any dataset of the
+    command would evaluate nothing (`speckle` without SAR): refused in one line. One that
+    misses some datasets only is evaluated where it applies, and a warning names the others.
+    Under `--corruptions all` (`every_corruption`) nothing was named: one that touches none of
+    the data is left out with a log line."""
+    specs = list(datasets)
+    for corruption in {c.name: c for c in corruptions}.values():
+        missed = [d for d in specs if not corruption.touches(d)]
+        if not missed:
+            continue
+        kinds = ", ".join(corruption.record.kinds)
+        if every_corruption:
+            log.info(
+                "--corruptions all: %s acts on %s modalities and is left out for %s",
+                corruption.name,
+                kinds,
+                ", ".join(d.name for d in missed),
+            )
+            continue
+        if len(missed) < len(specs):
+            log.warning(
+                "--corruptions %s: touches no modality of %s (it acts on %s modalities); "
+                "evaluated on the other datasets only",
+                corruption.name,
+                ", ".join(d.name for d in missed),
+                kinds,
+            )
+            continue
+        have = "; ".join(
+            f"{d.name} has {', '.join(f'{m.name} ({m.kind})' for m in d.modalities)}" for d in specs
+        )
+        others = [
+            n for n in CORRUPTIONS.names() if any(TileCorruption(n, 1).touches(d) for d in specs)
+        ]
+        raise BenchmarkError(
+            f"--corruptions {corruption.name}: acts on {kinds} modalities and touches none of "
+            f"this command's data ({have}); nothing would be evaluated (corruptions that apply: "
+            f"{', '.join(others) or 'none'})"
+        )

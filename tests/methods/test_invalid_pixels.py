@@ -76,6 +76,20 @@ def test_partial_absence_is_absence_at_the_invalid_pixels(name, data_root):
         assert torch.equal(partial, mean), name
     else:  # its own mechanism is not the mean fill
         assert not torch.allclose(partial, mean), name
+    # what lets the harness evaluate `own` once and write `mean` from it
+    assert method.own_fill_is_mean() == (name in MEAN_IS_OWN), name
+
+
+@pytest.mark.parametrize("fill", ["input_zero", "feature_zero"])
+def test_moddrop_own_fill_is_the_mean_fill_only_at_the_input(fill, data_root):
+    """ModDrop's own handling depends on its `fill`: `own_fill_is_mean` asks the instance."""
+    method, inputs = trained("moddrop", data_root, overrides={"fill": fill})
+    target = next(iter(inputs))
+    cloud = half_invalid(inputs[target])
+    with evaluation_mode(method):
+        partial = own(method, inputs, {target: cloud})
+        mean = method.predict(mean_filled(inputs, {target: cloud}))
+    assert method.own_fill_is_mean() == (fill == "input_zero") == torch.equal(partial, mean)
 
 
 @pytest.mark.parametrize(

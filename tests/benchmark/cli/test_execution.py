@@ -16,7 +16,7 @@ from benchmark.core.records import RunSpec
 from benchmark.run.execution import Execution
 
 CPU = torch.device("cpu")
-FLAGS = ["--device", "cpu", "--data-root", "d", "--out", "o", "--workers", "2", "--threads", "3"]
+FLAGS = ["--device", "cpu", "--data-root", "d", "--out", "o", "--threads", "3"]
 RAY = ["--launcher", "ray", "--address", "auto", "--retry-failed"]
 
 
@@ -33,7 +33,6 @@ def test_run_and_tune_parse_the_same_flags_into_the_same_execution():
         Path("o"),
         CPU,
         launcher="ray",
-        workers=2,
         threads=3,
         retry_failed=True,
         address="auto",
@@ -42,6 +41,9 @@ def test_run_and_tune_parse_the_same_flags_into_the_same_execution():
     assert execution(parse(["tune", *FLAGS, *RAY])) == expected
     logged = execution(parse(["run", *FLAGS, *RAY, "--log", "tensorboard"]))
     assert logged == dataclasses.replace(expected, tensorboard=True)
+    local = Execution(Path("d"), Path("o"), CPU, workers=2, threads=3)
+    assert execution(parse(["run", *FLAGS, "--workers", "2"])) == local
+    assert execution(parse(["tune", *FLAGS, "--workers", "2"])) == local
 
 
 def test_api_run_passes_its_keyword_arguments_down_as_one_execution(monkeypatch, tmp_path):

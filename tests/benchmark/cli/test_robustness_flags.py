@@ -94,7 +94,7 @@ def test_default_settings_hash_as_before_they_existed():
     [
         (["--train-missing", "sar=0.3"], "no modality 'sar'"),
         (["--train-missing", "dsm=1.5"], "--train-missing 'dsm=1.5'"),
-        (["--train-missing", "dsm"], "--train-missing 'dsm'"),
+        (["--train-missing", "dsm"], "malformed --train-missing pair 'dsm'"),
         (["--corruptions", "fog"], "fog"),
         (["--corruptions", "clouds", "--severities", "7"], "7"),
     ],

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import zipfile
+from importlib.metadata import EntryPoint
 from pathlib import Path
 
 import pandas as pd
@@ -224,3 +225,45 @@ def test_register_method_refuses_what_is_not_a_method():
 def test_importing_an_absent_module_in_a_worker_is_a_one_line_error():
     with pytest.raises(BenchmarkError, match="cannot be imported in a worker"):
         plugins.import_modules(["no_such_module_for_missbench"])
+
+
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        ("import sys\nsys.exit(0)\n", "SystemExit: 0 (the module exits at import"),
+        ("import sys\nsys.exit()\n", "SystemExit: (the module exits at import"),
+        ("raise SystemExit('quitting early')\n", "SystemExit: quitting early"),
+        ("raise KeyboardInterrupt\n", "KeyboardInterrupt: (interrupted while importing it)"),
+    ],
+)
+def test_a_plugin_that_exits_at_import_is_named_like_any_failure(
+    body, named, tmp_path, monkeypatch
+):
+    """`SystemExit` and `KeyboardInterrupt` are not `Exception`s; at a plugin's import they are
+    one line naming the plugin, in the parent and in a worker alike."""
+    module = f"exiting_plugin_{abs(hash(body))}"
+    (tmp_path / f"{module}.py").write_text(body)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    point = EntryPoint("exiting", module, plugins.METHOD_GROUP)
+    with pytest.raises(BenchmarkError) as error:
+        plugins._import(point, plugins.METHOD_GROUP)
+    text = str(error.value)
+    assert "plugin 'exiting'" in text and named in text and "\n" not in text
+    with pytest.raises(BenchmarkError, match="cannot be imported in a worker") as error:
+        plugins.import_modules([module])
+    assert named in str(error.value)
+
+
+def test_a_plugin_calling_sys_exit_0_makes_every_command_exit_2_not_0(tmp_path):
+    files = {
+        "missbench_probe_plugin/__init__.py": "",
+        "missbench_probe_plugin/methods.py": "import sys\nsys.exit(0)\n",
+        "missbench_probe_plugin/datasets.py": "",
+    }
+    site = tmp_path / "site"
+    install(build_wheel(tmp_path, files, ENTRY_POINTS), site)
+    result = run_cli(["list"], site)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "missbench-probe-plugin" in lines[0] and "SystemExit: 0" in lines[0]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -16,7 +17,7 @@ from benchmark.cli import main
 from benchmark.core.options import parse_named
 from benchmark.core.presets import PRESETS
 from benchmark.core.records import RunSpec
-from benchmark.report import frames
+from benchmark.report import failure, frames
 from benchmark.report.generate import distinguish, load_results
 from benchmark.report.stats import paired_bootstrap
 from benchmark.run.sweep import SweepRequest, expand
@@ -126,6 +127,28 @@ def test_report_of_varied_data_counts_every_seed_in_one_table(varied_results):
     ref = by_seed[key]
     seeds, nested = frames.paired_seeds(ref, ref)
     assert seeds == [0, 1] and nested
+
+
+def test_failure_comparison_draws_each_seeds_tiles_apart(varied_results):
+    """The failure model's paired comparison (`failure.compare`) knows, as
+    `paired_comparison` does, that the seeds of `seed=run` saw different data."""
+    results = load_results(varied_results)
+    data = failure.failure_data(results.records, results.methods, results.expected, set())
+    ref = data.views[("synthetic[seed=run]", 1.0, "baseline")]
+    mine = next(v for (_d, _f, m), v in data.views.items() if m != "baseline")
+    assert mine.nested and ref.nested and len(set(mine.seeds) & set(ref.seeds)) == 2
+    statistic = failure.STATISTICS[0]
+    seeds = [s for s in mine.seeds if s in ref.seeds]
+    tiles = [t for t in mine.tiles if t in ref.tiles]
+    a, weights = mine.subset(seeds, tiles).views(statistic)
+    b, _ = ref.subset(seeds, tiles).views(statistic)
+    result = failure.compare(mine, ref, statistic, resamples=300)
+    bootstrap = partial(paired_bootstrap, a, b, mine.classes, resamples=300, weights=weights)
+    assert result == bootstrap(nested=True)
+    assert result != bootstrap(nested=False)  # here the nested draw changes the test
+    fixed = load_results(FIXTURE)
+    plain = failure.failure_data(fixed.records, fixed.methods, fixed.expected, set())
+    assert not any(v.nested for v in plain.views.values())
 
 
 def test_a_seed_pairs_only_with_the_same_data():

@@ -9,7 +9,14 @@ import pandas as pd
 import pytest
 
 from benchmark.report.robustness import per_seed, robustness
-from benchmark.report.stats import miou_batch, paired_bootstrap, summarize, t_quantile_975
+from benchmark.report.stats import (
+    NO_COMPARISON,
+    PairedResult,
+    miou_batch,
+    paired_bootstrap,
+    summarize,
+    t_quantile_975,
+)
 from benchmark.run.metrics import scores_from_confusion
 
 
@@ -76,6 +83,22 @@ def test_paired_bootstrap_small_noise_is_not_significant():
     b = a.copy()
     b[0, 0] += np.array([[0, 1, 0], [0, 0, 0], [0, 0, 0]])  # one pixel differs
     assert not paired_bootstrap(a, b, [0, 1, 2], resamples=300).significant
+
+
+def test_paired_result_columns_name_every_field_once_and_no_comparison_is_empty():
+    """The one place a comparison becomes table columns: renamed difference, prefixed CI,
+    the rest as named; the no-comparison row is NaN, not significant, no seeds or tiles."""
+    result = PairedResult(0.1, 0.05, 0.2, 0.01, 3, 8)
+    assert result.columns() == {
+        "diff": 0.1, "ci_low": 0.05, "ci_high": 0.2, "p_value": 0.01,
+        "significant": True, "n_seeds": 3, "n_tiles": 8,
+    }  # fmt: skip
+    named = result.columns(diff="diff_vs_complete", prefix="diff_")
+    assert list(named)[:3] == ["diff_vs_complete", "diff_ci_low", "diff_ci_high"]
+    assert list(named.values()) == list(result.columns().values())
+    empty = NO_COMPARISON.columns()
+    assert all(math.isnan(empty[k]) for k in ("diff", "ci_low", "ci_high", "p_value"))
+    assert (empty["significant"], empty["n_seeds"], empty["n_tiles"]) == (False, 0, 0)
 
 
 def test_paired_bootstrap_rejects_unpaired_shapes():

@@ -37,7 +37,9 @@ def test_fills_parse_and_expand_only_where_pixels_turn_invalid():
         ("noise", 1, "own"),  # noise invalidates nothing: the fill changes nothing there
     ]
     assert [c.fill for c in parse_corruption_grid("dsm_voids", "2", "mean")] == ["mean"]
-    assert parse_corruption_grid("none", "1", "own,mean") == ()
+    assert parse_corruption_grid("none") == ()  # nothing given, nothing to evaluate
+    with pytest.raises(BenchmarkError, match="--invalid-fill own,mean: applies to nothing"):
+        parse_corruption_grid("none", None, "own,mean")  # given, it would change nothing
     with pytest.raises(BenchmarkError, match="--invalid-fill 'median': expected own, mean"):
         parse_invalid_fills("median")
     with pytest.raises(BenchmarkError, match="invalid-pixel fill 'zero'"):
