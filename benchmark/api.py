@@ -88,6 +88,11 @@ from benchmark.core.weights import FEATURE_LEVELS, create_backbone
 from benchmark.core.weights import NONE as NO_WEIGHTS
 from benchmark.run.metrics import nan_mean
 from benchmark.system.environment import register_env
+from benchmark.system.packages import check_own_packages
+
+# Where another `datasets` (Hugging Face's) or `methods` comes first on the import path, say so
+# now, in one line (a `BenchmarkError` that is an `ImportError`), not at the first lookup.
+check_own_packages()
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -2,7 +2,7 @@
 
     run_benchmark.py [run] ...     train and evaluate a sweep, write the leaderboard (default)
     run_benchmark.py tune ...      the same hyperparameter search for every method
-    run_benchmark.py list          methods, datasets and presets
+    run_benchmark.py list [METHOD] methods, datasets and presets (or a method's hyperparameters)
     run_benchmark.py report DIR    tables and figures from a results directory's records
     run_benchmark.py profile NAME  where training time goes (see `list` for the profilers)
     run_benchmark.py predict RUN   apply a finished run to your own GeoTIFF scene
@@ -24,7 +24,6 @@ from pathlib import Path
 
 import torch
 from rich.markup import escape
-from rich.table import Table
 
 from benchmark.commands.requests import (
     default_data_root,
@@ -42,7 +41,8 @@ from benchmark.run.selection import SELECTION_DESCRIPTION
 from benchmark.system.confine import confined_to
 from benchmark.system.environment import check_data_root, check_environment, run_roots
 from benchmark.system.errors import BenchmarkError
-from benchmark.system.progress import console, results_console, setup_logging
+from benchmark.system.packages import check_own_packages
+from benchmark.system.progress import console, print_wide, results_console, setup_logging
 
 log = logging.getLogger("missbench")
 
@@ -53,6 +53,7 @@ examples:
   python run_benchmark.py --dataset synthetic_3m --missing dsm,sar --steps 200
   python run_benchmark.py --dataset "synthetic[train_tiles=32,seed=1]" --device cuda
   python run_benchmark.py list
+  python run_benchmark.py list stars
   python run_benchmark.py report results
   python run_benchmark.py tune --methods all --trials 8 --rungs 100,200,400
   python run_benchmark.py --methods all --hparams-from results/tune
@@ -178,10 +179,11 @@ def add_run(commands: Commands) -> None:
         "train and evaluate methods on every missing-modality scenario, write a leaderboard",
         description="Train and evaluate missing-modality segmentation methods on every "
         "missing-modality scenario and write a leaderboard. Other sub-commands: `list` "
-        "(methods, datasets, presets, profilers), `show-data` (plot a dataset's modalities and "
-        "labels), `report` (tables and figures from a results directory), `profile` (where "
-        "training time goes), `tune` (the same hyperparameter search for every method). `run` "
-        "may be left out.",
+        "(methods, datasets, presets, profilers; `list METHOD`: its hyperparameters), "
+        "`show-data` (plot a dataset's modalities and labels), `report` (tables and figures "
+        "from a results directory), `profile` (where training time goes), `tune` (the same "
+        "hyperparameter search for every method), `predict` (apply a finished run to your own "
+        "GeoTIFF scene). `run` may be left out; `run_benchmark.py --help` lists them all.",
         epilog=EXAMPLES,
     )
     run.set_defaults(handler=command_run, methods="baseline", dataset="synthetic")
@@ -265,8 +267,21 @@ def add_tune(commands: Commands) -> None:
 
 def add_list(commands: Commands) -> None:
     """`list`."""
-    listing = subcommand(commands, "list", [], "list methods, datasets, presets and profilers")
+    listing = subcommand(
+        commands,
+        "list",
+        [],
+        "list methods, datasets, presets and profilers, or one method's hyperparameters",
+        epilog="examples:\n  python run_benchmark.py list\n  python run_benchmark.py list stars",
+    )
     listing.set_defaults(handler=command_list)
+    listing.add_argument(
+        "method",
+        nargs="?",
+        default=None,
+        help="a method: print its hyperparameters (default, valid values, what `tune` searches, "
+        "what each sets), to override as METHOD[name=value]",
+    )
     listing.add_argument(
         "--markdown",
         action="store_true",
@@ -619,13 +634,21 @@ def command_tune(args: argparse.Namespace) -> int:
 def command_list(args: argparse.Namespace) -> int:
     """Print the registries (or write the README's generated tables)."""
     from benchmark.commands.listing import (
-        registry_markdown,
+        hparam_tables,
+        markdown_tables,
         registry_tables,
+        rich_table,
         update_docs,
         update_readme,
     )
 
-    if args.update_readme is not None or args.update_docs is not None:
+    rewrites = args.update_readme is not None or args.update_docs is not None
+    if args.method is not None and rewrites:
+        raise BenchmarkError(
+            f"list {args.method}: --update-readme and --update-docs rewrite the whole registry "
+            "tables; drop the method name"
+        )
+    if rewrites:
         if args.update_readme is not None:
             update_readme(args.update_readme)
             console.print(f"updated the registry tables in {args.update_readme}")
@@ -633,16 +656,13 @@ def command_list(args: argparse.Namespace) -> int:
             update_docs(args.update_docs)
             console.print(f"updated the corruption table and sections in {args.update_docs}")
         return 0
+    tables = registry_tables() if args.method is None else hparam_tables(args.method)
     if args.markdown:
-        sys.stdout.write(registry_markdown())
+        sys.stdout.write(markdown_tables(tables))
         return 0
-    for title, columns, rows in registry_tables():
-        table = Table(title=title)
-        for column in columns:
-            table.add_column(column)
-        for row in rows:
-            table.add_row(*(escape(cell) for cell in row))
-        results_console.print(table)
+    for title, columns, rows in tables:
+        table, width = rich_table(title, columns, rows)
+        print_wide(table, width)
     return 0
 
 
@@ -759,6 +779,9 @@ def command_predict(args: argparse.Namespace) -> int:
 
 
 COMMANDS = ("run", "tune", "list", "report", "profile", "predict", "show-data")
+TOP_LEVEL_HELP = ("-h", "--help")
+"""Without a sub-command or other flags (`--debug` aside), the top-level parser's help, which
+lists every sub-command; with `run`'s flags, `run`'s help."""
 
 
 STORAGE_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
@@ -803,11 +826,13 @@ def print_error(error: Exception) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: parse, dispatch, and turn bad input into one line and exit status 2."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] not in COMMANDS:
+    top_level_help = set(argv) & set(TOP_LEVEL_HELP) and set(argv) <= {*TOP_LEVEL_HELP, "--debug"}
+    if not argv or not (argv[0] in COMMANDS or top_level_help):
         argv = ["run", *argv]  # `run` is the default sub-command
     debug = "--debug" in argv
     setup_logging(logging.DEBUG if debug else logging.INFO)
     try:
+        check_own_packages()  # before anything imports `methods` or `datasets`
         args = build_parser().parse_args(argv)
         check_start(args)
         handler: Callable[[argparse.Namespace], int] = args.handler

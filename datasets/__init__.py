@@ -2,8 +2,10 @@
 (`benchmark.api.register_dataset`). This package is the `missbench.datasets` entry point of the
 `missbench` distribution; its import order is the registry's (and the README table's) order.
 
-Note: this top-level package shadows Hugging Face's `datasets`; MissBench never uses that
-library and runs from its own editable install (a test checks `datasets.__file__`).
+Note: this top-level package shares its name with Hugging Face's `datasets`; MissBench never
+uses that library and runs from its own editable install. Where the other one comes first on
+the import path, the CLI and `benchmark.api` stop at start-up with one line saying so
+(`benchmark/system/packages.py`; tests/test_packaging.py installs a stand-in).
 """
 
 # ruff: noqa: I001  (registration order is deliberate, not alphabetical)

@@ -4,10 +4,15 @@ docs/corruptions.md's table and sections (`list --update-readme`, `list --update
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
-from benchmark.core.hparams import Search, search_space
+from rich.cells import cell_len
+from rich.markup import escape
+from rich.table import Table
+
+from benchmark.core.hparams import HParam, Search, search_space
 from benchmark.core.method import COMMON_HPARAMS
 from benchmark.core.options import format_value
 from benchmark.core.plugins import DATASETS, METHODS
@@ -30,7 +35,11 @@ CORRUPTION_TABLE = markers("corruption-table", "list --update-docs docs/corrupti
 CORRUPTION_SECTIONS = markers("corruption-sections", "list --update-docs docs/corruptions.md")
 
 
-def registry_tables() -> list[tuple[str, list[str], list[list[str]]]]:
+ListingTable = tuple[str, list[str], list[list[str]]]
+"""(title, columns, rows): a table of `list`, printed with rich or as Markdown."""
+
+
+def registry_tables() -> list[ListingTable]:
     """(title, columns, rows) for methods, datasets and presets."""
 
     methods = []
@@ -121,10 +130,92 @@ def _origin(search: Search) -> str:
     return f"{span} either side of the default (the paper's, where the help says so)"
 
 
+def hparam_tables(method: str) -> list[ListingTable]:
+    """`list METHOD`: the method's own hyperparameters, then those every method has, each with
+    its default, the values it accepts, what `tune` searches and what it sets.
+
+    The help of a method's knobs used to show only in the error an unknown name raises."""
+    name = METHODS.canonical(method)
+    own = METHODS.get(name).HPARAMS
+    columns = ["hyperparameter", "default", "valid values", "`tune` searches", "what it sets"]
+    tables = []
+    if own:
+        rows = [_hparam_row(key, own[key], preset_values={}) for key in sorted(own)]
+        title = f"`{name}`'s own hyperparameters (override as {name}[name=value,...])"
+        tables.append((title, columns, rows))
+    common = {key: hp for key, hp in COMMON_HPARAMS.items() if key not in own}
+    rows = [
+        _hparam_row(
+            key,
+            hp,
+            preset_values={
+                p: PRESETS.get(p).hparams[key]
+                for p in PRESETS.names()
+                if PRESETS.get(p).hparams.get(key, hp.default) != hp.default
+            },
+        )
+        for key, hp in sorted(common.items())
+    ]
+    title = f"Hyperparameters every method has, `{name}` included (a preset sets some)"
+    tables.append((title, columns, rows))
+    return tables
+
+
+def _hparam_row(name: str, hparam: HParam, preset_values: Mapping[str, Any]) -> list[str]:
+    """One row of `hparam_tables`; `preset_values`: the presets that set another value."""
+    default = format_value(hparam.default) or '""'
+    if preset_values:
+        shown = "; ".join(f"{p}: {format_value(v)}" for p, v in preset_values.items())
+        default = f"{default} ({shown})"
+    search = hparam.search
+    if search is None:
+        searched = "—"
+    else:
+        searched = search.describe(hparam.default if not preset_values else None)
+        searched += f" ({search.note})" if search.note else ""
+    return [f"`{name}`", default, hparam.valid_values(), searched, hparam.help]
+
+
+NAME_COLUMNS = frozenset({"name", "method", "hyperparameter"})
+"""Columns of names (methods, datasets, presets, profilers, hyperparameters): `list` shows each
+whole, on one line, however narrow the output (to rich, a pipe is 80 columns wide)."""
+
+WORD_WIDTH = 30
+"""A column of text is planned as wide as its longest word, up to this; rich may still narrow
+it, and then folds a longer word onto the next line rather than cutting it."""
+
+
+def rich_table(title: str, columns: list[str], rows: list[list[str]]) -> tuple[Table, int]:
+    """The rich table `list` prints, and the width (in columns) it needs to show every name.
+
+    Name columns (`NAME_COLUMNS`) never wrap and the width leaves them room; the other columns
+    wrap, and fold a word longer than they are wide, so no cell is ever cut to an ellipsis.
+    """
+    table = Table(title=escape(title))
+    width = 1  # the left border; each column adds its padding (2) and its right border (1)
+    for index, column in enumerate(columns):
+        cells = [column, *(row[index] for row in rows)]
+        if column in NAME_COLUMNS:
+            table.add_column(column, no_wrap=True)
+            width += max(cell_len(cell) for cell in cells) + 3
+        else:
+            table.add_column(column, overflow="fold")
+            words = [cell_len(word) for cell in cells for word in cell.split()] or [1]
+            width += min(max(words), WORD_WIDTH) + 3
+    for row in rows:
+        table.add_row(*(escape(cell) for cell in row))
+    return table, width
+
+
 def registry_markdown() -> str:
     """The registry tables as Markdown (what the README shows between its markers)."""
+    return markdown_tables(registry_tables())
+
+
+def markdown_tables(tables: Iterable[ListingTable]) -> str:
+    """`(title, columns, rows)` tables as Markdown, each under a `###` heading."""
     lines: list[str] = []
-    for title, columns, rows in registry_tables():
+    for title, columns, rows in tables:
         lines += [
             f"### {title}",
             "",

@@ -218,6 +218,20 @@ class HParam:
         """Whether `tune` searches this hyperparameter (it declares a `search`)."""
         return self.search is not None
 
+    def valid_values(self) -> str:
+        """Describe what `validate` accepts, in words (`run_benchmark.py list METHOD`)."""
+        if self.choices is not None:
+            return "one of " + ", ".join(str(c) for c in self.choices)
+        kinds = {bool: "true or false", int: "an integer", float: "a number", tuple: "a list"}
+        kind = kinds.get(type(self.default), "text")
+        if self.low is not None and self.high is not None:
+            return f"{kind} in [{self.low:g}, {self.high:g}]"
+        if self.low is not None:
+            return f"{kind} >= {self.low:g}"
+        if self.high is not None:
+            return f"{kind} <= {self.high:g}"
+        return kind
+
     def validate(self, name: str, value: Any) -> Any:
         """Return `value` coerced to the default's type, or raise a one-line error."""
         expected = type(self.default)

@@ -21,6 +21,7 @@ from benchmark.core.dataset import MultiModalDataset
 from benchmark.core.method import Method
 from benchmark.core.registry import Registry
 from benchmark.system.errors import BenchmarkError
+from benchmark.system.packages import check_own_packages
 
 METHOD_GROUP = "missbench.methods"
 DATASET_GROUP = "missbench.datasets"
@@ -57,6 +58,7 @@ class EntryPointLoader:
                 raise BenchmarkError(str(self._error))
             self._loading = True
             try:
+                check_own_packages()  # our entry points name `methods` and `datasets`
                 for group in self.groups:
                     points = _ordered(entry_points(group=group))
                     if not any(_distribution(p) == OWN_DISTRIBUTION for p in points):

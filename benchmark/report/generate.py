@@ -527,6 +527,7 @@ def generate_report(
     notes = frozen_notes(Path(root)) if weights is None else []
     test = split == "test"
     qualitative = qualitative and not notes and test
+    notes += damaged_notes(results.runs)
     if not test:
         notes += split_notes(results)
     for dataset in dict.fromkeys(d for d, _f, _m in results.expected):
@@ -672,6 +673,24 @@ def frozen_notes(root: Path) -> list[str]:
         )
         log.warning("report: %s", notes[-1])
     return notes
+
+
+def damaged_notes(runs: Sequence[StoredRun]) -> list[str]:
+    """report.md's note naming the record files with lines kept out as damaged
+    (`StoredRun.damaged`: skipped where they stand, never rewritten by a report, or set aside
+    in `.damaged` files by `run`); [] when there are none."""
+    found = [f"{RUNS}/{run.run_id}/{what}" for run in runs for what in run.damaged]
+    if not found:
+        return []
+    note = (
+        f"{len(found)} record file(s) with lines kept out as damaged (every intact record is "
+        "used; `run … --corruptions` sets damaged corrupted lines aside in "
+        "corrupted.jsonl.damaged and evaluates them again): "
+        + "; ".join(found[:5])
+        + ("; …" if len(found) > 5 else "")
+    )
+    log.warning("report: %s", note)
+    return [note]
 
 
 def report_target(root: Path, out: Path | None, overwrite: bool, split: str = "test") -> Path:

@@ -84,9 +84,13 @@ def corruptions_pending(
     """Whether the finished run `spec` lacks a corrupted evaluation it can have. Cheap: the
     dataset's modalities come from the run's model card, so no data is prepared, and a
     corruption that touches none of them (speckle without SAR) is never pending. A run without
-    a readable card counts every (corruption, severity) it has no record of."""
+    a readable card counts every (corruption, severity) it has no record of. Damaged lines in
+    its `corrupted.jsonl` make it pending too: the job sets them aside (`RunStore.corrupted_lines`,
+    `set_aside_corrupted`)."""
     if not corruptions:
         return False
+    if store.corrupted_lines(spec.run_id)[1]:
+        return True
     try:
         card = store.read_model_card(spec.run_id)
         dataset = DatasetSpec.from_json(card["dataset_spec"])
@@ -119,6 +123,7 @@ def corrupted_evaluation_job(
     with store.lock(spec.run_id) as locked:
         if not locked:
             return "busy"
+        store.set_aside_corrupted(spec.run_id)  # their evaluations are then pending again
         evaluate_corruptions(spec, store, data_root, device, corruptions)
     return "done"
 

@@ -14,6 +14,10 @@
                                       checkpoints' under every rule
         corrupted.jsonl               test evaluations under corruptions (`--corruptions`),
                                       added to a finished run, rewritten whole each time
+        <file>.damaged                what was set aside as damaged, appended to, never
+                                      read as records: corrupted.jsonl's damaged lines (their
+                                      evaluations are redone) and a damaged records.jsonl
+                                      (its run is trained again)
         failed.json                   why the run failed (reason, type, traceback)
         done                          written last: the run is finished
         .lock                         held while a process executes the run
@@ -66,6 +70,7 @@ from benchmark.system.io import (
     gzip_bytes,
     load_tensors,
     read_jsonl,
+    read_jsonl_lines,
 )
 
 log = logging.getLogger(__name__)
@@ -82,6 +87,18 @@ LEGACY_MODEL = "model.pt"
 RECORDS = "records.jsonl"
 CORRUPTED = "corrupted.jsonl"
 FAILED = "failed.json"
+DAMAGED = ".damaged"
+"""Suffix of the file beside a run file that keeps what was set aside from it as damaged."""
+CORRUPTED_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "selection": str,
+    "split": str,
+    "scenario": str,
+    "corruption": str,
+    "severity": int,
+    "miou": (int, float),
+}
+"""What a `corrupted.jsonl` line needs to count as an evaluation (the fields that say which
+evaluation it is, and its score); a line without them is damaged and its evaluation redone."""
 DONE = "done"
 LOCK = ".lock"
 OUT_MARKER = ".missbench"
@@ -114,6 +131,9 @@ class StoredRun:
     """The failure reason (`failed`) or what could not be read (`unreadable`)."""
     records: list[dict[str, Any]] = field(default_factory=list)
     """Every evaluation record of a `done` run."""
+    damaged: list[str] = field(default_factory=list)
+    """What of a `done` run's records was kept out as damaged, one phrase per file named
+    relative to the run folder (`corrupted.jsonl: 1 damaged line skipped`)."""
 
     @property
     def status(self) -> str:
@@ -293,16 +313,60 @@ class RunStore:
         return read_jsonl(self.jsonl_path(run_id, RECORDS))
 
     def read_corrupted(self, run_id: str) -> list[dict[str, Any]]:
-        """The run's evaluations under test-time corruptions ([] when none were made)."""
+        """The run's intact evaluations under test-time corruptions ([] when none were made):
+        each line stands alone, so a damaged one is skipped (`corrupted_lines`) and its
+        evaluation counts as missing."""
+        return self.corrupted_lines(run_id)[0]
+
+    def corrupted_lines(self, run_id: str) -> tuple[list[dict[str, Any]], list[bytes]]:
+        """`corrupted.jsonl` (or a frozen folder's `corrupted.jsonl.gz`) read line by line:
+        the intact records and the damaged lines (not JSON, not an object, or lacking a
+        `CORRUPTED_FIELDS` field of its type). Writes nothing."""
         path = self.jsonl_path(run_id, CORRUPTED)
-        return read_jsonl(path) if path.exists() else []
+        if not path.exists():
+            return [], []
+        return read_jsonl_lines(path, corrupted_intact)
+
+    def set_aside_corrupted(self, run_id: str) -> list[dict[str, Any]]:
+        """Move the damaged lines of the run's `corrupted.jsonl` to `corrupted.jsonl.damaged`
+        (call with its lock held) and return the intact records; `corrupted.jsonl` is then
+        rewritten atomically with those alone, so the evaluations the damaged lines held are
+        missing and evaluated again. A frozen folder's gzipped records are never rewritten."""
+        records, damaged = self.corrupted_lines(run_id)
+        path = self.run_dir(run_id) / CORRUPTED
+        if damaged and path.is_file():
+            kept = set_aside(path, damaged)  # first: a kill in between duplicates, never loses
+            atomic_write_jsonl(path, records)
+            log.warning(
+                "%s: %d damaged line(s) set aside in %s; their evaluations are missing and "
+                "evaluated again",
+                path,
+                len(damaged),
+                kept.name,
+            )
+        return records
 
     def add_corrupted(self, run_id: str, records: Sequence[dict[str, Any]]) -> None:
         """Add corrupted-test records to a finished run (call with its lock held): the file is
-        rewritten whole and atomically, so a killed evaluation leaves the old one intact."""
+        rewritten whole and atomically, so a killed evaluation leaves the old one intact; its
+        damaged lines are set aside first (`set_aside_corrupted`), never dropped."""
         if records:
-            merged = [*self.read_corrupted(run_id), *records]
+            merged = [*self.set_aside_corrupted(run_id), *records]
             atomic_write_jsonl(self.run_dir(run_id) / CORRUPTED, merged)
+
+    def _kept_out(self, run_id: str, skipped: int) -> list[str]:
+        """What of the run's records is kept out as damaged: `skipped` damaged lines of its
+        corrupted records, left where they are, and the lines set aside in `.damaged` files;
+        one phrase per file, named relative to the run folder."""
+        found = []
+        if skipped:
+            name = self.jsonl_path(run_id, CORRUPTED).name
+            found.append(f"{name}: {skipped} damaged line(s) skipped")
+        for path in sorted(self.run_dir(run_id).glob(f"*{DAMAGED}")):
+            if path.is_file():
+                lines = sum(1 for line in path.read_bytes().split(b"\n") if line.strip())
+                found.append(f"{path.name}: {lines} line(s) set aside")
+        return found
 
     def read_train_log(self, run_id: str) -> list[dict[str, Any]]:
         """The training log, or [] when it is missing or unreadable."""
@@ -485,10 +549,13 @@ class RunStore:
         except (OSError, ValueError) as error:
             return StoredRun(run_id, path, spec, "unreadable", f"records ({describe(error)})")
         try:
-            records += self.read_corrupted(run_id)
-        except (OSError, ValueError) as error:  # the clean results stand; say what is lost
+            corrupted, skipped = self.corrupted_lines(run_id)
+            records += corrupted
+            damaged = self._kept_out(run_id, len(skipped))
+        except OSError as error:  # the clean results stand; say what is lost
             log.warning("run %s: %s unreadable (%s); ignored", run_id, CORRUPTED, describe(error))
-        return StoredRun(run_id, path, spec, "done", records=records)
+            damaged = [f"{CORRUPTED}: unreadable ({describe(error)}), ignored"]
+        return StoredRun(run_id, path, spec, "done", records=records, damaged=damaged)
 
     def damage(self, run_id: str) -> str | None:
         """Why a `done` run cannot be trusted (unreadable or empty records, a spec that does
@@ -502,14 +569,18 @@ class RunStore:
 
     def reopen(self, run_id: str) -> None:
         """Take a damaged `done` run back to pending so it is trained again (lock held): its
-        `done` marker and whatever stands where its records belong are removed."""
+        `done` marker and whatever stands where its records belong are removed, a records
+        file's bytes set aside in `records.jsonl.damaged` first (the rule of damaged
+        corrupted lines, `set_aside_corrupted`: kept, never read as records)."""
         directory = self.run_dir(run_id)
         (directory / DONE).unlink(missing_ok=True)
         records = directory / RECORDS
         if records.is_dir() and not records.is_symlink():
             shutil.rmtree(records)
-        else:
-            records.unlink(missing_ok=True)
+            return
+        if records.is_file() and not records.is_symlink() and records.stat().st_size:
+            set_aside(records, [records.read_bytes()])
+        records.unlink(missing_ok=True)
 
     def _failure_detail(self, run_id: str) -> str:
         reason = self.failure_reason(run_id)
@@ -565,6 +636,23 @@ def spec_mismatch(spec: Any, run_id: str) -> str:
     if spec.get("run_id") != run_id or run_id not in (recomputed, legacy):
         return f"spec.json does not hash to this run id (it hashes to {recomputed}; edited?)"
     return ""
+
+
+def corrupted_intact(row: dict[str, Any]) -> bool:
+    """Whether a `corrupted.jsonl` object has every `CORRUPTED_FIELDS` field of its type."""
+    return all(
+        isinstance(row.get(name), kind) and not isinstance(row.get(name), bool)
+        for name, kind in CORRUPTED_FIELDS.items()
+    )
+
+
+def set_aside(path: Path, lines: Sequence[bytes]) -> Path:
+    """Append `lines` (raw, one per line) to `<path>.damaged` beside `path`, keeping what an
+    earlier set-aside put there; the file is rewritten atomically. Returns its path."""
+    target = path.with_name(path.name + DAMAGED)
+    before = target.read_bytes() if target.exists() else b""
+    atomic_write_bytes(target, before + b"".join(line.rstrip(b"\n") + b"\n" for line in lines))
+    return target
 
 
 def selected_model_name(rule: str) -> str:

@@ -9,6 +9,7 @@ import math
 import os
 import shutil
 import tempfile
+import zlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -102,11 +103,57 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Read a JSON-lines file (blank lines skipped); a `.gz` one is decompressed as it is read
-    (frozen folders keep their records gzipped)."""
-    opener = gzip.open if Path(path).suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
+    """Read a JSON-lines file of objects (blank lines skipped); a `.gz` one is decompressed as
+    it is read (frozen folders keep their records gzipped). Any damaged line is a ValueError:
+    for a file that is whole or nothing (`read_jsonl_lines` keeps the intact lines)."""
+    rows, damaged = read_jsonl_lines(path)
+    if damaged:
+        raise ValueError(f"{Path(path).name}: {len(damaged)} damaged line(s)")
+    return rows
+
+
+def read_jsonl_lines(
+    path: Path, intact: Callable[[dict[str, Any]], bool] = lambda row: True
+) -> tuple[list[dict[str, Any]], list[bytes]]:
+    """The lines of a JSON-lines file (`.gz` decompressed; blank lines skipped), split into
+    the rows that are JSON objects `intact` accepts and the raw bytes of every other line
+    (not UTF-8, not JSON, not an object, or refused): one reader for files whose damaged lines
+    damage the whole file and for files whose lines stand alone (`corrupted.jsonl`).
+
+    A gzipped file whose stream breaks off keeps the lines before the break (the broken line
+    is damaged, any after it are lost). A missing file or a directory is an OSError.
+    """
+    data = Path(path).read_bytes()
+    if Path(path).suffix == ".gz":
+        data = _gunzip(data)
+    rows, damaged = [], []
+    for line in data.split(b"\n"):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line.decode("utf-8"))
+        except ValueError:  # UnicodeDecodeError and JSONDecodeError alike
+            row = None
+        if isinstance(row, dict) and intact(row):
+            rows.append(row)
+        else:
+            damaged.append(line)
+    return rows, damaged
+
+
+def _gunzip(data: bytes) -> bytes:
+    """`data` decompressed, or as much of it as decompresses before the stream breaks off."""
+    try:
+        return gzip.decompress(data)
+    except (EOFError, OSError, zlib.error):
+        engine = zlib.decompressobj(wbits=31)
+        parts = []
+        for start in range(0, len(data), 1 << 16):
+            try:
+                parts.append(engine.decompress(data[start : start + (1 << 16)]))
+            except zlib.error:
+                break
+        return b"".join(parts)
 
 
 def gzip_bytes(data: bytes) -> bytes:

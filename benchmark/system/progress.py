@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.errors import LiveError
 from rich.logging import RichHandler
 from rich.progress import (
@@ -27,6 +27,20 @@ console = Console(stderr=True)
 """Progress, logs and errors (stderr)."""
 results_console = Console()
 """Tables and listings (stdout), so they can be piped."""
+
+
+def print_wide(renderable: RenderableType, width: int) -> None:
+    """Print on stdout; where that is not a terminal, at least `width` columns wide.
+
+    To rich, output that is not a terminal (a pipe, a file) is 80 columns wide (or $COLUMNS),
+    and a table narrower than its cells cuts them to an ellipsis; a table that knows the width
+    its names need (`benchmark.commands.listing.rich_table`) is printed that wide instead. A
+    terminal keeps its own width: wider lines would wrap and break the table's borders.
+    """
+    if results_console.is_terminal or width <= results_console.width:
+        results_console.print(renderable)
+    else:
+        Console(file=results_console.file, width=width).print(renderable)
 
 
 class _PlainHandler(logging.Handler):

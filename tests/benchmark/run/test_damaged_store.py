@@ -67,6 +67,8 @@ def test_a_done_run_with_damaged_records_is_redone_and_the_sweep_goes_on(
     assert (board["status"] == "ok").all() and set(board["method"]) == {"baseline", "moddrop"}
     assert snapshot(intact) == intact_before  # the intact run was not touched
     assert (broken / "done").exists() and (broken / "records.jsonl").is_file()
+    kept = broken / "records.jsonl.damaged"  # what stood there is kept, not deleted
+    assert kept.is_file() == (damage in ("truncated", "garbage"))
 
 
 @pytest.mark.parametrize(
