@@ -116,3 +116,19 @@ def test_convention_details(tmp_path):
     assert "not next to a number" in str(quotes.check(far, results_everywhere=True))
     everywhere = quotes.check(doc, results_everywhere=True)
     assert sorted(p.number for p in everywhere) == ["0.3", "1.5"]  # code is no claim
+
+
+def test_count_of_no_rows_is_zero_and_other_aggregates_refuse_it(tmp_path):
+    """A claim of "none of the tests" is checked: `count` of no rows is 0; `max` refuses."""
+    (tmp_path / "t.csv").write_text("method,verdict,v\na,higher,0.5\nb,n.s.,0.2\n")
+    doc = tmp_path / "README.md"
+    doc.write_text(
+        "# R\n\nLower in 0<!--= count([t.csv?verdict=lower#v]) --> tests, higher in "
+        "1<!--= count([t.csv?verdict=higher#v]) -->.\n",
+        encoding="utf-8",
+    )
+    assert quotes.check(doc, results_everywhere=True) == []
+    doc.write_text("# R\n\nLower in 1<!--= count([t.csv?verdict=lower#v]) -->.\n")
+    assert quotes.check(doc, results_everywhere=True)  # 1 claimed, 0 found
+    doc.write_text("# R\n\nBest 0.5<!--= max([t.csv?verdict=lower#v]) -->.\n")
+    assert "of no rows" in str(quotes.check(doc, results_everywhere=True))

@@ -469,6 +469,8 @@ def _eval(node: ast.AST, refs: Sequence[str], resolver: Resolver) -> float:
             values: list[float] = []
             for arg in node.args:
                 values += _values(arg, refs, resolver)
+            if not values and name == "count":  # "none of the 20 tests": a claim too
+                return 0.0
             if not values:
                 raise QuoteError(f"{name}() of no rows")
             return float(AGGREGATES[name](values))
