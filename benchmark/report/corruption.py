@@ -34,6 +34,7 @@ import logging
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -195,35 +196,75 @@ def severity_frame(board: pd.DataFrame, methods: Sequence[str], expected: Expect
     severity (0 = clean) with mean, std, n and 95 % t-CI over seeds of mIoU; every cell of the
     grid is a row, a missing one with n = 0."""
     rows = []
+    for cell in method_cells(board, methods, expected):
+        for corruption in cell.grid.applicable[cell.scenario]:
+            for severity in [0, *cell.grid.severities[corruption]]:
+                values = cell.scores.seeds(
+                    cell.factor, cell.method, cell.scenario, corruption, severity
+                )
+                summary = summarize(list(values.values()))
+                rows.append(
+                    {
+                        **cell.key(corruption, severity),
+                        "miou_mean": summary.mean,
+                        "miou_std": summary.std,
+                        "miou_n": summary.n,
+                        "miou_ci_low": summary.ci_low,
+                        "miou_ci_high": summary.ci_high,
+                        "n_expected": cell.expected,
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+@dataclass(frozen=True)
+class MethodCell:
+    """One dataset x imbalance x method x scenario of the corruption grid: what every
+    corruption table iterates over, and the key columns its rows start with."""
+
+    dataset: str
+    factor: float
+    method: str
+    scenario: str
+    grid: Grid
+    scores: Scores
+    oracle: bool
+    expected: int
+    """Seeds the grid asked for (n_expected)."""
+
+    def key(self, corruption: str, severity: int) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset,
+            "imbalance": self.factor,
+            "method": self.method,
+            "kind": "oracle" if self.oracle else "single-model",
+            "scenario": self.scenario,
+            "missing": self.grid.missing_of[self.scenario],
+            "corruption": corruption,
+            "severity": severity,
+        }
+
+
+def method_cells(
+    board: pd.DataFrame, methods: Sequence[str], expected: Expected
+) -> Iterator[MethodCell]:
+    """Every method (asked for or with records) x scenario of every corrupted dataset."""
     for dataset, _, grid, scores, kinds in corrupted_datasets(board, expected):
         for factor in grid.factors:
             for method in methods:
                 if (dataset, factor, method) not in expected and method not in scores.methods():
                     continue
                 for scenario in grid.scenarios:
-                    for corruption in grid.applicable[scenario]:
-                        for severity in [0, *grid.severities[corruption]]:
-                            values = scores.seeds(factor, method, scenario, corruption, severity)
-                            summary = summarize(list(values.values()))
-                            rows.append(
-                                {
-                                    "dataset": dataset,
-                                    "imbalance": factor,
-                                    "method": method,
-                                    "kind": "oracle" if method in kinds else "single-model",
-                                    "scenario": scenario,
-                                    "missing": grid.missing_of[scenario],
-                                    "corruption": corruption,
-                                    "severity": severity,
-                                    "miou_mean": summary.mean,
-                                    "miou_std": summary.std,
-                                    "miou_n": summary.n,
-                                    "miou_ci_low": summary.ci_low,
-                                    "miou_ci_high": summary.ci_high,
-                                    "n_expected": expected.get((dataset, factor, method), 0),
-                                }
-                            )
-    return pd.DataFrame(rows)
+                    yield MethodCell(
+                        dataset,
+                        factor,
+                        method,
+                        scenario,
+                        grid,
+                        scores,
+                        method in kinds,
+                        expected.get((dataset, factor, method), 0),
+                    )
 
 
 def _sums(
@@ -502,53 +543,27 @@ def fill_frame(board: pd.DataFrame, methods: Sequence[str], expected: Expected) 
     drop from clean (clean - corrupted, a fraction) and of the corrupted mIoU; empty where no
     corruption has both fills."""
     rows = []
-    for dataset, _, grid, scores, kinds in corrupted_datasets(board, expected):
-        for factor in grid.factors:
-            for method in methods:
-                if (dataset, factor, method) not in expected and method not in scores.methods():
-                    continue
-                for scenario in grid.scenarios:
-                    for corruption in fill_pairs(grid.applicable[scenario]):
-                        variant = corruption + MEAN_FILL_SUFFIX
-                        severities = sorted(
-                            {*grid.severities[corruption], *grid.severities[variant]}
-                        )
-                        for severity in severities:
-                            for fill, suffix in FILLS.items():
-                                label = corruption + suffix
-                                drop = summarize(
-                                    list(
-                                        _drops(
-                                            scores, factor, method, scenario, label, severity
-                                        ).values()
-                                    )
-                                )
-                                miou = summarize(
-                                    list(
-                                        scores.seeds(
-                                            factor, method, scenario, label, severity
-                                        ).values()
-                                    )
-                                )
-                                rows.append(
-                                    {
-                                        "dataset": dataset,
-                                        "imbalance": factor,
-                                        "method": method,
-                                        "kind": "oracle" if method in kinds else "single-model",
-                                        "scenario": scenario,
-                                        "missing": grid.missing_of[scenario],
-                                        "corruption": corruption,
-                                        "severity": severity,
-                                        "fill": fill,
-                                        "miou_mean": miou.mean,
-                                        "miou_n": miou.n,
-                                        "drop_mean": drop.mean,
-                                        "drop_std": drop.std,
-                                        "drop_n": drop.n,
-                                        "n_expected": expected.get((dataset, factor, method), 0),
-                                    }
-                                )
+    for cell in method_cells(board, methods, expected):
+        grid, scores = cell.grid, cell.scores
+        for corruption in fill_pairs(grid.applicable[cell.scenario]):
+            variant = corruption + MEAN_FILL_SUFFIX
+            for severity in sorted({*grid.severities[corruption], *grid.severities[variant]}):
+                for fill, suffix in FILLS.items():
+                    where = (cell.factor, cell.method, cell.scenario, corruption + suffix, severity)
+                    drop = summarize(list(_drops(scores, *where).values()))
+                    miou = summarize(list(scores.seeds(*where).values()))
+                    rows.append(
+                        {
+                            **cell.key(corruption, severity),
+                            "fill": fill,
+                            "miou_mean": miou.mean,
+                            "miou_n": miou.n,
+                            "drop_mean": drop.mean,
+                            "drop_std": drop.std,
+                            "drop_n": drop.n,
+                            "n_expected": cell.expected,
+                        }
+                    )
     return pd.DataFrame(rows)
 
 
