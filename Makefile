@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 
 setup:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q -e ".[dev,ray,fast,tensorboard]"
+	$(BIN)/pip install -q -e ".[dev,ray,fast,tensorboard,export]"
 
 benchmark: setup
 	$(BIN)/python run_benchmark.py --methods stars,baseline --missing all

@@ -34,7 +34,13 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from benchmark.core.dataset import DatasetOptions, MultiModalDataset, RawSample, Window
+from benchmark.core.dataset import (
+    DatasetOptions,
+    MultiModalDataset,
+    RawSample,
+    Window,
+    current_data_root,
+)
 from benchmark.core.hparams import HParam, Params, Search
 from benchmark.core.method import (
     AVAILABLE_PREFIX,
@@ -75,7 +81,7 @@ from benchmark.data.statistics import channel_stats
 from benchmark.system.confine import write_target
 from benchmark.system.environment import user_cache_dir
 from benchmark.system.errors import describe
-from benchmark.system.io import atomic_write_json
+from benchmark.system.io import atomic_output, atomic_write_json
 from benchmark.system.progress import track
 
 # isort: split
@@ -124,6 +130,9 @@ def run(
     hparams_from: str | Path | None = None,
 ) -> pd.DataFrame:
     """Run a sweep as `run_benchmark.py run` does and return its leaderboard.
+
+    The leaderboard is `out/leaderboard.csv`: the sweep's runs and every earlier run of `out`
+    on the same data and budget (dataset and options, preset, steps).
 
     Arguments take the command line's forms (`methods="stars,baseline[lr=3e-4]"`) or lists
     (`methods=["stars", "baseline"]`, `seeds=[0, 1, 2]`, `train_missing=["none", "dsm=0.3"]`).
@@ -190,12 +199,14 @@ def tune(
     from benchmark.commands.requests import resolve_execution, tune_request
     from benchmark.commands.tune import tune as run_tune
     from benchmark.commands.tuning import COST_CSV, TUNE_DIR
+    from benchmark.core.dataset import data_root_scope
 
     request = tune_request(methods, dataset, preset, trials, seed, rungs, keep, selection)
     execution = resolve_execution(
         data_root, device, out=Path(out), launcher=launcher, workers=workers, threads=threads
     )
-    run_tune(request, execution)
+    with data_root_scope(execution.data_root):  # a relative folder card: under the data root
+        run_tune(request, execution)
     return pd.read_csv(execution.out / TUNE_DIR / COST_CSV)
 
 
@@ -320,8 +331,10 @@ __all__ = [
     "zero_fill_missing",
     "zeros_once",
     # what MissBench's own datasets use
+    "atomic_output",
     "atomic_write_json",
     "channel_stats",
+    "current_data_root",
     "describe",
     "track",
     "user_cache_dir",

@@ -6,6 +6,7 @@
     run_benchmark.py report DIR    tables and figures from a results directory's records
     run_benchmark.py profile NAME  where training time goes (see `list` for the profilers)
     run_benchmark.py predict RUN   apply a finished run to your own GeoTIFF scene
+    run_benchmark.py export RUN    a finished run as ONNX models (QGIS Deepness, onnxruntime)
     run_benchmark.py show-data     plot test scenes of a dataset
 
 Flags shared by several sub-commands are declared once (parent parsers); `--debug` works with
@@ -32,6 +33,7 @@ from benchmark.commands.requests import (
     resolve_execution,
     sweep_request,
 )
+from benchmark.core.dataset import data_root_scope
 from benchmark.core.options import parse_named, parse_named_list
 from benchmark.core.plugins import load_plugins
 from benchmark.core.presets import PRESETS
@@ -41,6 +43,7 @@ from benchmark.run.selection import SELECTION_DESCRIPTION
 from benchmark.system.confine import confined_to
 from benchmark.system.environment import check_data_root, check_environment, run_roots
 from benchmark.system.errors import BenchmarkError
+from benchmark.system.io import check_output_folder
 from benchmark.system.packages import check_own_packages
 from benchmark.system.progress import console, print_wide, results_console, setup_logging
 
@@ -59,6 +62,7 @@ examples:
   python run_benchmark.py --methods all --hparams-from results/tune
   python run_benchmark.py profile psa
   python run_benchmark.py predict results/runs/<run_id> --input optical=a.tif,dsm=b.tif --out l.tif
+  python run_benchmark.py export results/runs/<run_id> --format onnx --out exports/stars
   python run_benchmark.py show-data --dataset synthetic_3m --out docs/synthetic_sample.png
 """
 
@@ -147,6 +151,7 @@ def build_parser() -> OneLineParser:
         add_report,
         add_profile,
         add_predict,
+        add_export,
         add_show_data,
     ):
         add_command(commands)
@@ -183,7 +188,8 @@ def add_run(commands: Commands) -> None:
         "`show-data` (plot a dataset's modalities and labels), `report` (tables and figures "
         "from a results directory), `profile` (where training time goes), `tune` (the same "
         "hyperparameter search for every method), `predict` (apply a finished run to your own "
-        "GeoTIFF scene). `run` may be left out; `run_benchmark.py --help` lists them all.",
+        "GeoTIFF scene), `export` (a finished run as ONNX models for QGIS or onnxruntime). "
+        "`run` may be left out; `run_benchmark.py --help` lists them all.",
         epilog=EXAMPLES,
     )
     run.set_defaults(handler=command_run, methods="baseline", dataset="synthetic")
@@ -381,6 +387,13 @@ def add_report(commands: Commands) -> None:
         "(default: test); val writes <results-dir>/report/val/ (or --out) and leaves out the "
         "test-only sections (corruptions, failure model, findings, budgets, qualitative grid)",
     )
+    report.add_argument(
+        "--html",
+        action="store_true",
+        help="also write a static web leaderboard into <report>/site/ (index.html opens from "
+        "disk, no server or network): sortable, filterable scores, a page per method, the "
+        "figures",
+    )
 
 
 def add_profile(commands: Commands) -> None:
@@ -444,6 +457,41 @@ def add_predict(commands: Commands) -> None:
         help="also write per-class probabilities (float32, one band per class) here",
     )
     predict.add_argument("--force", action="store_true", help="overwrite existing outputs")
+
+
+def add_export(commands: Commands) -> None:
+    """`export RUN_DIR --format onnx`."""
+    export = subcommand(
+        commands,
+        "export",
+        [],
+        "write a finished run as ONNX models, one per scenario (QGIS Deepness, onnxruntime)",
+        description="Write a finished run as ONNX models, one per missing-modality scenario "
+        "(<out>/<scenario>.onnx, its bands stacked in the dataset's modality order): dynamic "
+        "batch, height and width, softmax probabilities out, and the metadata QGIS's Deepness "
+        "plugin reads (class names, tile size, overlap, standardisation, resolution). Each is "
+        "checked against PyTorch with onnxruntime before it is written. Needs the `export` "
+        'extra: pip install -e ".[export]".',
+        epilog="example:\n  python run_benchmark.py export results/runs/<run_id> --format onnx "
+        "--resolution 5 --out exports/stars",
+    )
+    export.set_defaults(handler=command_export)
+    export.add_argument("run_dir", type=Path, help="a finished run: <out>/runs/<run_id>")
+    export.add_argument(
+        "--format", choices=("onnx",), default="onnx", help="the model format (default: onnx)"
+    )
+    export.add_argument(
+        "--out", type=Path, default=None, help="the folder to write (default: exports/<run_id>)"
+    )
+    export.add_argument(
+        "--resolution",
+        type=float,
+        default=None,
+        metavar="CM",
+        help="ground resolution of the training data in centimetres per pixel, written for "
+        "Deepness (a run does not know it; without it, set it in Deepness's panel)",
+    )
+    export.add_argument("--force", action="store_true", help="overwrite existing models")
 
 
 def add_show_data(commands: Commands) -> None:
@@ -634,13 +682,13 @@ def command_tune(args: argparse.Namespace) -> int:
 def command_list(args: argparse.Namespace) -> int:
     """Print the registries (or write the README's generated tables)."""
     from benchmark.commands.listing import (
-        hparam_tables,
         markdown_tables,
         registry_tables,
         rich_table,
         update_docs,
         update_readme,
     )
+    from benchmark.core.cards import hparam_tables
 
     rewrites = args.update_readme is not None or args.update_docs is not None
     if args.method is not None and rewrites:
@@ -705,6 +753,11 @@ def command_report(args: argparse.Namespace) -> int:
                 f"report: --freeze writes the test report; freeze first, then `report DEST "
                 f"--split {args.split}` writes DEST/report/{args.split}/"
             )
+        if args.html:
+            raise BenchmarkError(
+                "report: --freeze writes the report without the web leaderboard; freeze first, "
+                "then `report DEST --html --overwrite` (or `--out DIR --html`) writes it"
+            )
         frozen = freeze(args.results_dir, args.freeze, **common)
         console.print(
             f"froze {frozen.runs} run(s) ({frozen.runs_done} finished) into "
@@ -713,7 +766,9 @@ def command_report(args: argparse.Namespace) -> int:
         )
         files = frozen.report
     else:
-        files = generate_report(args.results_dir, out=args.out, split=args.split, **common)
+        files = generate_report(
+            args.results_dir, out=args.out, split=args.split, html=args.html, **common
+        )
     console.print(f"report: [bold]{escape(str(files[0].path))}[/bold] ({len(files)} files)")
     return 0
 
@@ -748,6 +803,7 @@ def command_profile(args: argparse.Namespace) -> int:
         args.repeats,
         args.warmup,
     )
+    check_output_folder(args.out, "--out")  # before minutes of measuring, not after
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
     frame = profiler.measure(settings, methods)
     headline, files = profiler.write(frame, args.out)
@@ -778,7 +834,20 @@ def command_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = ("run", "tune", "list", "report", "profile", "predict", "show-data")
+def command_export(args: argparse.Namespace) -> int:
+    """Export a finished run as ONNX models."""
+    from benchmark.deploy.export import export_onnx
+
+    summary = export_onnx(args.run_dir, args.out, resolution=args.resolution, force=args.force)
+    console.print(
+        f"wrote [bold]{escape(str(summary.folder))}[/bold]: {len(summary.files)} ONNX model(s), "
+        f"one per scenario ({', '.join(summary.scenarios)}); onnxruntime matches PyTorch within "
+        f"{summary.max_difference:.1g}"
+    )
+    return 0
+
+
+COMMANDS = ("run", "tune", "list", "report", "profile", "predict", "export", "show-data")
 TOP_LEVEL_HELP = ("-h", "--help")
 """Without a sub-command or other flags (`--debug` aside), the top-level parser's help, which
 lists every sub-command; with `run`'s flags, `run`'s help."""
@@ -810,6 +879,10 @@ def write_roots(args: argparse.Namespace) -> list[Path | None]:
     if command == "predict":
         extra = args.probabilities.parent if args.probabilities else None
         return [args.out.parent, extra]
+    if command == "export":
+        from benchmark.deploy.export import default_out
+
+        return [args.out or default_out(args.run_dir)]
     out = args.out
     if command == "report":  # the report's folder only: a frozen folder's runs stay untouched
         out = args.freeze or args.out or args.results_dir
@@ -836,7 +909,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         check_start(args)
         handler: Callable[[argparse.Namespace], int] = args.handler
-        with confined_to(write_roots(args)):
+        # a relative folder-card path resolves against --data-root, for every command
+        with confined_to(write_roots(args)), data_root_scope(getattr(args, "data_root", None)):
             return handler(args)
     except BenchmarkError as error:
         if debug:

@@ -7,8 +7,9 @@ mechanism: they build their card from options and only override where the provid
 need it (zero-padded names, fallbacks between label folders, palette decoding).
 
 `folder` reads a YAML card for the user's own data, run as
-`--dataset "folder[card=<folder>/card.yaml]"` (relative card paths are resolved from the working
-directory, then from $MISSBENCH_DATA; the data sit beside the card unless it sets `root:`)::
+`--dataset "folder[card=<folder>/card.yaml]"` (a relative card path is resolved against the data
+root, `--data-root`, then the working directory; the data sit beside the card unless it sets
+`root:`; rows and tables name the dataset by the card's `name`)::
 
     <folder>/
       card.yaml
@@ -17,7 +18,7 @@ directory, then from $MISSBENCH_DATA; the data sit beside the card unless it set
       labels/<id>.png
 
     # card.yaml
-    name: my_city                   # lower-case identifier (used for the cache folder)
+    name: my_city                   # lower-case identifier (tables, rows, the cache folder)
     description: RGB + DSM of my city
     modalities:
       optical: {folder: optical, channels: 3}               # bands: [0, 1, 2] selects bands
@@ -61,6 +62,7 @@ from benchmark.api import (
     MultiModalDataset,
     RawSample,
     Window,
+    current_data_root,
     register_dataset,
 )
 from datasets.files.bounded_yaml import read_bounded_yaml
@@ -637,23 +639,31 @@ def ratio_split(
 @dataclasses.dataclass(frozen=True)
 class FolderOptions(DatasetOptions):
     card: str = "card.yaml"
-    """Path of the YAML card: absolute, or relative to the working directory (then to
-    $MISSBENCH_DATA). The data sit in the card's folder unless the card sets `root:`."""
+    """Path of the YAML card: absolute, or relative to the data root (`--data-root`), then to
+    the working directory. The data sit in the card's folder unless the card sets `root:`."""
 
 
-def resolve_card_path(card: str) -> Path:
+def resolve_card_path(card: str, data_root: Path | None = None) -> Path:
+    """The card file `card` names: an absolute path as it is; a relative one under the data
+    root (`data_root`, else the command's, else $MISSBENCH_DATA or ./data), then under the
+    working directory. Not found: one line naming every place it looked."""
     import os
 
     path = Path(str(card)).expanduser()
-    if path.is_absolute() or path.is_file():
-        return path
-    env = os.environ.get("MISSBENCH_DATA")
-    if env and (Path(env) / path).is_file():
-        return Path(env) / path
+    if path.is_absolute():
+        candidates = [path]
+    else:
+        root = data_root or current_data_root() or Path(os.environ.get("MISSBENCH_DATA", "data"))
+        candidates = [root / path, path]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    looked = " and ".join(str(c.absolute()) for c in dict.fromkeys(candidates))
     raise DatasetNotFoundError(
-        f"folder: card {str(card)!r} not found (relative paths are resolved from the working "
-        "directory); pass --dataset 'folder[card=PATH/card.yaml]' with the card beside your "
-        "<modality>/ and labels/ folders (format: datasets/folder.py)"
+        f"folder: card {str(card)!r} not found (looked for {looked}; a relative path is "
+        "resolved against --data-root, then the working directory); pass --dataset "
+        "'folder[card=PATH/card.yaml]' with the card beside your <modality>/ and labels/ "
+        "folders (format: datasets/folder.py)"
     )
 
 
@@ -674,8 +684,18 @@ class FolderDataset(TileDataset):
         card = load_card(resolve_card_path(getattr(options, "card", "card.yaml")))
         return tuple(m.name for m in card.modalities)
 
+    @classmethod
+    def report_name(cls, options: DatasetOptions) -> str:
+        """The card's `name`: a user's data are named by their card, not as `folder`."""
+        return load_card(resolve_card_path(getattr(options, "card", "card.yaml"))).name
+
+    @classmethod
+    def files_read(cls, options: DatasetOptions) -> Mapping[str, Path]:
+        """The card: its bytes are part of the run's id."""
+        return {"card": resolve_card_path(getattr(options, "card", "card.yaml"))}
+
     def build_card(self) -> Card:
-        self.card_path = resolve_card_path(getattr(self.options, "card", "card.yaml"))
+        self.card_path = resolve_card_path(getattr(self.options, "card", "card.yaml"), self.root)
         return load_card(self.card_path)
 
     def locate_data_dir(self) -> Path:

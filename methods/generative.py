@@ -211,7 +211,9 @@ class Generative(Method):
             filled[s] = (
                 present[s] if on else ref.new_zeros(ref.shape[0], self.channels[s], *ref.shape[-2:])
             )
-            keep[s] = torch.full((ref.shape[0],), on, dtype=torch.bool, device=ref.device)
+            # ones/zeros, not full(): the ONNX exporter cannot trace a bool fill value
+            make = torch.ones if on else torch.zeros
+            keep[s] = make(ref.shape[0], dtype=torch.bool, device=ref.device)
         return self.generators[target](self.condition(filled, target, keep))
 
     def complete(self, present: Mapping[str, Tensor]) -> dict[str, Tensor]:

@@ -3,18 +3,30 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import time
+from collections.abc import Mapping
+from typing import Any
 
 from rich.markup import escape
 
+from benchmark.core.dataset import data_root_scope
 from benchmark.core.options import format_value
-from benchmark.report.frames import BoardEntry, leaderboard, write_csv
+from benchmark.report.frames import (
+    BoardEntry,
+    budget_of,
+    label_of,
+    leaderboard,
+    selected_by,
+    train_missing_text,
+    write_csv,
+)
 from benchmark.report.render import wide_table
 from benchmark.run.execution import Execution
 from benchmark.run.launchers import LAUNCHERS, LaunchContext
-from benchmark.run.store import RunStore
-from benchmark.run.sweep import Sweep, SweepRequest, expand, preflight
+from benchmark.run.store import RUNS, SPEC, RunStore, StoredRun
+from benchmark.run.sweep import DATA_SEED, RUN_SEED, Sweep, SweepRequest, expand, preflight
 from benchmark.system.progress import console, results_console
 from benchmark.system.tensorboard import check_tensorboard
 
@@ -28,8 +40,14 @@ def launch_sweep(request: SweepRequest, execution: Execution) -> int:
     (1 if a run has no results).
 
     Everything that can be checked is checked before anything is written under `out`: names
-    and values (`expand`), the results directory, the data and existing checkpoints.
+    and values (`expand`), the results directory, the data and existing checkpoints. A dataset
+    named by a path relative to the data root (a folder card) is found there.
     """
+    with data_root_scope(execution.data_root):
+        return _launch_sweep(request, execution)
+
+
+def _launch_sweep(request: SweepRequest, execution: Execution) -> int:
     launcher, data_root, out = execution.launcher, execution.data_root, execution.out
     launch = LAUNCHERS.get(launcher)
     if execution.tensorboard:
@@ -65,10 +83,16 @@ def launch_sweep(request: SweepRequest, execution: Execution) -> int:
     board = sweep_leaderboard(sweep, store)
     path = out / LEADERBOARD
     write_csv(board, path)
-    for dataset, imbalance in dict.fromkeys((s.dataset, s.imbalance) for s in sweep.specs):
-        results_console.print(wide_table(board, sweep.labels, dataset, imbalance))
+    labels = list(dict.fromkeys([*sweep.labels, *board["method"]]))
+    for dataset, imbalance in dict.fromkeys((s.dataset_label, s.imbalance) for s in sweep.specs):
+        results_console.print(wide_table(board, labels, dataset, imbalance))
+    ours = {spec.run_id for spec in sweep.specs}
+    earlier = board.loc[~board["run_id"].isin(ours), "run_id"].nunique()
+    held = f"this command's {len(ours)} run(s)" + (
+        f" and {earlier} earlier run(s) of --out on the same data and budget" if earlier else ""
+    )
     console.print(
-        f"leaderboard: [bold]{escape(str(path))}[/bold] ({len(board)} rows) · runs: "
+        f"leaderboard: [bold]{escape(str(path))}[/bold] ({len(board)} rows: {held}) · runs: "
         f"{escape(str(out / 'runs'))}/<run_id>/ (spec.json, records.jsonl, train_log.jsonl, "
         f"model.safetensors, model.json) · wall {time.perf_counter() - start:.0f} s"
     )
@@ -92,11 +116,93 @@ def launch_sweep(request: SweepRequest, execution: Execution) -> int:
 
 
 def sweep_leaderboard(sweep: Sweep, store: RunStore):  # noqa: ANN201  (a DataFrame)
-    """The sweep's leaderboard, from the store: its runs under this sweep's labels, the
+    """The sweep's leaderboard (`leaderboard.csv`), from the store: its runs and every earlier
+    run of `--out` on the same data and budget (`earlier_runs`), under their labels, the
     reported scenarios and the requested selection rule only, and a row per scenario for every
-    run without results."""
+    run without results. A sweep adds seeds or methods to what is there; its table shows all."""
     entries = [
-        BoardEntry(spec.label, spec.dataset, spec.to_json(), store.load(spec.run_id))
+        BoardEntry(spec.label, spec.dataset_label, spec.to_json(), store.load(spec.run_id))
         for spec in sweep.specs
     ]
+    entries += [
+        BoardEntry(label_of(run.spec), run.spec.get("dataset_name") or run.spec["dataset"],
+                   run.spec, run)
+        for run in earlier_runs(sweep, store)
+    ]  # fmt: skip
     return leaderboard(entries, sweep.reported, sweep.modalities, sweep.selection)
+
+
+def earlier_runs(sweep: Sweep, store: RunStore) -> list[StoredRun]:
+    """The runs of `--out` outside the sweep that its leaderboard shows too: same dataset (name,
+    options, data seed or `seed=run`), preset and step budget as one of its runs (`data_keys`),
+    finished with records of its selection rule, failed, or running elsewhere. A run that is
+    one of the sweep's under another id (an older harness) is left out, as is a repeat of an
+    earlier one (the newest harness's is kept)."""
+    folder = store.out / RUNS
+    ours = {spec.run_id for spec in sweep.specs}
+    wanted = sweep_data_keys([spec.to_json() for spec in sweep.specs])
+    seen = {run_identity(spec.to_json()) for spec in sweep.specs}
+    found = []
+    for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+        if path.name in ours or not path.is_dir():
+            continue
+        try:
+            spec = json.loads((path / SPEC).read_text(encoding="utf-8"))
+            if not data_keys(spec) & wanted:
+                continue
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # unreadable: `report` names it
+        run = store.load(path.name)
+        shown = selected_by(run, sweep.selection) or run.state in ("failed", "busy")
+        if shown and run.spec is not None and run_identity(run.spec)[0] in sweep.reported:
+            found.append(run)
+    found.sort(key=lambda run: -int(run.spec.get("harness_version", 0)))
+    kept = []
+    for run in found:
+        identity = run_identity(run.spec)
+        if identity not in seen:
+            seen.add(identity)
+            kept.append(run)
+    return sorted(kept, key=lambda run: run.run_id)
+
+
+def data_keys(spec: Mapping[str, Any]) -> set[tuple]:
+    """The (dataset, options but the data seed, data seed, budget) a run may belong to: its data
+    seed, and `run` too where that is the run's own seed (`seed=run` makes that very run)."""
+    options = {str(k): v for k, v in spec["dataset_options"]}
+    seed = options.pop(DATA_SEED, None)
+    base = (spec["dataset"], json.dumps(sorted(options.items()), default=str), *budget_of(spec))
+    keys = {(*base, json.dumps(seed))}
+    if seed is not None and seed == spec["seed"]:
+        keys.add((*base, RUN_SEED))
+    return keys
+
+
+def sweep_data_keys(specs: list[Mapping[str, Any]]) -> set[tuple]:
+    """The `data_keys` of a sweep's runs: where several runs of one dataset each drew the data
+    of their own seed it was `seed=run` (the `run` key only), otherwise their data seeds."""
+    groups: dict[tuple, list[Mapping[str, Any]]] = {}
+    for spec in specs:
+        base = next(iter(data_keys(spec)))[:-1]  # every key of a run shares it
+        groups.setdefault(base, []).append(spec)
+    keys = set()
+    for base, mine in groups.items():
+        own = [dict(s["dataset_options"]).get(DATA_SEED) == s["seed"] for s in mine]
+        if len({s["seed"] for s in mine}) > 1 and all(own):
+            keys.add((*base, RUN_SEED))
+        else:
+            keys |= {(*base, json.dumps(dict(s["dataset_options"]).get(DATA_SEED))) for s in mine}
+    return keys
+
+
+def run_identity(spec: Mapping[str, Any]) -> tuple:
+    """What tells one leaderboard row's run from another: dataset as shown, label, seed,
+    imbalance, training condition and modalities (a dedicated method's run per scenario)."""
+    return (
+        spec.get("dataset_name") or spec["dataset"],
+        label_of(spec),
+        spec["seed"],
+        float(spec.get("imbalance", 1.0)),
+        train_missing_text(spec.get("train_missing")),
+        tuple(spec["train_modalities"]),
+    )

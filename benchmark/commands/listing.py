@@ -6,13 +6,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
 
 from rich.cells import cell_len
 from rich.markup import escape
 from rich.table import Table
 
-from benchmark.core.hparams import HParam, Search, search_space
+from benchmark.core.cards import ListingTable, method_card
+from benchmark.core.hparams import Search, search_space
 from benchmark.core.method import COMMON_HPARAMS
 from benchmark.core.options import format_value
 from benchmark.core.plugins import DATASETS, METHODS
@@ -35,27 +35,22 @@ CORRUPTION_TABLE = markers("corruption-table", "list --update-docs docs/corrupti
 CORRUPTION_SECTIONS = markers("corruption-sections", "list --update-docs docs/corruptions.md")
 
 
-ListingTable = tuple[str, list[str], list[list[str]]]
-"""(title, columns, rows): a table of `list`, printed with rich or as Markdown."""
-
-
 def registry_tables() -> list[ListingTable]:
     """(title, columns, rows) for methods, datasets and presets."""
 
     methods = []
-    for name in METHODS.names():
-        cls = METHODS.get(name)
-        aliases = METHODS.aliases_of(name)
-        shown = f"`{name}`" + (f" (alias `{'`, `'.join(aliases)}`)" if aliases else "")
-        paper = str(cls.PAPER) if cls.PAPER else "—"
+    for card in map(method_card, METHODS.names()):
+        aliases = card.aliases
+        shown = f"`{card.name}`" + (f" (alias `{'`, `'.join(aliases)}`)" if aliases else "")
+        paper = str(card.paper) if card.paper else "—"
         methods.append(
             [
                 shown,
                 paper,
-                cls.SUMMARY,
-                cls.MISSING_MODALITY,
-                cls.TRAIN_MISSING,
-                cls.INVALID_PIXELS,
+                card.summary,
+                card.missing_modality,
+                card.train_missing,
+                card.invalid_pixels,
             ]
         )
     datasets = []
@@ -128,52 +123,6 @@ def _origin(search: Search) -> str:
     decades = math.log10(search.high or 1.0)
     span = {0.5: "half a decade", 1.0: "a decade"}.get(round(decades, 6), f"{decades:g} decades")
     return f"{span} either side of the default (the paper's, where the help says so)"
-
-
-def hparam_tables(method: str) -> list[ListingTable]:
-    """`list METHOD`: the method's own hyperparameters, then those every method has, each with
-    its default, the values it accepts, what `tune` searches and what it sets.
-
-    The help of a method's knobs used to show only in the error an unknown name raises."""
-    name = METHODS.canonical(method)
-    own = METHODS.get(name).HPARAMS
-    columns = ["hyperparameter", "default", "valid values", "`tune` searches", "what it sets"]
-    tables = []
-    if own:
-        rows = [_hparam_row(key, own[key], preset_values={}) for key in sorted(own)]
-        title = f"`{name}`'s own hyperparameters (override as {name}[name=value,...])"
-        tables.append((title, columns, rows))
-    common = {key: hp for key, hp in COMMON_HPARAMS.items() if key not in own}
-    rows = [
-        _hparam_row(
-            key,
-            hp,
-            preset_values={
-                p: PRESETS.get(p).hparams[key]
-                for p in PRESETS.names()
-                if PRESETS.get(p).hparams.get(key, hp.default) != hp.default
-            },
-        )
-        for key, hp in sorted(common.items())
-    ]
-    title = f"Hyperparameters every method has, `{name}` included (a preset sets some)"
-    tables.append((title, columns, rows))
-    return tables
-
-
-def _hparam_row(name: str, hparam: HParam, preset_values: Mapping[str, Any]) -> list[str]:
-    """One row of `hparam_tables`; `preset_values`: the presets that set another value."""
-    default = format_value(hparam.default) or '""'
-    if preset_values:
-        shown = "; ".join(f"{p}: {format_value(v)}" for p, v in preset_values.items())
-        default = f"{default} ({shown})"
-    search = hparam.search
-    if search is None:
-        searched = "—"
-    else:
-        searched = search.describe(hparam.default if not preset_values else None)
-        searched += f" ({search.note})" if search.note else ""
-    return [f"`{name}`", default, hparam.valid_values(), searched, hparam.help]
 
 
 NAME_COLUMNS = frozenset({"name", "method", "hyperparameter"})

@@ -8,8 +8,10 @@ training crops read only what they need from memory-mapped caches.
 from __future__ import annotations
 
 import abc
+import contextlib
+import contextvars
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -22,6 +24,33 @@ from benchmark.system.errors import BenchmarkError
 Window = tuple[slice, slice]
 RawSample = dict[str, np.ndarray]
 """Modality name -> float32 [C, H, W] in raw units, plus `mask` -> int64 [H, W]."""
+
+
+_data_root: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
+    "missbench_data_root", default=None
+)
+
+
+@contextlib.contextmanager
+def data_root_scope(root: Path | None) -> Iterator[None]:
+    """Let class-level dataset code see the command's data root (`--data-root`).
+
+    `modalities_for` and `report_name` run while a sweep is validated, before any dataset is
+    opened, so no instance (and no `root`) exists yet. A no-op for None.
+    """
+    if root is None:
+        yield
+        return
+    token = _data_root.set(Path(root))
+    try:
+        yield
+    finally:
+        _data_root.reset(token)
+
+
+def current_data_root() -> Path | None:
+    """Return the data root of the enclosing `data_root_scope` (None outside one)."""
+    return _data_root.get()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +79,25 @@ class MultiModalDataset(abc.ABC):
     def modalities_for(cls, options: DatasetOptions) -> tuple[str, ...]:
         """Modality names under `options` (override when an option changes them)."""
         return cls.MODALITIES
+
+    @classmethod
+    def report_name(cls, options: DatasetOptions) -> str:
+        """Return the name rows and tables show for the data under `options`.
+
+        "" (the default) for the registered name; data that name themselves say so (a
+        `folder` card's `name`). Display only, never part of a run's id.
+        """
+        return ""
+
+    @classmethod
+    def files_read(cls, options: DatasetOptions) -> Mapping[str, Path]:
+        """Return option name -> the file it names, for options naming a file the run reads.
+
+        Such a file (a `folder` card) is part of the run's id by its bytes
+        (`RunSpec.file_digests`): edit it and the run is another. The data files a dataset
+        finds by itself are not listed.
+        """
+        return {}
 
     def __init__(self, root: Path, split: str, options: DatasetOptions | None = None) -> None:
         if split not in self.SPLITS:

@@ -143,10 +143,12 @@ COMMON_HPARAMS: dict[str, HParam] = {
 class Method(nn.Module, abc.ABC):
     """A segmentation method that must cope with missing modalities at inference time.
 
-    Subclasses declare what they are (`SUMMARY`, `MISSING_MODALITY`, `PAPER`, `DEVIATIONS`,
-    `HPARAMS`, `DEDICATED`) and implement the two verbs, `update` and `predict`; `diagnostics`
-    is optional. The base class holds the run's facts: `spec`, `hparams`, `context`,
-    `modalities` (the ones it trains on, sorted) and `channels` (bands per modality).
+    Subclasses declare what they are (`SUMMARY`, `MISSING_MODALITY`, `TRAIN_MISSING`, `PAPER`,
+    `DEVIATIONS`, and where they apply `INVALID_PIXELS`, `ENCODES_ABSENT`, `HPARAMS`,
+    `DEDICATED`: `undeclared` names what is left out) and implement the two verbs, `update` and
+    `predict`; `diagnostics` is optional. The base class holds the run's facts: `spec`,
+    `hparams`, `context`, `modalities` (the ones it trains on, sorted) and `channels` (bands
+    per modality).
     """
 
     HPARAMS: ClassVar[HParamSpace] = {}
@@ -457,6 +459,59 @@ class Method(nn.Module, abc.ABC):
     def num_parameters(self) -> int:
         """Count every parameter the method holds."""
         return sum(p.numel() for p in self.parameters())
+
+
+REQUIRED_DECLARATIONS: dict[str, str] = {
+    "SUMMARY": "one line: what the method does (the README table)",
+    "MISSING_MODALITY": "one line: what it does when a modality is missing at test time",
+    "TRAIN_MISSING": (
+        "one line: how it trains when some samples lack a modality (`--train-missing`); such a "
+        "sample's tensor is NaN, so a method that reads it diverges at step 1"
+    ),
+    "PAPER": "the paper it implements, `Paper(title, venue, year, link)`, or None for none",
+    "DEVIATIONS": "a tuple of lines: where it departs from the paper, or what it is without one",
+}
+"""Class attributes every method states itself (the base class's defaults are empty, so an
+omission would go unnoticed until a run fails); `undeclared` checks them. `INVALID_PIXELS` is
+required only of a method with its own invalid-pixel handling; `ENCODES_ABSENT`, `HPARAMS`,
+`DEDICATED` and `STAGES` have defaults that are right unless the method says otherwise."""
+
+INVALID_PIXELS_REQUIRED = (
+    "one line: its own handling of invalid pixels (it overrides `predict_partial` or "
+    "`fill_invalid`, so the default text, the mean fill, is wrong)"
+)
+
+
+def undeclared(cls: type[Method]) -> list[str]:
+    """Return the declarations `cls` leaves out or states wrongly, each `NAME: what to say`.
+
+    [] for a method that declares everything (`REQUIRED_DECLARATIONS`, a docstring, and
+    `INVALID_PIXELS` where it handles invalid pixels its own way). The method contract suite
+    asserts it of every registered method, so a new method learns what it omits by name.
+    """
+    problems = []
+    if not (cls.__dict__.get("__doc__") or "").strip():
+        problems.append("a docstring: what the method is, in a sentence")
+    own = [klass for klass in cls.__mro__ if issubclass(klass, Method) and klass is not Method]
+    for name, what in REQUIRED_DECLARATIONS.items():
+        value = getattr(cls, name, None)
+        if name == "PAPER":
+            declared = any(name in vars(klass) for klass in own)
+            if not declared or not (value is None or isinstance(value, Paper)):
+                problems.append(f"{name}: {what}")
+        elif name == "DEVIATIONS":
+            lines = isinstance(value, tuple | list) and all(isinstance(v, str) for v in value)
+            if not (lines and any(v.strip() for v in value)):
+                problems.append(f"{name}: {what}")
+        elif not (isinstance(value, str) and value.strip()):
+            problems.append(f"{name}: {what}")
+    own_handling = (
+        cls.predict_partial is not Method.predict_partial
+        or cls.fill_invalid is not Method.fill_invalid
+    )
+    if own_handling and not any("INVALID_PIXELS" in vars(klass) for klass in own):
+        problems.append(f"INVALID_PIXELS: {INVALID_PIXELS_REQUIRED}")
+    return problems
 
 
 def _fill(valid: Tensor, x: Tensor) -> Tensor:

@@ -34,6 +34,13 @@ INVALID_FILLS = (OWN_FILL, MEAN_FILL)
 under both."""
 
 
+HPARAMS = "hparams."
+"""Prefix of a hyperparameter's key in `RunSpec.file_digests` (`hparams.weights`)."""
+FILE_BY_CONTENT = "<file: file_digests>"
+"""What a hyperparameter naming a file hashes as in place of its path: its bytes are in
+`file_digests`, so the same weights at another path are the same run."""
+
+
 @dataclass(frozen=True)
 class RunSpec:
     """Everything that determines a run's outcome; its hash names the run directory."""
@@ -62,6 +69,12 @@ class RunSpec:
     training crop, the rule before windows were chosen for evaluation."""
     eval_tiles: int = 0
     """Evaluate on the first that many tiles of the validation and test splits; 0 = all."""
+    file_digests: tuple[tuple[str, str], ...] = ()
+    """(`<section>.<name>`, `sha256:<hex>`) of every file the run reads by path, sorted:
+    `hparams.weights` (`weights=<path>`), `dataset_options.card` (a `folder` card); empty
+    when it reads none. The id hashes the bytes: edit the file and the run is another. A
+    hyperparameter's path is left out of the hash (weights are their bytes, wherever they
+    lie); a dataset option's path stays in (a card's data are found relative to it)."""
     selection: str = field(default=SELECTION_FULL_VAL, compare=False)
     """Which model-selection rule's records this request reads (`--selection`, a name in
     `benchmark.run.selection.SELECTIONS`). Not part of the run: every run records every rule,
@@ -70,13 +83,27 @@ class RunSpec:
     label: str = field(default="", compare=False)
     """Display name, e.g. `baseline[lr=0.0003]`; not part of the hash."""
     preset: str = field(default="", compare=False)
+    dataset_name: str = field(default="", compare=False)
+    """The dataset's name in rows and tables where it is not `dataset` (a `folder` card's
+    `name`, `MultiModalDataset.report_name`); "" otherwise. Display only: not hashed, and left
+    out of `spec.json` when empty, so the built-in datasets' runs are as they were."""
+
+    @property
+    def dataset_label(self) -> str:
+        """The dataset as rows, tables and logs name it (`dataset_name`, else `dataset`)."""
+        return self.dataset_name or self.dataset
 
     def _plain(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in fields(self)}
+        if not self.dataset_name:
+            data.pop("dataset_name")
         data["hparams"] = self.hparams.pairs()
         data["dataset_options"] = self.dataset_options.pairs()
         data["train_modalities"] = list(self.train_modalities)
         data["train_missing"] = [list(pair) for pair in self.train_missing]
+        data["file_digests"] = [list(pair) for pair in self.file_digests]
+        if not self.file_digests:  # spec.json of a run that reads no file is as it was
+            data.pop("file_digests")
         return data
 
     @property
@@ -102,6 +129,7 @@ class RunSpec:
         data = self._plain()
         for name in ("label", "preset", "eval_batch_size", "selection"):
             data.pop(name)
+        data.pop("dataset_name", None)
         if self.budget == "steps":  # the default budget hashes as before it existed
             data.pop("budget")
             data.pop("budget_ratio")
@@ -110,6 +138,12 @@ class RunSpec:
         for name in ("eval_window", "eval_tiles"):  # and the evaluation of every split
             if not getattr(self, name):
                 data.pop(name)
+        by_content = {k[len(HPARAMS) :] for k, _ in self.file_digests if k.startswith(HPARAMS)}
+        if by_content:  # a file hyperparameter hashes as its bytes (in file_digests), not its path
+            data["hparams"] = [
+                [name, FILE_BY_CONTENT if name in by_content else value]
+                for name, value in data["hparams"]
+            ]
         return data
 
     @property
@@ -150,6 +184,7 @@ class RunSpec:
         data["dataset_options"] = Params((k, v) for k, v in data["dataset_options"])
         data["train_modalities"] = tuple(data["train_modalities"])
         data["train_missing"] = tuple((m, float(r)) for m, r in data.get("train_missing", ()))
+        data["file_digests"] = tuple((k, str(d)) for k, d in data.get("file_digests", ()))
         return cls(**data)
 
 

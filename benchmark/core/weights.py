@@ -52,13 +52,31 @@ def create_backbone(backbone: str, in_chans: int, weights: str = NONE) -> nn.Mod
     return model
 
 
+def weights_file(weights: object) -> Path | None:
+    """Return the file a `weights` value names, or None for none and imagenet.
+
+    A missing file is the one-line error the run itself would give. The file's bytes are part
+    of the run's id (`RunSpec.file_digests`).
+    """
+    if weights in (NONE, IMAGENET):
+        return None
+    path = Path(str(weights))
+    if not path.is_file():
+        raise _missing(path)
+    return path
+
+
+def _missing(path: Path) -> BenchmarkError:
+    return BenchmarkError(
+        f"weights={path}: no such file; expected a timm state dict (.safetensors or .pth), "
+        "or weights=none|imagenet"
+    )
+
+
 @functools.cache
 def _read(path: Path) -> dict[str, Tensor]:
     if not path.is_file():
-        raise BenchmarkError(
-            f"weights={path}: no such file; expected a timm state dict (.safetensors or .pth), "
-            "or weights=none|imagenet"
-        )
+        raise _missing(path)
     try:
         state = load_tensors(path)
     except Exception as error:

@@ -5,8 +5,10 @@ chose; another rule's are `load_model(run_dir, selection=<rule>)`) and `model.js
 method, label, hyperparameters, the dataset spec (modalities, bands, normalisation statistics,
 classes, palette, ignore index), the class shares of its training labels, the modalities it
 was trained on, the evaluation window, every rule's chosen step, commit and library versions).
-`load_model(run_dir)` rebuilds the method from the card alone and returns a `DeployedModel`
-whose `predict` takes raw rasters of any non-empty subset of those modalities.
+`load_model(run_dir)` rebuilds the method from the card alone and returns a `DeployedModel`:
+called, or its `predict` / `predict_proba`, on raw rasters (NumPy arrays or torch tensors, one
+image or a batch) of any non-empty subset of those modalities, with the nodata rule of the
+`predict` command.
 """
 
 from __future__ import annotations
@@ -31,10 +33,70 @@ from benchmark.run.inference import sliding_window_logits
 from benchmark.run.store import RunStore
 from benchmark.system.errors import BenchmarkError
 
+NODATA = 255
+"""Label of pixels without a prediction: nodata (NaN, or the nodata value) in any input. 255 is
+never a class index."""
+
+SHAPES = "[C, H, W] or a batch [N, C, H, W]"
+
+
+def nodata_mask(data: np.ndarray, nodata: float | None = None) -> np.ndarray:
+    """Pixels [..., H, W] that are nodata in any band (axis -3): non-finite, or equal to `nodata`.
+
+    The one nodata rule of `predict` (a GeoTIFF's nodata value) and `DeployedModel` (the
+    `nodata` argument): those pixels of `data` (float, changed in place) become NaN in every
+    band, which the normaliser fills with the band's mean, and their label is `NODATA`.
+    """
+    bad = ~np.isfinite(data).all(-3)
+    if nodata is not None and np.isfinite(nodata):
+        bad |= (data == np.float32(nodata)).any(-3)
+    data[np.broadcast_to(np.expand_dims(bad, -3), data.shape)] = np.nan
+    return bad
+
+
+def _as_array(name: str, value: Any, bands: int) -> np.ndarray:
+    """One modality's input as a NumPy array of numbers [C, H, W] or [N, C, H, W], or one line
+    naming what was expected."""
+    expected = f"{name}: expected a numeric array {SHAPES} with C = {bands}"
+    if isinstance(value, Tensor):
+        if value.is_complex() or value.dtype == torch.bool:
+            raise BenchmarkError(f"{expected}, got a tensor of {value.dtype}")
+        value = value.detach().cpu()
+        array = (value.float() if value.is_floating_point() else value).numpy()
+    else:
+        try:
+            array = np.asarray(value)
+        except (TypeError, ValueError):  # ragged nested lists
+            raise BenchmarkError(
+                f"{expected}, got a {type(value).__name__} that is not a rectangular array"
+            ) from None
+    if array.dtype.kind not in "iuf":
+        kind = f"array of {array.dtype}" if isinstance(value, np.ndarray) else type(value).__name__
+        raise BenchmarkError(f"{expected}, got {'an' if kind[0] in 'aeiou' else 'a'} {kind}")
+    if array.ndim not in (3, 4):
+        raise BenchmarkError(f"{expected}, got shape {array.shape}")
+    if array.size == 0:
+        raise BenchmarkError(f"{expected}, got the empty shape {array.shape}")
+    if array.shape[-3] != bands:
+        raise BenchmarkError(
+            f"{name}: {array.shape[-3]} band(s) (axis -3 of shape {array.shape}), the model "
+            f"expects {bands}"
+        )
+    return array
+
 
 @dataclass
 class DeployedModel:
-    """A trained method with what it needs to be applied to raw rasters."""
+    """A trained method with what it needs to be applied to raw rasters.
+
+    Callable like a segmentation_models_pytorch model, but on raw values and any non-empty
+    subset of its modalities: `model({"optical": x})` returns labels. Each input is a NumPy
+    array or a torch tensor, one image [C, H, W] or a batch [N, C, H, W] (all inputs alike,
+    co-registered: the same N, H and W); integer or floating-point values in the units the
+    run was trained on. A pixel that is nodata in any input (NaN, infinite, or equal to
+    `nodata`) is labelled `NODATA` (255) and has NaN probabilities, as `predict` writes it.
+    Outputs are NumPy arrays for NumPy inputs, tensors on the inputs' device for tensors.
+    """
 
     method: Method
     spec: DatasetSpec
@@ -46,20 +108,32 @@ class DeployedModel:
         """The modalities the model was trained on (inputs may hold any non-empty subset)."""
         return tuple(self.card["train_modalities"])
 
-    def check(self, inputs: Mapping[str, Any]) -> None:
-        """Refuse inputs the model cannot take, with one line."""
-        unknown = sorted(set(inputs) - set(self.modalities))
+    def check(self, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """The inputs as NumPy arrays, after refusing what the model cannot take, with one line
+        naming what was expected: not a mapping, no or unknown modalities, non-numeric, empty or
+        wrongly shaped arrays, a wrong band count, inputs that differ in batch or size."""
+        if not isinstance(inputs, Mapping):
+            raise BenchmarkError(
+                f"inputs: expected a mapping of modality to array, e.g. {{'optical': array}}, "
+                f"got {type(inputs).__name__}; this model takes {', '.join(self.modalities)}"
+            )
+        unknown = sorted(str(name) for name in inputs if name not in self.modalities)
         if unknown or not inputs:
             raise BenchmarkError(
                 f"modalities {unknown or '(none)'}: this model takes a non-empty subset of "
                 f"{', '.join(self.modalities)}"
             )
-        for name, array in inputs.items():
-            bands = self.spec.modality(name).channels
-            if np.shape(array)[0] != bands:
-                raise BenchmarkError(
-                    f"{name}: {np.shape(array)[0]} band(s), the model expects {bands}"
-                )
+        arrays = {
+            name: _as_array(name, value, self.spec.modality(name).channels)
+            for name, value in inputs.items()
+        }
+        sizes = {name: (*a.shape[:-3], *a.shape[-2:]) for name, a in arrays.items()}
+        if len(set(sizes.values())) > 1:
+            shapes = ", ".join(f"{name} {arrays[name].shape}" for name in arrays)
+            raise BenchmarkError(
+                f"inputs differ in batch or size ({shapes}); co-registered inputs share N, H and W"
+            )
+        return arrays
 
     def normalise(self, raw: Mapping[str, np.ndarray]) -> dict[str, Tensor]:
         """Raw rasters [C, H, W] -> normalised tensors on the model's device."""
@@ -68,9 +142,8 @@ class DeployedModel:
             k: torch.from_numpy(np.ascontiguousarray(v)).to(self.device) for k, v in normed.items()
         }
 
-    def logits(self, raw: Mapping[str, np.ndarray]) -> Tensor:
+    def _scene_logits(self, raw: Mapping[str, np.ndarray]) -> Tensor:
         """Class logits [K, H, W] of one scene (sliding windows, as the harness evaluates)."""
-        self.check(raw)
         with evaluation_mode(self.method):
             return sliding_window_logits(
                 self.method.predict,
@@ -81,9 +154,63 @@ class DeployedModel:
                 batch_size=self.card["batch_size"],
             )
 
-    def predict(self, raw: Mapping[str, np.ndarray]) -> np.ndarray:
-        """Class indices [H, W] (uint8) from raw rasters of any non-empty subset of modalities."""
-        return self.logits(raw).argmax(0).to(torch.uint8).cpu().numpy()
+    def _forward(
+        self, inputs: Mapping[str, Any], nodata: float | None
+    ) -> tuple[Tensor, np.ndarray, bool]:
+        """Logits [N, K, H, W], the nodata mask [N, H, W] and whether the inputs were batched."""
+        arrays = self.check(inputs)
+        batched = next(iter(arrays.values())).ndim == 4
+        invalid = None
+        raw = {}
+        for name, array in arrays.items():
+            data = np.array(array if batched else array[None], dtype=np.float32)
+            bad = nodata_mask(data, nodata)
+            invalid = bad if invalid is None else invalid | bad
+            raw[name] = data
+        scenes = [{k: v[i] for k, v in raw.items()} for i in range(len(invalid))]
+        return torch.stack([self._scene_logits(scene) for scene in scenes]), invalid, batched
+
+    @staticmethod
+    def _like(output: Tensor, inputs: Mapping[str, Any], batched: bool) -> np.ndarray | Tensor:
+        """`output` [N, ...] without N for unbatched inputs; a tensor on the first tensor
+        input's device when the inputs are tensors, else a NumPy array."""
+        output = output if batched else output[0]
+        first = next(iter(inputs.values()))
+        if isinstance(first, Tensor):
+            return output.to(first.device)
+        return output.cpu().numpy()
+
+    def logits(self, inputs: Mapping[str, Any], nodata: float | None = None) -> np.ndarray | Tensor:
+        """Class logits [K, H, W] (or [N, K, H, W]) from raw inputs; nodata pixels hold the
+        logits of the mean fill."""
+        logits, _, batched = self._forward(inputs, nodata)
+        return self._like(logits, inputs, batched)
+
+    def predict_proba(
+        self, inputs: Mapping[str, Any], nodata: float | None = None
+    ) -> np.ndarray | Tensor:
+        """Class probabilities [K, H, W] (or [N, K, H, W]), float32, NaN at nodata pixels."""
+        logits, invalid, batched = self._forward(inputs, nodata)
+        probs = torch.softmax(logits, 1)
+        mask = torch.from_numpy(invalid).to(probs.device)
+        probs = probs.masked_fill(mask[:, None], float("nan"))
+        return self._like(probs, inputs, batched)
+
+    def predict(
+        self, inputs: Mapping[str, Any], nodata: float | None = None
+    ) -> np.ndarray | Tensor:
+        """Class indices [H, W] (or [N, H, W]), uint8, `NODATA` (255) where any input is
+        nodata."""
+        logits, invalid, batched = self._forward(inputs, nodata)
+        labels = logits.argmax(1).to(torch.uint8)
+        labels = labels.masked_fill(torch.from_numpy(invalid).to(labels.device), NODATA)
+        return self._like(labels, inputs, batched)
+
+    def __call__(
+        self, inputs: Mapping[str, Any], nodata: float | None = None
+    ) -> np.ndarray | Tensor:
+        """`predict`: labels, as a segmentation model called on a batch returns its output."""
+        return self.predict(inputs, nodata)
 
 
 def inference_hparams(cls: type[Method], pairs: Iterable[Sequence[Any]]) -> Params:

@@ -8,7 +8,9 @@ width and the window, not on its height: a 10 000 x 10 000 scene never lives in 
 A pixel that is nodata in any input (the file's nodata value, or NaN) is nodata (255) in the
 output. The output is a single-band uint8 GeoTIFF with the input's CRS and transform and the
 dataset's palette as its colour table; `--probabilities` adds a float32 GeoTIFF with one band
-per class. Files are written to a temporary name and renamed when complete.
+per class. Every output is checked before any work (writable, not a folder, not an input, not
+another output: `check_outputs`), written to a temporary name of its own and renamed when
+complete (`atomic_output`); a killed prediction's temporary files are removed by the next one.
 """
 
 from __future__ import annotations
@@ -27,19 +29,17 @@ import torch
 
 from benchmark.core.method import evaluation_mode
 from benchmark.core.options import parse_pairs
-from benchmark.deploy.model import DeployedModel, load_model
+from benchmark.deploy.model import NODATA, DeployedModel, load_model, nodata_mask
 from benchmark.run.inference import one_by_one, sliding_window_bands, sliding_window_logits
-from benchmark.system.confine import write_target
+from benchmark.run.store import STALE_TMP_S
 from benchmark.system.errors import BenchmarkError, describe
+from benchmark.system.io import atomic_output, check_outputs, remove_orphans
 from benchmark.system.progress import ProgressLines
 
 log = logging.getLogger(__name__)
 # rasterio logs each GDAL error at INFO before raising it; the raised error becomes our one
 # line naming the file, so the log line would only say it twice.
 logging.getLogger("rasterio._env").setLevel(logging.WARNING)
-
-NODATA = 255
-"""Output value of pixels without a prediction (255 is never a class index)."""
 
 GDAL_CACHE_MB = 256
 """GDAL's raster block cache during a prediction. GDAL's default is 5 % of the machine's
@@ -177,11 +177,7 @@ class RowReader:
         out, invalid = {}, np.zeros((row1 - row0, self.width), dtype=bool)
         for name, src in self.sources.items():
             data = src.read(window=window, out_dtype="float32")
-            bad = ~np.isfinite(data).all(0)
-            if src.nodata is not None and np.isfinite(src.nodata):
-                bad |= (data == np.float32(src.nodata)).any(0)
-            data[:, bad] = np.nan  # the normaliser fills non-finite values with the mean
-            invalid |= bad
+            invalid |= nodata_mask(data, src.nodata)  # NaN there: the normaliser's mean fill
             out[name] = data
         for offset, row in enumerate(range(row0, row1)):
             self.invalid[row] = invalid[offset]
@@ -207,11 +203,13 @@ def predict_scene(
     `probabilities`)."""
     import rasterio
 
-    for path in (out, probabilities):
-        if path is not None and path.exists() and not force:
-            raise BenchmarkError(f"{path}: exists; choose another name or pass --force")
-        if path is not None and not path.parent.is_dir():
-            raise BenchmarkError(f"{path}: its folder {path.parent} does not exist")
+    outputs = {"--out": out, "--probabilities": probabilities}
+    check_outputs(outputs, force, reads={f"--input {m}": p for m, p in inputs.items()})
+    for flag, path in outputs.items():
+        if path is not None and Path(run_dir).resolve() in Path(path).resolve().parents:
+            raise BenchmarkError(f"{flag} {path}: inside the run folder {run_dir}; write elsewhere")
+        if path is not None:
+            remove_orphans(path.parent, STALE_TMP_S, name=path.name, dead_writers=True)
     model = load_model(run_dir, device)
     tic = time.perf_counter()
     with ExitStack() as stack:
@@ -231,48 +229,35 @@ def predict_scene(
             "blockxsize": BLOCK,
             "blockysize": BLOCK,
         }
-        labels_tmp = write_target(out).with_name(f".{out.name}.{os.getpid()}.tmp")
-        probs_tmp = (
-            write_target(probabilities).with_name(f".{probabilities.name}.{os.getpid()}.tmp")
-            if probabilities
-            else None
+        # Each output its own temporary file, renamed into place together once both are
+        # complete (files close before their renames: the stack unwinds in reverse).
+        labels_tmp = stack.enter_context(atomic_output(out))
+        probs_tmp = stack.enter_context(atomic_output(probabilities)) if probabilities else None
+        labels_file = stack.enter_context(
+            rasterio.open(labels_tmp, "w", **profile, count=1, dtype="uint8", nodata=NODATA)
         )
-        try:
-            labels_file = stack.enter_context(
-                rasterio.open(labels_tmp, "w", **profile, count=1, dtype="uint8", nodata=NODATA)
-            )
-            labels_file.write_colormap(
-                1, {i: (*rgb, 255) for i, rgb in enumerate(model.spec.palette)}
-            )
-            labels_file.update_tags(
-                run_id=model.card["run_id"],
-                method=model.card["label"],
-                modalities="+".join(sorted(inputs)),
-                classes=",".join(model.spec.classes),
-            )
-            probs_file = None
-            if probs_tmp is not None:
-                probs_file = stack.enter_context(
-                    rasterio.open(
-                        probs_tmp,
-                        "w",
-                        **profile,
-                        count=model.spec.num_classes,
-                        dtype="float32",
-                        nodata=float("nan"),
-                    )
+        labels_file.write_colormap(1, {i: (*rgb, 255) for i, rgb in enumerate(model.spec.palette)})
+        labels_file.update_tags(
+            run_id=model.card["run_id"],
+            method=model.card["label"],
+            modalities="+".join(sorted(inputs)),
+            classes=",".join(model.spec.classes),
+        )
+        probs_file = None
+        if probs_tmp is not None:
+            probs_file = stack.enter_context(
+                rasterio.open(
+                    probs_tmp,
+                    "w",
+                    **profile,
+                    count=model.spec.num_classes,
+                    dtype="float32",
+                    nodata=float("nan"),
                 )
-                for index, name in enumerate(model.spec.classes, start=1):
-                    probs_file.set_band_description(index, name)
-            nodata = _write_bands(model, reader, labels_file, probs_file, height, width)
-        except BaseException:
-            for tmp in (labels_tmp, probs_tmp):
-                if tmp is not None:
-                    tmp.unlink(missing_ok=True)
-            raise
-    os.replace(labels_tmp, out)
-    if probabilities is not None:
-        os.replace(probs_tmp, probabilities)
+            )
+            for index, name in enumerate(model.spec.classes, start=1):
+                probs_file.set_band_description(index, name)
+        nodata = _write_bands(model, reader, labels_file, probs_file, height, width)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return PredictSummary(
         out,

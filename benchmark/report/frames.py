@@ -204,8 +204,9 @@ def budget_of(spec: Mapping[str, Any]) -> tuple[str, int, str]:
 
 
 def dataset_of(spec: Mapping[str, Any]) -> str:
-    """A run's dataset name in reports (qualified by its options where runs differ in them)."""
-    return spec.get("_report_dataset") or spec["dataset"]
+    """A run's dataset name in reports (qualified by its options where runs differ in them):
+    a folder dataset's is its card's `name` (`RunSpec.dataset_name`)."""
+    return spec.get("_report_dataset") or spec.get("dataset_name") or spec["dataset"]
 
 
 @dataclass(frozen=True)
@@ -244,7 +245,7 @@ def leaderboard(
         for rec in entry.run.records:
             if rec["selection"] != selection:
                 continue
-            if reported is None or rec["scenario"] in reported[rec["dataset"]]:
+            if reported is None or rec["scenario"] in reported[entry.dataset]:
                 records.append(dict(rec, method=entry.label, dataset=entry.dataset))
     board = record_frame(records, split)
     if reported is None:

@@ -68,16 +68,21 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from benchmark.core.records import SELECTION_FULL_VAL, RunSpec
-from benchmark.report import convergence, failure, findings, frames, plots, render, tables
+from benchmark.report import convergence, failure, findings, frames, plots, render, site, tables
 from benchmark.report.frames import COMPLETE, BoardEntry, budget_of, dataset_of, label_of
 from benchmark.report.robustness import robustness
 from benchmark.report.stats import test_description
 from benchmark.run.selection import SELECTION_DESCRIPTION, SELECTIONS
-from benchmark.run.store import FROZEN, RUNS, RunStore, StoredRun, frozen_changes
+from benchmark.run.store import FROZEN, RUNS, STALE_TMP_S, RunStore, StoredRun, frozen_changes
 from benchmark.run.sweep import DATA_SEED, RUN_SEED
 from benchmark.system.confine import write_target
 from benchmark.system.errors import BenchmarkError, describe
-from benchmark.system.io import atomic_write_json, atomic_write_text
+from benchmark.system.io import (
+    atomic_write_json,
+    atomic_write_text,
+    check_output_folder,
+    remove_orphans,
+)
 from benchmark.system.provenance import git_commit
 
 log = logging.getLogger(__name__)
@@ -151,13 +156,14 @@ def distinguish(specs: Sequence[dict], off_budget: Collection[str] = ()) -> None
     by_dataset: dict[str, set] = {}
     options = data_options(specs)
     for spec, mine in zip(specs, options, strict=True):
-        by_dataset.setdefault(spec["dataset"], set()).add(mine)
+        by_dataset.setdefault(spec.get("dataset_name") or spec["dataset"], set()).add(mine)
     for spec, mine in zip(specs, options, strict=True):
-        if len(by_dataset[spec["dataset"]]) > 1:
+        shown = spec.get("dataset_name") or spec["dataset"]  # a folder card's name, if any
+        if len(by_dataset[shown]) > 1:
             inner = ",".join(f"{k}={v}" for k, v in mine)
-            spec["_report_dataset"] = f"{spec['dataset']}[{inner}]"
+            spec["_report_dataset"] = f"{shown}[{inner}]"
         elif (DATA_SEED, RUN_SEED) in mine:
-            spec["_report_dataset"] = f"{spec['dataset']}[{DATA_SEED}={RUN_SEED}]"
+            spec["_report_dataset"] = f"{shown}[{DATA_SEED}={RUN_SEED}]"
     conditions: dict[str, set] = {}
     for spec in specs:
         conditions.setdefault(dataset_of(spec), set()).add(train_missing_text(spec))
@@ -471,6 +477,8 @@ class ReportWriter:
         self.files: list[ReportFile] = []
         for folder in ("tables", "figures"):
             write_target(out / folder).mkdir(parents=True, exist_ok=True)
+        for folder in (out, out / "tables", out / "figures"):  # what killed reports left
+            remove_orphans(folder, older_than_s=STALE_TMP_S)
 
     def csv(self, frame: pd.DataFrame, name: str, what: str, section: str = "") -> None:
         frames.write_csv(frame, self.out / name)
@@ -497,9 +505,11 @@ def generate_report(
     leaderboard_steps: int | None = None,
     flat_delta: float | None = None,
     split: str = "test",
+    html: bool = False,
 ) -> list[ReportFile]:
     """Write every table, CSV, figure and `report.md` under `out` (default `root/report/`),
-    from the records of the `selection` rule; returns the files.
+    from the records of the `selection` rule; returns the files. `html`: also the static web
+    leaderboard, `out/site/` (`benchmark.report.site`).
 
     `split="val"`: the tables and figures of the selected checkpoints' validation records,
     by default into `root/report/val/`; the sections that exist on test only are left out
@@ -517,6 +527,7 @@ def generate_report(
     flat_delta = convergence.DEFAULT_DELTA if flat_delta is None else flat_delta
     convergence.check_options(leaderboard_steps, flat_delta)
     out = report_target(Path(root), out, overwrite, split)
+    check_output_folder(out, "report folder")  # one line before any work, not a traceback
     results = load_results(root, reference, selection, leaderboard_steps)
     results.weights, results.split = weights, split
     if reference not in results.methods:
@@ -563,6 +574,8 @@ def generate_report(
     writer.files.append(
         ReportFile(writer.out / "provenance.json", "what this report was built from")
     )
+    if html:
+        site.write_site(writer, built.board, built.significance, results, reference)
     index = report_markdown(results, writer.files, writer.out, reference, notes)
     atomic_write_text(writer.out / "report.md", index)
     return [ReportFile(writer.out / "report.md", "this index"), *writer.files]

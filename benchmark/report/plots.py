@@ -33,7 +33,7 @@ from benchmark.report.frames import (
     scenario_order,
     split_name,
 )
-from benchmark.system.confine import write_target
+from benchmark.system.io import atomic_output
 
 OKABE_ITO = (
     "#0072B2",  # blue
@@ -85,13 +85,13 @@ def new_figure(width: float, height: float) -> Figure:
 
 
 def save(fig: Figure, stem: Path, dpi: int = 200) -> list[Path]:
-    """Write `stem`.png and `stem`.pdf; returns both paths."""
-    write_target(stem.parent)
-    stem.parent.mkdir(parents=True, exist_ok=True)
+    """Write `stem`.png and `stem`.pdf (each atomically); returns both paths."""
     paths = []
     for suffix in (".png", ".pdf"):
-        path = write_target(stem.with_suffix(suffix))
-        fig.savefig(path, dpi=dpi, metadata={"CreationDate": None} if suffix == ".pdf" else None)
+        path = stem.with_suffix(suffix)
+        metadata = {"CreationDate": None} if suffix == ".pdf" else None
+        with atomic_output(path) as tmp:
+            fig.savefig(tmp, dpi=dpi, format=suffix[1:], metadata=metadata)
         paths.append(path)
     return paths
 

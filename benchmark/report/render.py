@@ -38,6 +38,49 @@ def _status_note(rows: pd.DataFrame) -> str:
     return "".join(f" [{count} {status}]" for status, count in bad.items())
 
 
+SHOWN_UNFINISHED = 4
+"""Runs without results a caption names one by one (the rest are counted)."""
+
+
+def _caption(part: pd.DataFrame, ok: pd.DataFrame) -> str:
+    """The selection rule and the classes the means run over; where runs have no results, which
+    ones and why (a table of failures alone says that no row of its rule exists)."""
+    rule = ok if len(ok) else part
+    selection = rule["selection"].iloc[0] if "selection" in rule and len(rule) else ""
+    if len(ok):
+        classes = ok["eval_classes"].iloc[0].replace("|", ", ")
+        lines = [
+            f"selection: {selection} — {SELECTION_DESCRIPTION.get(selection, '')}; "
+            f"means over: {classes}"
+        ]
+    else:
+        rows = f"no {selection} rows" if selection else "no rows"
+        lines = [f"no results: {rows} of any run in this table"]
+    lines += _unfinished_lines(part)
+    return "\n".join(lines)
+
+
+def _unfinished_lines(part: pd.DataFrame) -> list[str]:
+    """One line per status (failed, running, missing) naming its runs: method, seed, reason."""
+    if "status" not in part:
+        return []
+    lines = []
+    bad = part[part["status"] != "ok"]
+    for status, rows in bad.groupby("status", sort=False):
+        key = "run_id" if "run_id" in rows else "method"
+        runs = rows.drop_duplicates(key)
+        named = []
+        for _, row in runs.head(SHOWN_UNFINISHED).iterrows():
+            error = row.get("error")
+            reason = str(error).splitlines()[0][:80] if isinstance(error, str) and error else ""
+            named.append(f"{row['method']} seed {row['seed']}" + (f" ({reason})" if reason else ""))
+        more = len(runs) - len(named)
+        lines.append(
+            f"{status}: {len(runs)} run(s): {'; '.join(named)}" + (f"; {more} more" if more else "")
+        )
+    return lines
+
+
 def wide_table(
     frame: pd.DataFrame, methods: Sequence[str], dataset: str, imbalance: float = 1.0
 ) -> Table:
@@ -51,14 +94,11 @@ def wide_table(
     part = frame[(frame["dataset"] == dataset) & (frame["imbalance"] == imbalance)]
     ok = part[part["status"] == "ok"] if "status" in part else part
     scenarios = scenario_order(part)
-    selection = ok["selection"].iloc[0] if len(ok) else ""
     seeds = sorted(part["seed"].unique()) if len(part) else []
-    classes = ok["eval_classes"].iloc[0].replace("|", ", ") if len(ok) else ""
     table = Table(
         title=f"{dataset}{f' · imbalance ×{imbalance:g}' if imbalance != 1 else ''}: "
         f"test mIoU / mF1 (%), seeds {', '.join(map(str, seeds))}",
-        caption=f"selection: {selection} — {SELECTION_DESCRIPTION.get(selection, '')}; "
-        f"means over: {classes}",
+        caption=escape(_caption(part, ok)),
     )
     table.add_column("method", style="bold")
     for scenario in scenarios:

@@ -16,7 +16,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from benchmark.core.spec import MASK, DatasetSpec, Modality
-from benchmark.system.confine import write_target
+from benchmark.system.errors import BenchmarkError
+from benchmark.system.io import atomic_output, check_outputs
 
 log = logging.getLogger(__name__)
 
@@ -112,12 +113,33 @@ def plot_sample(
     return fig
 
 
+def figure_format(path: Path) -> str:
+    """The format of a figure file, from its suffix; one a matplotlib canvas cannot write is
+    refused in one line."""
+    suffix = path.suffix[1:].lower()
+    formats = FigureCanvasAgg.get_supported_filetypes()
+    if suffix not in formats:
+        raise BenchmarkError(
+            f"--out {path}: cannot write a {path.suffix or 'suffix-less'} figure; use one of "
+            f"{', '.join('.' + f for f in sorted(formats))}"
+        )
+    return suffix
+
+
 def save_example_figure(
     dataset_name: str, root: Path, path: Path, n: int = 3, dpi: int = 150, **options: object
 ) -> Path:
-    """Save `n` test tiles of `dataset_name` (all modalities + labels) as a multi-row figure."""
+    """Save `n` test tiles of `dataset_name` (all modalities + labels) as a multi-row figure.
+
+    The file is checked first (writable, a format matplotlib writes), before any data load.
+    """
     from benchmark.core.plugins import DATASETS
 
+    path = Path(path)
+    if not path.suffix and not path.is_dir():  # what matplotlib does with a bare name
+        path = path.with_name(path.name + ".png")
+    check_outputs({"--out": path}, force=True, make_folders=True)
+    figure_format(path)
     cls = DATASETS.get(dataset_name)
     dataset = cls(Path(root), "test", cls.make_options(options))
     spec = dataset.spec
@@ -136,8 +158,8 @@ def save_example_figure(
     fig.suptitle(f"{spec.name}: {n} test tiles", fontsize=11)
     _legend(fig, spec)
     fig.tight_layout(rect=(0, 0.04, 1, 0.97))
-    path = write_target(Path(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
+    path = Path(path)
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format=figure_format(path))
     log.info("wrote %s", path)
     return path

@@ -113,7 +113,7 @@ def report(outcome: RunOutcome, number: int, total: int) -> None:
         number,
         total,
         spec.label,
-        spec.dataset,
+        spec.dataset_label,
         factor,
         spec.seed,
         spec.run_id,
@@ -346,7 +346,7 @@ def dry_run(specs: Sequence[RunSpec], ctx: LaunchContext) -> list[RunOutcome]:
         table.add_row(
             spec.run_id,
             escape(spec.label),
-            spec.dataset,
+            escape(spec.dataset_label),
             f"{spec.imbalance:g}",
             str(spec.seed),
             str(spec.steps),

@@ -48,7 +48,6 @@ import json
 import logging
 import shutil
 import tempfile
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -67,10 +66,12 @@ from benchmark.system.io import (
     atomic_write_bytes,
     atomic_write_json,
     atomic_write_jsonl,
+    atomic_write_text,
     gzip_bytes,
     load_tensors,
     read_jsonl,
     read_jsonl_lines,
+    remove_orphans,
 )
 
 log = logging.getLogger(__name__)
@@ -183,7 +184,7 @@ class RunStore:
         write_target(self.out).mkdir(parents=True, exist_ok=True)
         marker = write_target(self.out / OUT_MARKER)
         if not marker.exists():
-            marker.write_text("MissBench results directory (see results/README.md)\n")
+            atomic_write_text(marker, "MissBench results directory (see results/README.md)\n")
         for folder in (self.out, self.out / "report"):
             if folder.is_dir():
                 remove_orphans(folder, older_than_s=STALE_TMP_S)
@@ -266,7 +267,7 @@ class RunStore:
         directory = self.run_dir(run_id)
         atomic_write_jsonl(directory / RECORDS, records)
         (directory / CHECKPOINT).unlink(missing_ok=True)
-        write_target(directory / DONE).write_text(datetime.now(UTC).isoformat() + "\n")
+        atomic_write_text(directory / DONE, datetime.now(UTC).isoformat() + "\n")
 
     def record_failure(self, run_id: str, error: BaseException | str, trace: str = "") -> str:
         """Write `failed.json` (reason, type, traceback) atomically; return the one-line reason.
@@ -658,28 +659,6 @@ def set_aside(path: Path, lines: Sequence[bytes]) -> Path:
 def selected_model_name(rule: str) -> str:
     """`model.<rule>.safetensors`: the weights a rule chose that are not the default rule's."""
     return f"model.{rule}.safetensors"
-
-
-def remove_orphans(directory: Path, older_than_s: float = 0.0) -> list[Path]:
-    """Remove half-written files (`.<name>.*.tmp`) a killed writer left in `directory`.
-
-    In a run directory this is called with the run's lock held: every writer of a run directory
-    holds that lock, so a temporary file found then belongs to no live write. Elsewhere only
-    files older than `older_than_s` go (a live write takes seconds).
-    """
-    removed = []
-    now = time.time()
-    for path in directory.glob(".*.tmp"):
-        try:
-            if older_than_s and now - path.stat().st_mtime < older_than_s:
-                continue
-            path.unlink()
-        except OSError:
-            continue
-        removed.append(path)
-    if removed:
-        log.info("%s: removed %d file(s) left by an interrupted write", directory, len(removed))
-    return removed
 
 
 def _acquire(path: Path) -> filelock.BaseFileLock | None:

@@ -20,10 +20,10 @@ from benchmark.core.hparams import Params, resolve_hparams
 from benchmark.core.options import NamedConfig
 from benchmark.core.plugins import DATASETS, METHODS, importable_modules
 from benchmark.core.presets import Preset
-from benchmark.core.records import SELECTION_FULL_VAL, RunSpec
+from benchmark.core.records import HPARAMS, SELECTION_FULL_VAL, RunSpec
 from benchmark.core.scenarios import scenarios_for_missing
 from benchmark.core.spec import DatasetSpec
-from benchmark.core.weights import check_weights
+from benchmark.core.weights import NONE, check_weights, weights_file
 from benchmark.corrupt.registry import CORRUPTIONS
 from benchmark.corrupt.tile import TileCorruption
 from benchmark.data.imbalance import validate_factor
@@ -32,6 +32,7 @@ from benchmark.run.selection import SELECTIONS
 from benchmark.run.store import RunStore
 from benchmark.system.environment import check_environment
 from benchmark.system.errors import BenchmarkError
+from benchmark.system.io import content_digest
 
 log = logging.getLogger(__name__)
 
@@ -89,9 +90,10 @@ class Sweep:
 
     specs: tuple[RunSpec, ...]
     reported: dict[str, tuple[str, ...]]
-    """Dataset name -> the scenarios to report (`--missing`), full scenario first."""
+    """Dataset name as rows show it (`RunSpec.dataset_label`) -> the scenarios to report
+    (`--missing`), full scenario first."""
     modalities: dict[str, tuple[str, ...]]
-    """Dataset name -> its modalities."""
+    """Dataset name as rows show it -> its modalities."""
     modules: tuple[str, ...]
     """Modules that registered the sweep's methods, datasets and corruptions (for worker
     processes)."""
@@ -130,8 +132,9 @@ def expand(request: SweepRequest) -> Sweep:
         )
         names = cls.modalities_for(options)
         scenarios = scenarios_for_missing(request.missing, names)
-        reported[name] = tuple(str(s) for s in scenarios)
-        modalities[name] = tuple(names)
+        shown = cls.report_name(options) or name  # the rows' name (a folder card's)
+        reported[shown] = tuple(str(s) for s in scenarios)
+        modalities[shown] = tuple(names)
         for missing in request.train_missing:
             check_train_missing(dict(missing), names)
         for factor, missing in itertools.product(factors, request.train_missing):
@@ -202,11 +205,14 @@ def make_run_spec(
         method.overrides,
         owner=f"method {method.name!r}",
     )
-    options = DATASETS.get(dataset.name).make_options(dataset.overrides)
+    cls = DATASETS.get(dataset.name)
+    options = cls.make_options(dataset.overrides)
+    shown = cls.report_name(options) or dataset.name
     return RunSpec(
         method=method.name,
         hparams=hparams,
         dataset=dataset.name,
+        dataset_name=shown if shown != dataset.name else "",
         dataset_options=options.as_params(),
         seed=seed,
         steps=steps,
@@ -216,11 +222,24 @@ def make_run_spec(
         # a window the size of the crop is the crop rule: the same runs, the same ids
         eval_window=0 if preset.eval_window == hparams["crop_size"] else preset.eval_window,
         eval_tiles=preset.eval_tiles,
+        file_digests=file_digests(hparams, cls, options),
         train_modalities=tuple(sorted(train_modalities)),
         imbalance=imbalance,
         label=method.label(),
         preset=preset.name,
     )
+
+
+def file_digests(hparams: Params, dataset_cls: type, options: Any) -> tuple[tuple[str, str], ...]:
+    """The content digest of every file a run reads by path (`RunSpec.file_digests`): the
+    `weights` file, the files the dataset's options name (`files_read`: a `folder` card). A
+    missing weights file is the one-line error of `weights_file`; a run that names no file
+    gets () and keeps the id it had before files were hashed."""
+    files = {f"dataset_options.{k}": v for k, v in dataset_cls.files_read(options).items()}
+    weights = weights_file(hparams.get("weights", NONE))
+    if weights is not None:
+        files[f"{HPARAMS}weights"] = weights
+    return tuple(sorted((key, content_digest(path)) for key, path in files.items()))
 
 
 def expand_method_names(entries: Sequence[NamedConfig]) -> list[NamedConfig]:

@@ -20,7 +20,13 @@ import numpy as np
 import torch
 from rich.progress import Progress
 
-from benchmark.core.method import Method, PhaseMarker, TrainContext, phase_clock
+from benchmark.core.method import (
+    AVAILABLE_PREFIX,
+    Method,
+    PhaseMarker,
+    TrainContext,
+    phase_clock,
+)
 from benchmark.core.plugins import METHODS
 from benchmark.core.records import SELECTION_FULL_VAL, RunSpec
 from benchmark.core.scenarios import Scenario
@@ -85,7 +91,8 @@ def train_step(
     if clock is not None:
         clock.mark("method_other")
     if not all(np.isfinite(v) for v in losses.values()):
-        raise RunDiverged(f"diverged: non-finite loss at step {step + 1}: {losses}")
+        hint = absent_hint(batch, type(method))
+        raise RunDiverged(f"diverged: non-finite loss at step {step + 1}: {losses}{hint}")
     if clock is not None:
         clock.mark("metrics")
     return losses
@@ -93,6 +100,24 @@ def train_step(
 
 class RunDiverged(FloatingPointError):
     """Training produced a non-finite loss."""
+
+
+def absent_hint(batch: dict[str, torch.Tensor], cls: type[Method]) -> str:
+    """Why a loss may have diverged where the batch held samples lacking a modality: their
+    tensors are NaN (`--train-missing`), and a method that reads them diverges at once; the
+    method's `TRAIN_MISSING` says how it should train instead ("" for a complete batch)."""
+    lacking = [
+        key.removeprefix(AVAILABLE_PREFIX)
+        for key, value in batch.items()
+        if key.startswith(AVAILABLE_PREFIX) and not bool(value.all())
+    ]
+    if not lacking:
+        return ""
+    declared = cls.TRAIN_MISSING or "not declared (see README, Extending MissBench)"
+    return (
+        f"; this batch has samples without {', '.join(sorted(lacking))} (--train-missing: their "
+        f"tensors are NaN, never to be read); {cls.__name__}.TRAIN_MISSING: {declared}"
+    )
 
 
 @dataclass(frozen=True)
@@ -248,9 +273,24 @@ class RunExecutor:
         )
         return False
 
+    @property
+    def name(self) -> str:
+        """The run as its log lines name it: label · dataset · seed."""
+        return f"{self.spec.label} · {self.spec.dataset_label} · seed {self.spec.seed}"
+
     def _train_and_evaluate(self) -> list[dict[str, Any]]:
         spec = self.spec
+        # what comes before step 1 takes seconds (reading and caching tiles, statistics, the
+        # network, its FLOPs): each phase is named, so a run is never silent
+        log.info("%s: loading the data (splits, channel statistics)", self.name)
         data = prepare_data(spec, self.data_root)
+        log.info(
+            "%s: %d train / %d val / %d test tile(s); building the model",
+            self.name,
+            len(data.train),
+            len(data.val),
+            len(data.test),
+        )
         method = build_method(spec, data, self.device)
         sampler = training_batches(
             data.train,
@@ -265,9 +305,22 @@ class RunExecutor:
         scenarios = METHODS.get(spec.method).evaluation_scenarios(spec.train_modalities)
         plan = self.plan = CallPlan.of(spec)
         state = self._resume(method)
+        log.info(
+            "%s: %.2f M parameters; measuring its FLOPs per step and per window",
+            self.name,
+            method.num_parameters() / 1e6,
+        )
         self.cost = measure_run_cost(method, sampler.sampler, spec.steps, scenarios, self.device)
+        log.info(
+            "%s: training %d update call(s)%s, validating every %d step(s) on %d scenario(s)",
+            self.name,
+            plan.calls,
+            f" (resumed after {state.step})" if state.step else "",
+            spec.val_every,
+            len(scenarios),
+        )
         self.store.write_train_log(spec.run_id, state.history)  # the log restarts with the run
-        lines = ProgressLines(f"{spec.label} · {spec.dataset} · seed {spec.seed}", plan.calls)
+        lines = ProgressLines(self.name, plan.calls)
         board = ScalarLog(self.store.run_dir(spec.run_id), enabled=self.tensorboard)
         with sampler, board, progress_bar(disable=not self.show_progress) as bar:
             task = bar.add_task(
@@ -331,6 +384,15 @@ class RunExecutor:
         records = []
         for rule, step in state.chosen.items():
             if step not in by_step:
+                rules = [r for r, s in state.chosen.items() if s == step]
+                log.info(
+                    "%s: final evaluation of the checkpoint at step %d (chosen by %s): "
+                    "validation, then test, on %d scenario(s)",
+                    self.name,
+                    step,
+                    ", ".join(rules),
+                    len(scenarios),
+                )
                 owner, weights = first[step], state.kept[step]
                 if owner == SELECTION_FULL_VAL:
                     self.store.save_model(spec.run_id, weights, card)
@@ -361,6 +423,7 @@ class RunExecutor:
         earlier = {r["scenario"]: r for r in state.val_records if r["checkpoint_step"] == step}
         if set(earlier) != {str(s) for s in scenarios}:
             return self._evaluate(bar, data, method, "val", scenarios, step, state, owner)
+        log.info("%s: validation records of step %d kept from its validation", self.name, step)
         final = {
             "selection": owner,
             "train_seconds": round(state.train_seconds, 3),
@@ -449,11 +512,25 @@ class RunExecutor:
         """Records of `split` under `scenarios`; `selection` is the rule that chose the
         checkpoint, "" for an intermediate validation."""
         dataset = data.val if split == "val" else data.test
-        task = bar.add_task(
-            f"eval {split} · {len(scenarios)} scenario(s)",
-            total=self.spec.tiles_evaluated(len(dataset)),
-            info="",
+        total = self.spec.tiles_evaluated(len(dataset))
+        task = bar.add_task(f"eval {split} · {len(scenarios)} scenario(s)", total=total, info="")
+        # without a terminal the bar draws nothing: a final evaluation logs its progress (a
+        # quarter at a time), an intermediate validation only when slow (its score follows)
+        lines = ProgressLines(
+            f"{self.name} · eval {split} · {len(scenarios)} scenario(s)",
+            total,
+            every_share=0.25,
+            unit="tile",
+            time_only=not selection,
         )
+        done, tic = 0, time.perf_counter()
+
+        def on_tile() -> None:
+            nonlocal done
+            done += 1
+            bar.advance(task)
+            lines.step(done, done / max(time.perf_counter() - tic, 1e-9))
+
         records = evaluation_records(
             self.spec,
             data,
@@ -467,7 +544,7 @@ class RunExecutor:
             cost=self.cost,
             step_ms=state.median_step_ms,
             probes={**state.probes, **self._stage_costs(state)},
-            on_tile=lambda: bar.advance(task),
+            on_tile=on_tile,
         )
         bar.remove_task(task)
         return records

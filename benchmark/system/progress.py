@@ -136,10 +136,14 @@ class ProgressLines:
         every_share: float = 0.1,
         enabled: bool | None = None,
         unit: str = "step",
+        time_only: bool = False,
     ) -> None:
+        """`time_only`: a line every `every_s` seconds only (no first, share or last line), for
+        a pass that a later line sums up (an intermediate validation, then its score)."""
         self.label = label
         self.total = total
         self.unit = unit
+        self.time_only = time_only
         self.every_s = every_s
         self.every_steps = max(1, int(total * every_share))
         self.enabled = (not shows_bars()) if enabled is None else enabled
@@ -152,8 +156,11 @@ class ProgressLines:
         if not self.enabled:
             return
         now = time.monotonic()
+        due_by_time = now - self._last_time >= self.every_s
         due_by_steps = self._last_step is None or step - self._last_step >= self.every_steps
-        if not (due_by_steps or now - self._last_time >= self.every_s or step == self.total):
+        if self.time_only and not due_by_time:
+            return
+        if not (due_by_steps or due_by_time or step == self.total):
             return
         eta = (self.total - step) / per_second if per_second > 0 else float("nan")
         parts = [f"{self.label}: {self.unit} {step}/{self.total}"]

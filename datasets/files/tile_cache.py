@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.api import describe, user_cache_dir, write_target
+from benchmark.api import atomic_output, describe, user_cache_dir, write_target
 
 log = logging.getLogger(__name__)
 
@@ -86,10 +86,9 @@ def fingerprint(paths: Iterable[Path], params: Any = None) -> str:
 
 
 def _save_atomic(path: Path, array: np.ndarray) -> None:
-    write_target(path).parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    """Write `array` as `.npy` through the harness's one atomic-output helper (a temporary
+    name of its own, renamed when complete, removed on failure, Ctrl-C or SIGTERM)."""
+    with atomic_output(path) as tmp:
         # row chunks from a possibly non-contiguous view (e.g. HWC -> CHW): no full copy
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=array.dtype, shape=array.shape)
         rows = array.shape[-2] if array.ndim >= 2 else 1
@@ -102,10 +101,6 @@ def _save_atomic(path: Path, array: np.ndarray) -> None:
                 out[...] = array
         out.flush()
         del out
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class TileCache:

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -11,10 +13,16 @@ import pandas as pd
 import pytest
 
 from benchmark.cli import main
+from benchmark.core.dataset import data_root_scope
+from benchmark.core.options import parse_named
 from benchmark.core.plugins import DATASETS
+from benchmark.core.presets import PRESETS
+from benchmark.core.records import RunSpec
 from benchmark.core.spec import MASK
+from benchmark.report.frames import dataset_of
+from benchmark.run.sweep import SweepRequest, expand
 from benchmark.system.errors import BenchmarkError, DatasetNotFoundError
-from datasets.folder import card_from_mapping
+from datasets.folder import card_from_mapping, resolve_card_path
 from tests.datasets.fake_data import committed_files, generated_files, make_fake, run_cli
 
 REAL = Path(
@@ -69,10 +77,55 @@ def test_card_validation_messages():
         card_from_mapping(base)
 
 
-def test_end_to_end_cli(card, tmp_path):
-    assert run_cli(f"folder[card={card}]", Path("."), tmp_path / "out") == 0
+def test_end_to_end_cli(card, tmp_path, monkeypatch, capsys):
+    """A relative `card=` path is found under --data-root (not the working directory), and the
+    rows, the table and the log name the dataset by its card's `name`."""
+    monkeypatch.chdir(tmp_path)  # nothing of the card here: only the data root has it
+    assert run_cli("folder[card=folder/card.yaml]", card.parents[1], tmp_path / "out") == 0
     board = pd.read_csv(tmp_path / "out" / "leaderboard.csv")
     assert len(board) == 7  # every non-empty subset of 3 modalities
+    assert set(board["dataset"]) == {"my_city"}
+    assert "my_city: test mIoU" in capsys.readouterr().out
+    (run_id,) = set(board["run_id"])
+    spec = json.loads((tmp_path / "out" / "runs" / run_id / "spec.json").read_text())
+    assert spec["dataset"] == "folder" and spec["dataset_name"] == "my_city"
+    assert RunSpec.from_json({**spec, "dataset_name": ""}).run_id == run_id  # not hashed
+
+
+def test_a_relative_card_resolves_against_the_data_root(card, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MISSBENCH_DATA", raising=False)
+    root, cls = card.parents[1], DATASETS.get("folder")
+    options = cls.make_options({"card": "folder/card.yaml"})
+    with data_root_scope(root):
+        assert resolve_card_path("folder/card.yaml") == root / "folder" / "card.yaml"
+        assert cls.modalities_for(options) == ("optical", "dsm", "sar")
+        assert cls.report_name(options) == "my_city"
+    assert len(cls(root, "train", options)) == 3  # an opened dataset uses its own root
+    with pytest.raises(DatasetNotFoundError) as error:
+        resolve_card_path("folder/card.yaml")  # the default data root, ./data, lacks it
+    message = str(error.value)
+    assert str(tmp_path / "data" / "folder" / "card.yaml") in message
+    assert str(tmp_path / "folder" / "card.yaml") in message and "--data-root" in message
+
+
+def test_rows_name_a_folder_dataset_by_its_card_and_builtin_runs_keep_their_ids(card):
+    with data_root_scope(card.parents[1]):
+        sweep = expand(
+            SweepRequest(
+                methods=(parse_named("baseline"),),
+                datasets=(parse_named("folder[card=folder/card.yaml]"),),
+                seeds=(0,),
+                preset=PRESETS.get("smoke"),
+            )
+        )
+    (spec,) = sweep.specs
+    assert spec.dataset == "folder" and spec.dataset_label == "my_city"
+    assert set(sweep.reported) == set(sweep.modalities) == {"my_city"}
+    assert replace(spec, dataset_name="").run_id == spec.run_id
+    assert dataset_of(spec.to_json()) == "my_city"
+    builtin = replace(spec, dataset="synthetic", dataset_name="")
+    assert "dataset_name" not in builtin.to_json() and builtin.dataset_label == "synthetic"
 
 
 def test_missing_card_is_one_line_exit_2(tmp_path, capsys):

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from benchmark.core.method import Method, undeclared
 from benchmark.core.plugins import DATASETS, METHODS
 from tests.methods.zoo_helpers import build_method, predictions
 
@@ -106,6 +107,64 @@ def test_method_documents_itself(case):
     assert cls.__doc__ and cls.SUMMARY and cls.MISSING_MODALITY and cls.DEVIATIONS
     for name, hp in cls.hparam_space().items():
         hp.validate(name, hp.default)  # every default lies in its own declared range
+
+
+@pytest.mark.parametrize("name", METHODS.names())
+def test_method_declares_every_required_attribute(name):
+    """The recipe's declarations (README, "A method"), by name: `undeclared` lists what is left
+    out, so a new method learns it here rather than from a run that diverges."""
+    problems = undeclared(METHODS.get(name))
+    assert not problems, f"method {name!r} must declare: " + "; ".join(problems)
+
+
+class _Toy(Method):
+    """A stand-in that declares everything but TRAIN_MISSING (never trained)."""
+
+    SUMMARY = "A stand-in."
+    MISSING_MODALITY = "zero-fills it"
+    PAPER = None
+    DEVIATIONS = ("A test stand-in, not a method.",)
+
+    def update(self, batch, step):
+        raise NotImplementedError
+
+    def predict(self, inputs):
+        raise NotImplementedError
+
+
+def test_a_method_without_train_missing_is_told_so_by_name():
+    (problem,) = undeclared(_Toy)
+    assert problem.startswith("TRAIN_MISSING: ") and "--train-missing" in problem
+
+    class Declared(_Toy):
+        """The same, with TRAIN_MISSING."""
+
+        TRAIN_MISSING = "trains on complete samples only"
+
+    assert undeclared(Declared) == []
+
+    class OwnFill(Declared):
+        """Its own invalid-pixel fill, without saying what it is."""
+
+        def fill_invalid(self, inputs, validity):
+            return dict(inputs)
+
+    assert [p.split(":")[0] for p in undeclared(OwnFill)] == ["INVALID_PIXELS"]
+    bare = type("Bare", (Method,), {"update": _Toy.update, "predict": _Toy.predict})
+    named = [p.split(":")[0] for p in undeclared(bare)]
+    assert named == [
+        "a docstring", "SUMMARY", "MISSING_MODALITY", "TRAIN_MISSING", "PAPER", "DEVIATIONS"
+    ]  # fmt: skip
+
+
+def test_a_divergence_on_absent_samples_names_train_missing():
+    """A method that reads an absent (NaN) modality diverges at step 1; the error says why."""
+    from benchmark.run.train import absent_hint
+
+    batch = {"dsm": torch.zeros(2), "available:dsm": torch.tensor([True, False])}
+    hint = absent_hint(batch, _Toy)
+    assert "without dsm" in hint and "_Toy.TRAIN_MISSING: not declared" in hint
+    assert absent_hint({**batch, "available:dsm": torch.tensor([True, True])}, _Toy) == ""
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pandas as pd
 import pytest
@@ -20,10 +21,22 @@ def run(args, data_root, out) -> int:
     return main([*SMOKE, *args, "--data-root", str(data_root), "--out", str(out)])
 
 
-def test_end_to_end_writes_leaderboard_and_rerun_skips(data_root, tmp_path, capsys):
+def test_end_to_end_writes_leaderboard_and_rerun_skips(data_root, tmp_path, capsys, caplog):
     out = tmp_path / "results"
     args = ["--methods", "baseline", "--missing", "all", "--dataset", tiny_dataset_arg()]
-    assert run(args, data_root, out) == 0
+    with caplog.at_level(logging.INFO):
+        assert run(args, data_root, out) == 0
+    logged = [r.getMessage() for r in caplog.records]
+    # what comes before step 1 and the final evaluation after the last training line are
+    # logged (issue 32): a bar on a terminal, lines otherwise (here: not a terminal)
+    before = ["loading the data", "building the model", "measuring its FLOPs", "training "]
+    for phase in before:
+        assert any(m.startswith("baseline · synthetic · seed 0: ") and phase in m
+                   for m in logged), phase  # fmt: skip
+    final = next(i for i, m in enumerate(logged) if ": final evaluation of the checkpoint" in m)
+    test_lines = [m for m in logged[final:] if "eval test · 3 scenario(s): tile " in m]
+    done, total = test_lines[-1].split("tile ")[1].split(" ")[0].split("/")
+    assert done == total, test_lines  # the last line says the pass is complete
     board = pd.read_csv(out / "leaderboard.csv")
     required = [
         "dataset",
@@ -61,7 +74,8 @@ def test_end_to_end_writes_leaderboard_and_rerun_skips(data_root, tmp_path, caps
     first = (out / "leaderboard.csv").read_text()
     capsys.readouterr()
     assert run(args, data_root, out) == 0
-    assert "skipped (done)" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "skipped (done)" in err and "(3 rows: this command's 1 run(s))" in err
     assert (out / "leaderboard.csv").read_text() == first
 
 

@@ -56,6 +56,19 @@ def test_progress_lines_every_share_of_the_run_or_every_interval(caplog):
     assert not caplog.records
 
 
+def test_time_only_progress_lines_log_only_when_the_interval_passes(caplog):
+    """An intermediate validation's tiles: no first, share or last line (its score follows),
+    only a line when it is slow."""
+    with caplog.at_level(logging.INFO, logger="missbench.progress"):
+        fast = ProgressLines("val", 8, every_s=3600, enabled=True, unit="tile", time_only=True)
+        for tile in range(1, 9):
+            fast.step(tile, 10.0)
+        assert not caplog.records
+        slow = ProgressLines("val", 8, every_s=0.0, enabled=True, unit="tile", time_only=True)
+        slow.step(1, 10.0)
+    assert [r.getMessage().split(" · ")[0] for r in caplog.records] == ["val: tile 1/8"]
+
+
 def test_format_seconds():
     assert [format_seconds(s) for s in (5, 65, 3725, float("nan"))] == [
         "5s",
