@@ -3,11 +3,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup benchmark test bench lint
+.PHONY: setup benchmark test bench lint docs
 
 setup:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q -e ".[dev,ray,fast,tensorboard,export]"
+	$(BIN)/pip install -q -e ".[dev,ray,fast,tensorboard,export,docs]"
 
 benchmark: setup
 	$(BIN)/python run_benchmark.py --methods stars,baseline --missing all
@@ -20,3 +20,6 @@ bench: setup
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports
+
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict

@@ -23,7 +23,11 @@ To script the suite: `run` (a sweep, returning its leaderboard), `tune` (the sam
 hyperparameter search for every method, returning its cost), `report` (tables and figures
 of a results directory), `freeze` (a results directory's records and report, without weights,
 into a folder to commit) and `load_model` (a finished run as a model for your own rasters);
-`docs/api_example.py` is a worked example.
+`docs/api_example.py` is a worked example. They enter the suite as the command line does
+(`benchmark.commands.entry`): the same request builders check every argument (types too), the
+same write guard confines writes to `out`, the data root and the caches, and bad input raises
+the same one-line `BenchmarkError` (naming the flag an argument stands for) before anything is
+written.
 """
 
 from __future__ import annotations
@@ -118,7 +122,7 @@ def run(
     budget: str = "steps",
     imbalance: str | Sequence[float] = (1.0,),
     train_missing: str | Sequence[str] = "none",
-    corruptions: str = "none",
+    corruptions: str | Sequence[str] = "none",
     severities: str | Sequence[int] | None = None,
     invalid_fill: str | Sequence[str] | None = None,
     selection: str = "full_val",
@@ -128,46 +132,75 @@ def run(
     workers: int = 1,
     threads: int | None = None,
     hparams_from: str | Path | None = None,
+    address: str | None = None,
+    retry_failed: bool = False,
+    log: str = "none",
 ) -> pd.DataFrame:
     """Run a sweep as `run_benchmark.py run` does and return its leaderboard.
 
     The leaderboard is `out/leaderboard.csv`: the sweep's runs and every earlier run of `out`
-    on the same data and budget (dataset and options, preset, steps).
+    on the same data and budget (dataset and options, preset, steps). With
+    `launcher="dry_run"`, nothing runs and nothing is written: the plan comes back instead, one
+    row per run (`run_id`, `method`, `dataset`, `imbalance`, `train_missing`, `seed`, `steps`)
+    with its `state` in `out` (done, failed, busy, incomplete or pending).
 
     Arguments take the command line's forms (`methods="stars,baseline[lr=3e-4]"`) or lists
     (`methods=["stars", "baseline"]`, `seeds=[0, 1, 2]`, `train_missing=["none", "dsm=0.3"]`).
     `hparams_from` (a `tune` folder or its best.json) gives each method its tuned values.
     `severities` (default 1-5) and `invalid_fill` (default own) apply to `corruptions` only,
     and are refused where they would change nothing, as on the command line.
+    `address`, `retry_failed` and `log` are `--address`, `--retry-failed` and `--log`.
     Bad input raises `BenchmarkError` before anything runs; runs that fail are rows with
     `status` failed, as on the command line.
     """
+    import dataclasses
+
     import pandas as pd
 
-    from benchmark.commands.launch import LEADERBOARD, launch_sweep
-    from benchmark.commands.requests import resolve_execution, sweep_request
+    from benchmark.commands import launch
+    from benchmark.commands.entry import command_scope, output_roots
+    from benchmark.commands.requests import (
+        LOGS,
+        choice,
+        path_value,
+        resolve_execution,
+        sweep_request,
+    )
 
-    request = sweep_request(
-        methods=methods,
-        datasets=dataset,
-        seeds=seeds,
-        preset=preset,
-        steps=steps,
-        imbalance=imbalance,
-        missing=missing,
-        budget=budget,
-        train_missing=train_missing,
-        selection=selection,
-        corruptions=corruptions,
-        severities=severities,
-        invalid_fill=invalid_fill,
-        hparams_from=hparams_from,
-    )
-    execution = resolve_execution(
-        data_root, device, out=Path(out), launcher=launcher, workers=workers, threads=threads
-    )
-    launch_sweep(request, execution)
-    return pd.read_csv(execution.out / LEADERBOARD)
+    out, data_root = path_value("--out", out, required=True), path_value("--data-root", data_root)
+    with command_scope(output_roots(out, data_root), data_root):
+        request = sweep_request(
+            methods=methods,
+            datasets=dataset,
+            seeds=seeds,
+            preset=preset,
+            steps=steps,
+            imbalance=imbalance,
+            missing=missing,
+            budget=budget,
+            train_missing=train_missing,
+            selection=selection,
+            corruptions=corruptions,
+            severities=severities,
+            invalid_fill=invalid_fill,
+            hparams_from=hparams_from,
+        )
+        execution = resolve_execution(
+            data_root,
+            device,
+            out=out,
+            launcher=launcher,
+            workers=workers,
+            threads=threads,
+            retry_failed=retry_failed,
+            address=address,
+            tensorboard=choice("--log", log, LOGS) == "tensorboard",
+        )
+        result = launch.run_sweep(request, execution)
+    if result.leaderboard is None:  # a dry run: its plan
+        fields = [f.name for f in dataclasses.fields(launch.PlannedRun)]
+        return pd.DataFrame([dataclasses.astuple(r) for r in result.runs], columns=fields)
+    return pd.read_csv(result.leaderboard)
 
 
 def tune(
@@ -185,6 +218,8 @@ def tune(
     launcher: str = "local",
     workers: int = 1,
     threads: int | None = None,
+    address: str | None = None,
+    retry_failed: bool = False,
 ) -> pd.DataFrame:
     """Search every method's hyperparameters as `run_benchmark.py tune` does.
 
@@ -192,80 +227,110 @@ def tune(
     (step budgets; None = the preset's steps), ranked on validation only; rerunning resumes.
     `keep` (default 0.5) is the share of a rung's trials promoted, so it needs several rungs.
     Returns the search cost per method (`<out>/tune/search_cost.csv`); the best configurations
-    are in `<out>/tune/best.json`, for `run(..., hparams_from=...)`.
+    are in `<out>/tune/best.json`, for `run(..., hparams_from=...)`. Bad input raises
+    `BenchmarkError` before anything is written, as on the command line.
     """
     import pandas as pd
 
-    from benchmark.commands.requests import resolve_execution, tune_request
+    from benchmark.commands.entry import command_scope, output_roots
+    from benchmark.commands.requests import path_value, resolve_execution, tune_request
     from benchmark.commands.tune import tune as run_tune
     from benchmark.commands.tuning import COST_CSV, TUNE_DIR
-    from benchmark.core.dataset import data_root_scope
 
-    request = tune_request(methods, dataset, preset, trials, seed, rungs, keep, selection)
-    execution = resolve_execution(
-        data_root, device, out=Path(out), launcher=launcher, workers=workers, threads=threads
-    )
-    with data_root_scope(execution.data_root):  # a relative folder card: under the data root
+    out, data_root = path_value("--out", out, required=True), path_value("--data-root", data_root)
+    with command_scope(output_roots(out, data_root), data_root):
+        request = tune_request(methods, dataset, preset, trials, seed, rungs, keep, selection)
+        execution = resolve_execution(
+            data_root,
+            device,
+            out=out,
+            launcher=launcher,
+            workers=workers,
+            threads=threads,
+            retry_failed=retry_failed,
+            address=address,
+        )
         run_tune(request, execution)
     return pd.read_csv(execution.out / TUNE_DIR / COST_CSV)
 
 
 def report(
     results_dir: str | Path,
-    reference: str = "baseline",
+    reference: str | None = None,
     data_root: str | Path | None = None,
     qualitative: bool = True,
-    selection: str = "full_val",
+    selection: str | None = None,
     out: str | Path | None = None,
     overwrite: bool = False,
+    leaderboard_steps: int | None = None,
+    flat_delta: float | None = None,
+    split: str = "test",
+    html: bool = False,
 ) -> list[Path]:
     """Write a results directory's report, as `run_benchmark.py report` does.
 
-    `selection` names the model-selection rule whose records the report reads (every rule's
-    records are in every run). `out`: where the report goes (default `<results_dir>/report`);
-    a frozen folder's committed report is replaced only with `overwrite`. Returns the files
-    written, the index `report.md` first.
+    `reference` (default baseline) is the method of the 'vs reference' columns; `selection`
+    (default full_val) names the model-selection rule whose records the report reads (every
+    rule's records are in every run); a frozen folder's own are its defaults. `out`: where the
+    report goes (default `<results_dir>/report`); a frozen folder's committed report is
+    replaced only with `overwrite`. `leaderboard_steps`, `flat_delta`, `split` and `html` are
+    the command's `--leaderboard-steps`, `--flat-delta`, `--split` and `--html`. Returns the
+    files written, the index `report.md` first. Bad input, or a report folder that leads out
+    of `out` (a symlink), raises `BenchmarkError` before anything is written.
     """
-    from benchmark.commands.requests import default_data_root
-    from benchmark.report.generate import generate_report
+    from benchmark.commands.entry import command_scope, report_command, report_roots
+    from benchmark.commands.requests import path_value
 
-    files = generate_report(
-        Path(results_dir),
-        reference=reference,
-        data_root=Path(data_root) if data_root is not None else default_data_root(),
-        qualitative=qualitative,
-        selection=selection,
-        out=Path(out) if out is not None else None,
-        overwrite=overwrite,
-    )
-    return [f.path for f in files]
+    root = path_value("results_dir", results_dir, required=True)
+    out, data_root = path_value("--out", out), path_value("--data-root", data_root)
+    with command_scope(report_roots(root, out, None, data_root), data_root):
+        result = report_command(
+            root,
+            reference=reference,
+            selection=selection,
+            leaderboard_steps=leaderboard_steps,
+            flat_delta=flat_delta,
+            data_root=data_root,
+            qualitative=qualitative,
+            overwrite=overwrite,
+            out=out,
+            split=split,
+            html=html,
+        )
+    return [f.path for f in result.files]
 
 
 def freeze(
     results_dir: str | Path,
     dest: str | Path,
-    reference: str = "baseline",
+    reference: str | None = None,
     data_root: str | Path | None = None,
-    selection: str = "full_val",
+    selection: str | None = None,
     overwrite: bool = False,
+    qualitative: bool = True,
 ) -> list[Path]:
     """Freeze a results directory into `dest`, as `run_benchmark.py report --freeze` does.
 
     Its runs' records (gzipped), specs and training logs, no weights, and the report made from
-    them in `dest/report`. Returns the report's files, the index first.
+    them in `dest/report` (`reference` default baseline, `selection` default full_val).
+    Returns the report's files, the index first. Writes go to `dest` only.
     """
-    from benchmark.commands.requests import default_data_root
-    from benchmark.report.freeze import freeze as freeze_results
+    from benchmark.commands.entry import command_scope, report_command, report_roots
+    from benchmark.commands.requests import path_value
 
-    frozen = freeze_results(
-        Path(results_dir),
-        Path(dest),
-        overwrite=overwrite,
-        data_root=Path(data_root) if data_root is not None else default_data_root(),
-        reference=reference,
-        selection=selection,
-    )
-    return [f.path for f in frozen.report]
+    root = path_value("results_dir", results_dir, required=True)
+    dest, data_root = path_value("dest", dest, required=True), path_value("--data-root", data_root)
+    with command_scope(report_roots(root, None, dest, data_root), data_root):
+        result = report_command(
+            root,
+            reference=reference,
+            selection=selection,
+            data_root=data_root,
+            qualitative=qualitative,
+            overwrite=overwrite,
+            freeze=dest,
+        )
+    return [f.path for f in result.files]
 
 
 def load_model(

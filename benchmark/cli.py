@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 from rich.markup import escape
 
+from benchmark.commands.entry import command_scope, report_command, report_roots
 from benchmark.commands.requests import (
     default_data_root,
     positive,
@@ -33,15 +34,12 @@ from benchmark.commands.requests import (
     resolve_execution,
     sweep_request,
 )
-from benchmark.core.dataset import data_root_scope
 from benchmark.core.options import parse_named, parse_named_list
-from benchmark.core.plugins import load_plugins
 from benchmark.core.presets import PRESETS
 from benchmark.core.records import SELECTION_FULL_VAL
 from benchmark.run.execution import Execution
 from benchmark.run.selection import SELECTION_DESCRIPTION
-from benchmark.system.confine import confined_to
-from benchmark.system.environment import check_data_root, check_environment, run_roots
+from benchmark.system.environment import run_roots
 from benchmark.system.errors import BenchmarkError
 from benchmark.system.io import check_output_folder
 from benchmark.system.packages import check_own_packages
@@ -291,14 +289,14 @@ def add_list(commands: Commands) -> None:
     listing.add_argument(
         "--markdown",
         action="store_true",
-        help="print Markdown tables (the README's tables are made this way)",
+        help="print Markdown tables (docs/registry.md's tables are made this way)",
     )
     listing.add_argument(
         "--update-readme",
         type=Path,
         default=None,
-        metavar="README",
-        help="rewrite the generated tables between the markers in README",
+        metavar="REGISTRY_MD",
+        help="rewrite the generated tables between the markers in REGISTRY_MD (docs/registry.md)",
     )
     listing.add_argument(
         "--update-docs",
@@ -457,6 +455,14 @@ def add_predict(commands: Commands) -> None:
         help="also write per-class probabilities (float32, one band per class) here",
     )
     predict.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    predict.add_argument(
+        "--max-scene-gib",
+        type=float,
+        default=None,
+        metavar="GIB",
+        help="the size rule: refuse scenes whose decoded inputs and outputs (bands x height x "
+        "width x dtype size, labels, probabilities) exceed GIB GiB, before reading (default: 64)",
+    )
 
 
 def add_export(commands: Commands) -> None:
@@ -622,8 +628,6 @@ def command_run(args: argparse.Namespace) -> int:
     """Expand, check, launch, then write and print the leaderboard."""
     from benchmark.commands.launch import launch_sweep
 
-    positive("--workers", args.workers)
-    positive("--threads", args.threads)
     request = sweep_request(
         methods=args.methods,
         datasets=args.dataset,
@@ -664,8 +668,6 @@ def command_tune(args: argparse.Namespace) -> int:
     from benchmark.commands.requests import tune_request
     from benchmark.commands.tune import tune
 
-    positive("--workers", args.workers)
-    positive("--threads", args.threads)
     request = tune_request(
         methods=args.methods,
         dataset=args.dataset,
@@ -725,49 +727,28 @@ def command_show_data(args: argparse.Namespace) -> int:
 
 
 def command_report(args: argparse.Namespace) -> int:
-    """Rebuild a results directory's report from its records (or freeze it first)."""
-    from benchmark.report.freeze import freeze, frozen_options
-    from benchmark.report.generate import generate_report
-
-    chosen = {
-        "reference": args.reference,
-        "selection": args.selection,
-        "leaderboard_steps": args.leaderboard_steps,
-        "flat_delta": args.flat_delta,
-    }
-    # a frozen folder regenerates with the options it was frozen with, unless told otherwise
-    saved = frozen_options(args.results_dir) if args.freeze is None else {}
-    options = {k: v if v is not None else saved.get(k) for k, v in chosen.items()}
-    options = {k: v for k, v in options.items() if v is not None}
-    common = {
-        **options,
-        "data_root": args.data_root or default_data_root(),
-        "qualitative": not args.no_qualitative,
-        "overwrite": args.overwrite,
-    }
-    if args.freeze is not None:
-        if args.out is not None:
-            raise BenchmarkError("report: --freeze writes the report into DEST/report; drop --out")
-        if args.split != "test":
-            raise BenchmarkError(
-                f"report: --freeze writes the test report; freeze first, then `report DEST "
-                f"--split {args.split}` writes DEST/report/{args.split}/"
-            )
-        if args.html:
-            raise BenchmarkError(
-                "report: --freeze writes the report without the web leaderboard; freeze first, "
-                "then `report DEST --html --overwrite` (or `--out DIR --html`) writes it"
-            )
-        frozen = freeze(args.results_dir, args.freeze, **common)
+    """Rebuild a results directory's report from its records (or freeze it first): the same
+    `report_command` as `api.report` and `api.freeze`."""
+    result = report_command(
+        args.results_dir,
+        reference=args.reference,
+        selection=args.selection,
+        leaderboard_steps=args.leaderboard_steps,
+        flat_delta=args.flat_delta,
+        data_root=args.data_root,
+        qualitative=not args.no_qualitative,
+        overwrite=args.overwrite,
+        out=args.out,
+        split=args.split,
+        html=args.html,
+        freeze=args.freeze,
+    )
+    frozen, files = result.frozen, result.files
+    if frozen is not None:
         console.print(
             f"froze {frozen.runs} run(s) ({frozen.runs_done} finished) into "
             f"[bold]{escape(str(frozen.dest))}[/bold]: {frozen.run_bytes / 2**20:.2f} MiB, no "
             f"weights ({frozen.source_bytes / 2**20:.2f} MiB before gzip)"
-        )
-        files = frozen.report
-    else:
-        files = generate_report(
-            args.results_dir, out=args.out, split=args.split, html=args.html, **common
         )
     console.print(f"report: [bold]{escape(str(files[0].path))}[/bold] ({len(files)} files)")
     return 0
@@ -824,6 +805,7 @@ def command_predict(args: argparse.Namespace) -> int:
         probabilities=args.probabilities,
         device=resolve_device(args.device),
         force=args.force,
+        **({} if args.max_scene_gib is None else {"max_scene_gib": args.max_scene_gib}),
     )
     extra = f" and {escape(str(summary.probabilities))}" if summary.probabilities else ""
     console.print(
@@ -857,14 +839,6 @@ STORAGE_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 """Write failures of the file system itself (full, over quota, read-only): one line."""
 
 
-def check_start(args: argparse.Namespace) -> None:
-    """Environment variables and the data root, checked before any command does anything."""
-    load_plugins()  # modules register the variables they read
-    check_environment()
-    if getattr(args, "data_root", None) is not None:  # MISSBENCH_DATA itself: checked above
-        check_data_root(args.data_root, "--data-root")
-
-
 def write_roots(args: argparse.Namespace) -> list[Path | None]:
     """The folders (or, for `list --update-readme/--update-docs`, the files) a command may
     write to.
@@ -885,7 +859,7 @@ def write_roots(args: argparse.Namespace) -> list[Path | None]:
         return [args.out or default_out(args.run_dir)]
     out = args.out
     if command == "report":  # the report's folder only: a frozen folder's runs stay untouched
-        out = args.freeze or args.out or args.results_dir
+        return report_roots(args.results_dir, args.out, args.freeze, args.data_root)
     if command == "show-data":
         out = args.out.parent
     return run_roots(out, getattr(args, "data_root", None) or default_data_root())
@@ -907,10 +881,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         check_own_packages()  # before anything imports `methods` or `datasets`
         args = build_parser().parse_args(argv)
-        check_start(args)
         handler: Callable[[argparse.Namespace], int] = args.handler
-        # a relative folder-card path resolves against --data-root, for every command
-        with confined_to(write_roots(args)), data_root_scope(getattr(args, "data_root", None)):
+        # checked, confined, and a relative folder-card path resolved against --data-root, for
+        # every command: the same scope as the API's (`commands.entry`)
+        with command_scope(write_roots(args), getattr(args, "data_root", None)):
             return handler(args)
     except BenchmarkError as error:
         if debug:

@@ -95,7 +95,7 @@ class SyntheticOptions(DatasetOptions):
     (`datasets.synthetic_scene.SceneStyle` lists every constant they move). 1 and 1 is the
     original, DSM-led generator (`synthetic_dsm_led`); the defaults, 0 and 0, are calibrated so
     that dedicated optical-only models score well above DSM-only ones and fusion adds a few
-    points, the pattern published for ISPRS Vaihingen and Potsdam (see README, "Datasets").
+    points, the pattern published for ISPRS Vaihingen and Potsdam (see docs/data.md).
     """
 
     tile_size: int = 256
@@ -271,7 +271,7 @@ class SyntheticDataset(MultiModalDataset):
     optical, the pattern published for ISPRS Vaihingen and Potsdam; `synthetic_dsm_led` keeps
     the original, DSM-led scenes.
 
-    Sources of the pattern (full references and our measured numbers in README, "Datasets"):
+    Sources of the pattern (full references and our measured numbers in docs/data.md):
     Chen et al. 2018, ISPRS Annals IV-2:65 (Vaihingen: radiometric IRRG inputs beat geometric
     DSM inputs, both together beat either); Petrich et al. 2021, Data Science Journal 20:20
     (Vaihingen: adding the nDSM to IRRG gives little in-sample gain, and 14.4 % more

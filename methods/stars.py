@@ -116,7 +116,7 @@ class Stars(Method):
     """STARS (reconstructed): shared-specific encoders, translation with stop-gradient, PSA."""
 
     SUMMARY = (
-        "Reconstructed from the abstract (see README, STARS in MissBench): shared trunk "
+        "Reconstructed from the abstract (see the docs, STARS in MissBench): shared trunk "
         "(per-modality stems) + specific encoders; cross-modal translators aligned to "
         "stop-gradient targets; class-balanced pixel contrast (PSA); SCSE + FPN."
     )

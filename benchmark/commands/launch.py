@@ -6,7 +6,9 @@ import dataclasses
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from rich.markup import escape
@@ -27,6 +29,7 @@ from benchmark.run.execution import Execution
 from benchmark.run.launchers import LAUNCHERS, LaunchContext
 from benchmark.run.store import RUNS, SPEC, RunStore, StoredRun
 from benchmark.run.sweep import DATA_SEED, RUN_SEED, Sweep, SweepRequest, expand, preflight
+from benchmark.run.train import RunOutcome
 from benchmark.system.progress import console, results_console
 from benchmark.system.tensorboard import check_tensorboard
 
@@ -35,9 +38,59 @@ log = logging.getLogger(__name__)
 LEADERBOARD = "leaderboard.csv"
 
 
+@dataclass(frozen=True)
+class PlannedRun:
+    """One run of a sweep and its state in the results directory (`--launcher dry_run`'s row)."""
+
+    run_id: str
+    method: str
+    dataset: str
+    imbalance: float
+    train_missing: str
+    seed: int
+    steps: int
+    state: str
+    """done | failed | busy | incomplete | pending (`RunStore.state`); after a launch, the
+    run's outcome (done, skipped, failed, busy)."""
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """What a sweep did: its exit status, its runs, and where its leaderboard is."""
+
+    status: int
+    """The command's exit status: 1 if a run has no results, else 0."""
+    runs: tuple[PlannedRun, ...]
+    leaderboard: Path | None
+    """None for `--launcher dry_run`, which runs and writes nothing."""
+
+
+def planned(outcomes: Sequence[RunOutcome]) -> tuple[PlannedRun, ...]:
+    """The runs of a launch with their states (a dry run's outcomes are the states)."""
+    return tuple(
+        PlannedRun(
+            run_id=o.spec.run_id,
+            method=o.spec.label,
+            dataset=o.spec.dataset_label,
+            imbalance=o.spec.imbalance,
+            train_missing=o.spec.train_missing_label or "none",
+            seed=o.spec.seed,
+            steps=o.spec.steps,
+            state=o.status,
+        )
+        for o in outcomes
+    )
+
+
 def launch_sweep(request: SweepRequest, execution: Execution) -> int:
     """Run the sweep where and as `execution` says and write its leaderboard; the exit status
-    (1 if a run has no results).
+    (1 if a run has no results). `run_sweep` says what it did."""
+    return run_sweep(request, execution).status
+
+
+def run_sweep(request: SweepRequest, execution: Execution) -> SweepResult:
+    """Run the sweep where and as `execution` says and write its leaderboard (a dry run: list
+    its runs and their states, run and write nothing).
 
     Everything that can be checked is checked before anything is written under `out`: names
     and values (`expand`), the results directory, the data and existing checkpoints. A dataset
@@ -47,7 +100,7 @@ def launch_sweep(request: SweepRequest, execution: Execution) -> int:
         return _launch_sweep(request, execution)
 
 
-def _launch_sweep(request: SweepRequest, execution: Execution) -> int:
+def _launch_sweep(request: SweepRequest, execution: Execution) -> SweepResult:
     launcher, data_root, out = execution.launcher, execution.data_root, execution.out
     launch = LAUNCHERS.get(launcher)
     if execution.tensorboard:
@@ -63,8 +116,7 @@ def _launch_sweep(request: SweepRequest, execution: Execution) -> int:
         preflight(sweep.specs, data_root, store)  # the scaled runs' own checkpoints
     context = LaunchContext(execution, modules=sweep.modules, corruptions=request.corruptions)
     if launcher == "dry_run":
-        launch(sweep.specs, context)
-        return 0
+        return SweepResult(0, planned(launch(sweep.specs, context)), None)
 
     store.claim()
     start = time.perf_counter()
@@ -111,8 +163,7 @@ def _launch_sweep(request: SweepRequest, execution: Execution) -> int:
             f"[red]{len(failed)} run(s) failed[/red] (reasons in runs/<run_id>/failed.json); "
             "rerun with --retry-failed to try again"
         )
-        return 1
-    return 0
+    return SweepResult(1 if failed else 0, planned(outcomes), path)
 
 
 def sweep_leaderboard(sweep: Sweep, store: RunStore):  # noqa: ANN201  (a DataFrame)

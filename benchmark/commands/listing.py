@@ -1,5 +1,6 @@
-"""What is registered, as rows: feeds `run_benchmark.py list`, the README's tables and
-docs/corruptions.md's table and sections (`list --update-readme`, `list --update-docs`)."""
+"""What is registered, as rows: feeds `run_benchmark.py list`, the docs' registry tables
+(docs/registry.md) and docs/corruptions.md's table and sections (`list --update-readme`,
+`list --update-docs`)."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ def markers(region: str, command: str) -> tuple[str, str]:
     return start, f"<!-- {region}:end -->"
 
 
-START, END = markers("registry-tables", "list --update-readme README.md")
+START, END = markers("registry-tables", "list --update-readme docs/registry.md")
 CORRUPTION_TABLE = markers("corruption-table", "list --update-docs docs/corruptions.md")
 CORRUPTION_SECTIONS = markers("corruption-sections", "list --update-docs docs/corruptions.md")
 
@@ -157,7 +158,7 @@ def rich_table(title: str, columns: list[str], rows: list[list[str]]) -> tuple[T
 
 
 def registry_markdown() -> str:
-    """The registry tables as Markdown (what the README shows between its markers)."""
+    """The registry tables as Markdown (what docs/registry.md shows between its markers)."""
     return markdown_tables(registry_tables())
 
 
@@ -179,7 +180,8 @@ def markdown_tables(tables: Iterable[ListingTable]) -> str:
 
 
 def update_readme(path: Path) -> None:
-    """Replace the text between the README's markers with freshly generated tables."""
+    """Replace the text between the registry-table markers (docs/registry.md's) with fresh
+    tables."""
     rewrite_regions(path, {(START, END): registry_markdown()})
 
 

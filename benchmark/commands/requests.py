@@ -2,13 +2,17 @@
 
 The command line and the Python API take the same textual forms (`"stars,baseline[lr=3e-4]"`,
 `"0,1,2"`, `"dsm=0.3"`), so they share one parser per form and one builder per request, and
-a bad value gives the same one-line `BenchmarkError` through either.
+a bad value gives the same one-line `BenchmarkError` through either. The API also takes lists
+(`seeds=[0, 1]`) and Python values the command line's parser would have typed (`steps=200`),
+so the builders check every value's type too: a wrong one is the same one-line error, naming
+the flag the argument stands for, never a `TypeError` from deep inside.
 """
 
 from __future__ import annotations
 
+import numbers
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +27,7 @@ from benchmark.corrupt.corruption import parse_severities
 from benchmark.corrupt.registry import CORRUPTIONS, parse_corruptions
 from benchmark.corrupt.tile import TileCorruption, fill_matters
 from benchmark.run.execution import Execution
+from benchmark.run.selection import SELECTION_DESCRIPTION
 from benchmark.run.sweep import SweepRequest
 from benchmark.system.errors import BenchmarkError
 
@@ -32,8 +37,50 @@ def default_data_root() -> Path:
     return Path(os.environ.get("MISSBENCH_DATA", "data"))
 
 
+DEVICES = ("auto", "cpu", "cuda")
+"""`--device` values (the command line's choices)."""
+BUDGETS = ("steps", "flops")
+"""`run --budget` values: the preset's steps, or steps scaled to the baseline's FLOPs."""
+LOGS = ("none", "tensorboard")
+"""`run --log` values."""
+
+
+# ------------------------------------------------------------------------------ values
+# What the command line's parser guarantees (a string, an int) the API's caller may not: each
+# check refuses, in one line naming the flag, a value of a type the builders cannot read.
+def text_value(flag: str, value: object) -> str:
+    """A string option (`--missing`, `--preset`, ...), refused in one line when not a string."""
+    if not isinstance(value, str):
+        raise BenchmarkError(f"{flag} {value!r}: expected a string")
+    return value
+
+
+def choice(flag: str, value: object, choices: Collection[str]) -> str:
+    """One of `choices` (what the command line's parser offers), refused in one line otherwise."""
+    if not isinstance(value, str) or value not in choices:
+        raise BenchmarkError(f"{flag} {value!r}: expected one of {', '.join(choices)}")
+    return value
+
+
+def path_value(flag: str, value: object, required: bool = False) -> Path | None:
+    """A path option (None: not given, unless `required`), from a string or a path-like."""
+    if value is None and not required:
+        return None
+    if isinstance(value, str | os.PathLike):
+        return Path(value)
+    raise BenchmarkError(f"{flag} {value!r}: expected a path (a string or a pathlib.Path)")
+
+
+def switch(name: str, value: object) -> bool:
+    """An on/off option (`--retry-failed`, `qualitative`): True or False, nothing else."""
+    if not isinstance(value, bool):
+        raise BenchmarkError(f"{name} {value!r}: expected True or False")
+    return value
+
+
 def resolve_device(name: str) -> torch.device:
     """`auto` = CUDA when available; asking for CUDA without it is bad input."""
+    choice("--device", name, DEVICES)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
@@ -41,12 +88,32 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def execution_setting(name: str, value: Any) -> Any:
+    """An `Execution` setting given by name, checked as its flag is (`resolve_execution`)."""
+    flag = "--" + name.replace("_", "-")
+    match name:
+        case "out":
+            return path_value(flag, value, required=True)
+        case "launcher":
+            return text_value(flag, value)
+        case "address":
+            return value if value is None else text_value(flag, value)
+        case "workers" | "threads":
+            positive(flag, value)
+            return value
+        case "retry_failed" | "tensorboard":
+            return switch(flag, value)
+    raise BenchmarkError(f"unknown execution setting {name!r}")
+
+
 def resolve_execution(data_root: str | Path | None, device: str, **settings: Any) -> Execution:
     """Where and how runs execute, from the user's words: no data root means the default one,
-    the device name is resolved; the other `Execution` fields are taken as they are, but a
-    launcher setting another launcher would ignore is refused (`--address` is Ray's,
-    `--workers` the local launcher's)."""
-    root = Path(data_root) if data_root is not None else default_data_root()
+    the device name is resolved; the other `Execution` fields are checked (type, counts >= 1)
+    and taken as they are, but a launcher setting another launcher would ignore is refused
+    (`--address` is Ray's, `--workers` the local launcher's)."""
+    given = path_value("--data-root", data_root)
+    root = given if given is not None else default_data_root()
+    settings = {name: execution_setting(name, value) for name, value in settings.items()}
     execution = Execution(data_root=root, device=resolve_device(device), **settings)
     launcher = execution.launcher
     if execution.address is not None and launcher != "ray":
@@ -167,18 +234,43 @@ def parse_corruption_grid(
 
 
 def positive(name: str, value: int | None, allow_zero: bool = False) -> None:
-    """Refuse a count flag below 1 (or below 0 with `allow_zero`)."""
-    if value is not None and value < (0 if allow_zero else 1):
+    """Refuse a count flag below 1 (or below 0 with `allow_zero`), or not an integer at all."""
+    if value is None:
+        return
+    integral = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if not integral or value < (0 if allow_zero else 1):
         bound = ">= 0" if allow_zero else "a positive integer"
-        raise BenchmarkError(f"{name} must be {bound}, got {value}")
+        raise BenchmarkError(f"{name} must be {bound}, got {value!r}")
 
 
 # ------------------------------------------------------------------------------ parsers
 
 
-def _text(value: str | Sequence) -> str:
-    """A list argument in its textual form (`[0, 1]` -> `"0,1"`)."""
-    return value if isinstance(value, str) else ",".join(str(v) for v in value)
+NAMES = "a string like 'a,b[k=v]' or a sequence of such strings"
+INTEGERS = "a string like '0,1,2' or a sequence of integers"
+NUMBERS = "a string like '1,10' or a sequence of numbers"
+SETTINGS = "a string like 'dsm=0.3' or a sequence of such strings"
+
+
+def _is_number(value: object, kind: type = numbers.Real) -> bool:
+    return isinstance(value, kind) and not isinstance(value, bool)
+
+
+def _text(value: str | Sequence, flag: str, item: str = NAMES) -> str:
+    """A list argument in its textual form (`[0, 1]` -> `"0,1"`); a value that is neither a
+    string nor a sequence of `item`s (strings, integers or numbers) is refused in one line."""
+    if isinstance(value, str):
+        return value
+    accepts = {
+        NAMES: lambda v: isinstance(v, str),
+        SETTINGS: lambda v: isinstance(v, str),
+        INTEGERS: lambda v: _is_number(v, numbers.Integral),
+        NUMBERS: _is_number,
+    }[item]
+    listed = isinstance(value, Sequence) and not isinstance(value, bytes | bytearray)
+    if listed and all(accepts(v) for v in value):
+        return ",".join(str(v) for v in value)
+    raise BenchmarkError(f"{flag} {value!r}: expected {item}")
 
 
 def sweep_request(
@@ -192,33 +284,46 @@ def sweep_request(
     budget: str,
     train_missing: str | Sequence[str] | None,
     selection: str,
-    corruptions: str,
-    severities: str | None = None,
+    corruptions: str | Sequence[str],
+    severities: str | Sequence[int] | None = None,
     invalid_fill: str | Sequence[str] | None = None,
     hparams_from: str | Path | None = None,
 ) -> SweepRequest:
     """The sweep a `run` asks for, each argument in its textual form or as a list;
     `hparams_from` (a tune folder or its best.json) gives each method its tuned values.
-    `severities` and `invalid_fill` are None where not given (see `parse_corruption_grid`)."""
+    `severities` and `invalid_fill` are None where not given (see `parse_corruption_grid`).
+    Every value is checked here, types included, so that a request is refused before anything
+    is written whichever entry (CLI or API) built it."""
+    methods = _text(methods, "--methods")
+    datasets = _text(datasets, "--dataset")
+    seeds = _text(seeds, "--seeds", INTEGERS)
+    text_value("--preset", preset)
+    positive("--steps", steps)
+    imbalance = _text(imbalance, "--imbalance", NUMBERS)
+    text_value("--missing", missing)
+    choice("--budget", budget, BUDGETS)
+    if isinstance(train_missing, str):
+        train_missing = [train_missing]
+    elif train_missing is not None:  # one setting per item: never joined
+        _text(train_missing, "--train-missing", SETTINGS)
+    choice("--selection", selection, tuple(SELECTION_DESCRIPTION))
+    corruptions = _text(corruptions, "--corruptions")
+    severities = None if severities is None else _text(severities, "--severities", INTEGERS)
+    invalid_fill = None if invalid_fill is None else _text(invalid_fill, "--invalid-fill")
+    hparams_from = path_value("--hparams-from", hparams_from)
     tuned = read_tuned(hparams_from) if hparams_from is not None else None
     return SweepRequest(
-        methods=tuple(parse_named_list(_text(methods))),
-        datasets=tuple(parse_named_list(_text(datasets))),
-        seeds=parse_seeds(_text(seeds)),
+        methods=tuple(parse_named_list(methods)),
+        datasets=tuple(parse_named_list(datasets)),
+        seeds=parse_seeds(seeds),
         preset=PRESETS.get(preset),
         steps=steps,
-        imbalances=parse_factors(_text(imbalance)),
+        imbalances=parse_factors(imbalance),
         missing=missing,
         budget=budget,
-        train_missing=parse_train_missing(
-            [train_missing] if isinstance(train_missing, str) else train_missing
-        ),
+        train_missing=parse_train_missing(train_missing),
         selection=selection,
-        corruptions=parse_corruption_grid(
-            corruptions,
-            None if severities is None else _text(severities),
-            None if invalid_fill is None else _text(invalid_fill),
-        ),
+        corruptions=parse_corruption_grid(corruptions, severities, invalid_fill),
         every_corruption=corruptions.strip() == "all",
         tuned=tuned.methods if tuned is not None else None,
         tuned_from=tuned.source if tuned is not None else "",
@@ -238,16 +343,20 @@ def tune_request(
     """The studies a `tune` asks for, each argument in its textual form or as a list: one
     dataset, one seed, the same trials and schedule for every method (`keep` None: not
     given)."""
-    entries = parse_named_list(dataset)
+    methods = _text(methods, "--methods")
+    entries = parse_named_list(text_value("--dataset", dataset))
     if len(entries) != 1:
         raise BenchmarkError(f"--dataset {dataset!r}: tune searches on one dataset")
     given = entries[0]
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
         raise BenchmarkError(f"--seed {seed!r}: expected an integer from 0 to {MAX_SEED}")
+    if rungs is not None:
+        rungs = _text(rungs, "--rungs", INTEGERS)
+    choice("--selection", selection, tuple(SELECTION_DESCRIPTION))
     return make_tune_request(
-        methods=parse_named_list(_text(methods)),
+        methods=parse_named_list(methods),
         dataset=NamedConfig(DATASETS.canonical(given.name), given.overrides),
-        preset=PRESETS.get(preset),
+        preset=PRESETS.get(text_value("--preset", preset)),
         trials=trials,
         seed=seed,
         rungs=rungs,

@@ -142,11 +142,11 @@ def make_tune_request(
     where not given (`DEFAULT_KEEP`); given with a single rung, where no trial is promoted, it
     applies to nothing and is refused."""
     if isinstance(trials, bool) or not isinstance(trials, int) or not 1 <= trials <= MAX_TRIALS:
-        raise BenchmarkError(f"--trials must be an integer from 1 to {MAX_TRIALS}, got {trials}")
+        raise BenchmarkError(f"--trials must be an integer from 1 to {MAX_TRIALS}, got {trials!r}")
     given = keep is not None
     keep = DEFAULT_KEEP if keep is None else keep
     if isinstance(keep, bool) or not isinstance(keep, int | float) or not 0 < keep <= 1:
-        raise BenchmarkError(f"--keep must be a share in (0, 1], got {keep}")
+        raise BenchmarkError(f"--keep must be a share in (0, 1], got {keep!r}")
     names = expand_method_names(methods)
     fixed = [m.label() for m in names if m.overrides]
     if fixed:

@@ -5,7 +5,12 @@ chose; another rule's are `load_model(run_dir, selection=<rule>)`) and `model.js
 method, label, hyperparameters, the dataset spec (modalities, bands, normalisation statistics,
 classes, palette, ignore index), the class shares of its training labels, the modalities it
 was trained on, the evaluation window, every rule's chosen step, commit and library versions).
-`load_model(run_dir)` rebuilds the method from the card alone and returns a `DeployedModel`:
+`load_model(folder)` reads that folder where it is (copied or moved anywhere, it loads the same),
+checks the card against its schema (`benchmark.run.card.ModelCard`: format, method, modalities,
+bands, standardisation, classes, window, batch, overlap, backbone and hyperparameters) before
+anything is built, refuses special files without opening them and weights whose tensors do not
+match the built model, each with one line; it rebuilds the method from the card alone and
+returns a `DeployedModel`:
 called, or its `predict` / `predict_proba`, on raw rasters (NumPy arrays or torch tensors, one
 image or a batch) of any non-empty subset of those modalities, with the nodata rule of the
 `predict` command.
@@ -13,6 +18,7 @@ image or a batch) of any non-empty subset of those modalities, with the nodata r
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,9 +35,10 @@ from benchmark.core.records import SELECTION_FULL_VAL
 from benchmark.core.spec import DatasetSpec
 from benchmark.core.weights import NONE
 from benchmark.data.transforms import Normalizer
+from benchmark.run.card import ModelCard, check_regular_file, read_card
 from benchmark.run.inference import sliding_window_logits
-from benchmark.run.store import RunStore
-from benchmark.system.errors import BenchmarkError
+from benchmark.run.store import LEGACY_MODEL, MODEL, MODEL_CARD, RunStore
+from benchmark.system.errors import BenchmarkError, describe
 
 NODATA = 255
 """Label of pixels without a prediction: nodata (NaN, or the nodata value) in any input. 255 is
@@ -223,27 +230,97 @@ def inference_hparams(cls: type[Method], pairs: Iterable[Sequence[Any]]) -> Para
     return Params(values)
 
 
+class FolderStore(RunStore):
+    """The store's reading of one model folder, wherever it is: the folder itself is the run
+    directory (never `<folder>/../../runs/<name>`, which may be another run of that name)."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(folder)
+        self.folder = folder
+
+    def run_dir(self, run_id: str) -> Path:
+        """The folder, whatever `run_id` is."""
+        return self.folder
+
+
+def build_method(card: ModelCard) -> Method:
+    """The card's method, untrained, on the CPU (the card was checked: nothing in it can make
+    this fetch, read or allocate beyond its declared bounds)."""
+    context = TrainContext(
+        total_steps=card.steps,
+        class_frequencies=card.class_frequencies,
+        train_modalities=card.train_modalities,
+    )
+    cls = METHODS.get(card.method)
+    try:
+        return cls(card.dataset_spec, inference_hparams(cls, card.hparams.items()), context)
+    except ValueError as error:  # a method's own rule on its hyperparameters or modalities
+        raise BenchmarkError(
+            f"model card of {card.label}: the method refuses it ({describe(error)})"
+        ) from None
+
+
+DIFF_NAMES = 3
+"""Tensors named per kind of difference in `check_tensors`' one line."""
+
+
+def check_tensors(weights: Mapping[str, Any], method: Method, path: Path) -> None:
+    """Refuse, with a one-line diff, weights whose tensor names or shapes differ from the state
+    dict of the method their card describes (missing, extra, wrong shape, first few named)."""
+    expected = {name: tuple(t.shape) for name, t in method.state_dict().items()}
+    if not isinstance(weights, Mapping) or not all(isinstance(t, Tensor) for t in weights.values()):
+        raise BenchmarkError(f"{path}: not a table of tensor name -> tensor")
+    found = {str(name): tuple(t.shape) for name, t in weights.items()}
+    missing = [name for name in expected if name not in found]
+    extra = [name for name in found if name not in expected]
+    wrong = [
+        f"{name} {list(found[name])} (the card's model: {list(shape)})"
+        for name, shape in expected.items()
+        if name in found and found[name] != shape
+    ]
+    parts = []
+    for kind, names in (("missing", missing), ("extra", extra), ("wrong shape", wrong)):
+        if names:
+            more = f", and {len(names) - DIFF_NAMES} more" if len(names) > DIFF_NAMES else ""
+            parts.append(f"{len(names)} {kind}: {', '.join(names[:DIFF_NAMES])}{more}")
+    if parts:
+        raise BenchmarkError(
+            f"{path}: tensors do not fit the model its card describes ({'; '.join(parts)}); "
+            "the weights and the card's backbone, bands, classes or hyperparameters disagree"
+        )
+
+
 def load_model(
     run_dir: Path, device: torch.device | str = "cpu", selection: str = SELECTION_FULL_VAL
 ) -> DeployedModel:
-    """The model of a finished run directory, rebuilt from its card and weights alone: the
-    checkpoint the `selection` rule chose (the default rule's is the deployed model)."""
-    run_dir = Path(run_dir)
-    store, run_id = RunStore(run_dir.parent.parent), run_dir.name
-    card = store.read_model_card(run_id)
-    weights = store.load_model(run_id, selection)  # one line when the run kept no such model
-    if selection != SELECTION_FULL_VAL:
-        card = {**card, "selected_step": card["selected_steps"][selection]}
-    device = torch.device(device)
-    spec = DatasetSpec.from_json(card["dataset_spec"])
-    context = TrainContext(
-        total_steps=card["steps"],
-        class_frequencies=tuple(card["class_frequencies"]),
-        train_modalities=tuple(card["train_modalities"]),
-    )
-    cls = METHODS.get(card["method"])
-    method = cls(spec, inference_hparams(cls, card["hparams"]), context)
+    """The model of a finished run's folder, rebuilt from its card and weights alone: the
+    checkpoint the `selection` rule chose (the default rule's is the deployed model).
+
+    The folder is read where it is (a copy moved out of `<out>/runs/` loads the same). Its card
+    is checked against the card schema (`benchmark.run.card.ModelCard`) before anything is
+    built; the weights file must be a regular file (never opened otherwise) whose tensors match
+    the built model's names and shapes. Each refusal is one line.
+    """
+    folder = Path(run_dir)
+    if not folder.is_dir():
+        what = "no such folder" if not folder.exists() else "not a folder"
+        raise BenchmarkError(
+            f"{folder}: {what}; expected a model folder holding {MODEL_CARD} and {MODEL} "
+            "(a finished run: <out>/runs/<run_id>)"
+        )
+    card, raw = read_card(folder / MODEL_CARD)
+    store, run_id = FolderStore(folder), folder.name
+    path = store.model_path(run_id, selection)  # one line when the run kept no such model
+    if path.name == LEGACY_MODEL and not os.path.lexists(path):
+        path = folder / MODEL  # neither: name the file this version writes
+    check_regular_file(path, "model weights")
+    weights = store.load_model(run_id, selection)
+    method = build_method(card)
+    check_tensors(weights, method, path)
     method.load_state_dict(weights)
+    if selection != SELECTION_FULL_VAL:
+        raw = {**raw, "selected_step": raw["selected_steps"][selection]}
+    device = torch.device(device)
     method.to(device, memory_format=torch.channels_last)
     method.eval()
-    return DeployedModel(method, spec, card, device)
+    return DeployedModel(method, card.dataset_spec, raw, device)

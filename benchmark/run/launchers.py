@@ -4,6 +4,12 @@
 - `dry_run`: prints what would run and each run's state, runs nothing, writes nothing;
 - `ray`: one Ray task per run with its CPU/GPU request (`pip install -e ".[ray]"`), on a local
   instance or a cluster (`--address auto`); workers write into the shared results directory.
+  A job whose worker or node is lost (the node died or left, the worker crashed) is submitted
+  again by the launcher, at most `LOST_WORKER_RETRIES` times per run, and resumes from the run's
+  checkpoint in the shared directory; each retry is logged, and so is the run's outcome line
+  ("retried N time(s) after its worker was lost"). Ray's own task retries are off, so that no
+  retry goes unnamed. A retried job that finds the run locked waits up to `LOCK_WAIT_S` for the
+  lost worker's lock to be freed (a lock on a network file system outlives its client briefly).
 
 Every launcher goes through the same results store (`benchmark.run.store`): a per-run lock, a
 `done` marker written last, `failed.json` for isolated failures, resume from `checkpoint.pt`.
@@ -53,6 +59,13 @@ TRAIN, CORRUPTED = "train", "corrupted"
 FINISHED = ("done", "skipped")
 """Outcomes of a training job after which the run is finished."""
 CORRUPTED_BUSY = "its corrupted evaluation runs in another launcher"
+LOST_WORKER_RETRIES = 3
+"""How often the Ray launcher submits a run's job again after its worker or node was lost."""
+LOCK_WAIT_S = 120.0
+"""How long a retried Ray job waits for the lost worker's lock on its run to be freed (an NFSv4
+lease, after which the server frees a dead client's locks, is 90 s by default)."""
+LOCK_POLL_S = 2.0
+"""How often a retried Ray job that found its run locked is submitted again, within LOCK_WAIT_S."""
 
 
 @dataclass(frozen=True)
@@ -97,7 +110,9 @@ def outcome_from_store(spec: RunSpec, store: RunStore, status: str, seconds: flo
     return RunOutcome(spec, status, seconds)
 
 
-def report(outcome: RunOutcome, number: int, total: int) -> None:
+def report(outcome: RunOutcome, number: int, total: int, retries: int = 0) -> None:
+    """The run's outcome line; `retries`: how often its job was submitted again after its
+    worker was lost."""
     spec = outcome.spec
     states = {
         "done": f"finished in {outcome.seconds:.0f} s",
@@ -107,9 +122,10 @@ def report(outcome: RunOutcome, number: int, total: int) -> None:
     }
     factor = f" · imbalance {spec.imbalance:g}" if spec.imbalance != 1 else ""
     level = logging.WARNING if outcome.status == "failed" else logging.INFO
+    retried = f" · retried {retries} time(s) after its worker was lost" if retries else ""
     log.log(
         level,
-        "[%d/%d] %s · %s%s · seed %d · run %s: %s",
+        "[%d/%d] %s · %s%s · seed %d · run %s: %s%s",
         number,
         total,
         spec.label,
@@ -118,6 +134,7 @@ def report(outcome: RunOutcome, number: int, total: int) -> None:
         spec.seed,
         spec.run_id,
         states.get(outcome.status, outcome.status),
+        retried,
     )
 
 
@@ -154,6 +171,8 @@ class RunJobs:
         self.specs, self.ctx, self.store = list(specs), ctx, store
         self._trained: dict[int, RunOutcome] = {}
         self._results: dict[int, RunOutcome] = {}
+        self.retries: dict[int, int] = {}
+        """How often each run's jobs were submitted again after their worker was lost."""
 
     def first(self, index: int) -> str | None:
         """The job run `index` needs now (decided when its turn comes: another launcher may
@@ -187,7 +206,7 @@ class RunJobs:
 
     def _finish(self, index: int, outcome: RunOutcome) -> None:
         self._results[index] = outcome
-        report(outcome, len(self._results), len(self.specs))
+        report(outcome, len(self._results), len(self.specs), self.retries.get(index, 0))
 
 
 def execute_one(
@@ -359,7 +378,8 @@ def dry_run(specs: Sequence[RunSpec], ctx: LaunchContext) -> list[RunOutcome]:
 
 @LAUNCHERS.register("ray")
 def ray_launcher(specs: Sequence[RunSpec], ctx: LaunchContext) -> list[RunOutcome]:
-    """One Ray task per job; each task asks for its CPU threads and, on CUDA, one GPU."""
+    """One Ray task per job; each task asks for its CPU threads and, on CUDA, one GPU. A job
+    whose worker or node was lost is submitted again (module docstring)."""
     try:
         import ray
     except ImportError:
@@ -371,10 +391,20 @@ def ray_launcher(specs: Sequence[RunSpec], ctx: LaunchContext) -> list[RunOutcom
         ray.init(address=execution.address, include_dashboard=False, log_to_driver=False)
     threads = execution.threads_per_run() if execution.threads is not None else 1
     gpus = 1 if execution.device.type == "cuda" else 0
-    task = ray.remote(num_cpus=threads, num_gpus=gpus)(execute_one)
+    # no Ray retries: the launcher retries a lost job itself, and names the run it retries
+    task = ray.remote(num_cpus=threads, num_gpus=gpus, max_retries=0)(execute_one)
+    lost = (
+        ray.exceptions.WorkerCrashedError,
+        ray.exceptions.NodeDiedError,
+        ray.exceptions.LocalRayletDiedError,
+    )
     store = RunStore(execution.out)
     jobs = RunJobs(specs, ctx, store)
     futures: dict = {}
+    # retried jobs that found their run locked: (when to submit again, run, job), and when
+    # each first found it locked
+    later: list[tuple[float, int, str]] = []
+    locked_since: dict[int, float] = {}
 
     def submit(index: int, job: str) -> None:
         args = worker_args(specs[index], ctx, threads, resolve=True, job=job)
@@ -384,19 +414,100 @@ def ray_launcher(specs: Sequence[RunSpec], ctx: LaunchContext) -> list[RunOutcom
         job = jobs.first(index)
         if job is not None:
             submit(index, job)
-    while futures:
-        ready, _ = ray.wait(list(futures), num_returns=1)
+    while futures or later:
+        now = time.monotonic()
+        for entry in [e for e in later if e[0] <= now]:
+            later.remove(entry)
+            submit(entry[1], entry[2])
+        wait = max(0.0, min(e[0] for e in later) - now) if later else None
+        if not futures:
+            time.sleep(wait or 0.0)
+            continue
+        ready, _ = ray.wait(list(futures), num_returns=1, timeout=wait)
+        if not ready:
+            continue
         index, job = futures.pop(ready[0])
         spec = specs[index]
         try:
             status, seconds = ray.get(ready[0])
+        except lost as error:
+            if jobs.retries.get(index, 0) < LOST_WORKER_RETRIES:
+                jobs.retries[index] = jobs.retries.get(index, 0) + 1
+                log_lost_worker(spec, job, store, error, jobs.retries[index])
+                submit(index, job)
+                continue
+            retried = f" (its worker was lost {LOST_WORKER_RETRIES + 1} times)"
+            outcome = ray_failure(spec, job, store, error, retried)
+        except ray.exceptions.RayError as error:  # the task raised, or Ray could not run it
+            outcome = ray_failure(spec, job, store, error)
+        else:
+            now = time.monotonic()
+            if status == "busy" and index in jobs.retries:  # the lost worker's lock, not freed
+                if index not in locked_since:
+                    log.info(
+                        "run %s: the lost worker's lock is still held; trying again every "
+                        "%.0f s for up to %.0f s",
+                        spec.run_id,
+                        LOCK_POLL_S,
+                        LOCK_WAIT_S,
+                    )
+                since = locked_since.setdefault(index, now)
+                if now - since < LOCK_WAIT_S:
+                    later.append((now + LOCK_POLL_S, index, job))
+                    continue
+            locked_since.pop(index, None)
             outcome = job_outcome(spec, job, store, status, seconds)
-        except ray.exceptions.RayError as error:  # the worker died or the task raised
-            cause = f"Ray task failed: {str(error).strip().splitlines()[-1][:300]}"
-            if job == TRAIN and store.state(spec.run_id) != "failed":
-                store.record_failure(spec.run_id, cause)
-            outcome = job_outcome(spec, job, store, "failed", 0.0, f"corrupted evaluation: {cause}")
         following = jobs.ended(index, job, outcome)
         if following is not None:
             submit(index, following)
     return jobs.outcomes()
+
+
+def log_lost_worker(spec: RunSpec, job: str, store: RunStore, error: Exception, retry: int) -> None:
+    """Say which run's job is submitted again after its Ray worker or node was lost, and where
+    the retry starts from."""
+    if job == CORRUPTED:
+        start = "its corrupted evaluation is done again"
+    else:
+        start = {
+            "incomplete": "it resumes from its checkpoint",
+            "pending": "it starts over (no checkpoint yet)",
+            "busy": "it resumes once the lost worker's lock on the run is freed",
+        }.get(store.state(spec.run_id), "")
+    log.warning(
+        "%s · %s · seed %d · run %s: its Ray worker was lost (%s: %s); submitted again "
+        "(retry %d of %d)%s",
+        spec.label,
+        spec.dataset_label,
+        spec.seed,
+        spec.run_id,
+        type(error).__name__,
+        error_message(error),
+        retry,
+        LOST_WORKER_RETRIES,
+        f"; {start}" if start else "",
+    )
+
+
+def ray_failure(
+    spec: RunSpec, job: str, store: RunStore, error: Exception, note: str = ""
+) -> RunOutcome:
+    """A job that Ray could not finish, as a failed outcome: a training job's failure is
+    recorded in the store; a corrupted evaluation's leaves the finished run as it was."""
+    cause = f"Ray task failed{note}: {error_message(error)}"
+    if job == TRAIN and store.state(spec.run_id) != "failed":
+        store.record_failure(spec.run_id, cause)
+    return job_outcome(spec, job, store, "failed", 0.0, f"corrupted evaluation: {cause}")
+
+
+def error_message(error: Exception, limit: int = 300) -> str:
+    """The last line of a Ray error's text (its message; a task's traceback comes first), cut
+    to `limit` characters at a sentence's end where it has one."""
+    lines = str(error).strip().splitlines()
+    if not lines:
+        return type(error).__name__
+    message = lines[-1]
+    if len(message) <= limit:
+        return message
+    cut = message.rfind(". ", 0, limit)
+    return message[: cut + 1] if cut > 0 else message[:limit]

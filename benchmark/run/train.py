@@ -113,7 +113,7 @@ def absent_hint(batch: dict[str, torch.Tensor], cls: type[Method]) -> str:
     ]
     if not lacking:
         return ""
-    declared = cls.TRAIN_MISSING or "not declared (see README, Extending MissBench)"
+    declared = cls.TRAIN_MISSING or "not declared (see docs/extending.md)"
     return (
         f"; this batch has samples without {', '.join(sorted(lacking))} (--train-missing: their "
         f"tensors are NaN, never to be read); {cls.__name__}.TRAIN_MISSING: {declared}"

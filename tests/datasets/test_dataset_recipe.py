@@ -1,5 +1,6 @@
-"""The README's real-dataset recipe: its worked example runs, on fake files, and honours the
-dataset contract (the block is read from README.md, so what readers copy is what is tested)."""
+"""The docs' real-dataset recipe: its worked example runs, on fake files, and honours the
+dataset contract (the block is read from docs/extending.md, so what readers copy is what is
+tested)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from tests.datasets import test_dataset_contract as contract
 from tests.datasets.fake_scene import block_labels
 from tests.paths import REPO
 
+RECIPE = REPO / "docs" / "extending.md"
 MARKER = "<!-- the real-dataset example: tests/datasets/test_dataset_recipe.py runs this block -->"
 SCENES = [f"s{i}" for i in range(7)]
 TEST_SCENES = ["s5", "s6"]
@@ -27,12 +29,12 @@ CORRECTED = "s2"
 
 
 def readme_example() -> str:
-    """The Python block that follows the marker in README.md."""
-    text = (REPO / "README.md").read_text()
-    assert text.count(MARKER) == 1, f"README.md needs exactly one line {MARKER}"
+    """The Python block that follows the marker in docs/extending.md."""
+    text = RECIPE.read_text()
+    assert text.count(MARKER) == 1, f"{RECIPE.name} needs exactly one line {MARKER}"
     after = text[text.index(MARKER) + len(MARKER) :]
     match = re.match(r"\s*```python\n(.*?)\n```", after, re.DOTALL)
-    assert match is not None, "README.md: no ```python block right after the example's marker"
+    assert match is not None, f"{RECIPE.name}: no ```python block right after the example's marker"
     return match.group(1)
 
 
@@ -62,7 +64,10 @@ def riverside(monkeypatch):
     DATASETS.names()  # load the entry points first, so the copy below holds them
     monkeypatch.setattr(DATASETS, "_items", dict(DATASETS._items))
     module = types.ModuleType("riverside_example")
-    exec(compile(readme_example(), "README.md (real-dataset example)", "exec"), module.__dict__)
+    exec(
+        compile(readme_example(), "docs/extending.md (real-dataset example)", "exec"),
+        module.__dict__,
+    )
     return DATASETS.get("riverside")
 
 

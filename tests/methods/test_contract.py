@@ -111,8 +111,8 @@ def test_method_documents_itself(case):
 
 @pytest.mark.parametrize("name", METHODS.names())
 def test_method_declares_every_required_attribute(name):
-    """The recipe's declarations (README, "A method"), by name: `undeclared` lists what is left
-    out, so a new method learns it here rather than from a run that diverges."""
+    """The recipe's declarations (docs/extending.md, "A method"), by name: `undeclared` lists
+    what is left out, so a new method learns it here rather than from a run that diverges."""
     problems = undeclared(METHODS.get(name))
     assert not problems, f"method {name!r} must declare: " + "; ".join(problems)
 

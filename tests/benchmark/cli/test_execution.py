@@ -49,13 +49,18 @@ def test_run_and_tune_parse_the_same_flags_into_the_same_execution():
 def test_api_run_passes_its_keyword_arguments_down_as_one_execution(monkeypatch, tmp_path):
     given: list[Execution] = []
 
-    def recorded(request, execution: Execution) -> int:
+    def recorded(request, execution: Execution) -> launch.SweepResult:
         given.append(execution)
-        pd.DataFrame({"method": ["baseline"]}).to_csv(execution.out / launch.LEADERBOARD)
-        return 0
+        board = execution.out / launch.LEADERBOARD
+        pd.DataFrame({"method": ["baseline"]}).to_csv(board)
+        return launch.SweepResult(0, (), board)
 
-    monkeypatch.setattr(launch, "launch_sweep", recorded)
+    monkeypatch.setattr(launch, "run_sweep", recorded)
     out = tmp_path / "results"
     out.mkdir()
-    api.run(out=str(out), device="cpu", data_root=str(tmp_path), launcher="dry_run", threads=1)
-    assert given == [Execution(tmp_path, out, CPU, launcher="dry_run", threads=1)]
+    api.run(out=str(out), device="cpu", data_root=str(tmp_path), launcher="ray", threads=1)
+    api.run(out=out, device="cpu", data_root=tmp_path, retry_failed=True, log="tensorboard")
+    assert given == [
+        Execution(tmp_path, out, CPU, launcher="ray", threads=1),
+        Execution(tmp_path, out, CPU, retry_failed=True, tensorboard=True),
+    ]

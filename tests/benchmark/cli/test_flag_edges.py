@@ -5,7 +5,8 @@ given twice in any `key=value` list is refused, never last-wins; a flag that wou
 nothing (severities without corruptions, a corruption that touches none of the data, a fill
 where no pixel turns invalid, a launcher setting another launcher ignores, `--keep` with one
 rung, `--methods` for a profiler that takes none) is refused in one line, or, in a report,
-stated. Every refusal: exit 2, one line, nothing written, and the same through the API.
+stated. Every refusal: exit 2, one line, nothing written, and the same through the API (the
+cases: `BAD_INPUT` in test_bad_input.py).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import logging
 import numpy as np
 import pytest
 
-from benchmark import api
 from benchmark.cli import main
 from benchmark.commands.requests import parse_corruption_grid, tune_request
 from benchmark.core.options import parse_named, parse_pairs
@@ -24,8 +24,6 @@ from benchmark.deploy.predict import parse_inputs
 from benchmark.system.errors import BenchmarkError
 from tests.benchmark.cli.cli_helpers import assert_rejected, invoke, snapshot
 from tests.conftest import TINY, tiny_dataset_arg
-
-TILES = TINY["train_tiles"]  # 3 training tiles: a share of 0.1 removes none, 0.9 all
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -39,109 +37,9 @@ def generated(data_root) -> None:
             cls(data_root, split, cls.make_options(TINY)).load(0)
 
 
-# (CLI flags, the same request through api.run, what the one line must say)
-REFUSED = [
-    # a training-missing share judged by its tile count on this dataset
-    (
-        ["--train-missing", "dsm=0.1"],
-        {"train_missing": "dsm=0.1"},
-        f"--train-missing dsm=0.1 removes dsm from 0 of the {TILES} training tiles of synthetic",
-    ),
-    (
-        ["--train-missing", "optical=0.9"],
-        {"train_missing": "optical=0.9"},
-        f"removes optical from {TILES} of the {TILES} training tiles",
-    ),
-    (
-        ["--train-missing", "none", "--train-missing", "dsm=0.5,optical=0.05"],
-        {"train_missing": ["none", "dsm=0.5,optical=0.05"]},
-        "optical=0.05 removes optical from 0 of the 3",
-    ),
-    # two shares that draw the very same tiles: one run asked for twice
-    (
-        ["--train-missing", "dsm=0.3", "--train-missing", "dsm=0.4"],
-        {"train_missing": ["dsm=0.3", "dsm=0.4"]},
-        "--train-missing dsm=0.3 and dsm=0.4 remove the same training tiles of synthetic",
-    ),
-    # a key given twice, in every key=value list the command line reads
-    (
-        ["--train-missing", "dsm=0.5, dsm=0.6"],
-        {"train_missing": "dsm=0.5, dsm=0.6"},
-        "--train-missing pair 'dsm' given twice in 'dsm=0.5, dsm=0.6' (dsm=0.5 and dsm=0.6)",
-    ),
-    (
-        ["--methods", "baseline[lr=1e-3,weight_decay=0,lr=2e-3]"],
-        {"methods": "baseline[lr=1e-3,weight_decay=0,lr=2e-3]"},
-        "override 'lr' given twice in 'baseline[lr=1e-3,weight_decay=0,lr=2e-3]'",
-    ),
-    (
-        ["--dataset", "synthetic[tile_size=64,train_tiles=3,tile_size =96]"],
-        {"dataset": "synthetic[tile_size=64,train_tiles=3,tile_size =96]"},
-        "override 'tile_size' given twice",
-    ),
-    # options that apply to nothing
-    (
-        ["--severities", "2"],
-        {"severities": "2"},
-        "--severities 2: applies to nothing without --corruptions",
-    ),
-    (
-        ["--corruptions", "none", "--severities", "abc"],
-        {"corruptions": "none", "severities": "abc"},
-        "--severities abc: applies to nothing",
-    ),
-    (
-        ["--invalid-fill", "mean"],
-        {"invalid_fill": "mean"},
-        "--invalid-fill mean: applies to nothing without a --corruptions entry",
-    ),
-    (
-        ["--corruptions", "haze,noise", "--invalid-fill", "own,mean"],
-        {"corruptions": "haze,noise", "invalid_fill": "own,mean"},
-        "asked: haze, noise",
-    ),
-    (
-        ["--corruptions", "speckle"],
-        {"corruptions": "speckle"},
-        "--corruptions speckle: acts on sar modalities and touches none of this command's data "
-        "(synthetic has optical (optical), dsm (elevation))",
-    ),
-    (
-        ["--launcher", "local", "--address", "auto"],
-        {"launcher": "local", "address": "auto"},
-        "--address auto: applies to nothing with --launcher local",
-    ),
-    (
-        ["--launcher", "dry_run", "--workers", "2"],
-        {"launcher": "dry_run", "workers": 2},
-        "--workers 2: applies to nothing with --launcher dry_run",
-    ),
-]
-
-
-@pytest.mark.parametrize(("args", "kwargs", "message"), REFUSED)
-def test_refused_on_the_command_line_in_one_line_writing_nothing(
-    args, kwargs, message, data_root, tmp_path, capsys
-):
-    out = tmp_path / "out"
-    assert_rejected(["--methods", "baseline", *args], message, data_root, out, capsys)
-    assert not out.exists()
-
-
-@pytest.mark.parametrize(("args", "kwargs", "message"), REFUSED)
-def test_refused_through_the_api_alike(args, kwargs, message, data_root, tmp_path, monkeypatch):
-    if "address" in kwargs:  # api.run has no address: Execution refuses it the same way
-        from benchmark.commands.requests import resolve_execution
-
-        with pytest.raises(BenchmarkError, match="--address auto: applies to nothing"):
-            resolve_execution(data_root, "cpu", out=tmp_path, launcher="local", address="auto")
-        return
-    out = tmp_path / "out"
-    request = {"methods": "baseline", "dataset": tiny_dataset_arg(), "preset": "smoke"}
-    with pytest.raises(BenchmarkError) as error:
-        api.run(**{**request, **kwargs}, out=out, device="cpu", data_root=data_root, threads=1)
-    assert message in str(error.value) and "\n" not in str(error.value)
-    assert not out.exists()
+# The refusals themselves (a share's tile count, a repeated key, an option that applies to
+# nothing), each run through the command line and through the API alike: BAD_INPUT in
+# tests/benchmark/cli/test_bad_input.py.
 
 
 def test_a_dry_run_meets_the_tile_count_check_too(data_root, tmp_path, capsys):
@@ -222,7 +120,7 @@ def test_a_corruption_missing_some_datasets_is_a_warning_not_a_refusal(data_root
 
 def test_all_corruptions_leave_out_what_touches_none_of_the_data(data_root, tmp_path, caplog):
     """`all` names no corruption: speckle on data without SAR is left out with a log line, not
-    refused (named on its own, it is: REFUSED)."""
+    refused (named on its own, it is: test_bad_input.BAD_INPUT)."""
     args = ["--corruptions", "all", "--severities", "1", "--launcher", "dry_run"]
     with caplog.at_level(logging.INFO):
         assert invoke(args, data_root, tmp_path / "o") == 0

@@ -15,7 +15,7 @@ from benchmark.corrupt.tile import TileCorruption
 from benchmark.run.corrupted import corruptions_pending
 from benchmark.run.store import CORRUPTED, RECORDS, RunStore, spec_mismatch
 from benchmark.system.errors import BenchmarkError
-from tests.benchmark.cli.cli_helpers import assert_rejected, invoke, snapshot
+from tests.benchmark.cli.cli_helpers import invoke, snapshot
 from tests.benchmark.core.sample_spec import SPEC
 
 
@@ -89,18 +89,7 @@ def test_default_settings_hash_as_before_they_existed():
     assert changed.train_missing_label == "dsm=0.3"
 
 
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["--train-missing", "sar=0.3"], "no modality 'sar'"),
-        (["--train-missing", "dsm=1.5"], "--train-missing 'dsm=1.5'"),
-        (["--train-missing", "dsm"], "malformed --train-missing pair 'dsm'"),
-        (["--corruptions", "fog"], "fog"),
-        (["--corruptions", "clouds", "--severities", "7"], "7"),
-    ],
-)
-def test_bad_robustness_flags_exit_2_with_one_line(args, message, data_root, tmp_path, capsys):
-    assert_rejected(["--methods", "baseline", *args], message, data_root, tmp_path / "o", capsys)
+# bad --train-missing, --corruptions and --severities values: BAD_INPUT in test_bad_input.py
 
 
 def test_parse_train_missing_forms():

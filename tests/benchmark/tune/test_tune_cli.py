@@ -121,21 +121,7 @@ def test_another_protocol_in_the_same_folder_is_refused_and_writes_nothing(
     assert snapshot(tuned) == before
 
 
-@pytest.mark.parametrize(
-    ("flags", "message"),
-    [
-        (["--trials", "0"], "--trials must be an integer from 1"),
-        (["--keep", "0"], "--keep must be a share"),
-        (["--rungs", "2,1"], "expected strictly increasing"),
-        (["--methods", "baseline[lr=0.1]"], "without overrides"),
-    ],
-)
-def test_bad_values_exit_2_with_one_line(tmp_path, data_root, capsys, flags, message):
-    capsys.readouterr()
-    assert tune(tmp_path / "out", data_root, *flags) == 2
-    err = capsys.readouterr().err.strip()
-    assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
-    assert not (tmp_path / "out").exists()
+# bad --trials, --keep, --rungs and --methods values: BAD_INPUT in cli/test_bad_input.py
 
 
 def test_run_hparams_from_takes_the_tuned_values(tuned, data_root, tmp_path, capsys):
