@@ -231,14 +231,7 @@ def check_outputs(
             state = "is not a folder" if folder.exists() else "does not exist"
             raise BenchmarkError(f"{where}: its folder {folder} {state}")
         write_target(path)
-        try:
-            with tempfile.TemporaryFile(dir=folder):
-                pass
-        except OSError as error:
-            raise BenchmarkError(
-                f"{where}: not writable (its folder {folder} refuses new files: "
-                f"{error.strerror or type(error).__name__})"
-            ) from None
+        _probe_new_files(folder, where, f"its folder {folder}")
 
 
 def _free_mib(folder: Path) -> float:
@@ -264,12 +257,18 @@ def check_output_folder(folder: Path | str, what: str) -> None:
     if not probe.is_dir():
         raise BenchmarkError(f"{where}: cannot be made, {probe} is a file")
     write_target(folder)
+    _probe_new_files(probe, where, str(probe))
+
+
+def _probe_new_files(folder: Path, where: str, named: str) -> None:
+    """Refuse `where` in one line unless `folder` takes a new file, tried for real: permission
+    bits do not tell (root ignores them, a read-only mount or /proc refuses regardless)."""
     try:
-        with tempfile.TemporaryFile(dir=probe):
+        with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as error:
         raise BenchmarkError(
-            f"{where}: not writable ({probe} refuses new files: "
+            f"{where}: not writable ({named} refuses new files: "
             f"{error.strerror or type(error).__name__})"
         ) from None
 

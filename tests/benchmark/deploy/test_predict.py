@@ -32,7 +32,10 @@ def finished_run(data_root, tmp_path_factory) -> Path:
     return run_dir
 
 
-def write_tif(path: Path, array: np.ndarray, crs: str = "EPSG:32632", nodata=None) -> Path:
+def write_tif(
+    path: Path, array: np.ndarray, crs: str = "EPSG:32632", nodata=None, **profile
+) -> Path:
+    """A georeferenced GeoTIFF of `array` ([C, H, W]); `profile` adds creation options."""
     with rasterio.open(
         path,
         "w",
@@ -44,6 +47,7 @@ def write_tif(path: Path, array: np.ndarray, crs: str = "EPSG:32632", nodata=Non
         crs=CRS.from_string(crs),
         transform=TRANSFORM,
         nodata=nodata,
+        **profile,
     ) as dst:
         dst.write(array)
     return path

@@ -213,23 +213,8 @@ def test_labels_equal_the_whole_scene_prediction_of_the_card(finished_run, scene
 
 
 def tiled_tif(path: Path, array: np.ndarray) -> Path:
-    with rasterio.open(
-        path,
-        "w",
-        driver="GTiff",
-        height=array.shape[1],
-        width=array.shape[2],
-        count=array.shape[0],
-        dtype=array.dtype,
-        crs="EPSG:32632",
-        transform=TRANSFORM,
-        tiled=True,
-        blockxsize=64,
-        blockysize=64,
-        compress="deflate",
-    ) as dst:
-        dst.write(array)
-    return path
+    """A tiled, compressed GeoTIFF: reads of it come in 64 px blocks."""
+    return write_tif(path, array, tiled=True, blockxsize=64, blockysize=64, compress="deflate")
 
 
 def test_a_truncated_or_damaged_geotiff_is_one_line_naming_it(
