@@ -36,7 +36,7 @@ from benchmark.core.spec import DatasetSpec
 from benchmark.core.weights import NONE
 from benchmark.data.transforms import Normalizer
 from benchmark.run.card import ModelCard, check_regular_file, read_card
-from benchmark.run.inference import sliding_window_logits
+from benchmark.run.inference import scene_grid, sliding_window_logits
 from benchmark.run.store import LEGACY_MODEL, MODEL, MODEL_CARD, RunStore
 from benchmark.system.errors import BenchmarkError, describe
 
@@ -140,6 +140,10 @@ class DeployedModel:
             raise BenchmarkError(
                 f"inputs differ in batch or size ({shapes}); co-registered inputs share N, H and W"
             )
+        height, width = next(iter(sizes.values()))[-2:]
+        thin = thin_side(height, width, self.card["window"])
+        if thin is not None:
+            raise BenchmarkError(f"inputs of {height} x {width} px {thin}")
         return arrays
 
     def normalise(self, raw: Mapping[str, np.ndarray]) -> dict[str, Tensor]:
@@ -288,6 +292,22 @@ def check_tensors(weights: Mapping[str, Any], method: Method, path: Path) -> Non
             f"{path}: tensors do not fit the model its card describes ({'; '.join(parts)}); "
             "the weights and the card's backbone, bands, classes or hyperparameters disagree"
         )
+
+
+def thin_side(height: int, width: int, window: int) -> str | None:
+    """What is wrong with a scene the windows cannot pad, or None: a side shorter than the window
+    is padded by reflection up to a multiple of 32, which needs more pixels than the padding (a
+    side of 1 px is repeated instead). The CLI's `predict` and the Python API share the rule."""
+    if min(height, width) <= 1:
+        return None
+    full_h, full_w, *_ = scene_grid(height, width, window, 0.0)
+    for side, full in ((height, full_h), (width, full_w)):
+        if full - side >= side:
+            return (
+                f"has a side of {side} px, too thin to pad by reflection to {full} px for the "
+                f"run's {window} px windows; give at least 17 px a side (or exactly 1)"
+            )
+    return None
 
 
 def load_model(

@@ -60,7 +60,8 @@ import torch.nn.functional as F
 
 from benchmark.core.method import evaluation_mode
 from benchmark.core.options import parse_pairs
-from benchmark.deploy.model import NODATA, DeployedModel, load_model, nodata_mask
+from benchmark.deploy.model import NODATA, DeployedModel, load_model, nodata_mask, thin_side
+from benchmark.run.inference import scene_grid
 from benchmark.run.store import STALE_TMP_S
 from benchmark.system.errors import BenchmarkError, describe
 from benchmark.system.io import atomic_output, check_outputs, remove_orphans
@@ -311,17 +312,10 @@ def check_thin_sides(sources: Mapping, inputs: Mapping[str, Path], window: int) 
     padded by reflection up to a multiple of 32, which needs more pixels than the padding
     (a side of 1 px is repeated instead)."""
     first = next(iter(sources.values()))
-    if min(first.height, first.width) <= 1:
-        return
-    full_h, full_w, *_ = scene_grid(first.height, first.width, window, 0.0)
-    for side, full in ((first.height, full_h), (first.width, full_w)):
-        if full - side >= side:
-            scene = ",".join(f"{name}={path}" for name, path in inputs.items())
-            raise BenchmarkError(
-                f"--input {scene}: {first.height} x {first.width} px has a side of {side} px, "
-                f"too thin to pad by reflection to {full} px for the run's {window} px windows; "
-                "give at least 17 px a side (or exactly 1)"
-            )
+    thin = thin_side(first.height, first.width, window)
+    if thin is not None:
+        scene = ",".join(f"{name}={path}" for name, path in inputs.items())
+        raise BenchmarkError(f"--input {scene}: {first.height} x {first.width} px {thin}")
 
 
 def check_scene_size(
@@ -411,23 +405,6 @@ def window_starts_lazy(length: int, window: int, stride: int) -> Iterator[int]:
         yield start
     if start != last:
         yield last
-
-
-def scene_grid(height: int, width: int, window: int, overlap: float, size_multiple: int = 32):
-    """The padded scene size, the window's height and width and the strides, as
-    `sliding_window_views` and `window_grid` compute them for a tile of this size."""
-    if not 0 <= overlap < 1:
-        raise ValueError(f"overlap must be in [0, 1), got {overlap}")
-    full_h = height + max(0, min(window, _round_up(height, size_multiple)) - height)
-    full_w = width + max(0, min(window, _round_up(width, size_multiple)) - width)
-    win_h, win_w = min(window, full_h), min(window, full_w)
-    stride_h = max(1, int(win_h * (1 - overlap)))
-    stride_w = max(1, int(win_w * (1 - overlap)))
-    return full_h, full_w, win_h, win_w, stride_h, stride_w
-
-
-def _round_up(value: int, multiple: int) -> int:
-    return -(-value // multiple) * multiple
 
 
 def _boxes(ys: Iterable[int], xs: list[int]) -> Iterator[tuple[int, int]]:

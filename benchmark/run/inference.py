@@ -211,3 +211,20 @@ def sliding_window_bands(
             logits = [t[:, done - top :] for t in logits]
             counts = counts[:, done - top :]
             top = done
+
+
+def scene_grid(height: int, width: int, window: int, overlap: float, size_multiple: int = 32):
+    """The padded scene size, the window's height and width and the strides, as
+    `sliding_window_views` and `window_grid` compute them for a tile of this size."""
+    if not 0 <= overlap < 1:
+        raise ValueError(f"overlap must be in [0, 1), got {overlap}")
+    full_h = height + max(0, min(window, _round_up(height, size_multiple)) - height)
+    full_w = width + max(0, min(window, _round_up(width, size_multiple)) - width)
+    win_h, win_w = min(window, full_h), min(window, full_w)
+    stride_h = max(1, int(win_h * (1 - overlap)))
+    stride_w = max(1, int(win_w * (1 - overlap)))
+    return full_h, full_w, win_h, win_w, stride_h, stride_w
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple

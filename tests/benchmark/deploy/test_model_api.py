@@ -92,6 +92,10 @@ def test_nan_and_nodata_pixels_are_255_as_the_cli_writes_them(
             {"optical": np.zeros((2, 3, 64, 64)), "dsm": np.zeros((1, 64, 64))},
             "co-registered inputs share N, H and W",
         ),
+        (
+            {"optical": np.zeros((3, 10, 300), np.float32)},
+            "inputs of 10 x 300 px has a side of 10 px, too thin to pad by reflection",
+        ),
     ],
 )
 def test_bad_inputs_are_one_line_naming_what_was_expected(model, inputs, message):

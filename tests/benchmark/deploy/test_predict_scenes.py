@@ -14,6 +14,7 @@ from rasterio.control import GroundControlPoint
 from rasterio.io import DatasetReader
 
 import benchmark.deploy.predict as predict_module
+import benchmark.run.inference as inference_module
 from benchmark.cli import main
 from benchmark.deploy.model import load_model
 from benchmark.run.inference import window_grid, window_starts
@@ -297,7 +298,7 @@ def test_complex_bands_are_refused_naming_the_dtype(finished_run, tmp_path, caps
 @pytest.mark.parametrize("height, width", [(64, 128), (300, 700), (2000, 40), (5, 300), (256, 256)])
 def test_the_streamed_grid_is_the_in_memory_grid(height, width):
     """`scene_grid` and `window_starts_lazy` give the windows `sliding_window_views` uses."""
-    full_h, full_w, win_h, win_w, stride_h, stride_w = predict_module.scene_grid(
+    full_h, full_w, win_h, win_w, stride_h, stride_w = inference_module.scene_grid(
         height, width, WINDOW, 0.5
     )
     grid = window_grid(full_h, full_w, WINDOW, 0.5)
