@@ -334,16 +334,25 @@ def freeze(
 
 
 def load_model(
-    run_dir: str | Path, device: str = "cpu", selection: str = "full_val"
+    run_dir: str | Path,
+    device: str = "cpu",
+    selection: str = "full_val",
+    *,
+    method: str | None = None,
+    seed: int | None = None,
+    dataset: str | None = None,
 ) -> DeployedModel:
     """Load a finished run's model from its card and weights alone (no dataset needed).
 
+    `run_dir` is the run's folder, a unique prefix of its id, or a results directory with
+    `method` (and `seed`/`dataset` where several runs match), as `predict` takes them.
     `load_model(d).predict({"optical": array})` labels raw rasters of any non-empty subset of
     its modalities; `selection` picks the checkpoint a named selection rule chose.
     """
     from benchmark.deploy.model import load_model as load
+    from benchmark.run.pick import RunChoice, pick_run
 
-    return load(Path(run_dir), device, selection)
+    return load(pick_run(run_dir, RunChoice(method, seed, dataset)), device, selection)
 
 
 __all__ = [

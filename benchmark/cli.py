@@ -423,6 +423,22 @@ def add_profile(commands: Commands) -> None:
     )
 
 
+def add_run_target(parser: argparse.ArgumentParser) -> None:
+    """The run `predict` and `export` load: a folder, a unique id prefix, or a results directory
+    narrowed by method, seed and dataset (`benchmark.run.pick`)."""
+    parser.add_argument(
+        "run_dir",
+        type=Path,
+        metavar="RUN",
+        help="a finished run: <out>/runs/<run_id> (a unique prefix of the id is enough), or a "
+        "results directory <out> with --method",
+    )
+    pick = parser.add_argument_group("picking a run from a results directory")
+    pick.add_argument("--method", default=None, help="the run's method (or its label)")
+    pick.add_argument("--seed", type=int, default=None, help="the run's seed")
+    pick.add_argument("--dataset", default=None, help="the run's dataset")
+
+
 def add_predict(commands: Commands) -> None:
     """`predict RUN_DIR`."""
     predict = subcommand(
@@ -434,11 +450,13 @@ def add_predict(commands: Commands) -> None:
         "(any non-empty subset of the run's modalities, sharing CRS, transform and size), "
         "streamed in windows; writes a uint8 GeoTIFF of class indices with the dataset's "
         "palette (nodata 255 where any input is nodata).",
-        epilog="example:\n  python run_benchmark.py predict results/runs/<run_id> "
-        "--input optical=scene.tif,dsm=scene_dsm.tif --out labels.tif",
+        epilog="examples:\n  python run_benchmark.py predict results/runs/<run_id> "
+        "--input optical=scene.tif,dsm=scene_dsm.tif --out labels.tif\n"
+        "  python run_benchmark.py predict results --method stars --seed 0 "
+        "--input optical=scene.tif --out labels.tif",
     )
     predict.set_defaults(handler=command_predict, device="cpu")
-    predict.add_argument("run_dir", type=Path, help="a finished run: <out>/runs/<run_id>")
+    add_run_target(predict)
     predict.add_argument(
         "--input",
         required=True,
@@ -482,7 +500,7 @@ def add_export(commands: Commands) -> None:
         "--resolution 5 --out exports/stars",
     )
     export.set_defaults(handler=command_export)
-    export.add_argument("run_dir", type=Path, help="a finished run: <out>/runs/<run_id>")
+    add_run_target(export)
     export.add_argument(
         "--format", choices=("onnx",), default="onnx", help="the model format (default: onnx)"
     )
@@ -794,12 +812,19 @@ def command_profile(args: argparse.Namespace) -> int:
     return 0
 
 
+def picked_run(args: argparse.Namespace) -> Path:
+    """The run folder `predict`/`export` were pointed at (`benchmark.run.pick`)."""
+    from benchmark.run.pick import RunChoice, pick_run
+
+    return pick_run(args.run_dir, RunChoice(args.method, args.seed, args.dataset))
+
+
 def command_predict(args: argparse.Namespace) -> int:
     """Predict a scene with a finished run."""
     from benchmark.deploy.predict import parse_inputs, predict_scene
 
     summary = predict_scene(
-        args.run_dir,
+        picked_run(args),
         parse_inputs(",".join(args.input)),
         args.out,
         probabilities=args.probabilities,
@@ -820,7 +845,7 @@ def command_export(args: argparse.Namespace) -> int:
     """Export a finished run as ONNX models."""
     from benchmark.deploy.export import export_onnx
 
-    summary = export_onnx(args.run_dir, args.out, resolution=args.resolution, force=args.force)
+    summary = export_onnx(picked_run(args), args.out, resolution=args.resolution, force=args.force)
     console.print(
         f"wrote [bold]{escape(str(summary.folder))}[/bold]: {len(summary.files)} ONNX model(s), "
         f"one per scenario ({', '.join(summary.scenarios)}); onnxruntime matches PyTorch within "

@@ -165,6 +165,14 @@ def test_bad_exports_are_one_line_and_exit_2(finished_run, exported, tmp_path, c
     cases = [
         ([*base, "--out", str(exported)], "exists; choose another --out or pass --force"),
         ([*base, "--out", str(tmp_path / "a"), "--resolution", "0"], "--resolution 0.0: expected"),
+        (  # a results directory needs --method; a run folder must match the flags given
+            ["export", str(finished_run.parent.parent), "--out", str(tmp_path / "a")],
+            "pick one with --method NAME",
+        ),
+        (
+            [*base, "--seed", "7", "--out", str(tmp_path / "a")],
+            "a run of seed 0, not what --seed 7",
+        ),
     ]
     for args, message in cases:
         capsys.readouterr()
