@@ -124,6 +124,7 @@ def report_command(
         "data_root": data_root if data_root is not None else default_data_root(),
         "qualitative": switch("qualitative", qualitative),
         "overwrite": switch("--overwrite", overwrite),
+        "strict_reference": reference is not None,  # named here, not a frozen folder's own
     }
     choice("--split", split, SPLITS)
     switch("--html", html)

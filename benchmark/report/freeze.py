@@ -31,7 +31,13 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.core.records import SELECTION_FULL_VAL
-from benchmark.report.generate import REPORT_DIR, ReportFile, generate_report, load_results
+from benchmark.report.generate import (
+    REPORT_DIR,
+    ReportFile,
+    check_reference,
+    generate_report,
+    load_results,
+)
 from benchmark.run.store import FROZEN, RUNS, RunStore, file_sha256, read_frozen
 from benchmark.system.confine import write_target
 from benchmark.system.errors import BenchmarkError
@@ -66,6 +72,7 @@ def freeze(
     overwrite: bool = False,
     data_root: Path | None = None,
     qualitative: bool = True,
+    strict_reference: bool = False,
     **options: Any,
 ) -> Frozen:
     """Copy every run of `source` into the frozen folder `dest` (no weights) and write its
@@ -77,7 +84,9 @@ def freeze(
         raise TypeError(f"freeze() got unexpected options {unknown}")
     reference = options.setdefault("reference", "baseline")
     selection = options.setdefault("selection", SELECTION_FULL_VAL)
-    load_results(source, reference, selection)  # no runs, all unreadable: one line, nothing written
+    # no runs, all unreadable, a --reference that names no method: one line, nothing written
+    results = load_results(source, reference, selection)
+    check_reference(reference, results.methods, source, strict_reference)
     check_dest(source, dest, overwrite)
     manifest = {
         "frozen_from": str(source),

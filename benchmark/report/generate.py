@@ -493,9 +493,22 @@ class ReportWriter:
             self.files.append(ReportFile(path, what, section))
 
 
+def check_reference(reference: str, methods: list[str], root: Path, strict: bool) -> None:
+    """A reference that is not among the methods: one line when the user named it (a typo would
+    otherwise give tables without their comparisons), a warning when it is the default."""
+    if reference in methods:
+        return
+    if strict:
+        raise BenchmarkError(
+            f"--reference {reference}: not among the methods of {root} ({', '.join(methods)})"
+        )
+    log.warning("reference %r is not among the methods (%s)", reference, methods)
+
+
 def generate_report(
     root: Path,
     reference: str = "baseline",
+    strict_reference: bool = False,
     data_root: Path | None = None,
     qualitative: bool = True,
     selection: str = SELECTION_FULL_VAL,
@@ -530,8 +543,7 @@ def generate_report(
     check_output_folder(out, "report folder")  # one line before any work, not a traceback
     results = load_results(root, reference, selection, leaderboard_steps)
     results.weights, results.split = weights, split
-    if reference not in results.methods:
-        log.warning("reference %r is not among the methods (%s)", reference, results.methods)
+    check_reference(reference, results.methods, root, strict_reference)
     writer = ReportWriter(out)
     built = build_frames(results, reference)
     write_frames(writer, built, results, reference)

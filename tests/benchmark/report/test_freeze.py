@@ -131,3 +131,17 @@ def test_an_edited_record_is_named_in_the_report(frozen, tmp_path):
     assert frozen_changes(dest) == [f"runs/{run.name}/records.jsonl.gz"]
     notes = frozen_notes(dest)
     assert any("1 run file(s) differ from what was frozen" in n for n in notes)
+
+
+def test_a_named_reference_that_is_no_method_is_one_line_and_writes_nothing(tmp_path, capsys):
+    """`--reference` given on the command line must name a method of the folder (a typo would
+    give tables without their comparisons); the default reference only warns."""
+    source = copy_fixture(tmp_path / "source")
+    before = snapshot(source)
+    for extra in ([], ["--freeze", str(tmp_path / "frozen")]):
+        args = ["report", str(source), "--reference", "star", "--no-qualitative", *extra]
+        assert main(args) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1, err
+        assert "--reference star: not among the methods of" in err and "baseline" in err
+    assert snapshot(source) == before and not (tmp_path / "frozen").exists()
