@@ -378,8 +378,10 @@ class RunStore:
 
     def freeze_run(self, run_id: str, dest: RunStore) -> list[Path]:
         """Copy what a report reads of the run into `dest` (a frozen folder): spec, training
-        log, failure and records (gzipped), `done` last; never weights or checkpoints. The
-        bytes are copied, not parsed, so a damaged run stays as damaged (and as reported).
+        log, failure and records (gzipped), lines set aside as damaged (`*.damaged`, so the
+        frozen report names them as the source's does), `done` last; never weights or
+        checkpoints. The bytes are copied, not parsed, so a damaged run stays as damaged (and as
+        reported).
         Returns the files written."""
         source, target = self.run_dir(run_id), dest.run_dir(run_id)
         written = []
@@ -395,6 +397,10 @@ class RunStore:
             gzipped = data if path.suffix == GZ else gzip_bytes(data)
             atomic_write_bytes(target / (name + GZ), gzipped)
             written.append(target / (name + GZ))
+        for path in sorted(source.glob(f"*{DAMAGED}")):  # what the run's report names as set aside
+            if path.is_file() and not path.is_symlink():
+                atomic_write_bytes(target / path.name, path.read_bytes())
+                written.append(target / path.name)
         if (source / DONE).is_file():
             atomic_write_bytes(target / DONE, (source / DONE).read_bytes())
             written.append(target / DONE)

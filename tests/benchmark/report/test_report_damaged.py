@@ -95,3 +95,19 @@ def test_a_frozen_folder_with_a_damaged_line_is_read_not_rewritten(tmp_path):
     assert f"runs/{run.name}/{CORRUPTED}.gz: 1 damaged line(s) skipped" in index
     corrupted, clean = counts(dest / "report")
     assert corrupted.sum() > 1 and (corrupted <= clean.loc[corrupted.index]).all()
+
+
+def test_a_freeze_keeps_the_lines_a_run_set_aside(tmp_path):
+    """Lines set aside as damaged travel with the frozen run (checksummed), so the frozen
+    report names them as the source's report does."""
+    source = copy_fixture(tmp_path / "source")
+    run, _ = corrupt_every_run(source)
+    damage_last_line(run)
+    RunStore(source).set_aside_corrupted(run.name)
+    dest = tmp_path / "frozen"
+    assert main(["report", str(source), "--freeze", str(dest), "--no-qualitative"]) == 0
+    kept = dest / "runs" / run.name / (CORRUPTED + DAMAGED)
+    assert kept.read_bytes() == (run / (CORRUPTED + DAMAGED)).read_bytes()
+    assert frozen_changes(dest) == []
+    index = (dest / "report" / "report.md").read_text(encoding="utf-8")
+    assert f"runs/{run.name}/{CORRUPTED}{DAMAGED}: 1 line(s) set aside" in index
