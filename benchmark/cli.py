@@ -823,9 +823,10 @@ def command_predict(args: argparse.Namespace) -> int:
     """Predict a scene with a finished run."""
     from benchmark.deploy.predict import parse_inputs, predict_scene
 
+    inputs = parse_inputs(",".join(args.input))  # the flags' own errors before any folder's
     summary = predict_scene(
         picked_run(args),
-        parse_inputs(",".join(args.input)),
+        inputs,
         args.out,
         probabilities=args.probabilities,
         device=resolve_device(args.device),
