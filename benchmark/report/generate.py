@@ -508,7 +508,6 @@ def check_reference(reference: str, methods: list[str], root: Path, strict: bool
 def generate_report(
     root: Path,
     reference: str = "baseline",
-    strict_reference: bool = False,
     data_root: Path | None = None,
     qualitative: bool = True,
     selection: str = SELECTION_FULL_VAL,
@@ -519,6 +518,7 @@ def generate_report(
     flat_delta: float | None = None,
     split: str = "test",
     html: bool = False,
+    strict_reference: bool = False,
 ) -> list[ReportFile]:
     """Write every table, CSV, figure and `report.md` under `out` (default `root/report/`),
     from the records of the `selection` rule; returns the files. `html`: also the static web
@@ -532,7 +532,8 @@ def generate_report(
     grids are not redrawn (it keeps no weights) unless `weights` names the results directory
     it was frozen from. `leaderboard_steps` and `flat_delta`: the budget the main tables show
     where a method was trained at several, and the flattening tolerance in points (None:
-    `convergence.DEFAULT_DELTA`; `benchmark.report.convergence`).
+    `convergence.DEFAULT_DELTA`; `benchmark.report.convergence`). `strict_reference`: a
+    `reference` that is no method of the folder is an error (the user named it), not a warning.
     """
     SELECTIONS.get(selection)  # an unknown rule: one line listing the rules, before writing
     check_split(split)
