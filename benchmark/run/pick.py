@@ -34,6 +34,15 @@ class RunChoice:
     seed: int | None = None
     dataset: str | None = None
 
+    def __post_init__(self) -> None:  # the Python API passes anything; say what was expected
+        for flag, value in (("--method", self.method), ("--dataset", self.dataset)):
+            if value is not None and not (isinstance(value, str) and value):
+                raise BenchmarkError(f"{flag} {value!r}: expected a non-empty name")
+        if self.seed is not None and (
+            isinstance(self.seed, bool) or not isinstance(self.seed, int)
+        ):
+            raise BenchmarkError(f"--seed {self.seed!r}: expected an integer")
+
     def __bool__(self) -> bool:
         return any(value is not None for value in (self.method, self.seed, self.dataset))
 

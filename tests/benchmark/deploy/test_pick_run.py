@@ -136,3 +136,19 @@ def test_dedicated_models_are_told_apart_by_what_they_were_trained_on(tmp_path):
     message = refusal(out, RunChoice(method="unimodal"))
     assert "eeee1111 (unimodal, seed 0, synthetic, quick, trained on optical)" in message
     assert "eeee2222 (unimodal, seed 0, synthetic, quick, trained on dsm)" in message
+
+
+@pytest.mark.parametrize(
+    ("choice", "message"),
+    [
+        ({"method": 5}, "--method 5: expected a non-empty name"),
+        ({"method": ""}, "--method '': expected a non-empty name"),
+        ({"seed": "0"}, "--seed '0': expected an integer"),
+        ({"seed": True}, "--seed True: expected an integer"),
+        ({"dataset": ["synthetic"]}, "--dataset ['synthetic']: expected a non-empty name"),
+    ],
+)
+def test_the_python_api_names_a_choice_of_the_wrong_type(results, choice, message):
+    with pytest.raises(BenchmarkError) as caught:
+        api_load_model(results, **choice)
+    assert str(caught.value) == message
