@@ -35,16 +35,17 @@ from benchmark.core.plugins import METHODS
 from benchmark.core.presets import Preset
 from benchmark.core.records import CLEAN, SELECTION_FULL_VAL, RunSpec
 from benchmark.run.selection import SELECTIONS
+from benchmark.run.store import TUNE_BEST, TUNE_COST_CSV, TUNE_COST_MD, TUNE_PROTOCOL, TUNE_TRIALS
 from benchmark.run.sweep import SweepRequest, expand, expand_method_names
 from benchmark.system.errors import BenchmarkError
 from benchmark.system.io import atomic_write_json, atomic_write_text
 
 TUNE_DIR = "tune"
-PROTOCOL = "protocol.json"
-BEST = "best.json"
-TRIALS_CSV = "trials.csv"
-COST_CSV = "search_cost.csv"
-COST_MD = "search_cost.md"
+PROTOCOL = TUNE_PROTOCOL
+BEST = TUNE_BEST
+TRIALS_CSV = TUNE_TRIALS
+COST_CSV = TUNE_COST_CSV
+COST_MD = TUNE_COST_MD
 SAMPLER = "random"
 """DomainBed's random search: every trial's configuration is known before any result, so a
 rung's trials of every method launch at once (local workers, Ray), and a trial's draw depends

@@ -12,7 +12,12 @@ and writes the report there, from the frozen copy:
                           records.jsonl.gz  every evaluation, per-tile confusions included
                           corrupted.jsonl.gz
                           failed.json, done
+                          *.damaged         lines a run set aside as damaged
     <study>/report/                         `report`'s outputs (report.md indexes them)
+    <study>/protocol.json, *.db, trials.csv, search_cost.csv/.md, best.json
+                                            a tune folder's (`tune --out X`, frozen from
+                                            X/tune): its studies and tables, checksummed too,
+                                            so `run --hparams-from <study>` reads its best.json
     <study>/README.md                       by hand: the commands and what the study shows
 
 No weights and no checkpoints: the qualitative grids, the one output that needs them, are
@@ -38,10 +43,10 @@ from benchmark.report.generate import (
     generate_report,
     load_results,
 )
-from benchmark.run.store import FROZEN, RUNS, RunStore, file_sha256, read_frozen
+from benchmark.run.store import FROZEN, RUNS, RunStore, file_sha256, read_frozen, tune_files
 from benchmark.system.confine import write_target
 from benchmark.system.errors import BenchmarkError
-from benchmark.system.io import atomic_write_json
+from benchmark.system.io import atomic_write_bytes, atomic_write_json
 from benchmark.system.provenance import git_commit
 
 log = logging.getLogger(__name__)
@@ -105,6 +110,9 @@ def freeze(
         source_bytes += sum(
             store.jsonl_path(name, f.name.removesuffix(".gz")).stat().st_size for f in files
         )
+    for path in tune_files(source):  # a tune folder: its studies and tables travel too
+        atomic_write_bytes(dest / path.name, path.read_bytes())
+        written.append(dest / path.name)
     runs = frozen.scan()
     log.info("froze %d run(s) into %s (no weights); writing its report", len(runs), dest)
     manifest["runs"] = len(runs)
@@ -121,7 +129,8 @@ def freeze(
 
 def check_dest(source: Path, dest: Path, overwrite: bool) -> None:
     """Refuse, before writing, a destination that is the source or inside it, or that holds
-    anything but an earlier freeze (which `overwrite` clears: its runs and report only)."""
+    anything but an earlier freeze (which `overwrite` clears: its runs and report, and a tune
+    folder's studies and tables, only)."""
     resolved, origin = dest.resolve(), source.resolve()
     if resolved == origin or origin in resolved.parents:
         raise BenchmarkError(f"--freeze {dest}: inside the results directory {source}")
@@ -137,11 +146,14 @@ def check_dest(source: Path, dest: Path, overwrite: bool) -> None:
     if not overwrite:
         raise BenchmarkError(
             f"--freeze {dest}: already a frozen folder; pass --overwrite to freeze again "
-            "(its runs/ and report/ are replaced, nothing else)"
+            "(its runs/ and report/, and a tune folder's studies and tables, are replaced, "
+            "nothing else)"
         )
     for folder in (dest / RUNS, dest / REPORT_DIR):
         if folder.is_dir():
             shutil.rmtree(write_target(folder))
+    for path in tune_files(dest):
+        write_target(path).unlink()
 
 
 def frozen_options(root: Path) -> dict[str, Any]:

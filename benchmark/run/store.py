@@ -90,6 +90,15 @@ CORRUPTED = "corrupted.jsonl"
 FAILED = "failed.json"
 DAMAGED = ".damaged"
 """Suffix of the file beside a run file that keeps what was set aside from it as damaged."""
+TUNE_PROTOCOL = "protocol.json"
+TUNE_BEST = "best.json"
+TUNE_TRIALS = "trials.csv"
+TUNE_COST_CSV = "search_cost.csv"
+TUNE_COST_MD = "search_cost.md"
+TUNE_OUTPUTS = (TUNE_PROTOCOL, TUNE_TRIALS, TUNE_COST_CSV, TUNE_COST_MD, TUNE_BEST)
+"""What `tune` writes beside its trials' runs (`benchmark.commands.tuning`, which owns them),
+named here so that a freeze of a tune folder keeps them, with its studies (`*.db`)."""
+TUNE_STUDY = "*.db"
 CORRUPTED_FIELDS: dict[str, type | tuple[type, ...]] = {
     "selection": str,
     "split": str,
@@ -610,18 +619,30 @@ def read_frozen(out: Path) -> dict[str, Any]:
 
 
 def frozen_changes(out: Path) -> list[str]:
-    """The run files of a frozen folder that differ from what was frozen (edited, missing or
-    added, relative to `out`); [] when it is intact or not a frozen folder."""
+    """The run files (and a tune folder's outputs) of a frozen folder that differ from what was
+    frozen (edited, missing or added, relative to `out`); [] when it is intact or not a frozen
+    folder."""
     recorded = read_frozen(out).get("sha256")
     if not isinstance(recorded, dict):
         return []
     root = Path(out)
     present = {str(p.relative_to(root)) for p in (root / RUNS).rglob("*") if p.is_file()}
+    present |= {p.name for p in tune_files(root)}  # a frozen tune folder's studies and tables
     changed = [
         name for name, digest in recorded.items()
         if name not in present or file_sha256(root / name) != digest
     ]  # fmt: skip
     return sorted(changed + sorted(present - set(recorded)))
+
+
+def tune_files(folder: Path) -> list[Path]:
+    """A tune folder's outputs and studies (none where `folder` is no tune folder)."""
+    folder = Path(folder)
+    if not (folder / TUNE_PROTOCOL).is_file():
+        return []
+    named = [folder / name for name in TUNE_OUTPUTS]
+    found = [*named, *sorted(folder.glob(TUNE_STUDY))]
+    return [p for p in found if p.is_file() and not p.is_symlink()]
 
 
 def file_sha256(path: Path) -> str:

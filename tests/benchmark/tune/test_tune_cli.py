@@ -149,3 +149,28 @@ def test_run_hparams_from_takes_the_tuned_values(tuned, data_root, tmp_path, cap
     err = capsys.readouterr().err.strip()
     assert "no tuned configuration for method 'stars'" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "r").exists()
+
+
+def test_a_frozen_tune_folder_keeps_its_studies_and_tables(tuned, tmp_path):
+    """`report <out>/tune --freeze DEST`: the trials' records as any freeze, plus the studies
+    and tables `tune` wrote, checksummed, so an edit is named and `--hparams-from DEST` reads
+    the frozen best.json; a refreeze with --overwrite replaces them."""
+    from benchmark.commands.tuning import read_tuned
+    from benchmark.run.store import frozen_changes
+
+    source, dest = tuned / "tune", tmp_path / "2026-12-07_abc1234" / "tune"
+    args = ["report", str(source), "--freeze", str(dest), "--no-qualitative"]
+    assert main(args) == 0
+    kept = ["baseline.db", "best.json", "moddrop.db", "protocol.json", "search_cost.csv"]
+    kept += ["search_cost.md", "trials.csv"]
+    assert sorted(p.name for p in dest.iterdir() if p.is_file()) == sorted([*kept, "frozen.json"])
+    for name in kept:
+        assert (dest / name).read_bytes() == (source / name).read_bytes(), name
+    assert frozen_changes(dest) == []
+    frozen, original = read_tuned(dest), read_tuned(source)
+    assert (frozen.methods, frozen.protocol) == (original.methods, original.protocol)
+    (dest / "best.json").write_text("{}")
+    assert frozen_changes(dest) == ["best.json"]
+    (dest / "moddrop.db").unlink()
+    assert main([*args, "--overwrite"]) == 0 and frozen_changes(dest) == []
+    assert (dest / "moddrop.db").read_bytes() == (source / "moddrop.db").read_bytes()
