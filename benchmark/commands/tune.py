@@ -47,7 +47,7 @@ from benchmark.core.plugins import DATASETS, METHODS, importable_modules
 from benchmark.core.records import RunSpec
 from benchmark.run.execution import Execution
 from benchmark.run.launchers import LAUNCHERS, LaunchContext
-from benchmark.run.store import RunStore
+from benchmark.run.store import TUNE_STUDY, RunStore, tune_study_path
 from benchmark.run.sweep import preflight
 from benchmark.system.confine import write_target
 from benchmark.system.errors import BenchmarkError
@@ -159,12 +159,12 @@ def quiet_optuna() -> Any:
 
 def storage_url(folder: Path, method: str) -> str:
     """The SQLite storage of `method`'s study."""
-    return f"sqlite:///{(folder / f'{method}.db').resolve()}"
+    return f"sqlite:///{tune_study_path(folder, method).resolve()}"
 
 
 def check_study_space(folder: Path, method: str, space: Mapping[str, Any]) -> None:
     """Refuse to resume a study drawn from another search space (the declaration changed)."""
-    if not (folder / f"{method}.db").exists():
+    if not tune_study_path(folder, method).exists():
         return
     optuna = quiet_optuna()
     try:
@@ -175,7 +175,7 @@ def check_study_space(folder: Path, method: str, space: Mapping[str, Any]) -> No
     if drawn is not None and drawn != dict(space):
         changed = sorted(k for k in set(drawn) | set(space) if drawn.get(k) != space.get(k))
         raise BenchmarkError(
-            f"{folder / method}.db was drawn from another search space of {method} "
+            f"{tune_study_path(folder, method)} was drawn from another search space of {method} "
             f"({', '.join(changed)} changed); use another --out to tune it again"
         )
 
@@ -244,7 +244,7 @@ def draw_trials(
     import optuna
 
     dists = distributions(space)
-    with FileLock(str(write_target(folder / f"{method}.db.lock"))):
+    with FileLock(str(write_target(tune_study_path(folder, method).with_suffix(".db.lock")))):
         existing = {t.number: t for t in study.get_trials(deepcopy=False)}
         for number in range(request.trials):
             frozen = existing.get(number)
@@ -397,7 +397,7 @@ def others(folder: Path, request: TuneRequest, store: RunStore) -> dict[str, Met
     """The studies of the folder's other methods (tuned by earlier commands), read from their
     runs without launching anything, so the outputs cover every method of the folder."""
     optuna = quiet_optuna()
-    found = sorted(p.stem for p in folder.glob("*.db"))
+    found = sorted(p.stem for p in folder.glob(TUNE_STUDY))
     names = [m for m in found if m in METHODS and m not in request.methods]
     results = {}
     for method in names:

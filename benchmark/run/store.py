@@ -98,7 +98,15 @@ TUNE_COST_MD = "search_cost.md"
 TUNE_OUTPUTS = (TUNE_PROTOCOL, TUNE_TRIALS, TUNE_COST_CSV, TUNE_COST_MD, TUNE_BEST)
 """What `tune` writes beside its trials' runs (`benchmark.commands.tuning`, which owns them),
 named here so that a freeze of a tune folder keeps them, with its studies (`*.db`)."""
-TUNE_STUDY = "*.db"
+TUNE_STUDY_SUFFIX = ".db"
+TUNE_STUDY = f"*{TUNE_STUDY_SUFFIX}"
+
+
+def tune_study_path(folder: Path, method: str) -> Path:
+    """The SQLite file of `method`'s Optuna study in a tune folder (one per method)."""
+    return folder / f"{method}{TUNE_STUDY_SUFFIX}"
+
+
 CORRUPTED_FIELDS: dict[str, type | tuple[type, ...]] = {
     "selection": str,
     "split": str,
