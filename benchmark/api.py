@@ -80,12 +80,13 @@ from benchmark.system.errors import BenchmarkError, DatasetNotFoundError
 # What MissBench's own datasets use (`datasets/` reaches the harness only through this module,
 # as a plugin's dataset must): the write guard and the user cache folder for decoded tiles,
 # the channel statistics (the harness's, which `--train-missing` runs recompute) and atomic
-# JSON to cache them, a progress bar for generated data, error text for logs.
+# JSON to cache them, file digests for a run's id, a progress bar for generated data, error
+# text for logs.
 from benchmark.data.statistics import channel_stats
 from benchmark.system.confine import write_target
 from benchmark.system.environment import user_cache_dir
 from benchmark.system.errors import describe
-from benchmark.system.io import atomic_output, atomic_write_json
+from benchmark.system.io import atomic_output, atomic_write_json, content_digest
 from benchmark.system.progress import track
 
 # isort: split
@@ -408,6 +409,7 @@ __all__ = [
     "atomic_output",
     "atomic_write_json",
     "channel_stats",
+    "content_digest",
     "current_data_root",
     "describe",
     "track",

@@ -38,7 +38,9 @@ root, `--data-root`, then the working directory; the data sit beside the card un
 
 Any label value that is not a class (unmapped raw value, colour outside the palette) becomes
 `ignore_index` (255). Decoded tiles are cached memory-mapped (`datasets/files/tile_cache.py`),
-channel statistics come from the train split and are cached as JSON.
+channel statistics come from the train split and are cached as JSON. The card and every file
+its splits resolve are part of a run's id, the files by path relative to the data folder and
+bytes: an edited, replaced or added tile is another run (`datasets/files/data_digest.py`).
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ from benchmark.api import (
 )
 from datasets.files.bounded_yaml import read_bounded_yaml
 from datasets.files.card_fields import CardFields
+from datasets.files.data_digest import DIGESTS_FILE, data_digest
 from datasets.files.raster_io import (
     RASTER_SUFFIXES,
     decode_palette,
@@ -643,17 +646,23 @@ class FolderOptions(DatasetOptions):
     the working directory. The data sit in the card's folder unless the card sets `root:`."""
 
 
+def command_data_root() -> Path:
+    """The data root of the command (`--data-root`), else $MISSBENCH_DATA, else ./data: where
+    class-level code (a sweep's validation, before any dataset is open) looks for a card."""
+    import os
+
+    return current_data_root() or Path(os.environ.get("MISSBENCH_DATA", "data"))
+
+
 def resolve_card_path(card: str, data_root: Path | None = None) -> Path:
     """The card file `card` names: an absolute path as it is; a relative one under the data
     root (`data_root`, else the command's, else $MISSBENCH_DATA or ./data), then under the
     working directory. Not found: one line naming every place it looked."""
-    import os
-
     path = Path(str(card)).expanduser()
     if path.is_absolute():
         candidates = [path]
     else:
-        root = data_root or current_data_root() or Path(os.environ.get("MISSBENCH_DATA", "data"))
+        root = data_root or command_data_root()
         candidates = [root / path, path]
     for candidate in candidates:
         if candidate.is_file():
@@ -691,8 +700,25 @@ class FolderDataset(TileDataset):
 
     @classmethod
     def files_read(cls, options: DatasetOptions) -> Mapping[str, Path]:
-        """The card: its bytes are part of the run's id."""
+        """The card: its bytes are part of the run's id (its tiles: `data_digest`)."""
         return {"card": resolve_card_path(getattr(options, "card", "card.yaml"))}
+
+    @classmethod
+    def data_digest(cls, options: DatasetOptions) -> str:
+        """Every file of every split the card resolves (each modality raster and label of each
+        tile, with the split it is in), by path relative to the data folder and bytes: a user
+        edits their own tiles in place, so an edited, replaced or added tile is another run.
+        Resolved as a run opens them (a missing file is the same one-line error); per-file
+        digests are cached (`datasets/files/data_digest.py`)."""
+        splits = [cls(command_data_root(), split, options) for split in cls.SPLITS]
+        files = [
+            ((data.split, tile.id, role), path)
+            for data in splits
+            for tile in data.tiles
+            for role, path in (*tile.sources, (MASK, tile.label))
+        ]
+        first = splits[0]
+        return data_digest(first.data_dir, files, first._cache.directory / DIGESTS_FILE)
 
     def build_card(self) -> Card:
         self.card_path = resolve_card_path(getattr(self.options, "card", "card.yaml"), self.root)

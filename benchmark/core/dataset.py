@@ -95,9 +95,21 @@ class MultiModalDataset(abc.ABC):
 
         Such a file (a `folder` card) is part of the run's id by its bytes
         (`RunSpec.file_digests`): edit it and the run is another. The data files a dataset
-        finds by itself are not listed.
+        finds by itself are not listed here; `data_digest` covers those.
         """
         return {}
+
+    @classmethod
+    def data_digest(cls, options: DatasetOptions) -> str | None:
+        """Return one content digest of the data files read under `options`, or None.
+
+        A dataset whose files a user edits in place (a `folder` card's tiles) returns it, so
+        that an edited, replaced or added tile makes another run instead of reusing a stale
+        one (`RunSpec.file_digests`, key `dataset_files`). None (the default) leaves the data
+        out of the id, as for the built-in datasets, whose files are the provider's and whose
+        run ids must not change.
+        """
+        return None
 
     def __init__(self, root: Path, split: str, options: DatasetOptions | None = None) -> None:
         if split not in self.SPLITS:

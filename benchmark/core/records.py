@@ -36,6 +36,8 @@ under both."""
 
 HPARAMS = "hparams."
 """Prefix of a hyperparameter's key in `RunSpec.file_digests` (`hparams.weights`)."""
+DATASET_FILES = "dataset_files"
+"""Key in `RunSpec.file_digests` of a dataset's data files (`MultiModalDataset.data_digest`)."""
 FILE_BY_CONTENT = "<file: file_digests>"
 """What a hyperparameter naming a file hashes as in place of its path: its bytes are in
 `file_digests`, so the same weights at another path are the same run."""
@@ -71,8 +73,10 @@ class RunSpec:
     """Evaluate on the first that many tiles of the validation and test splits; 0 = all."""
     file_digests: tuple[tuple[str, str], ...] = ()
     """(`<section>.<name>`, `sha256:<hex>`) of every file the run reads by path, sorted:
-    `hparams.weights` (`weights=<path>`), `dataset_options.card` (a `folder` card); empty
-    when it reads none. The id hashes the bytes: edit the file and the run is another. A
+    `hparams.weights` (`weights=<path>`), `dataset_options.card` (a `folder` card), and
+    `dataset_files`, one digest of the data files of a dataset that opts in (a `folder`
+    card's tiles, by path relative to the data folder and bytes: `data_digest`); empty when
+    it reads none. The id hashes the bytes: edit a file and the run is another. A
     hyperparameter's path is left out of the hash (weights are their bytes, wherever they
     lie); a dataset option's path stays in (a card's data are found relative to it)."""
     selection: str = field(default=SELECTION_FULL_VAL, compare=False)

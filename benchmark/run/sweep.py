@@ -20,7 +20,7 @@ from benchmark.core.hparams import Params, resolve_hparams
 from benchmark.core.options import NamedConfig
 from benchmark.core.plugins import DATASETS, METHODS, importable_modules
 from benchmark.core.presets import Preset
-from benchmark.core.records import HPARAMS, SELECTION_FULL_VAL, RunSpec
+from benchmark.core.records import DATASET_FILES, HPARAMS, SELECTION_FULL_VAL, RunSpec
 from benchmark.core.scenarios import scenarios_for_missing
 from benchmark.core.spec import DatasetSpec
 from benchmark.core.weights import NONE, check_weights, weights_file
@@ -231,15 +231,21 @@ def make_run_spec(
 
 
 def file_digests(hparams: Params, dataset_cls: type, options: Any) -> tuple[tuple[str, str], ...]:
-    """The content digest of every file a run reads by path (`RunSpec.file_digests`): the
-    `weights` file, the files the dataset's options name (`files_read`: a `folder` card). A
-    missing weights file is the one-line error of `weights_file`; a run that names no file
-    gets () and keeps the id it had before files were hashed."""
+    """The content digest of every file a run reads (`RunSpec.file_digests`): the `weights`
+    file, the files the dataset's options name (`files_read`: a `folder` card) and, for a
+    dataset that opts in (`data_digest`: a `folder` card's tiles), its data files as one
+    `dataset_files` entry. A missing file is a one-line error (`weights_file`, the dataset's
+    `DatasetNotFoundError`); a run that reads no such file gets () and keeps the id it had
+    before files were hashed."""
     files = {f"dataset_options.{k}": v for k, v in dataset_cls.files_read(options).items()}
     weights = weights_file(hparams.get("weights", NONE))
     if weights is not None:
         files[f"{HPARAMS}weights"] = weights
-    return tuple(sorted((key, content_digest(path)) for key, path in files.items()))
+    digests = {key: content_digest(path) for key, path in files.items()}
+    data = dataset_cls.data_digest(options)
+    if data is not None:
+        digests[DATASET_FILES] = data
+    return tuple(sorted(digests.items()))
 
 
 def expand_method_names(entries: Sequence[NamedConfig]) -> list[NamedConfig]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,8 +21,9 @@ from benchmark.core.presets import PRESETS
 from benchmark.core.records import RunSpec
 from benchmark.core.spec import MASK
 from benchmark.report.frames import dataset_of
-from benchmark.run.sweep import SweepRequest, expand
+from benchmark.run.sweep import SweepRequest, expand, make_run_spec
 from benchmark.system.errors import BenchmarkError, DatasetNotFoundError
+from benchmark.system.io import content_digest
 from datasets.folder import card_from_mapping, resolve_card_path
 from tests.datasets.fake_data import committed_files, generated_files, make_fake, run_cli
 
@@ -134,6 +136,107 @@ def test_missing_card_is_one_line_exit_2(tmp_path, capsys):
     assert code == 2 and "card" in captured.out + captured.err
     with pytest.raises(DatasetNotFoundError):
         open_card(tmp_path / "none.yaml")
+
+
+# ------------------------------------------------- the data files are part of the id
+
+MY_CITY = Path(__file__).resolve().parents[1] / "data" / "folder" / "my_city"
+PAST_NS = 1_700_000_000 * 10**9  # an old, fixed modification time: cached, never racy
+
+
+@pytest.fixture()
+def city_root(tmp_path) -> Path:
+    """A private copy of the committed fake user data: `<root>/city/card.yaml` and tiles."""
+    root = tmp_path / "root"
+    shutil.copytree(MY_CITY, root / "city")
+    for path in (root / "city").rglob("*"):
+        os.utime(path, ns=(PAST_NS, PAST_NS))
+    return root
+
+
+def city_run_id(root: Path) -> str:
+    """The id of a `folder` run on `root/city` with the card given relative to the data root."""
+    with data_root_scope(root):
+        spec = make_run_spec(
+            parse_named("baseline"),
+            parse_named("folder[card=city/card.yaml]"),
+            seed=0,
+            preset=PRESETS.get("smoke"),
+            steps=6,
+            train_modalities=("dsm", "optical", "sar"),
+        )
+    assert [key for key, _ in spec.file_digests] == ["dataset_files", "dataset_options.card"]
+    return spec.run_id
+
+
+def set_mtime(path: Path, ns: int) -> None:
+    os.utime(path, ns=(ns, ns))
+
+
+def test_a_folder_runs_id_follows_its_data_files(city_root, tmp_path):
+    first = city_run_id(city_root)
+    tile = city_root / "city" / "height" / "t0_dsm.tif"
+    original = tile.read_bytes()
+
+    edited = bytearray(original)
+    edited[-1] ^= 1  # same size, other bytes, a new modification time
+    tile.write_bytes(bytes(edited))
+    set_mtime(tile, PAST_NS + 10**9)
+    assert city_run_id(city_root) != first
+
+    tile.write_bytes(original)  # the old bytes again: the old run
+    set_mtime(tile, PAST_NS + 2 * 10**9)
+    assert city_run_id(city_root) == first
+    set_mtime(tile, PAST_NS + 3 * 10**9)  # touched: rehashed, equal
+    assert city_run_id(city_root) == first
+
+    moved = tmp_path / "moved"  # the whole data folder elsewhere: paths are relative
+    city_root.rename(moved)
+    assert city_run_id(moved) == first
+
+    for folder, name in [("rgb", "t0.png"), ("height", "t0_dsm.tif"), ("sar", "t0.tif")]:
+        shutil.copy2(moved / "city" / folder / name, moved / "city" / folder / f"t6{name[2:]}")
+    assert city_run_id(moved) == first  # no label: not a tile, so in no split
+    shutil.copy2(moved / "city" / "gt" / "t0.png", moved / "city" / "gt" / "t6.png")
+    assert city_run_id(moved) != first  # a seventh tile joins a split
+
+
+def test_unchanged_data_files_are_not_hashed_again(city_root, monkeypatch):
+    import datasets.files.data_digest as digests
+
+    hashed: list[str] = []
+
+    def counting(path):
+        hashed.append(str(path))
+        return content_digest(path)
+
+    monkeypatch.setattr(digests, "content_digest", counting)
+    first = city_run_id(city_root)
+    assert len(hashed) == 6 * 4  # every tile's rgb, height, sar and label, once
+    cache = Path(os.environ["MISSBENCH_CACHE"]) / "my_city" / digests.DIGESTS_FILE
+    assert len(json.loads(cache.read_text())["files"]) == 24
+
+    hashed.clear()
+    assert city_run_id(city_root) == first and hashed == []  # read from the cache file
+
+    tile = city_root / "city" / "sar" / "t3.tif"
+    set_mtime(tile, PAST_NS + 10**9)  # touched: this one file only
+    assert city_run_id(city_root) == first and hashed == [str(tile)]
+
+    hashed.clear()
+    tile.write_bytes(tile.read_bytes())  # modified just now: hashed, but not trusted to cache
+    assert city_run_id(city_root) == first and city_run_id(city_root) == first
+    assert hashed == [str(tile), str(tile)]
+
+
+def test_a_tile_file_missing_under_a_card_is_one_line_exit_2(city_root, tmp_path, capsys):
+    (city_root / "city" / "sar" / "t2.tif").unlink()
+    with pytest.raises(DatasetNotFoundError, match="tile 't2': no sar file in sar/"):
+        city_run_id(city_root)
+    card = city_root / "city" / "card.yaml"
+    code = main(["--dataset", f"folder[card={card}]", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "no sar file" in err and len(err.splitlines()) == 1, err
 
 
 # ------------------------------------------------------------------ real samples

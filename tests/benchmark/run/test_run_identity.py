@@ -3,6 +3,7 @@
 `weights=<path>` and a `folder` card are read by path: editing the file behind the path makes
 another run; the same weights at another path are the same run (a hyperparameter naming a
 file hashes as its bytes), a card's path stays in the id (its data are found relative to it).
+A card's tiles are in the id too (`dataset_files`; tests/datasets/test_folder.py).
 Runs that read no file keep the ids they had, so finished results stay valid.
 """
 
@@ -118,12 +119,13 @@ def test_a_missing_weights_file_is_the_one_line_error(tmp_path):
         weights_spec(tmp_path)  # a folder is not a weights file either
 
 
-def test_a_folder_cards_bytes_are_part_of_the_run_id(tmp_path):
+def test_a_folder_cards_bytes_are_part_of_the_run_id(tmp_path, monkeypatch):
+    monkeypatch.setenv("MISSBENCH_CACHE", str(tmp_path / "cache"))
     text = CARD.read_text()
-    card = tmp_path / "card.yaml"
-    card.write_text(text)
+    shutil.copytree(CARD.parent, tmp_path / "city")  # a card's tiles are part of its id too
+    card = tmp_path / "city" / "card.yaml"
     first = card_spec(card)
-    assert [key for key, _ in first.file_digests] == ["dataset_options.card"]
+    assert [key for key, _ in first.file_digests] == ["dataset_files", "dataset_options.card"]
 
     card.write_text(text.replace("description: fake", "description: edited fake"))
     assert card_spec(card).run_id != first.run_id
@@ -132,8 +134,7 @@ def test_a_folder_cards_bytes_are_part_of_the_run_id(tmp_path):
 
     # The same card elsewhere describes the data beside it: its path stays in the id.
     other = tmp_path / "other" / "card.yaml"
-    other.parent.mkdir()
-    other.write_text(text)
+    shutil.copytree(CARD.parent, other.parent)
     assert card_spec(other).run_id != first.run_id
 
 
