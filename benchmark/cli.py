@@ -383,7 +383,8 @@ def add_report(commands: Commands) -> None:
         choices=("test", "val"),  # benchmark.report.frames.SPLIT_NAMES
         help="which split's records of the selected checkpoints the tables and figures show "
         "(default: test); val writes <results-dir>/report/val/ (or --out) and leaves out the "
-        "test-only sections (corruptions, failure model, findings, budgets, qualitative grid)",
+        "test-only sections (corruptions, failure model, findings, budgets, compute, qualitative "
+        "grid)",
     )
     report.add_argument(
         "--html",

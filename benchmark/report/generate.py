@@ -35,6 +35,10 @@ a frozen folder's gzipped records alike, `benchmark.report.freeze`) and writes i
     train_missing.csv         mIoU per condition, paired bootstrap against complete data
     tables/<dataset>_train_missing.md|.tex, figures/<dataset>_train_missing_<modality>.png|.pdf
 
+    where a run has finished (`benchmark.report.compute`):
+    compute.csv, compute.md   hours of training and evaluation the runs recorded per stage (what
+                              one command produced, a tune folder's search included) x device
+
 Every table and figure but the corruption section uses clean test data only, so corrupted
 records change none of them. `--split val` (`generate_report(split="val")`) builds the same
 leaderboard, robustness, significance and training-condition tables and figures from the
@@ -68,7 +72,17 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from benchmark.core.records import SELECTION_FULL_VAL, RunSpec
-from benchmark.report import convergence, failure, findings, frames, plots, render, site, tables
+from benchmark.report import (
+    compute,
+    convergence,
+    failure,
+    findings,
+    frames,
+    plots,
+    render,
+    site,
+    tables,
+)
 from benchmark.report.frames import COMPLETE, BoardEntry, budget_of, dataset_of, label_of
 from benchmark.report.robustness import robustness
 from benchmark.report.stats import test_description
@@ -352,6 +366,7 @@ SECTIONS = {
     convergence.SECTION: convergence.SECTION_TEXT,
     failure.SECTION: failure.SECTION_TEXT,
     TRAIN_MISSING: TRAIN_MISSING_TEXT.format(split="test"),
+    compute.SECTION: compute.SECTION_TEXT,
 }
 """Report sections beyond the main file list, with the sentence that opens each."""
 
@@ -604,7 +619,7 @@ def write_test_sections(
     delta_given: bool = False,
 ) -> list[str]:
     """The sections a validation report leaves out (`VAL_SKIPPED`) after the training-missing
-    one: failure model, findings, step budgets. Returns notes for report.md (`delta_given`:
+    one: failure model, findings, step budgets, compute. Returns notes for report.md (`delta_given`:
     whether `flat_delta` was asked for, so that a report without budgets says it was unused)."""
     notes: list[str] = []
     versus = findings.counterparts(findings.arms(e.spec for e in results.entries), reference)
@@ -626,6 +641,7 @@ def write_test_sections(
         notes += convergence.budget_notes(results.runs, leaderboard_steps)
     else:
         notes += convergence.unused_options(leaderboard_steps, flat_delta if delta_given else None)
+    notes += compute.write_section(writer, results.runs, results.root)
     return notes
 
 
@@ -636,6 +652,7 @@ VAL_SKIPPED = {
     "findings": "findings.md holds the test-split statements the READMEs quote",
     "step budgets": "that section shows validation and test side by side already; see the "
     "test report",
+    "compute": "what the runs cost is the same whichever split a report shows; see the test report",
 }
 """The sections a validation report leaves out, and why (a log line each, one note in
 report.md)."""

@@ -79,7 +79,8 @@ def test_a_frozen_run_keeps_spec_records_and_log_but_no_weights(frozen):
 def test_report_regenerates_every_table_byte_for_byte(frozen, tmp_path):
     _source, dest = frozen
     committed = tables(dest / "report")
-    assert {"leaderboard.csv", "significance.csv", "tables/synthetic.md"} <= set(committed)
+    names = {"leaderboard.csv", "significance.csv", "tables/synthetic.md", "compute.csv"}
+    assert names | {"compute.md"} <= set(committed)  # compute: the hours a README quotes
     before = snapshot(dest)
     # a plain `report` with --out: the frozen reference, the qualitative grid said skipped
     assert main(["report", str(dest), "--out", str(tmp_path / "again")]) == 0

@@ -141,7 +141,7 @@ def test_test_only_sections_are_left_out_and_named(results):
     root, _before, left_out = results
     val = root / REPORT_DIR / VAL_DIR
     assert (root / REPORT_DIR / "corruption.csv").exists()  # the test report has them
-    for name in ("corruption.csv", "failure.csv", "findings.md", "findings.csv"):
+    for name in ("corruption.csv", "failure.csv", "findings.md", "findings.csv", "compute.csv"):
         assert not (val / name).exists(), name
     assert not list(val.rglob("*qualitative*")) and not list(val.rglob("*corruption*"))
     index = (val / "report.md").read_text(encoding="utf-8")
