@@ -35,12 +35,18 @@ from benchmark.core.plugins import METHODS
 from benchmark.core.presets import Preset
 from benchmark.core.records import CLEAN, SELECTION_FULL_VAL, RunSpec
 from benchmark.run.selection import SELECTIONS
-from benchmark.run.store import TUNE_BEST, TUNE_COST_CSV, TUNE_COST_MD, TUNE_PROTOCOL, TUNE_TRIALS
+from benchmark.run.store import (
+    TUNE_BEST,
+    TUNE_COST_CSV,
+    TUNE_COST_MD,
+    TUNE_DIR,
+    TUNE_PROTOCOL,
+    TUNE_TRIALS,
+)
 from benchmark.run.sweep import SweepRequest, expand, expand_method_names
 from benchmark.system.errors import BenchmarkError
 from benchmark.system.io import atomic_write_json, atomic_write_text
 
-TUNE_DIR = "tune"
 PROTOCOL = TUNE_PROTOCOL
 BEST = TUNE_BEST
 TRIALS_CSV = TUNE_TRIALS

@@ -42,7 +42,7 @@ import pandas as pd
 from benchmark.report.frames import budget_of, dataset_of, is_clean, train_missing_text
 from benchmark.report.render import markdown_row
 from benchmark.report.tables import MISSING_CELL
-from benchmark.run.store import TUNE_COST_CSV, TUNE_PROTOCOL, StoredRun
+from benchmark.run.store import TUNE_COST_CSV, TUNE_DIR, TUNE_PROTOCOL, StoredRun
 from benchmark.system.errors import describe
 
 log = logging.getLogger(__name__)
@@ -59,9 +59,6 @@ CAPTION = (
     "the wall time of the commands, which adds start-up and, with --workers, overlaps runs. "
     "Failed and unfinished runs keep no records and are not counted."
 )
-TUNE_FOLDER = "tune"
-"""Where `tune --out X` writes its search (`benchmark.commands.tuning.TUNE_DIR`; `commands`
-sits above `report`, so the name is repeated here and a test keeps the two equal)."""
 KEYS = ["stage", "dataset", "train_missing", "budget", "steps", "preset"]
 COUNTS = ["runs", "seeds", "methods"]
 HOURS = ["train_hours", "eval_hours", "corrupted_eval_hours", "total_hours"]
@@ -332,7 +329,7 @@ def write_section(writer: Writer, runs: Sequence[StoredRun], root: Path) -> list
     the `tune` stage. Returns notes for report.md."""
     root = Path(root)
     own = "tune" if (root / TUNE_PROTOCOL).is_file() else "run"
-    tune, notes = tune_tallies(root / TUNE_FOLDER) if own == "run" else ({}, [])
+    tune, notes = tune_tallies(root / TUNE_DIR) if own == "run" else ({}, [])
     frame = compute_frame(runs, tune, own)
     if frame.empty:
         log.info("report: no compute section (no finished run recorded its seconds)")

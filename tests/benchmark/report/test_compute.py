@@ -187,7 +187,7 @@ def test_no_section_without_a_finished_run(tmp_path):
 
 
 def write_tune(root: Path, cost: list[dict]) -> None:
-    folder = root / compute.TUNE_FOLDER
+    folder = root / compute.TUNE_DIR
     folder.mkdir(parents=True)
     protocol = {"dataset": "synthetic", "preset": "quick", "seed": 0, "rungs": [20, 40]}
     (folder / "protocol.json").write_text(json.dumps(protocol))
@@ -207,7 +207,7 @@ def test_a_tune_folder_is_a_stage_and_enters_the_totals(tmp_path):
             tune_row("stars", HOUR, 0.0, 0.0, HOUR),
         ],
     )
-    tune, notes = compute.tune_tallies(tmp_path / compute.TUNE_FOLDER)
+    tune, notes = compute.tune_tallies(tmp_path / compute.TUNE_DIR)
     frame = compute.compute_frame([fake_run("a", HOUR)], tune)
     (row,) = rows(frame, stage="tune").to_dict("records")
     assert (row["device"], row["steps"], row["dataset"]) == ("gpu", "20|40", "synthetic")
@@ -219,7 +219,7 @@ def test_a_tune_folder_is_a_stage_and_enters_the_totals(tmp_path):
 
 def test_a_tune_method_on_cpu_and_gpu_keeps_its_hours_but_not_their_split(tmp_path):
     write_tune(tmp_path, [tune_row("baseline", 2 * HOUR, HOUR, HOUR, 2 * HOUR)])
-    tune, _notes = compute.tune_tallies(tmp_path / compute.TUNE_FOLDER)
+    tune, _notes = compute.tune_tallies(tmp_path / compute.TUNE_DIR)
     frame = compute.compute_frame([], tune)
     cpu, gpu = (rows(frame, stage="tune", device=d).iloc[0] for d in ("cpu", "gpu"))
     assert (cpu["total_hours"], gpu["total_hours"]) == (1.0, 2.0)
@@ -230,12 +230,12 @@ def test_a_tune_method_on_cpu_and_gpu_keeps_its_hours_but_not_their_split(tmp_pa
 
 def test_an_unreadable_search_cost_is_a_note(tmp_path):
     write_tune(tmp_path, [{"method": "baseline", "runs": 1}])
-    tune, notes = compute.tune_tallies(tmp_path / compute.TUNE_FOLDER)
+    tune, notes = compute.tune_tallies(tmp_path / compute.TUNE_DIR)
     assert tune == {} and len(notes) == 1 and "cpu_seconds" in notes[0]
 
 
 def test_the_tune_folder_is_where_tune_writes():
-    assert compute.TUNE_FOLDER == TUNE_DIR
+    assert compute.TUNE_DIR == TUNE_DIR
 
 
 @pytest.fixture(scope="module")
