@@ -121,6 +121,7 @@ def expand(request: SweepRequest) -> Sweep:
     factors = [validate_factor(f) for f in request.imbalances]
     SELECTIONS.get(request.selection)  # an unknown rule: one line listing the rules
     specs, reported, modalities, dataset_classes = [], {}, {}, []
+    dataset_digests: dict[tuple, Mapping[str, str]] = {}
     for given in request.datasets:
         name = DATASETS.canonical(given.name)
         dataset = NamedConfig(name, given.overrides)
@@ -150,6 +151,7 @@ def expand(request: SweepRequest) -> Sweep:
                             subset,
                             factor,
                             tuned=tuned[method.name],
+                            dataset_digests=dataset_digests,
                         )
                         specs.append(
                             replace(spec, train_missing=missing, selection=request.selection)
@@ -194,10 +196,13 @@ def make_run_spec(
     train_modalities: Sequence[str],
     imbalance: float = 1.0,
     tuned: Mapping[str, Any] | None = None,
+    dataset_digests: dict[tuple, Mapping[str, str]] | None = None,
 ) -> RunSpec:
     """Resolve a (canonical) method and dataset with their overrides into a frozen spec; unknown
     hyperparameters and options raise here, before anything runs. `tuned` (a study's best
-    values) lies between the preset and the explicit overrides."""
+    values) lies between the preset and the explicit overrides. `dataset_digests` keeps the
+    digests of each dataset's files across the specs of one sweep (`dataset_file_digests`:
+    the same files, stated and digested once, not once per method and seed)."""
     hparams = resolve_hparams(
         METHODS.get(method.name).hparam_space(),
         preset.hparams,
@@ -222,7 +227,7 @@ def make_run_spec(
         # a window the size of the crop is the crop rule: the same runs, the same ids
         eval_window=0 if preset.eval_window == hparams["crop_size"] else preset.eval_window,
         eval_tiles=preset.eval_tiles,
-        file_digests=file_digests(hparams, cls, options),
+        file_digests=file_digests(hparams, cls, options, dataset_digests),
         train_modalities=tuple(sorted(train_modalities)),
         imbalance=imbalance,
         label=method.label(),
@@ -230,22 +235,41 @@ def make_run_spec(
     )
 
 
-def file_digests(hparams: Params, dataset_cls: type, options: Any) -> tuple[tuple[str, str], ...]:
+def file_digests(
+    hparams: Params,
+    dataset_cls: type,
+    options: Any,
+    dataset_digests: dict[tuple, Mapping[str, str]] | None = None,
+) -> tuple[tuple[str, str], ...]:
     """The content digest of every file a run reads (`RunSpec.file_digests`): the `weights`
-    file, the files the dataset's options name (`files_read`: a `folder` card) and, for a
-    dataset that opts in (`data_digest`: a `folder` card's tiles), its data files as one
-    `dataset_files` entry. A missing file is a one-line error (`weights_file`, the dataset's
-    `DatasetNotFoundError`); a run that reads no such file gets () and keeps the id it had
-    before files were hashed."""
-    files = {f"dataset_options.{k}": v for k, v in dataset_cls.files_read(options).items()}
+    file and the dataset's (`dataset_file_digests`, taken from `dataset_digests` when an
+    earlier spec of the sweep computed them). A missing weights file is the one-line error of
+    `weights_file`; a run that reads no such file gets () and keeps the id it had before files
+    were hashed."""
     weights = weights_file(hparams.get("weights", NONE))
+    key = (dataset_cls, options.as_params())
+    digests = dataset_digests.get(key) if dataset_digests is not None else None
+    if digests is None:
+        digests = dataset_file_digests(dataset_cls, options)
+        if dataset_digests is not None:
+            dataset_digests[key] = digests
+    digests = dict(digests)
     if weights is not None:
-        files[f"{HPARAMS}weights"] = weights
-    digests = {key: content_digest(path) for key, path in files.items()}
+        digests[f"{HPARAMS}weights"] = content_digest(weights)
+    return tuple(sorted(digests.items()))
+
+
+def dataset_file_digests(dataset_cls: type, options: Any) -> dict[str, str]:
+    """The digests of the files a dataset reads under `options`: those its options name
+    (`files_read`: a `folder` card) and, for a dataset that opts in (`data_digest`: a `folder`
+    card's tiles), its data files as one `dataset_files` entry. A missing file is the dataset's
+    one-line `DatasetNotFoundError`."""
+    files = dataset_cls.files_read(options)
+    digests = {f"dataset_options.{k}": content_digest(path) for k, path in files.items()}
     data = dataset_cls.data_digest(options)
     if data is not None:
         digests[DATASET_FILES] = data
-    return tuple(sorted(digests.items()))
+    return digests
 
 
 def expand_method_names(entries: Sequence[NamedConfig]) -> list[NamedConfig]:

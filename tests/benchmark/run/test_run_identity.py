@@ -18,6 +18,7 @@ import pytest
 
 from benchmark.core.hparams import Params
 from benchmark.core.options import NamedConfig
+from benchmark.core.plugins import DATASETS
 from benchmark.core.presets import PRESETS
 from benchmark.core.records import RunSpec
 from benchmark.run.sweep import SweepRequest, expand, make_run_spec
@@ -136,6 +137,31 @@ def test_a_folder_cards_bytes_are_part_of_the_run_id(tmp_path, monkeypatch):
     other = tmp_path / "other" / "card.yaml"
     shutil.copytree(CARD.parent, other.parent)
     assert card_spec(other).run_id != first.run_id
+
+
+def test_a_sweep_digests_a_folders_files_once(tmp_path, monkeypatch):
+    """Every spec of a sweep on one folder dataset reads the same files: they are stated and
+    digested once, not once per method and seed, and every spec carries the same digests."""
+    monkeypatch.setenv("MISSBENCH_CACHE", str(tmp_path / "cache"))
+    shutil.copytree(CARD.parent, tmp_path / "city")
+    folder = DATASETS.get("folder")
+    calls = []
+    digest = folder.data_digest.__func__
+    monkeypatch.setattr(
+        folder, "data_digest", classmethod(lambda cls, o: calls.append(o) or digest(cls, o))
+    )
+    sweep = expand(
+        SweepRequest(
+            methods=(NamedConfig("baseline"), NamedConfig("moddrop")),
+            datasets=(
+                NamedConfig("folder", Params({"card": str(tmp_path / "city" / "card.yaml")})),
+            ),
+            seeds=(0, 1),
+            preset=PRESETS.get("smoke"),
+        )
+    )
+    assert len(sweep.specs) == 4 and len(calls) == 1
+    assert len({s.file_digests for s in sweep.specs}) == 1
 
 
 def test_content_digest_reads_a_rewritten_file_again_and_refuses_a_fifo(tmp_path):
