@@ -35,6 +35,13 @@ a frozen folder's gzipped records alike, `benchmark.report.freeze`) and writes i
     train_missing.csv         mIoU per condition, paired bootstrap against complete data
     tables/<dataset>_train_missing.md|.tex, figures/<dataset>_train_missing_<modality>.png|.pdf
 
+    where a configuration was trained at several step budgets (`.convergence`, `.budget_verdicts`):
+    budget_curve.csv, budget_flattening.csv, budget_kendall.csv  mIoU per budget, the budget
+                              each curve flattens at, Kendall's τ between rankings
+    budget_verdicts.csv, budget_verdict_summary.csv  each finding at every budget against its
+                              verdict at the largest
+    tables/<dataset>_budget[_verdicts].md, figures/<dataset>_budget*.png|.pdf
+
     where a run has finished (`benchmark.report.compute`):
     compute.csv, compute.md   hours of training and evaluation the runs recorded per stage (what
                               one command produced, a tune folder's search included) x device
@@ -73,6 +80,7 @@ from matplotlib.figure import Figure
 
 from benchmark.core.records import SELECTION_FULL_VAL, RunSpec
 from benchmark.report import (
+    budget_verdicts,
     compute,
     convergence,
     failure,
@@ -638,6 +646,7 @@ def write_test_sections(
     order = convergence.family_order(results.runs, results.methods)
     grid = [r.spec for r in results.runs if r.spec is not None]
     if convergence.write_section(writer, budget_runs, results.selection, order, flat_delta, grid):
+        budget_verdicts.write_section(writer, budget_runs, results.methods, reference, grid)
         notes += convergence.budget_notes(results.runs, leaderboard_steps)
     else:
         notes += convergence.unused_options(leaderboard_steps, flat_delta if delta_given else None)
