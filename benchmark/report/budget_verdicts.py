@@ -38,14 +38,14 @@ from benchmark.report.convergence import (
     budget_families,
     config_of,
 )
-from benchmark.report.findings import findings_frame
+from benchmark.report.findings import findings_frame, oracle_labels
 from benchmark.report.frames import budget_of, dataset_of, is_clean, label_of
-from benchmark.report.tables import Cell, TextTable, slug
+from benchmark.report.tables import ORACLE_NOTE, Cell, TextTable, method_stub, slug
 from benchmark.run.store import StoredRun
 
 AGREEMENTS = ("same", "reversed", "gained", "lost")
 """How a verdict at a smaller budget relates to the one at the largest budget."""
-KEY_COLUMNS = [*COHORT_COLUMNS, "metric", "scenario", "method", "versus"]
+KEY_COLUMNS = [*COHORT_COLUMNS, "metric", "scenario", "method", "kind", "versus"]
 """What one comparison is, across budgets."""
 VERDICT_COLUMNS = [
     *KEY_COLUMNS, "steps", "largest_steps", "id", "diff", "ci_low", "ci_high", "p_holm",
@@ -193,12 +193,15 @@ def detail_table(verdicts: pd.DataFrame, dataset: str) -> TextTable:
     """Rows comparison, columns Δ (points) and verdict at each budget."""
     part = verdicts[verdicts["dataset"] == dataset]
     budgets = sorted(set(part["steps"]))
+    oracles = oracle_labels(part)
     table = TextTable(
         title=f"{dataset}: each comparison's Δ mIoU (points) and verdict per step budget",
         caption=(
             "Method minus reference, mean over seeds and test tiles, with the verdict at "
-            "Holm-adjusted p < 0.05 (higher / lower / n.s.); – = not tested at that budget."
-        ),
+            "Holm-adjusted p < 0.05 (higher / lower / n.s.); – = not tested at that budget. "
+            + ORACLE_NOTE
+            * bool(oracles)
+        ).strip(),
         stub=["setting", "metric", "scenario", "method vs"],
         columns=[f"{b} steps" for b in budgets],
         label=f"tab:{slug(dataset)}-budget-verdict-detail",
@@ -213,7 +216,7 @@ def detail_table(verdicts: pd.DataFrame, dataset: str) -> TextTable:
             _cohort_text(named),
             named["metric"],
             named["scenario"],
-            f"{named['method']} vs {named['versus']}",
+            f"{method_stub(named['method'], oracles)} vs {named['versus']}",
         ]
         table.rows.append((stub, cells))
     return table

@@ -62,12 +62,14 @@ from benchmark.report.frames import (
     dataset_of,
     fill_variant_of,
     label_of,
+    method_kind,
     paired_comparison,
     records_by_seed,
     train_missing_phrase,
     train_missing_text,
 )
 from benchmark.report.stats import ALPHA, BOOTSTRAP_SEED, PairedResult, holm
+from benchmark.report.tables import ORACLE_NOTE, method_stub
 
 RESAMPLES = 20_000
 """Bootstrap resamples of every finding: p can reach 1e-4, so Holm can reject in a table of up
@@ -88,7 +90,7 @@ SECTIONS = {
 }
 COLUMNS = [
     "id", "section", "table", "dataset", "imbalance", "train_missing", "budget", "steps",
-    "preset", "corruption", "severity", "metric", "scenario", "method", "versus", "diff",
+    "preset", "corruption", "severity", "metric", "scenario", "method", "kind", "versus", "diff",
     "ci_low", "ci_high", "p_value", "p_holm", "table_size", "n_seeds", "n_tiles", "verdict",
 ]  # fmt: skip
 OWN_FILL_SUFFIX = " (own fill)"
@@ -110,6 +112,9 @@ class Arm:
     condition: str
     budget: tuple[str, int, str]
     """(`steps` or `flops`, requested steps, preset): `frames.budget_of`."""
+    kind: str = ""
+    """`oracle` (one model per scenario, `frames.method_kind`) or `single-model`: an oracle is
+    compared with the reference as a yardstick, never as a rival that could win."""
 
 
 def arms(specs: Iterable[Mapping]) -> dict[tuple[str, str], Arm]:
@@ -122,6 +127,7 @@ def arms(specs: Iterable[Mapping]) -> dict[tuple[str, str], Arm]:
             spec.get("label") or spec["method"],
             train_missing_text(spec.get("train_missing")),
             budget_of(spec),
+            method_kind(spec["method"]),
         )
         out[(arm.dataset, arm.label)] = arm
     return out
@@ -199,6 +205,7 @@ def _row(
         "metric": metric,
         "scenario": scenario,
         "method": arm.label,
+        "kind": arm.kind,
         "versus": versus.label,
         # `COLUMNS` leaves out the unadjusted `significant`: a finding's verdict is Holm's
         **result.columns(),
@@ -433,7 +440,11 @@ def findings_markdown(frame: pd.DataFrame, description: str) -> str:
         "method's own fill of invalid pixels gave exactly the predictions of the mean fill "
         "(no test, not counted in m). Each id is stable "
         "(it hashes what is compared, not the numbers): quote it next to a number in a README "
-        "(`docs/quoting.md`); `findings.csv` holds every value at full precision.",
+        "(`docs/quoting.md`); `findings.csv` holds every value at full precision."
+        + (
+            f" {ORACLE_NOTE}An oracle's verdict says how far the reference is from a model "
+            "trained for that scenario alone, not that a rival won." * bool(oracle_labels(frame))
+        ),
         "",
     ]
     if frame.empty:
@@ -504,10 +515,11 @@ def _group_lines(section: str, key: Mapping, group: pd.DataFrame) -> list[str]:
         method_key=[_unbudgeted(m) for m in group["method"]],
         versus_key=[_unbudgeted(v) for v in group["versus"]],
     )
+    oracles = oracle_labels(group, "method_key")
     for _k, rows in group.groupby(row_keys, sort=False):
         first = rows.iloc[0]
         thing = first["scenario"] if section != "failure" else first["metric"]
-        cells = [first["method_key"], first["versus_key"]]
+        cells = [method_stub(first["method_key"], oracles), first["versus_key"]]
         if corrupted:
             cells.append(str(first["severity"]))
         cells.append(str(thing))
@@ -532,6 +544,14 @@ def _group_lines(section: str, key: Mapping, group: pd.DataFrame) -> list[str]:
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     lines.append("")
     return lines
+
+
+def oracle_labels(frame: pd.DataFrame, column: str = "method") -> set[str]:
+    """The labels in `column` of rows whose method is an oracle (a frame read from a
+    `findings.csv` written before `kind` was a column has none)."""
+    if "kind" not in frame:
+        return set()
+    return set(frame.loc[frame["kind"] == "oracle", column])
 
 
 def _unbudgeted(label: str) -> str:

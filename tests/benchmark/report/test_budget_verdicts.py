@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from benchmark.report import budget_verdicts
+from benchmark.report import budget_verdicts, render
 from benchmark.report.generate import generate_report
 from tests.benchmark.report.report_variants import copy_fixture, read_records, scaled, write_records
 from tests.benchmark.report.test_report_convergence import FIXTURE_STEPS, add_budget
@@ -119,3 +119,21 @@ def test_one_budget_writes_no_verdicts(tmp_path):
     files = generate_report(root, qualitative=False)
     names = {f.path.name for f in files}
     assert "budget_verdicts.csv" not in names and "budget_verdict_summary.csv" not in names
+
+
+def test_the_detail_table_labels_oracles(reversed_budgets):
+    """Each comparison keeps its method's kind; an oracle's row says so and the caption says
+    oracles are references, as in findings.md."""
+    verdicts = pd.read_csv(reversed_budgets / "budget_verdicts.csv", keep_default_na=False)
+    assert set(verdicts["kind"]) == {"single-model"}
+    plain = render.to_markdown(budget_verdicts.detail_table(verdicts, "synthetic"))
+    assert "(oracle)" not in plain
+    oracle = verdicts["method"].iloc[0]
+    marked = verdicts.assign(
+        kind=[
+            "oracle" if m == oracle else k
+            for m, k in zip(verdicts["method"], verdicts["kind"], strict=True)
+        ]
+    )
+    text = render.to_markdown(budget_verdicts.detail_table(marked, "synthetic"))
+    assert f"{oracle} (oracle) vs" in text and budget_verdicts.ORACLE_NOTE.strip() in text

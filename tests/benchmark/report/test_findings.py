@@ -282,3 +282,26 @@ def test_no_invalid_fill_section_with_one_fill(tmp_path, fill):
     assert len(frame[frame["section"] == "corruption"])
     assert not (frame["section"] == "invalid_fill").any()
     assert findings.SECTIONS["invalid_fill"] not in findings.findings_markdown(frame, "x")
+
+
+def test_each_finding_names_its_methods_kind(plain):
+    """The fixture's methods are all single-model; `arms` reads the kind from the registry, so
+    a dedicated method (one model per scenario) is an oracle."""
+    assert set(plain["kind"]) == {"single-model"}
+    spec = {"method": "unimodal", "label": "unimodal", "dataset": "synthetic", "steps": 40}
+    (arm,) = findings.arms([spec]).values()
+    assert arm.kind == "oracle"
+
+
+def test_markdown_labels_oracles_and_says_they_never_win(plain):
+    """A finding of an oracle against the reference is labelled as such in findings.md, with
+    the note that it is a yardstick; without one, neither appears."""
+    assert "(oracle)" not in findings.findings_markdown(plain, findings.DESCRIPTION)
+    oracle = VARIANT
+    marked = plain.assign(kind=np.where(plain["method"] == oracle, "oracle", "single-model"))
+    assert (marked["kind"] == "oracle").any()
+    text = findings.findings_markdown(marked, findings.DESCRIPTION)
+    rows = [line for line in text.splitlines() if line.startswith(f"| {oracle}")]
+    assert rows and all(line.startswith(f"| {oracle} (oracle) |") for line in rows)
+    assert findings.ORACLE_NOTE.strip() in text
+    assert "not that a rival won" in text
